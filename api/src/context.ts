@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import type { Response } from 'express';
+import type { Role } from './_generated/prisma/enums.js';
+import type { Runtime } from './runtime.js';
+import { bearerFrom, cookieValue, resolveViewer, SESSION_COOKIE, type Viewer } from './modules/auth/viewer.js';
+
+export interface Context extends Runtime {
+  requestId: string;
+  ip: string | null;
+  transport: 'http' | 'ws';
+  viewer: Viewer | null;
+  /** The viewer's role in an organization, or null when not a member (memoised per request). */
+  roleIn(organizationId: string): Promise<Role | null>;
+  /** HTTP only: lets auth mutations set and clear the session cookie. */
+  res?: Response;
+}
+
+export interface ContextInput {
+  transport: 'http' | 'ws';
+  headers: Record<string, string | string[] | undefined>;
+  ip: string | null;
+  /** graphql-ws connectionParams; `authorization` or `token` there authenticates a socket. */
+  connectionParams?: Record<string, unknown>;
+  requestId?: string;
+  res?: Response;
+}
+
+const header = (h: ContextInput['headers'], name: string) => {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** ONE context factory for HTTP and WebSocket: same viewer resolution, fresh per-request caches. */
+export async function createContext(runtime: Runtime, input: ContextInput): Promise<Context> {
+  const params = input.connectionParams ?? {};
+  const paramAuth =
+    typeof params.authorization === 'string'
+      ? params.authorization
+      : typeof params.token === 'string'
+        ? `Bearer ${params.token}`
+        : undefined;
+  const bearer = bearerFrom(paramAuth ?? header(input.headers, 'authorization'));
+  const sessionToken = cookieValue(header(input.headers, 'cookie'), SESSION_COOKIE);
+  const viewer = await resolveViewer(runtime.prisma, { bearer, sessionToken });
+
+  const roles = new Map<string, Promise<Role | null>>();
+  return {
+    ...runtime,
+    requestId: input.requestId ?? randomUUID(),
+    ip: input.ip,
+    transport: input.transport,
+    viewer,
+    res: input.res,
+    roleIn(organizationId) {
+      if (!viewer) return Promise.resolve(null);
+      let role = roles.get(organizationId);
+      if (!role) {
+        role = runtime.prisma.membership
+          .findUnique({ where: { organizationId_userId: { organizationId, userId: viewer.userId } } })
+          .then((m) => m?.role ?? null);
+        roles.set(organizationId, role);
+      }
+      return role;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { Logger } from './logger.js';
+
+/**
+ * Cross-process notifications. Payloads are small JSON hints ("run X has events up to seq N"), never the
+ * source of truth: subscribers read what they missed from the database, so a lost or late message costs
+ * latency, never data.
+ */
+export interface EventBus {
+  publish(channel: string, payload: unknown): Promise<void>;
+  /** Returns an unsubscribe function. Handlers run in the order messages arrive. */
+  subscribe(channel: string, handler: (payload: unknown) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** One process (embedded database): an in-memory emitter. */
+export function createLocalBus(): EventBus {
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  return {
+    async publish(channel, payload) {
+      emitter.emit(channel, payload);
+    },
+    async subscribe(channel, handler) {
+      emitter.on(channel, handler);
+      return async () => {
+        emitter.off(channel, handler);
+      };
+    },
+    async close() {
+      emitter.removeAllListeners();
+    },
+  };
+}
+
+// PostgreSQL channel names are identifiers (max 63 bytes); ours are hashed into one shared channel and
+// demultiplexed here, so thousands of subscribed runs cost one LISTEN, not thousands.
+const PG_CHANNEL = 'hub_events';
+const MAX_NOTIFY_BYTES = 7_900;
+
+/** Many processes (PostgreSQL): LISTEN/NOTIFY on one dedicated connection, local fan-out per channel. */
+export async function createPgBus(connectionString: string, publisher: pg.Pool, logger: Logger): Promise<EventBus> {
+  const local = new EventEmitter();
+  local.setMaxListeners(0);
+  let listener: pg.Client | undefined;
+  let closed = false;
+
+  const connect = async () => {
+    const client = new pg.Client({ connectionString });
+    client.on('notification', (msg) => {
+      if (!msg.payload) return;
+      try {
+        const { c, p } = JSON.parse(msg.payload) as { c: string; p: unknown };
+        local.emit(c, p);
+      } catch (err) {
+        logger.warn({ err }, 'ignoring malformed notification');
+      }
+    });
+    client.on('error', (err) => {
+      logger.error({ err }, 'event bus connection lost; reconnecting');
+      client.end().catch(() => {});
+      if (!closed) setTimeout(() => void connect().catch((e) => logger.error({ err: e }, 'reconnect failed')), 500);
+    });
+    await client.connect();
+    await client.query(`LISTEN ${PG_CHANNEL}`);
+    listener = client;
+    // Subscribers may have missed messages while disconnected: tell them to re-read from the database.
+    local.emit('*reconnected', null);
+  };
+  await connect();
+
+  return {
+    async publish(channel, payload) {
+      const text = JSON.stringify({ c: channel, p: payload });
+      if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new Error(`notification on ${channel} too large`);
+      await publisher.query('SELECT pg_notify($1, $2)', [PG_CHANNEL, text]);
+    },
+    async subscribe(channel, handler) {
+      local.on(channel, handler);
+      local.on('*reconnected', handler);
+      return async () => {
+        local.off(channel, handler);
+        local.off('*reconnected', handler);
+      };
+    },
+    async close() {
+      closed = true;
+      local.removeAllListeners();
+      await listener?.end().catch(() => {});
+    },
+  };
+}

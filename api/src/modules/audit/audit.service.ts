@@ -1,0 +1,30 @@
+import type { Prisma } from '../../_generated/prisma/client.js';
+import type { PrismaClient } from '../../lib/db.js';
+
+type Db = Pick<PrismaClient, 'auditLog'> | Prisma.TransactionClient;
+
+export interface AuditEntry {
+  organizationId?: string | null;
+  actorId?: string | null;
+  /** Dotted action name, e.g. "member.role_changed". */
+  action: string;
+  targetType?: string;
+  targetId?: string;
+  metadata?: Record<string, unknown>;
+  ip?: string | null;
+}
+
+/** Appends one audit row. Pass the transaction client so the row commits with the change it records. */
+export async function audit(db: Db, entry: AuditEntry): Promise<void> {
+  await db.auditLog.create({
+    data: {
+      organizationId: entry.organizationId ?? null,
+      actorId: entry.actorId ?? null,
+      action: entry.action,
+      targetType: entry.targetType ?? null,
+      targetId: entry.targetId ?? null,
+      metadata: (entry.metadata ?? {}) as Prisma.InputJsonValue,
+      ip: entry.ip ?? null,
+    },
+  });
+}

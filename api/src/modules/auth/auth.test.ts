@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gql, startTestServer, type TestServer } from '../../../test/harness.js';
+import { given } from '../../../test/factories.js';
+
+let app: TestServer;
+beforeAll(async () => {
+  app = await startTestServer({ worker: false });
+});
+afterAll(() => app.close());
+
+const SIGN_UP = `mutation($input: SignUpInput!) { signUp(input: $input) {
+  __typename ... on AuthPayload { viewer { user { email name } } }
+  ... on Error { message code } ... on ValidationError { issues { path message } } } }`;
+const SIGN_IN = `mutation($input: SignInInput!) { signIn(input: $input) {
+  __typename ... on AuthPayload { viewer { user { email } } } ... on Error { message } } }`;
+const VIEWER = `{ viewer { user { email } apiTokens { name prefix active lastUsedAt } } }`;
+
+const cookieFrom = (res: { headers: Headers }) => res.headers.get('set-cookie')?.split(';')[0] ?? '';
+
+describe('accounts and sessions', () => {
+  it('signs up, sets an httpOnly SameSite session cookie, and knows the viewer by it', async () => {
+    const res = await gql(app.url, SIGN_UP, { input: { email: 'Ada@Example.com', password: 'correct horse battery', name: 'Ada' } });
+    expect(res.data!.signUp).toEqual({ __typename: 'AuthPayload', viewer: { user: { email: 'ada@example.com', name: 'Ada' } } });
+    const setCookie = res.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/^hub_session=/);
+    expect(setCookie).toMatch(/HttpOnly/i);
+    expect(setCookie).toMatch(/SameSite=Lax/i);
+    const me = await gql(app.url, VIEWER, {}, { cookie: cookieFrom(res) });
+    expect(me.data!.viewer.user.email).toBe('ada@example.com');
+    // The password is stored only as an argon2id hash.
+    const row = await app.rt.prisma.user.findUniqueOrThrow({ where: { email: 'ada@example.com' } });
+    expect(row.passwordHash).toMatch(/^\$argon2id\$/);
+  });
+
+  it('rejects a duplicate email, a weak password and a malformed email with typed errors, creating nothing', async () => {
+    const before = await app.rt.prisma.user.count();
+    const dup = await gql(app.url, SIGN_UP, { input: { email: 'ada@example.com', password: 'another long one', name: 'X' } });
+    expect(dup.data!.signUp.__typename).toBe('ConflictError');
+    const weak = await gql(app.url, SIGN_UP, { input: { email: 'not-an-email', password: 'short', name: '' } });
+    expect(weak.data!.signUp.__typename).toBe('ValidationError');
+    expect(weak.data!.signUp.issues.map((i: { path: string[] }) => i.path[0]).sort()).toEqual(['email', 'name', 'password']);
+    expect(await app.rt.prisma.user.count()).toBe(before);
+  });
+
+  it('gives the same error for a wrong password and an unknown email, and audits both failures', async () => {
+    const wrong = await gql(app.url, SIGN_IN, { input: { email: 'ada@example.com', password: 'wrong password!' } });
+    const unknown = await gql(app.url, SIGN_IN, { input: { email: 'nobody@example.com', password: 'wrong password!' } });
+    expect(wrong.data!.signIn).toEqual(unknown.data!.signIn);
+    expect(wrong.data!.signIn.message).toBe('Email or password is incorrect');
+    const failures = await app.rt.prisma.auditLog.count({ where: { action: 'auth.sign_in_failed' } });
+    expect(failures).toBe(2);
+    const ok = await gql(app.url, SIGN_IN, { input: { email: 'ADA@example.com', password: 'correct horse battery' } });
+    expect(ok.data!.signIn.__typename).toBe('AuthPayload');
+    expect(await app.rt.prisma.auditLog.count({ where: { action: 'auth.sign_in' } })).toBe(1);
+  });
+
+  it('signs out one session, or every session, and a dead cookie gets 401 rather than anonymous access', async () => {
+    const a = cookieFrom(await gql(app.url, SIGN_IN, { input: { email: 'ada@example.com', password: 'correct horse battery' } }));
+    const b = cookieFrom(await gql(app.url, SIGN_IN, { input: { email: 'ada@example.com', password: 'correct horse battery' } }));
+    await gql(app.url, 'mutation { signOut { __typename } }', {}, { cookie: a });
+    expect((await gql(app.url, VIEWER, {}, { cookie: a })).status).toBe(401);
+    expect((await gql(app.url, VIEWER, {}, { cookie: b })).data!.viewer.user.email).toBe('ada@example.com');
+    await gql(app.url, 'mutation { signOut(input: { everywhere: true }) { __typename } }', {}, { cookie: b });
+    expect((await gql(app.url, VIEWER, {}, { cookie: b })).status).toBe(401);
+  });
+});
+
+describe('API tokens', () => {
+  it('shows the secret once, authenticates with it, lists it by prefix, and stops working when revoked', async () => {
+    const user = await given(app).aUser();
+    const created = await user.gql(
+      `mutation { createApiToken(input: { name: "ci" }) { __typename ... on CreateApiTokenPayload { secret apiToken { id name prefix } } } }`,
+    );
+    const { secret, apiToken } = created.data!.createApiToken;
+    expect(secret).toMatch(/^hub_pat_/);
+    expect(secret.startsWith(apiToken.prefix)).toBe(true);
+    const stored = await app.rt.prisma.apiToken.findFirstOrThrow({ where: { name: 'ci' } });
+    expect(stored.tokenHash).not.toContain(secret);
+
+    const viaToken = await gql(app.url, VIEWER, {}, { token: secret });
+    expect(viaToken.data!.viewer.user.email).toBe(user.email);
+    expect(viaToken.data!.viewer.apiTokens.find((t: { name: string }) => t.name === 'ci')).toMatchObject({ active: true });
+    expect(JSON.stringify(viaToken.data)).not.toContain(secret);
+
+    const revoked = await user.gql(`mutation($id: ID!) { revokeApiToken(input: { id: $id }) { __typename } }`, { id: apiToken.id });
+    expect(revoked.data!.revokeApiToken.__typename).toBe('RevokeApiTokenPayload');
+    expect((await gql(app.url, VIEWER, {}, { token: secret })).status).toBe(401);
+    expect(await app.rt.prisma.auditLog.count({ where: { action: { in: ['token.created', 'token.revoked'] } } })).toBe(2);
+  });
+
+  it("cannot revoke someone else's token (it does not exist for them)", async () => {
+    const alice = await given(app).aUser();
+    const mallory = await given(app).aUser();
+    const created = await alice.gql(`mutation { createApiToken(input: { name: "mine" }) { ... on CreateApiTokenPayload { apiToken { id } } } }`);
+    const res = await mallory.gql(`mutation($id: ID!) { revokeApiToken(input: { id: $id }) { __typename } }`, {
+      id: created.data!.createApiToken.apiToken.id,
+    });
+    expect(res.data!.revokeApiToken.__typename).toBe('NotFoundError');
+  });
+
+  it('rejects expired tokens', async () => {
+    const user = await given(app).aUser();
+    await app.rt.prisma.apiToken.updateMany({ where: { userId: user.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    expect((await user.gql(VIEWER)).status).toBe(401);
+  });
+});

@@ -1,0 +1,32 @@
+import type { Role } from '../_generated/prisma/enums.js';
+import type { Context } from '../context.js';
+import { ForbiddenError, NotFoundError, UnauthenticatedError } from '../lib/errors.js';
+import { audit } from './audit/audit.service.js';
+import { can, type Action } from './permissions.js';
+
+export function requireViewer(ctx: Context) {
+  if (!ctx.viewer) throw new UnauthenticatedError();
+  return ctx.viewer;
+}
+
+/**
+ * Checks the permission table for an organization-scoped action. A non-member gets NotFound, exactly
+ * like a missing organization (no existence leak); a member without the role gets Forbidden and an
+ * audit row records the denial.
+ */
+export async function authorize(ctx: Context, organizationId: string, action: Action, entity = 'Object'): Promise<Role> {
+  const viewer = requireViewer(ctx);
+  const role = await ctx.roleIn(organizationId);
+  if (!role) throw new NotFoundError(entity);
+  if (!can(role, action)) {
+    await audit(ctx.prisma, {
+      organizationId,
+      actorId: viewer.userId,
+      action: 'access.denied',
+      metadata: { attempted: action, role },
+      ip: ctx.ip,
+    });
+    throw new ForbiddenError(`Your role (${role}) cannot ${action.replace('.', ' ')}`);
+  }
+  return role;
+}

@@ -1,0 +1,156 @@
+import { z } from 'zod';
+import type { Role } from '../../_generated/prisma/enums.js';
+import type { Context } from '../../context.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.js';
+import { parseInput } from '../../lib/validate.js';
+import { audit } from '../audit/audit.service.js';
+import { email } from '../auth/auth.service.js';
+import { authorize, requireViewer } from '../authorize.js';
+import { canAssignRole } from '../permissions.js';
+
+export const slug = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .min(2, 'Use at least 2 characters')
+  .max(48, 'Use at most 48 characters')
+  .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/, 'Use lower-case letters, digits and dashes');
+
+const timeZone = z
+  .string()
+  .trim()
+  .refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'Unknown time zone; use an IANA name such as Europe/Paris');
+
+export const slugify = (s: string) =>
+  s
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40) || 'org';
+
+const role = z.enum(['OWNER', 'ADMIN', 'MEMBER', 'VIEWER']);
+const name = z.string().trim().min(1, 'Enter a name').max(100, 'Use at most 100 characters');
+
+const CreateOrg = z.object({ name, slug: slug.nullish(), timeZone: timeZone.nullish() });
+const UpdateOrg = z.object({ name: name.nullish(), timeZone: timeZone.nullish() });
+const AddMember = z.object({ email, role });
+
+export async function createOrganization(ctx: Context, raw: unknown) {
+  const viewer = requireViewer(ctx);
+  const input = parseInput(CreateOrg, raw);
+  const wanted = input.slug ?? slugify(input.name);
+  let finalSlug = wanted;
+  // A generated slug gets a short suffix on collision; an explicit one is the caller's to fix.
+  if (await ctx.prisma.organization.findUnique({ where: { slug: wanted } })) {
+    if (input.slug) throw new ValidationError([{ path: ['slug'], message: 'This slug is taken' }]);
+    finalSlug = `${wanted.slice(0, 40)}-${Math.random().toString(36).slice(2, 7)}`;
+  }
+  return ctx.prisma.$transaction(async (tx) => {
+    const org = await tx.organization.create({
+      data: {
+        name: input.name,
+        slug: finalSlug,
+        timeZone: input.timeZone ?? 'UTC',
+        memberships: { create: { userId: viewer.userId, role: 'OWNER' } },
+      },
+    });
+    await audit(tx, { organizationId: org.id, actorId: viewer.userId, action: 'org.created', targetType: 'Organization', targetId: org.id, ip: ctx.ip });
+    return org;
+  });
+}
+
+export async function updateOrganization(ctx: Context, organizationId: string, raw: unknown) {
+  await authorize(ctx, organizationId, 'organization.update', 'Organization');
+  const input = parseInput(UpdateOrg, raw);
+  return ctx.prisma.$transaction(async (tx) => {
+    const org = await tx.organization.update({
+      where: { id: organizationId },
+      data: { ...(input.name ? { name: input.name } : {}), ...(input.timeZone ? { timeZone: input.timeZone } : {}) },
+    });
+    await audit(tx, { organizationId, actorId: ctx.viewer!.userId, action: 'org.updated', targetType: 'Organization', targetId: org.id, metadata: input, ip: ctx.ip });
+    return org;
+  });
+}
+
+export async function deleteOrganization(ctx: Context, organizationId: string, confirmSlug: string) {
+  await authorize(ctx, organizationId, 'organization.delete', 'Organization');
+  const org = await ctx.prisma.organization.findUniqueOrThrow({ where: { id: organizationId } });
+  if (org.slug !== confirmSlug) {
+    throw new ValidationError([{ path: ['confirmSlug'], message: `Type the organization's slug "${org.slug}" to confirm` }]);
+  }
+  // The audit row outlives the organization (organizationId null) so the deletion stays on record.
+  await audit(ctx.prisma, { actorId: ctx.viewer!.userId, action: 'org.deleted', targetType: 'Organization', targetId: org.id, metadata: { slug: org.slug, name: org.name }, ip: ctx.ip });
+  await ctx.prisma.organization.delete({ where: { id: organizationId } });
+  return org;
+}
+
+export async function addMember(ctx: Context, organizationId: string, raw: unknown) {
+  const actorRole = await authorize(ctx, organizationId, 'member.add', 'Organization');
+  const input = parseInput(AddMember, raw);
+  if (!canAssignRole(actorRole, null, input.role)) throw new ForbiddenError(`You cannot grant ${input.role}`);
+  const user = await ctx.prisma.user.findUnique({ where: { email: input.email } });
+  if (!user) throw new ValidationError([{ path: ['email'], message: 'No account uses this email; ask them to sign up first' }]);
+  const existing = await ctx.prisma.membership.findUnique({ where: { organizationId_userId: { organizationId, userId: user.id } } });
+  if (existing) throw new ConflictError('This person is already a member');
+  return ctx.prisma.$transaction(async (tx) => {
+    const m = await tx.membership.create({ data: { organizationId, userId: user.id, role: input.role } });
+    await audit(tx, { organizationId, actorId: ctx.viewer!.userId, action: 'member.added', targetType: 'Membership', targetId: m.id, metadata: { userId: user.id, email: user.email, role: input.role }, ip: ctx.ip });
+    return m;
+  });
+}
+
+async function loadMembership(ctx: Context, membershipId: string) {
+  const viewer = requireViewer(ctx);
+  const m = await ctx.prisma.membership.findFirst({
+    where: { id: membershipId, organization: { memberships: { some: { userId: viewer.userId } } } },
+  });
+  if (!m) throw new NotFoundError('Membership');
+  return m;
+}
+
+/** Runs `change` only if the organization still has an OWNER afterwards (checked inside the transaction). */
+async function keepingAnOwner<T>(ctx: Context, organizationId: string, change: (tx: Parameters<Parameters<Context['prisma']['$transaction']>[0]>[0]) => Promise<T>) {
+  return ctx.prisma.$transaction(async (tx) => {
+    // Lock the organization row so two concurrent demotions cannot both see "another owner remains".
+    await tx.$queryRaw`SELECT id FROM "Organization" WHERE id = ${organizationId}::uuid FOR UPDATE`;
+    const result = await change(tx);
+    const owners = await tx.membership.count({ where: { organizationId, role: 'OWNER' } });
+    if (owners === 0) throw new ValidationError([{ path: ['role'], message: 'An organization must keep at least one OWNER' }]);
+    return result;
+  });
+}
+
+export async function updateMemberRole(ctx: Context, membershipId: string, newRole: Role) {
+  const m = await loadMembership(ctx, membershipId);
+  const actorRole = await authorize(ctx, m.organizationId, 'member.updateRole', 'Membership');
+  parseInput(z.object({ role }), { role: newRole });
+  if (!canAssignRole(actorRole, m.role, newRole)) {
+    throw new ForbiddenError('You cannot change a role above your own, or grant one');
+  }
+  return keepingAnOwner(ctx, m.organizationId, async (tx) => {
+    const updated = await tx.membership.update({ where: { id: m.id }, data: { role: newRole } });
+    await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: 'member.role_changed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, from: m.role, to: newRole }, ip: ctx.ip });
+    return updated;
+  });
+}
+
+export async function removeMember(ctx: Context, membershipId: string) {
+  const m = await loadMembership(ctx, membershipId);
+  const self = m.userId === ctx.viewer!.userId;
+  // Anyone may leave; removing someone else needs member.remove and a role at least theirs.
+  const actorRole = self ? await ctx.roleIn(m.organizationId) : await authorize(ctx, m.organizationId, 'member.remove', 'Membership');
+  if (!self && !canAssignRole(actorRole, m.role, m.role)) throw new ForbiddenError('You cannot remove someone above your role');
+  return keepingAnOwner(ctx, m.organizationId, async (tx) => {
+    await tx.membership.delete({ where: { id: m.id } });
+    await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: self ? 'member.left' : 'member.removed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, role: m.role }, ip: ctx.ip });
+    return m;
+  });
+}

@@ -1,0 +1,49 @@
+import type { Role } from '../_generated/prisma/enums.js';
+import { ROLE_RANK, atLeast } from '../schema/auth.js';
+
+/**
+ * THE permission table: the least role each organization-scoped action needs.
+ * Enforcement (services), `viewerCanX` fields, docs/permissions.md and the permission test all read it.
+ */
+export const PERMISSIONS = {
+  'organization.read': 'VIEWER',
+  'organization.update': 'ADMIN',
+  'organization.delete': 'OWNER',
+  'member.read': 'VIEWER',
+  'member.add': 'ADMIN',
+  'member.updateRole': 'ADMIN',
+  'member.remove': 'ADMIN',
+  'project.read': 'VIEWER',
+  'project.create': 'MEMBER',
+  'project.update': 'MEMBER',
+  'project.archive': 'ADMIN',
+  'agent.read': 'VIEWER',
+  'agent.create': 'MEMBER',
+  'agent.update': 'MEMBER',
+  'agent.archive': 'MEMBER',
+  'run.read': 'VIEWER',
+  'run.start': 'MEMBER',
+  'run.cancel': 'MEMBER',
+  'run.retry': 'MEMBER',
+  'budget.read': 'VIEWER',
+  'budget.set': 'ADMIN',
+  'budget.remove': 'ADMIN',
+  'usage.read': 'VIEWER',
+  'audit.read': 'ADMIN',
+  'integration.read': 'VIEWER',
+  'integration.manage': 'ADMIN',
+  'memory.read': 'VIEWER',
+  'memory.write': 'MEMBER',
+} as const satisfies Record<string, Role>;
+
+export type Action = keyof typeof PERMISSIONS;
+
+/** Pure predicate: may someone with `role` in an organization perform `action` there? */
+export const can = (role: Role | null | undefined, action: Action) => atLeast(role, PERMISSIONS[action]);
+
+/** Pure predicate for role changes: nobody grants or touches a role above their own. */
+export function canAssignRole(actor: Role | null | undefined, targetCurrent: Role | null, next: Role) {
+  if (!actor) return false;
+  const rank = ROLE_RANK[actor];
+  return ROLE_RANK[next] <= rank && (targetCurrent === null || ROLE_RANK[targetCurrent] <= rank);
+}

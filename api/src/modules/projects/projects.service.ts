@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import type { Context } from '../../context.js';
+import { NotFoundError, ValidationError } from '../../lib/errors.js';
+import { parseInput } from '../../lib/validate.js';
+import { audit } from '../audit/audit.service.js';
+import { authorize, requireViewer } from '../authorize.js';
+import { slug, slugify } from '../orgs/orgs.service.js';
+
+const CreateProject = z.object({
+  name: z.string().trim().min(1, 'Enter a name').max(100),
+  slug: slug.nullish(),
+  description: z.string().trim().max(2000).nullish(),
+});
+const UpdateProject = z.object({
+  name: z.string().trim().min(1, 'Enter a name').max(100).nullish(),
+  description: z.string().trim().max(2000).nullish(),
+});
+
+/** A project the viewer can see (member of its organization), or NotFound. */
+export async function loadProject(ctx: Context, projectId: string) {
+  const viewer = requireViewer(ctx);
+  const project = await ctx.prisma.project.findFirst({
+    where: { id: projectId, organization: { memberships: { some: { userId: viewer.userId } } } },
+  });
+  if (!project) throw new NotFoundError('Project');
+  return project;
+}
+
+export async function createProject(ctx: Context, organizationId: string, raw: unknown) {
+  await authorize(ctx, organizationId, 'project.create', 'Organization');
+  const input = parseInput(CreateProject, raw);
+  const wanted = input.slug ?? slugify(input.name);
+  const taken = await ctx.prisma.project.findUnique({ where: { organizationId_slug: { organizationId, slug: wanted } } });
+  if (taken && input.slug) throw new ValidationError([{ path: ['slug'], message: 'A project with this slug exists' }]);
+  const finalSlug = taken ? `${wanted.slice(0, 40)}-${Math.random().toString(36).slice(2, 7)}` : wanted;
+  return ctx.prisma.$transaction(async (tx) => {
+    const project = await tx.project.create({
+      data: { organizationId, name: input.name, slug: finalSlug, description: input.description ?? '' },
+    });
+    await audit(tx, { organizationId, actorId: ctx.viewer!.userId, action: 'project.created', targetType: 'Project', targetId: project.id, metadata: { name: project.name }, ip: ctx.ip });
+    return project;
+  });
+}
+
+export async function updateProject(ctx: Context, projectId: string, raw: unknown) {
+  const project = await loadProject(ctx, projectId);
+  await authorize(ctx, project.organizationId, 'project.update', 'Project');
+  const input = parseInput(UpdateProject, raw);
+  return ctx.prisma.project.update({
+    where: { id: project.id },
+    data: {
+      ...(input.name ? { name: input.name } : {}),
+      ...(input.description != null ? { description: input.description } : {}),
+    },
+  });
+}
+
+export async function archiveProject(ctx: Context, projectId: string) {
+  const project = await loadProject(ctx, projectId);
+  await authorize(ctx, project.organizationId, 'project.archive', 'Project');
+  return ctx.prisma.$transaction(async (tx) => {
+    const archived = await tx.project.update({ where: { id: project.id }, data: { archivedAt: project.archivedAt ?? new Date() } });
+    await audit(tx, { organizationId: project.organizationId, actorId: ctx.viewer!.userId, action: 'project.archived', targetType: 'Project', targetId: project.id, ip: ctx.ip });
+    return archived;
+  });
+}

@@ -1,0 +1,268 @@
+import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
+import { fromGlobalId } from '../../lib/ids.js';
+import { projectChannel, streamRunEvents, type RunEventRecord } from '../../orchestrator/events.js';
+import '../agents/agents.type.js';
+import { ProviderEnum } from '../agents/agents.type.js';
+import { authorize } from '../authorize.js';
+import { can } from '../permissions.js';
+import { loadProject } from '../projects/projects.service.js';
+import { ProjectRef } from '../projects/projects.type.js';
+import * as runs from './runs.service.js';
+
+export const RunStatusEnum = builder.enumType('RunStatus', {
+  values: {
+    QUEUED: { description: 'Waiting for a worker.' },
+    RUNNING: { description: 'A worker is streaming the provider response.' },
+    SUCCEEDED: {},
+    FAILED: { description: 'The provider failed (after retries and fallbacks) or the worker was lost too often.' },
+    CANCELLED: {},
+    BLOCKED: { description: 'Not admitted: it would have exceeded a budget.' },
+  } as const,
+});
+
+const RunEventTypeEnum = builder.enumType('RunEventType', {
+  values: ['STATUS', 'TOKEN', 'USAGE', 'HANDOFF', 'ERROR', 'LOG'] as const,
+});
+
+export const RunEventRef = builder.objectRef<RunEventRecord>('RunEvent').implement({
+  description: 'One entry of a run\'s ordered event log. `seq` starts at 1 and has no gaps.',
+  fields: (t) => ({
+    seq: t.exposeInt('seq'),
+    type: t.field({ type: RunEventTypeEnum, resolve: (e) => e.type }),
+    text: t.string({ nullable: true, description: 'For TOKEN events: the streamed text.', resolve: (e) => (e.type === 'TOKEN' ? String(e.payload.text) : null) }),
+    status: t.field({ type: RunStatusEnum, nullable: true, resolve: (e) => (e.type === 'STATUS' ? (e.payload.status as never) : null) }),
+    payload: t.field({ type: 'JSON', resolve: (e) => e.payload }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+const TokenUsageRef = builder.objectRef<{ inputTokens: number; cachedInputTokens: number; outputTokens: number }>('TokenUsage').implement({
+  fields: (t) => ({
+    inputTokens: t.exposeInt('inputTokens'),
+    cachedInputTokens: t.exposeInt('cachedInputTokens'),
+    outputTokens: t.exposeInt('outputTokens'),
+  }),
+});
+
+export const RunRef = builder.prismaNode('AgentRun', {
+  name: 'Run',
+  id: { field: 'id' },
+  authScopes: (r) => ({ orgRole: { organizationId: r.organizationId, role: 'VIEWER' } }),
+  fields: (t) => ({
+    status: t.expose('status', { type: RunStatusEnum }),
+    input: t.exposeString('input'),
+    output: t.exposeString('output', { nullable: true }),
+    error: t.exposeString('error', { nullable: true }),
+    errorCode: t.exposeString('errorCode', { nullable: true }),
+    provider: t.field({ type: ProviderEnum, nullable: true, resolve: (r) => r.provider }),
+    model: t.exposeString('model', { nullable: true }),
+    usage: t.field({ type: TokenUsageRef, resolve: (r) => r }),
+    costMicros: t.expose('costMicros', { type: 'Money', description: 'Actual cost of every attempt, in micro-dollars.' }),
+    attempts: t.exposeInt('attempts', { description: 'How many times a worker picked this run up.' }),
+    lastSeq: t.exposeInt('lastSeq', { description: 'Seq of the newest stored event.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    firstTokenAt: t.expose('firstTokenAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    durationMs: t.int({
+      nullable: true,
+      resolve: (r) => (r.startedAt ? (r.finishedAt ?? new Date()).getTime() - r.startedAt.getTime() : null),
+    }),
+    agent: t.relation('agent'),
+    project: t.relation('project'),
+    parentRun: t.relation('parentRun', { nullable: true }),
+    events: t.field({
+      type: [RunEventRef],
+      description: 'Stored events after `afterSeq`, oldest first (at most 500 per call).',
+      args: { afterSeq: t.arg.int({ defaultValue: 0 }), first: t.arg.int({ defaultValue: 500 }) },
+      resolve: async (r, { afterSeq, first }, ctx) => {
+        const rows = await ctx.prisma.runEvent.findMany({
+          where: { runId: r.id, seq: { gt: afterSeq ?? 0 } },
+          orderBy: { seq: 'asc' },
+          take: Math.min(Math.max(first ?? 500, 1), 500),
+        });
+        return rows.map((e) => ({ ...e, payload: e.payload as Record<string, unknown> }));
+      },
+    }),
+    viewerCanCancel: t.boolean({
+      resolve: async (r, _a, ctx) => !runs.TERMINAL.includes(r.status) && can(await ctx.roleIn(r.organizationId), 'run.cancel'),
+    }),
+    viewerCanRetry: t.boolean({
+      resolve: async (r, _a, ctx) => runs.TERMINAL.includes(r.status) && can(await ctx.roleIn(r.organizationId), 'run.retry'),
+    }),
+  }),
+});
+
+const RunFilter = builder.inputType('RunFilter', {
+  fields: (t) => ({
+    status: t.field({ type: [RunStatusEnum], description: 'Only runs in one of these states.' }),
+    agentId: t.id(),
+  }),
+});
+
+builder.prismaObjectField('Project', 'runs', (t) =>
+  t.relatedConnection('runs', {
+    cursor: 'id',
+    maxSize: MAX_PAGE_SIZE,
+    defaultSize: 25,
+    totalCount: true,
+    description: 'Runs, newest first.',
+    args: { filter: t.arg({ type: RunFilter }) },
+    query: ({ filter }) => ({
+      where: {
+        ...(filter?.status?.length ? { status: { in: filter.status } } : {}),
+        ...(filter?.agentId ? { agentId: fromGlobalId(String(filter.agentId), 'Agent') } : {}),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    }),
+  }),
+);
+
+builder.prismaObjectField('Agent', 'runs', (t) =>
+  t.relatedConnection('runs', {
+    cursor: 'id',
+    maxSize: MAX_PAGE_SIZE,
+    defaultSize: 25,
+    query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+  }),
+);
+
+const QueueStatsRef = builder.objectRef<{ queued: number; running: number }>('QueueStats').implement({
+  description: 'Runs waiting and running in this project, across all workers.',
+  fields: (t) => ({ queued: t.exposeInt('queued'), running: t.exposeInt('running') }),
+});
+
+builder.objectField(ProjectRef, 'queue', (t) =>
+  t.field({
+    type: QueueStatsRef,
+    resolve: async (p, _a, ctx) => {
+      const rows = await ctx.prisma.agentRun.groupBy({
+        by: ['status'],
+        where: { projectId: p.id, status: { in: ['QUEUED', 'RUNNING'] } },
+        _count: true,
+      });
+      const n = (s: string) => rows.find((r) => r.status === s)?._count ?? 0;
+      return { queued: n('QUEUED'), running: n('RUNNING') };
+    },
+  }),
+);
+
+builder.queryField('run', (t) =>
+  t.prismaField({
+    type: 'AgentRun',
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _r, { id }, ctx) => {
+      if (!ctx.viewer) return null;
+      try {
+        return await ctx.prisma.agentRun.findFirst({
+          ...query,
+          where: { id: fromGlobalId(String(id), 'Run'), organization: { memberships: { some: { userId: ctx.viewer.userId } } } },
+        });
+      } catch {
+        return null;
+      }
+    },
+  }),
+);
+
+const runPayload = (name: string) =>
+  builder.objectRef<{ id: string }>(name).implement({
+    fields: (t) => ({
+      run: t.prismaField({
+        type: 'AgentRun',
+        resolve: (query, p, _a, ctx) => ctx.prisma.agentRun.findUniqueOrThrow({ ...query, where: { id: p.id } }),
+      }),
+    }),
+  });
+
+const StartRunInput = builder.inputType('StartRunInput', {
+  fields: (t) => ({
+    agentId: t.id({ required: true }),
+    input: t.string({ required: true }),
+    idempotencyKey: t.string({ description: 'Retrying a start with the same key returns the same run instead of a second one.' }),
+  }),
+});
+
+builder.mutationField('startRun', (t) =>
+  t.field({
+    type: runPayload('StartRunPayload'),
+    errors: {},
+    args: { input: t.arg({ type: StartRunInput, required: true }) },
+    resolve: (_r, { input: { agentId, ...rest } }, ctx) => runs.startRun(ctx, fromGlobalId(String(agentId), 'Agent'), rest),
+  }),
+);
+
+const RunIdInput = builder.inputType('RunIdInput', { fields: (t) => ({ id: t.id({ required: true }) }) });
+
+builder.mutationField('cancelRun', (t) =>
+  t.field({
+    type: runPayload('CancelRunPayload'),
+    errors: {},
+    args: { input: t.arg({ type: RunIdInput, required: true }) },
+    resolve: (_r, { input }, ctx) => runs.cancelRun(ctx, fromGlobalId(String(input.id), 'Run')),
+  }),
+);
+
+builder.mutationField('retryRun', (t) =>
+  t.field({
+    type: runPayload('RetryRunPayload'),
+    errors: {},
+    args: { input: t.arg({ type: RunIdInput, required: true }) },
+    resolve: (_r, { input }, ctx) => runs.retryRun(ctx, fromGlobalId(String(input.id), 'Run')),
+  }),
+);
+
+builder.subscriptionField('runEvents', (t) =>
+  t.field({
+    type: RunEventRef,
+    description:
+      'Every stored event with seq > afterSeq, then live ones: each exactly once, in order. Resume after a disconnect by passing the last seq you saw. Completes after the final status.',
+    args: { runId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
+    subscribe: async function* (_r, { runId, afterSeq }, ctx) {
+      const run = await runs.loadRun(ctx, fromGlobalId(String(runId), 'Run'));
+      await authorize(ctx, run.organizationId, 'run.read', 'Run');
+      yield* streamRunEvents(ctx.prisma, ctx.bus, run.id, afterSeq ?? 0);
+    },
+    resolve: (e) => e,
+  }),
+);
+
+const RunUpdateRef = builder.objectRef<{ runId: string; status: string }>('RunUpdate').implement({
+  fields: (t) => ({
+    run: t.prismaField({
+      type: 'AgentRun',
+      nullable: true,
+      resolve: (query, u, _a, ctx) => ctx.prisma.agentRun.findUnique({ ...query, where: { id: u.runId } }),
+    }),
+    status: t.field({ type: RunStatusEnum, resolve: (u) => u.status as never }),
+  }),
+});
+
+builder.subscriptionField('projectRunUpdates', (t) =>
+  t.field({
+    type: RunUpdateRef,
+    description: 'Status changes of every run in a project, for dashboards.',
+    args: { projectId: t.arg.id({ required: true }) },
+    subscribe: async function* (_r, { projectId }, ctx) {
+      const project = await loadProject(ctx, fromGlobalId(String(projectId), 'Project'));
+      await authorize(ctx, project.organizationId, 'run.read', 'Project');
+      const queue: { runId: string; status: string }[] = [];
+      let wake: (() => void) | null = null;
+      const unsubscribe = await ctx.bus.subscribe(projectChannel(project.id), (u) => {
+        if (u) queue.push(u as { runId: string; status: string });
+        wake?.();
+      });
+      try {
+        for (;;) {
+          while (queue.length > 0) yield queue.shift()!;
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+        }
+      } finally {
+        await unsubscribe();
+      }
+    },
+    resolve: (u) => u,
+  }),
+);

@@ -1,0 +1,168 @@
+import type { Prisma } from '../_generated/prisma/client.js';
+import type { RunEventType } from '../_generated/prisma/enums.js';
+import type { PrismaClient } from '../lib/db.js';
+import type { EventBus } from '../lib/pubsub.js';
+
+export interface RunEventRecord {
+  runId: string;
+  seq: number;
+  type: RunEventType;
+  payload: Record<string, unknown>;
+  createdAt: Date;
+}
+
+/** What the bus carries: the run's newest seq, plus the events themselves when they are small. */
+interface RunEventHint {
+  seq: number;
+  events?: RunEventRecord[];
+}
+
+export const runChannel = (runId: string) => `run:${runId}`;
+export const projectChannel = (projectId: string) => `project:${projectId}`;
+
+const INLINE_LIMIT_BYTES = 6_000;
+
+/**
+ * Appends one run's events: persisted first, then announced. Group commit: the first event goes out at
+ * once; events arriving while a write is in flight are batched into the next write, and consecutive
+ * TOKEN deltas merge into one row, so the database sees one insert per batch, not one per token.
+ */
+export class RunEventWriter {
+  private pending: { type: RunEventType; payload: Record<string, unknown> }[] = [];
+  private inFlight: Promise<void> | null = null;
+  private failed: unknown = null;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly bus: EventBus,
+    readonly runId: string,
+    /** Highest seq already stored for the run (AgentRun.lastSeq). */
+    private seq: number,
+  ) {}
+
+  get lastSeq() {
+    return this.seq + this.pending.length;
+  }
+
+  append(type: RunEventType, payload: Record<string, unknown>): void {
+    const last = this.pending.at(-1);
+    if (type === 'TOKEN' && last?.type === 'TOKEN') {
+      last.payload = { text: String(last.payload.text) + String(payload.text) };
+    } else {
+      this.pending.push({ type, payload });
+    }
+    if (!this.inFlight) this.inFlight = this.drain();
+  }
+
+  /** Resolves once every appended event is stored and announced; rethrows a storage failure. */
+  async flush(): Promise<void> {
+    while (this.inFlight) await this.inFlight;
+    if (this.failed) throw this.failed;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        const first = this.seq + 1;
+        const createdAt = new Date();
+        const rows = batch.map((e, i) => ({
+          runId: this.runId,
+          seq: first + i,
+          type: e.type,
+          payload: e.payload as Prisma.InputJsonValue,
+          createdAt,
+        }));
+        const lastSeq = first + batch.length - 1;
+        await this.prisma.$transaction([
+          this.prisma.runEvent.createMany({ data: rows }),
+          this.prisma.agentRun.update({ where: { id: this.runId }, data: { lastSeq } }),
+        ]);
+        this.seq = lastSeq;
+        const events = rows.map((r) => ({ ...r, payload: r.payload as Record<string, unknown> }));
+        const hint: RunEventHint = { seq: lastSeq };
+        if (JSON.stringify(events).length < INLINE_LIMIT_BYTES) hint.events = events;
+        await this.bus.publish(runChannel(this.runId), hint);
+      }
+    } catch (err) {
+      this.failed = err;
+    } finally {
+      this.inFlight = null;
+    }
+  }
+}
+
+export async function readRunEvents(prisma: PrismaClient, runId: string, afterSeq: number, limit = 500) {
+  const rows = await prisma.runEvent.findMany({
+    where: { runId, seq: { gt: afterSeq } },
+    orderBy: { seq: 'asc' },
+    take: limit,
+  });
+  return rows.map((r) => ({ runId: r.runId, seq: r.seq, type: r.type, payload: r.payload as Record<string, unknown>, createdAt: r.createdAt }));
+}
+
+export const isTerminalEvent = (e: RunEventRecord) =>
+  e.type === 'STATUS' && ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'].includes(String(e.payload.status));
+
+/**
+ * Every event of a run with seq > afterSeq, exactly once and in order: stored ones first, then live ones,
+ * with no gap between the two (the bus subscription opens before the first read, and any hole in what
+ * the bus delivers is filled from the database). Ends after the run's terminal status event.
+ */
+export async function* streamRunEvents(
+  prisma: PrismaClient,
+  bus: EventBus,
+  runId: string,
+  afterSeq: number,
+  signal?: AbortSignal,
+): AsyncGenerator<RunEventRecord> {
+  let delivered = afterSeq;
+  let mustRead = true; // replay first
+  let inbox: RunEventRecord[] = [];
+  let wake: (() => void) | null = null;
+  let dirty = false; // something arrived since the loop last looked
+  const unsubscribe = await bus.subscribe(runChannel(runId), (raw) => {
+    const hint = raw as RunEventHint | null;
+    dirty = true;
+    if (hint?.events) inbox.push(...hint.events.map((e) => ({ ...e, createdAt: new Date(e.createdAt) })));
+    // No events inline, or a bus reconnect (null): what we missed is in the database.
+    else mustRead = true;
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  signal?.addEventListener('abort', onAbort);
+  try {
+    while (!signal?.aborted) {
+      dirty = false;
+      inbox = inbox.filter((e) => e.seq > delivered);
+      let batch: RunEventRecord[] = [];
+      if (inbox[0]?.seq === delivered + 1) {
+        inbox.sort((a, b) => a.seq - b.seq);
+        batch = inbox;
+        inbox = [];
+      } else if (mustRead || inbox.length > 0) {
+        // Either asked to, or the inbox starts after a hole: read the missing range.
+        mustRead = false;
+        batch = await readRunEvents(prisma, runId, delivered);
+        if (batch.length === 500) mustRead = true;
+      }
+      for (const e of batch) {
+        if (e.seq !== delivered + 1) break;
+        delivered = e.seq;
+        yield e;
+        if (isTerminalEvent(e)) return;
+      }
+      if (batch.length === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (dirty || mustRead || signal?.aborted) resolve();
+        });
+        wake = null;
+      }
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await unsubscribe();
+  }
+}

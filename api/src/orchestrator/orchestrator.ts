@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import type { PrismaClient } from '../lib/db.js';
+import type { Logger } from '../lib/logger.js';
+import type { EventBus } from '../lib/pubsub.js';
+import { CircuitBreaker, type ProviderRegistry, type RetryPolicy } from '../providers/index.js';
+import { RunEventWriter } from './events.js';
+import type { RunJob, RunQueue } from './queue.js';
+import { announceStatus, cancelChannel, executeRun, type AttemptBudget } from './run-executor.js';
+
+/** How many times a run is retried after its worker died before it fails for good. */
+export const MAX_WORKER_ATTEMPTS = 3;
+
+export interface OrchestratorDeps {
+  prisma: PrismaClient;
+  bus: EventBus;
+  logger: Logger;
+  providers: ProviderRegistry;
+  queue: RunQueue;
+  retry?: RetryPolicy;
+  budget?: AttemptBudget;
+  /** How often to look for runs whose worker stopped renewing its lease. */
+  sweepIntervalMs?: number;
+}
+
+export class Orchestrator {
+  readonly workerId = `worker-${randomUUID().slice(0, 8)}`;
+  // Five straight failures within a minute open a provider's circuit for 30 s.
+  private readonly breaker = new CircuitBreaker({ failureThreshold: 5, windowMs: 60_000, cooldownMs: 30_000 });
+  private sweeper: NodeJS.Timeout | null = null;
+  private working = false;
+
+  constructor(private readonly deps: OrchestratorDeps) {}
+
+  get queue() {
+    return this.deps.queue;
+  }
+
+  /** Queues a run that was just created (the row is already QUEUED). */
+  enqueue(job: RunJob) {
+    return this.deps.queue.enqueue(job);
+  }
+
+  /** Asks whichever worker holds the run to stop its provider request. */
+  async requestCancel(runId: string) {
+    await this.deps.bus.publish(cancelChannel(runId), { runId });
+  }
+
+  /** Starts consuming runs in this process, after re-queuing what a previous process left. */
+  async startWorker() {
+    this.working = true;
+    await this.deps.queue.start((job) => this.run(job).then(() => undefined));
+    await this.recover();
+    const queued = await this.deps.prisma.agentRun.findMany({
+      where: { status: 'QUEUED' },
+      select: { id: true, organizationId: true },
+      orderBy: { queuedAt: 'asc' },
+    });
+    for (const r of queued) await this.deps.queue.enqueue({ runId: r.id, organizationId: r.organizationId });
+    const every = this.deps.sweepIntervalMs ?? 5_000;
+    this.sweeper = setInterval(() => void this.recover().catch((err) => this.deps.logger.error({ err }, 'recovery sweep failed')), every);
+    this.sweeper.unref();
+  }
+
+  async stop() {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    if (this.working) await this.deps.queue.stop();
+    this.working = false;
+  }
+
+  private run(job: RunJob) {
+    return executeRun(
+      {
+        prisma: this.deps.prisma,
+        bus: this.deps.bus,
+        logger: this.deps.logger,
+        providers: this.deps.providers,
+        breaker: this.breaker,
+        retry: this.deps.retry ?? { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 8_000 },
+        budget: this.deps.budget,
+        workerId: this.workerId,
+      },
+      job.runId,
+    );
+  }
+
+  /**
+   * Finds RUNNING runs whose lease expired (their worker died) and re-queues them, or fails them after
+   * MAX_WORKER_ATTEMPTS. Events already stored are kept; a status event explains what happened.
+   */
+  async recover(now = new Date()): Promise<number> {
+    const { prisma, bus } = this.deps;
+    const stale = await prisma.agentRun.findMany({
+      where: { status: 'RUNNING', leaseExpiresAt: { lt: now } },
+      select: { id: true, organizationId: true, projectId: true, attempts: true, lastSeq: true, leaseOwner: true },
+      take: 100,
+    });
+    let recovered = 0;
+    for (const run of stale) {
+      const retry = run.attempts < MAX_WORKER_ATTEMPTS;
+      const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
+      const changed = await prisma.agentRun.updateMany({
+        where: { id: run.id, status: 'RUNNING', leaseOwner: run.leaseOwner, leaseExpiresAt: { lt: now } },
+        data: retry
+          ? { status: 'QUEUED', leaseOwner: null, leaseExpiresAt: null, queuedAt: now }
+          : { status: 'FAILED', leaseOwner: null, leaseExpiresAt: null, finishedAt: now, error: `${reason}; gave up after ${run.attempts} attempts`, errorCode: 'WORKER_LOST' },
+      });
+      if (changed.count !== 1) continue;
+      recovered++;
+      const writer = new RunEventWriter(prisma, bus, run.id, run.lastSeq);
+      writer.append('STATUS', retry ? { status: 'QUEUED', reason: `${reason}; retrying` } : { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' });
+      await writer.flush();
+      await announceStatus(bus, run.projectId, run.id, retry ? 'QUEUED' : 'FAILED');
+      if (retry) await this.deps.queue.enqueue({ runId: run.id, organizationId: run.organizationId });
+    }
+    return recovered;
+  }
+}

@@ -1,0 +1,94 @@
+export interface RunJob {
+  runId: string;
+  organizationId: string;
+}
+
+/**
+ * The run queue. Two engines behind one interface: in-process for the embedded database (one process by
+ * definition), pg-boss on PostgreSQL (any number of API and worker processes).
+ */
+export interface RunQueue {
+  enqueue(job: RunJob): Promise<void>;
+  /** Begins consuming: at most `concurrency` jobs at once in this process, at most `perOrg` per organization. */
+  start(handler: (job: RunJob) => Promise<void>): Promise<void>;
+  /** Stops taking jobs and waits for the ones in progress. */
+  stop(): Promise<void>;
+  /** What this process holds right now. */
+  stats(): { waiting: number; active: number };
+}
+
+export interface QueueLimits {
+  concurrency: number;
+  perOrg: number;
+}
+
+/**
+ * In-process queue: one FIFO per organization, served round-robin so a busy organization cannot starve
+ * the others, with a global and a per-organization cap. Durability comes from the database: on start the
+ * orchestrator re-enqueues every run still QUEUED.
+ */
+export class LocalRunQueue implements RunQueue {
+  private readonly byOrg = new Map<string, RunJob[]>();
+  private readonly activeByOrg = new Map<string, number>();
+  private readonly queued = new Set<string>();
+  private active = 0;
+  private handler: ((job: RunJob) => Promise<void>) | null = null;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly limits: QueueLimits) {}
+
+  async enqueue(job: RunJob) {
+    if (this.queued.has(job.runId)) return;
+    this.queued.add(job.runId);
+    const q = this.byOrg.get(job.organizationId);
+    if (q) q.push(job);
+    else this.byOrg.set(job.organizationId, [job]);
+    this.pump();
+  }
+
+  async start(handler: (job: RunJob) => Promise<void>) {
+    this.handler = handler;
+    this.pump();
+  }
+
+  async stop() {
+    this.handler = null;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  stats() {
+    return { waiting: this.queued.size, active: this.active };
+  }
+
+  private pump() {
+    if (!this.handler) return;
+    while (this.active < this.limits.concurrency) {
+      const job = this.next();
+      if (!job) return;
+      this.queued.delete(job.runId);
+      this.active++;
+      this.activeByOrg.set(job.organizationId, (this.activeByOrg.get(job.organizationId) ?? 0) + 1);
+      const p: Promise<void> = this.handler(job)
+        .catch(() => {})
+        .finally(() => {
+          this.active--;
+          this.activeByOrg.set(job.organizationId, this.activeByOrg.get(job.organizationId)! - 1);
+          this.inFlight.delete(p);
+          this.pump();
+        });
+      this.inFlight.add(p);
+    }
+  }
+
+  /** Round-robin: take from the first organization under its cap, then move it to the back. */
+  private next(): RunJob | undefined {
+    for (const [org, jobs] of this.byOrg) {
+      if ((this.activeByOrg.get(org) ?? 0) >= this.limits.perOrg) continue;
+      const job = jobs.shift()!;
+      this.byOrg.delete(org);
+      if (jobs.length > 0) this.byOrg.set(org, jobs);
+      return job;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,218 @@
+import type { Prisma } from '../_generated/prisma/client.js';
+import type { RunStatus } from '../_generated/prisma/enums.js';
+import type { PrismaClient } from '../lib/db.js';
+import type { Logger } from '../lib/logger.js';
+import type { EventBus } from '../lib/pubsub.js';
+import {
+  executeCompletion,
+  ProviderError,
+  type AttemptInfo,
+  type AttemptOutcome,
+  type ChainEntry,
+  type CircuitBreaker,
+  type ProviderId,
+  type ProviderRegistry,
+  type RetryPolicy,
+} from '../providers/index.js';
+import { projectChannel, RunEventWriter } from './events.js';
+
+export const LEASE_MS = 30_000;
+const HEARTBEAT_MS = 10_000;
+export const cancelChannel = (runId: string) => `cancel:${runId}`;
+
+/** Budget admission for each provider attempt (see modules/budgets). Throwing from reserve blocks the run. */
+export interface AttemptBudget {
+  reserve(run: RunContext, attempt: AttemptInfo): Promise<string | null>;
+  settle(reservationId: string | null, run: RunContext, attempt: AttemptInfo, outcome: AttemptOutcome): Promise<void>;
+}
+
+/** Thrown by an AttemptBudget to end a run as BLOCKED rather than FAILED. */
+export class RunBlockedError extends Error {
+  constructor(
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'RunBlockedError';
+  }
+}
+
+export interface RunContext {
+  runId: string;
+  organizationId: string;
+  projectId: string;
+  agentId: string;
+}
+
+export interface ExecutorDeps {
+  prisma: PrismaClient;
+  bus: EventBus;
+  logger: Logger;
+  providers: ProviderRegistry;
+  breaker: CircuitBreaker;
+  retry: RetryPolicy;
+  budget?: AttemptBudget;
+  workerId: string;
+}
+
+export function parseChain(provider: ProviderId, model: string, fallback: Prisma.JsonValue): ChainEntry[] {
+  const rest = Array.isArray(fallback)
+    ? fallback.flatMap((f) =>
+        f && typeof f === 'object' && 'provider' in f && 'model' in f ? [{ provider: f.provider as ProviderId, model: String(f.model) }] : [],
+      )
+    : [];
+  return [{ provider, model }, ...rest];
+}
+
+/** Announces a status change to dashboards watching the project. */
+export async function announceStatus(bus: EventBus, projectId: string, runId: string, status: RunStatus) {
+  await bus.publish(projectChannel(projectId), { runId, status });
+}
+
+/**
+ * Runs one queued run to its end. Only the worker holding the run's lease writes to it; every final
+ * update is conditional on still holding it, so a run recovered from a dead worker is never finished twice.
+ * Returns false when the run was not claimable (already taken, cancelled or finished).
+ */
+export async function executeRun(deps: ExecutorDeps, runId: string): Promise<boolean> {
+  const { prisma, bus, logger, workerId } = deps;
+  const now = new Date();
+  const claimed = await prisma.agentRun.updateMany({
+    where: { id: runId, status: 'QUEUED' },
+    data: { status: 'RUNNING', leaseOwner: workerId, leaseExpiresAt: new Date(now.getTime() + LEASE_MS), startedAt: now, attempts: { increment: 1 } },
+  });
+  if (claimed.count !== 1) return false;
+  const run = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, include: { agent: true } });
+  const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
+  const writer = new RunEventWriter(prisma, bus, runId, run.lastSeq);
+  writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
+  await announceStatus(bus, run.projectId, runId, 'RUNNING');
+
+  const abort = new AbortController();
+  const unsubscribeCancel = await bus.subscribe(cancelChannel(runId), () => abort.abort());
+  const heartbeat = setInterval(() => {
+    prisma.agentRun
+      .updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + LEASE_MS) } })
+      .catch((err) => logger.warn({ err, runId }, 'lease renewal failed'));
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+  // Re-read after subscribing: a cancel that raced the claim is seen either here or on the bus.
+  const { cancelRequested } = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, select: { cancelRequested: true } });
+  if (cancelRequested) abort.abort();
+
+  let output = '';
+  let firstTokenAt: Date | null = null;
+  let final: { status: RunStatus; error?: string; errorCode?: string; data?: Prisma.AgentRunUpdateManyMutationInput } = { status: 'FAILED' };
+  const reservations = new Map<number, string | null>();
+  try {
+    const result = await executeCompletion({
+      chain: parseChain(run.agent.provider, run.agent.model, run.agent.fallbackChain),
+      request: {
+        system: run.agent.systemPrompt || undefined,
+        messages: [{ role: 'user', content: run.input }],
+        temperature: run.agent.temperature ?? undefined,
+        maxOutputTokens: run.agent.maxOutputTokens,
+        signal: abort.signal,
+      },
+      registry: deps.providers,
+      retry: deps.retry,
+      breaker: deps.breaker,
+      onAttemptStart: async (attempt) => {
+        reservations.set(attempt.number, deps.budget ? await deps.budget.reserve(rc, attempt) : null);
+      },
+      onAttemptEnd: async (attempt, outcome) => {
+        await deps.budget?.settle(reservations.get(attempt.number) ?? null, rc, attempt, outcome);
+        await recordUsage(prisma, rc, attempt, outcome);
+        if (outcome.error && outcome.status === 'failed') {
+          writer.append('ERROR', { message: outcome.error.message, kind: outcome.error.kind, provider: attempt.provider, model: attempt.model, attempt: attempt.number });
+        }
+      },
+      onDelta: (text) => {
+        if (!firstTokenAt) {
+          firstTokenAt = new Date();
+        }
+        output += text;
+        writer.append('TOKEN', { text });
+      },
+    });
+    writer.append('USAGE', {
+      provider: result.provider,
+      model: result.model,
+      inputTokens: result.usage.inputTokens,
+      cachedInputTokens: result.usage.cachedInputTokens,
+      outputTokens: result.usage.outputTokens,
+      costMicros: String(result.costMicros ?? 0n),
+      attempts: result.attempts.filter((a) => a.number !== null).length,
+    });
+    final = {
+      status: 'SUCCEEDED',
+      data: {
+        output: result.text,
+        provider: result.provider,
+        model: result.model,
+        inputTokens: result.usage.inputTokens,
+        cachedInputTokens: result.usage.cachedInputTokens,
+        outputTokens: result.usage.outputTokens,
+        costMicros: await totalCost(prisma, runId),
+      },
+    };
+  } catch (err) {
+    if (err instanceof RunBlockedError) {
+      final = { status: 'BLOCKED', error: err.message, errorCode: 'BUDGET_EXCEEDED', data: { output } };
+      writer.append('ERROR', { message: err.message, code: 'BUDGET_EXCEEDED', ...err.details });
+    } else if (abort.signal.aborted || (err instanceof ProviderError && err.kind === 'aborted')) {
+      final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', data: { output, costMicros: await totalCost(prisma, runId) } };
+    } else if (err instanceof ProviderError) {
+      final = { status: 'FAILED', error: err.message, errorCode: `PROVIDER_${err.kind.toUpperCase()}`, data: { output, costMicros: await totalCost(prisma, runId) } };
+    } else {
+      logger.error({ err, runId }, 'run crashed');
+      final = { status: 'FAILED', error: 'Internal error while running the agent', errorCode: 'INTERNAL', data: { output } };
+    }
+  } finally {
+    clearInterval(heartbeat);
+    await unsubscribeCancel();
+  }
+
+  writer.append('STATUS', { status: final.status, ...(final.error ? { error: final.error, errorCode: final.errorCode } : {}) });
+  await writer.flush();
+  const done = await prisma.agentRun.updateMany({
+    where: { id: runId, leaseOwner: workerId, status: 'RUNNING' },
+    data: {
+      ...final.data,
+      status: final.status,
+      error: final.error ?? null,
+      errorCode: final.errorCode ?? null,
+      firstTokenAt,
+      finishedAt: new Date(),
+      leaseOwner: null,
+      leaseExpiresAt: null,
+    },
+  });
+  if (done.count === 1) await announceStatus(bus, run.projectId, runId, final.status);
+  return true;
+}
+
+async function totalCost(prisma: PrismaClient, runId: string): Promise<bigint> {
+  const agg = await prisma.usageRecord.aggregate({ where: { runId }, _sum: { costMicros: true } });
+  return agg._sum.costMicros ?? 0n;
+}
+
+/** One append-only ledger row per provider attempt that reached the provider. */
+async function recordUsage(prisma: PrismaClient, rc: RunContext, attempt: AttemptInfo, outcome: AttemptOutcome) {
+  if (!outcome.usageReported && !outcome.emittedText && outcome.usage.inputTokens === 0) return;
+  await prisma.usageRecord.create({
+    data: {
+      organizationId: rc.organizationId,
+      projectId: rc.projectId,
+      agentId: rc.agentId,
+      runId: rc.runId,
+      attempt: attempt.number,
+      provider: attempt.provider,
+      model: attempt.model,
+      inputTokens: outcome.usage.inputTokens,
+      cachedInputTokens: outcome.usage.cachedInputTokens,
+      outputTokens: outcome.usage.outputTokens,
+      costMicros: outcome.costMicros ?? 0n,
+    },
+  });
+}

@@ -1,0 +1,97 @@
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
+export interface CircuitBreakerOptions {
+  /** Consecutive failures that open the circuit. */
+  failureThreshold: number;
+  /** The failures must all fall within this window (measured from the first of the run). */
+  windowMs: number;
+  /** How long an open circuit rejects calls before letting one probe through. */
+  cooldownMs: number;
+  /** Injectable clock (ms). */
+  now?: () => number;
+}
+
+interface Circuit {
+  state: CircuitState;
+  failures: number;
+  firstFailureAt: number;
+  openedAt: number;
+  probeInFlight: boolean;
+}
+
+/**
+ * Per-key (per-provider) circuit breaker. Closed: everything passes. Open: everything is rejected
+ * until `cooldownMs` has passed, then half-open: exactly one probe is let through; its success
+ * closes the circuit, its failure re-opens it for another cool-down.
+ * Callers must settle every granted `tryAcquire` with recordSuccess, recordFailure or release.
+ */
+export class CircuitBreaker {
+  private readonly circuits = new Map<string, Circuit>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: CircuitBreakerOptions) {
+    if (opts.failureThreshold < 1) throw new RangeError('failureThreshold must be >= 1');
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Current state without side effects ('half_open' once an open circuit's cool-down has elapsed). */
+  state(key: string): CircuitState {
+    const c = this.circuits.get(key);
+    if (!c) return 'closed';
+    if (c.state === 'open' && this.now() - c.openedAt >= this.opts.cooldownMs) return 'half_open';
+    return c.state;
+  }
+
+  /** May a call go to `key` now? In half-open state only one caller gets `true` until it settles. */
+  tryAcquire(key: string): boolean {
+    const c = this.circuits.get(key);
+    if (!c || c.state === 'closed') return true;
+    if (c.state === 'open') {
+      if (this.now() - c.openedAt < this.opts.cooldownMs) return false;
+      c.state = 'half_open';
+    }
+    if (c.probeInFlight) return false;
+    c.probeInFlight = true;
+    return true;
+  }
+
+  recordSuccess(key: string): void {
+    this.circuits.delete(key);
+  }
+
+  recordFailure(key: string): void {
+    const now = this.now();
+    const c = this.circuit(key);
+    if (c.state === 'half_open') {
+      this.open(c, now);
+      return;
+    }
+    if (c.state === 'open') return;
+    if (c.failures > 0 && now - c.firstFailureAt > this.opts.windowMs) c.failures = 0;
+    if (c.failures === 0) c.firstFailureAt = now;
+    c.failures++;
+    if (c.failures >= this.opts.failureThreshold) this.open(c, now);
+  }
+
+  /** The call ended without a verdict on the provider's health (aborted, or a request-specific 4xx). */
+  release(key: string): void {
+    const c = this.circuits.get(key);
+    if (c?.state === 'half_open') c.probeInFlight = false;
+  }
+
+  private open(c: Circuit, now: number): void {
+    c.state = 'open';
+    c.openedAt = now;
+    c.probeInFlight = false;
+    c.failures = 0;
+  }
+
+  private circuit(key: string): Circuit {
+    let c = this.circuits.get(key);
+    if (!c) {
+      c = { state: 'closed', failures: 0, firstFailureAt: 0, openedAt: 0, probeInFlight: false };
+      this.circuits.set(key, c);
+    }
+    return c;
+  }
+}

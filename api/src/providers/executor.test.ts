@@ -1,0 +1,406 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startAnthropicFake } from '../../test/fakes/anthropic-server.js';
+import type { FakeProviderServer } from '../../test/fakes/fake-provider-server.js';
+import { startOpenAIFake } from '../../test/fakes/openai-server.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { ProviderError } from './errors.js';
+import {
+  backoffDelayMs,
+  executeCompletion,
+  RESTART_MARKER,
+  type AttemptInfo,
+  type AttemptOutcome,
+  type ExecuteOptions,
+  type RetryPolicy,
+} from './executor.js';
+import { costMicros, estimateInputTokens, maxCostMicros } from './pricing.js';
+import { createProviders } from './registry.js';
+import type { ProviderRegistry } from './types.js';
+
+let openai: FakeProviderServer;
+let anthropic: FakeProviderServer;
+let registry: ProviderRegistry;
+
+const RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5_000 };
+const REQUEST = {
+  system: 'Be brief.',
+  messages: [{ role: 'user' as const, content: 'Summarise the plan.' }],
+  maxOutputTokens: 100,
+};
+
+beforeAll(async () => {
+  openai = await startOpenAIFake({ apiKey: 'sk-o' });
+  anthropic = await startAnthropicFake({ apiKey: 'sk-a' });
+  registry = createProviders({
+    openai: { apiKey: 'sk-o', baseUrl: openai.url },
+    anthropic: { apiKey: 'sk-a', baseUrl: anthropic.url },
+    offline: { tokenDelayMs: 0 },
+    timeouts: { requestTimeoutMs: 300, idleTimeoutMs: 300 },
+  });
+});
+
+afterEach(() => {
+  openai.reset();
+  anthropic.reset();
+});
+
+afterAll(async () => {
+  await openai.close();
+  await anthropic.close();
+});
+
+/** executeCompletion with test defaults: jitter off (random = 0), deltas collected. */
+function run(overrides: Partial<ExecuteOptions> & { deltas?: string[] } = {}) {
+  const deltas = overrides.deltas ?? [];
+  return executeCompletion({
+    chain: [{ provider: 'OPENAI', model: 'gpt-4o-mini' }],
+    request: REQUEST,
+    registry,
+    retry: RETRY,
+    random: () => 0,
+    onDelta: (text) => {
+      deltas.push(text);
+    },
+    ...overrides,
+  });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ProviderError);
+  return error as ProviderError;
+}
+
+describe('retries', () => {
+  it('honours Retry-After (seconds) on 429, then succeeds', async () => {
+    openai.enqueue({ kind: 'error', status: 429, retryAfter: 1 }, { kind: 'reply', text: 'ok after wait' });
+    const started = performance.now();
+    const result = await run();
+    const elapsed = performance.now() - started;
+    expect(result.text).toBe('ok after wait');
+    expect(elapsed).toBeGreaterThanOrEqual(990);
+    expect(openai.requests).toHaveLength(2);
+    expect(openai.requests[1]!.receivedAt - openai.requests[0]!.receivedAt).toBeGreaterThanOrEqual(990);
+    expect(result.attempts.map((a) => [a.status, a.error?.status, a.retryDelayMs])).toEqual([
+      ['failed', 429, 1000],
+      ['succeeded', undefined, undefined],
+    ]);
+  });
+
+  it('honours retry-after-ms and caps any delay at maxDelayMs', async () => {
+    openai.enqueue(
+      { kind: 'error', status: 429, retryAfterMs: 120 },
+      { kind: 'error', status: 429, retryAfter: 3600 },
+      { kind: 'reply', text: 'done' },
+    );
+    const result = await run({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 150 } });
+    expect(result.text).toBe('done');
+    expect(result.attempts.map((a) => a.retryDelayMs)).toEqual([120, 150, undefined]);
+  });
+
+  it('retries a 500 and reports every attempt through the hooks', async () => {
+    openai.enqueue(
+      { kind: 'error', status: 500 },
+      { kind: 'reply', text: 'recovered', usage: { inputTokens: 40, cachedInputTokens: 10, outputTokens: 3 } },
+    );
+    const events: string[] = [];
+    const ends: Array<[AttemptInfo, AttemptOutcome]> = [];
+    const result = await run({
+      onAttemptStart: async (a) => {
+        events.push(`start ${a.number} ${a.provider} #${a.attemptForEntry}`);
+      },
+      onAttemptEnd: async (a, o) => {
+        events.push(`end ${a.number} ${o.status}`);
+        ends.push([a, o]);
+      },
+    });
+    expect(events).toEqual(['start 1 OPENAI #1', 'end 1 failed', 'start 2 OPENAI #2', 'end 2 succeeded']);
+    const inputEstimate = estimateInputTokens(REQUEST);
+    expect(ends[0]![0]).toMatchObject({
+      inputTokensEstimate: inputEstimate,
+      maxOutputTokens: 100,
+      maxCostMicros: maxCostMicros('OPENAI', 'gpt-4o-mini', inputEstimate, 100),
+    });
+    expect(ends[0]![1]).toMatchObject({
+      status: 'failed',
+      usageReported: false,
+      costMicros: 0n,
+      emittedText: false,
+      error: { kind: 'retryable', status: 500 },
+    });
+    const usage = { inputTokens: 40, cachedInputTokens: 10, outputTokens: 3 };
+    expect(ends[1]![1]).toMatchObject({ status: 'succeeded', usage, usageReported: true });
+    expect(result).toMatchObject({
+      text: 'recovered',
+      usage,
+      provider: 'OPENAI',
+      model: 'gpt-4o-mini',
+      costMicros: costMicros('OPENAI', 'gpt-4o-mini', usage),
+    });
+  });
+
+  it('does not retry a 401: fatal, with the provider message', async () => {
+    openai.enqueue({ kind: 'error', status: 401, message: 'Incorrect API key provided: sk-o.' });
+    const error = await rejection(run());
+    expect(error).toMatchObject({ kind: 'fatal', status: 401, message: 'Incorrect API key provided: sk-o.' });
+    expect(openai.requests).toHaveLength(1);
+    expect(error.attempts).toHaveLength(1);
+  });
+
+  it('gives up after maxAttempts retryable failures with the last error', async () => {
+    openai.enqueue({ kind: 'error', status: 500 }, { kind: 'error', status: 502 }, { kind: 'error', status: 503 });
+    const error = await rejection(run());
+    expect(error).toMatchObject({ kind: 'retryable', status: 503 });
+    expect(openai.requests).toHaveLength(3);
+  });
+
+  it('retries after a timeout (server never answers)', async () => {
+    openai.enqueue({ kind: 'hang' }, { kind: 'reply', text: 'second time lucky' });
+    const result = await run();
+    expect(result.text).toBe('second time lucky');
+    expect(result.attempts[0]).toMatchObject({ status: 'failed', error: { kind: 'retryable', code: 'timeout' } });
+    expect((await openai.whenClosed(0)).disconnectedByClient).toBe(true);
+  });
+
+  it('computes full-jitter exponential backoff with Retry-After as a floor', () => {
+    const policy = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 1_000 };
+    expect(backoffDelayMs(1, policy, undefined, () => 0.999)).toBe(99);
+    expect(backoffDelayMs(3, policy, undefined, () => 0.5)).toBe(200);
+    expect(backoffDelayMs(10, policy, undefined, () => 0.999)).toBe(999);
+    expect(backoffDelayMs(1, policy, 400, () => 0.5)).toBe(400);
+    expect(backoffDelayMs(1, policy, 60_000, () => 0.5)).toBe(1_000);
+  });
+});
+
+describe('fallback', () => {
+  it('falls back to the next provider when the first keeps failing', async () => {
+    openai.enqueue({ kind: 'error', status: 500 }, { kind: 'error', status: 500 });
+    anthropic.enqueue({ kind: 'reply', text: 'from claude' });
+    const result = await run({
+      chain: [
+        { provider: 'OPENAI', model: 'gpt-4o-mini' },
+        { provider: 'ANTHROPIC', model: 'claude-haiku-4-5' },
+      ],
+      retry: { ...RETRY, maxAttempts: 2 },
+    });
+    expect(result).toMatchObject({ text: 'from claude', provider: 'ANTHROPIC', model: 'claude-haiku-4-5' });
+    expect(result.attempts.map((a) => `${a.provider}:${a.status}`)).toEqual([
+      'OPENAI:failed',
+      'OPENAI:failed',
+      'ANTHROPIC:succeeded',
+    ]);
+    expect(anthropic.requests[0]?.body.model).toBe('claude-haiku-4-5');
+  });
+
+  it('falls back immediately on a fatal error', async () => {
+    openai.enqueue({ kind: 'error', status: 403 });
+    anthropic.enqueue({ kind: 'reply', text: 'fallback' });
+    const result = await run({
+      chain: [
+        { provider: 'OPENAI', model: 'gpt-4o-mini' },
+        { provider: 'ANTHROPIC', model: 'claude-haiku-4-5' },
+      ],
+    });
+    expect(result.provider).toBe('ANTHROPIC');
+    expect(openai.requests).toHaveLength(1);
+  });
+
+  it('skips unconfigured providers and lands on the offline provider', async () => {
+    const deltas: string[] = [];
+    const result = await run({
+      chain: [
+        { provider: 'XAI', model: 'grok-4' },
+        { provider: 'OFFLINE', model: 'offline-small' },
+      ],
+      deltas,
+    });
+    expect(result.provider).toBe('OFFLINE');
+    expect(result.costMicros).toBe(0n);
+    expect(deltas.join('')).toBe(result.text);
+    expect(result.attempts[0]).toMatchObject({ provider: 'XAI', status: 'skipped', skipReason: 'unconfigured' });
+  });
+
+  it('throws the typed unconfigured error when nothing else is available', async () => {
+    const error = await rejection(run({ chain: [{ provider: 'PERPLEXITY', model: 'sonar' }] }));
+    expect(error).toMatchObject({ kind: 'unconfigured', provider: 'PERPLEXITY' });
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens after repeated failures, skips the provider, then lets one probe through after the cool-down', async () => {
+    let now = 1_000_000;
+    const breaker = new CircuitBreaker({ failureThreshold: 2, windowMs: 60_000, cooldownMs: 30_000, now: () => now });
+    const opts = {
+      breaker,
+      retry: { ...RETRY, maxAttempts: 1 },
+      chain: [
+        { provider: 'OPENAI' as const, model: 'gpt-4o-mini' },
+        { provider: 'ANTHROPIC' as const, model: 'claude-haiku-4-5' },
+      ],
+    };
+
+    openai.enqueue({ kind: 'error', status: 500 }, { kind: 'error', status: 500 });
+    anthropic.setDefault({ kind: 'reply', text: 'claude' });
+    try {
+      expect((await run(opts)).provider).toBe('ANTHROPIC');
+      expect(breaker.state('OPENAI')).toBe('closed');
+      expect((await run(opts)).provider).toBe('ANTHROPIC');
+      expect(breaker.state('OPENAI')).toBe('open');
+
+      // Open: OpenAI is not even called.
+      const skipped = await run(opts);
+      expect(skipped.provider).toBe('ANTHROPIC');
+      expect(skipped.attempts[0]).toMatchObject({ provider: 'OPENAI', status: 'skipped', skipReason: 'circuit_open' });
+      expect(openai.requests).toHaveLength(2);
+
+      // After the cool-down: half-open, one probe, which succeeds and closes the circuit.
+      now += 30_000;
+      expect(breaker.state('OPENAI')).toBe('half_open');
+      openai.enqueue({ kind: 'reply', text: 'openai is back' });
+      const probed = await run(opts);
+      expect(probed).toMatchObject({ provider: 'OPENAI', text: 'openai is back' });
+      expect(openai.requests).toHaveLength(3);
+      expect(breaker.state('OPENAI')).toBe('closed');
+    } finally {
+      anthropic.setDefault({ kind: 'reply' });
+    }
+  });
+
+  it('fails with kind circuit_open when every provider in the chain is open', async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 1, windowMs: 1_000, cooldownMs: 60_000 });
+    breaker.recordFailure('OPENAI');
+    const error = await rejection(run({ breaker }));
+    expect(error).toMatchObject({ kind: 'circuit_open', provider: 'OPENAI' });
+    expect(openai.requests).toHaveLength(0);
+  });
+
+  it('does not count fatal 4xx errors as provider failures', async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 1, windowMs: 1_000, cooldownMs: 60_000 });
+    openai.enqueue({ kind: 'error', status: 400 });
+    await rejection(run({ breaker }));
+    expect(breaker.state('OPENAI')).toBe('closed');
+  });
+});
+
+describe('abort and hooks', () => {
+  it('stops immediately on abort mid-stream: no retry, no fallback, attempt settled as aborted', async () => {
+    openai.enqueue({ kind: 'reply', text: 'tick '.repeat(100), chunkDelayMs: 20 });
+    const controller = new AbortController();
+    const outcomes: AttemptOutcome[] = [];
+    const deltas: string[] = [];
+    let abortedAt = 0;
+    const error = await rejection(
+      run({
+        chain: [
+          { provider: 'OPENAI', model: 'gpt-4o-mini' },
+          { provider: 'ANTHROPIC', model: 'claude-haiku-4-5' },
+        ],
+        request: { ...REQUEST, signal: controller.signal },
+        onDelta: (text) => {
+          deltas.push(text);
+          if (deltas.length === 2) {
+            abortedAt = performance.now();
+            controller.abort();
+          }
+        },
+        onAttemptEnd: async (_a, o) => {
+          outcomes.push(o);
+        },
+      }),
+    );
+    expect(performance.now() - abortedAt).toBeLessThan(1_000);
+    expect(error.kind).toBe('aborted');
+    expect(openai.requests).toHaveLength(1);
+    expect(anthropic.requests).toHaveLength(0);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toMatchObject({ status: 'aborted', emittedText: true, usageReported: false });
+    // Settled on an estimate, since text was produced but no usage report arrived.
+    expect(outcomes[0]!.usage.outputTokens).toBeGreaterThan(0);
+    expect((await openai.whenClosed(0)).disconnectedByClient).toBe(true);
+  });
+
+  it('stops during a backoff wait when aborted', async () => {
+    openai.enqueue({ kind: 'error', status: 429, retryAfter: 30 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const started = performance.now();
+    const error = await rejection(
+      run({ request: { ...REQUEST, signal: controller.signal }, retry: { ...RETRY, maxDelayMs: 60_000 } }),
+    );
+    expect(error.kind).toBe('aborted');
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(openai.requests).toHaveLength(1);
+  });
+
+  it('propagates an onAttemptStart error untouched and makes no request', async () => {
+    class BudgetExceededError extends Error {}
+    const budgetError = new BudgetExceededError('over budget');
+    await expect(
+      run({
+        onAttemptStart: async () => {
+          throw budgetError;
+        },
+      }),
+    ).rejects.toBe(budgetError);
+    expect(openai.requests).toHaveLength(0);
+  });
+
+  it('propagates an onDelta error untouched and hangs up on the provider', async () => {
+    openai.enqueue({ kind: 'reply', text: 'a b c d e f g', chunkDelayMs: 10 });
+    const sinkError = new Error('event store down');
+    const outcomes: AttemptOutcome[] = [];
+    await expect(
+      run({
+        onDelta: () => {
+          throw sinkError;
+        },
+        onAttemptEnd: async (_a, o) => {
+          outcomes.push(o);
+        },
+      }),
+    ).rejects.toBe(sinkError);
+    expect(outcomes.map((o) => o.status)).toEqual(['aborted']);
+    expect((await openai.whenClosed(0)).disconnectedByClient).toBe(true);
+    expect(openai.requests).toHaveLength(1);
+  });
+});
+
+describe('failures after text was delivered', () => {
+  it('by default neither retries nor falls back, and marks the error partial', async () => {
+    openai.enqueue({ kind: 'reply', text: 'one two three four', dropAfterChunks: 2 });
+    const deltas: string[] = [];
+    const error = await rejection(
+      run({
+        chain: [
+          { provider: 'OPENAI', model: 'gpt-4o-mini' },
+          { provider: 'OFFLINE', model: 'offline-small' },
+        ],
+        deltas,
+      }),
+    );
+    expect(error).toMatchObject({ kind: 'retryable', partial: true });
+    expect(deltas.join('')).toBe('one two ');
+    expect(openai.requests).toHaveLength(1);
+    expect(error.attempts).toHaveLength(1);
+  });
+
+  it('with restartAfterPartial, emits the restart marker and retries from scratch', async () => {
+    openai.enqueue(
+      { kind: 'reply', text: 'one two three four', dropAfterChunks: 2 },
+      { kind: 'reply', text: 'complete answer' },
+    );
+    const deltas: string[] = [];
+    const result = await run({ restartAfterPartial: true, deltas });
+    expect(deltas.join('')).toBe(`one two ${RESTART_MARKER}complete answer`);
+    expect(result.text).toBe('complete answer');
+    expect(result.attempts.map((a) => [a.status, a.emittedText])).toEqual([
+      ['failed', true],
+      ['succeeded', true],
+    ]);
+  });
+});

@@ -1,0 +1,318 @@
+import type { CircuitBreaker } from './circuit-breaker.js';
+import { abortedError, classifyError, ProviderError, unconfiguredError, type ProviderErrorKind } from './errors.js';
+import { sleep as abortableSleep } from './guard.js';
+import { costMicros, estimateInputTokens, estimateTextTokens, hasPrice, maxCostMicros } from './pricing.js';
+import type { CompletionRequest, ProviderId, ProviderRegistry, TokenUsage } from './types.js';
+
+export interface ChainEntry {
+  provider: ProviderId;
+  model: string;
+}
+
+export interface RetryPolicy {
+  /** Attempts per chain entry, the first one included (1 = no retry). */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Passed to the hooks; enough for a budget layer to reserve `maxCostMicros` before the call. */
+export interface AttemptInfo {
+  /** 1-based, across the whole execution. */
+  number: number;
+  chainIndex: number;
+  /** 1-based attempt number for this chain entry. */
+  attemptForEntry: number;
+  provider: ProviderId;
+  model: string;
+  inputTokensEstimate: number;
+  maxOutputTokens: number;
+  /** Worst-case cost of this attempt; null when the model has no known price. */
+  maxCostMicros: bigint | null;
+}
+
+export type AttemptStatus = 'succeeded' | 'failed' | 'aborted';
+
+export interface AttemptOutcome {
+  status: AttemptStatus;
+  /**
+   * Usage to settle. The provider's report when it sent one; otherwise, if text had streamed, our
+   * estimate (input estimate + emitted text); otherwise zero (no output seen, nothing to bill).
+   */
+  usage: TokenUsage;
+  usageReported: boolean;
+  costMicros: bigint | null;
+  emittedText: boolean;
+  text: string;
+  durationMs: number;
+  error?: ProviderError;
+}
+
+export interface AttemptErrorSummary {
+  kind: ProviderErrorKind;
+  message: string;
+  status?: number;
+  code?: string;
+}
+
+/** One row per attempt made or chain entry skipped; serialisable (bigint aside) for run events/logs. */
+export interface AttemptRecord {
+  number: number | null;
+  chainIndex: number;
+  provider: ProviderId;
+  model: string;
+  status: AttemptStatus | 'skipped';
+  skipReason?: 'circuit_open' | 'unconfigured';
+  error?: AttemptErrorSummary;
+  emittedText: boolean;
+  usage?: TokenUsage;
+  costMicros?: bigint | null;
+  durationMs: number;
+  /** Backoff slept before the next attempt on the same entry, when there was one. */
+  retryDelayMs?: number;
+}
+
+export interface ExecuteOptions {
+  chain: ChainEntry[];
+  /** The model comes from each chain entry. */
+  request: Omit<CompletionRequest, 'model'>;
+  registry: ProviderRegistry;
+  retry: RetryPolicy;
+  breaker?: CircuitBreaker;
+  /** Runs before every attempt; if it throws (e.g. budget exceeded) execution stops with that error as-is. */
+  onAttemptStart?: (attempt: AttemptInfo) => Promise<void>;
+  /** Runs after every attempt that onAttemptStart allowed, whatever the outcome. */
+  onAttemptEnd?: (attempt: AttemptInfo, outcome: AttemptOutcome) => Promise<void>;
+  onDelta: (text: string) => void | Promise<void>;
+  /**
+   * What to do when an attempt fails after some of its text was already delivered through onDelta.
+   * false (default): no retry, no fallback; the error is thrown with `partial = true`, so delivered
+   * text is never duplicated or silently mixed with a second answer.
+   * true: deliver RESTART_MARKER through onDelta, then retry/fall back as usual; the returned
+   * `text` holds only the successful attempt's text.
+   */
+  restartAfterPartial?: boolean;
+  /** Injectable randomness for jitter, in [0, 1). */
+  random?: () => number;
+}
+
+export const RESTART_MARKER = '\n\n[response interrupted; restarting]\n\n';
+
+export interface ExecuteResult {
+  text: string;
+  usage: TokenUsage;
+  costMicros: bigint | null;
+  provider: ProviderId;
+  model: string;
+  attempts: AttemptRecord[];
+}
+
+/**
+ * Exponential backoff with full jitter: uniform in [0, min(maxDelay, base * 2^(n-1))], where n is
+ * the number of failed attempts so far. A server's Retry-After is a floor; maxDelayMs caps both.
+ */
+export function backoffDelayMs(
+  failedAttempts: number,
+  policy: RetryPolicy,
+  retryAfterMs: number | undefined,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, failedAttempts - 1));
+  const jittered = Math.floor(random() * ceiling);
+  return Math.min(policy.maxDelayMs, Math.max(jittered, retryAfterMs ?? 0));
+}
+
+function summarize(err: ProviderError): AttemptErrorSummary {
+  return {
+    kind: err.kind,
+    message: err.message,
+    ...(err.status !== undefined ? { status: err.status } : {}),
+    ...(err.code !== undefined ? { code: err.code } : {}),
+  };
+}
+
+function withAttempts(err: ProviderError, attempts: AttemptRecord[]): ProviderError {
+  err.attempts = attempts;
+  return err;
+}
+
+/** Thrown by onDelta: kept apart from provider failures so it propagates untouched. */
+class ConsumerFailure {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * Runs a completion over a provider chain: retries the current entry on retryable errors (backoff,
+ * Retry-After honoured), falls back to the next entry on fatal errors or exhausted retries, skips
+ * entries whose circuit is open or whose provider is unconfigured, and stops at once on abort.
+ */
+export async function executeCompletion(opts: ExecuteOptions): Promise<ExecuteResult> {
+  const { chain, request, registry, retry, breaker } = opts;
+  if (chain.length === 0) throw new Error('executeCompletion: empty provider chain');
+  if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1) throw new RangeError('retry.maxAttempts must be >= 1');
+  const random = opts.random ?? Math.random;
+  const signal = request.signal;
+  const inputTokensEstimate = estimateInputTokens(request);
+  const attempts: AttemptRecord[] = [];
+  let attemptNumber = 0;
+  let lastAttemptError: ProviderError | undefined;
+  let lastSkipError: ProviderError | undefined;
+
+  for (const [chainIndex, entry] of chain.entries()) {
+    const { provider, model } = entry;
+    const adapter = registry.get(provider);
+    if (!adapter.configured) {
+      lastSkipError = unconfiguredError(provider);
+      attempts.push(skipRecord(chainIndex, entry, 'unconfigured', lastSkipError));
+      continue;
+    }
+
+    for (let attemptForEntry = 1; attemptForEntry <= retry.maxAttempts; attemptForEntry++) {
+      if (signal?.aborted) throw withAttempts(abortedError(provider, signal.reason), attempts);
+      if (breaker && !breaker.tryAcquire(provider)) {
+        lastSkipError = new ProviderError({
+          kind: 'circuit_open',
+          provider,
+          message: `Circuit open for ${provider}: skipped after repeated failures`,
+          code: 'circuit_open',
+        });
+        attempts.push(skipRecord(chainIndex, entry, 'circuit_open', lastSkipError));
+        break;
+      }
+
+      const info: AttemptInfo = {
+        number: ++attemptNumber,
+        chainIndex,
+        attemptForEntry,
+        provider,
+        model,
+        inputTokensEstimate,
+        maxOutputTokens: request.maxOutputTokens,
+        maxCostMicros: hasPrice(provider, model)
+          ? maxCostMicros(provider, model, inputTokensEstimate, request.maxOutputTokens)
+          : null,
+      };
+      try {
+        await opts.onAttemptStart?.(info);
+      } catch (err) {
+        breaker?.release(provider);
+        throw err;
+      }
+
+      const started = Date.now();
+      let text = '';
+      let usage: TokenUsage | undefined;
+      let error: ProviderError | undefined;
+      let consumerFailure: ConsumerFailure | undefined;
+      try {
+        for await (const chunk of adapter.stream({ ...request, model })) {
+          if (chunk.type === 'usage') {
+            usage = chunk.usage;
+            continue;
+          }
+          text += chunk.text;
+          try {
+            await opts.onDelta(chunk.text);
+          } catch (err) {
+            consumerFailure = new ConsumerFailure(err);
+            break; // leaving the loop closes the adapter's stream, which aborts the HTTP request
+          }
+        }
+        if (!usage && !consumerFailure) {
+          error = new ProviderError({ kind: 'fatal', provider, message: 'Stream ended without a usage report' });
+        }
+      } catch (err) {
+        error = classifyError(provider, err);
+      }
+      // The caller's abort wins over whatever error the cut-off stream produced.
+      if (signal?.aborted && error) {
+        error = abortedError(provider, signal.reason);
+      }
+
+      const emittedText = text.length > 0;
+      const status: AttemptStatus = consumerFailure || error?.kind === 'aborted' ? 'aborted' : error ? 'failed' : 'succeeded';
+      const settledUsage =
+        usage ??
+        (emittedText
+          ? { inputTokens: inputTokensEstimate, cachedInputTokens: 0, outputTokens: estimateTextTokens(text) }
+          : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
+      const cost = hasPrice(provider, model) ? costMicros(provider, model, settledUsage) : null;
+      const outcome: AttemptOutcome = {
+        status,
+        usage: settledUsage,
+        usageReported: usage !== undefined,
+        costMicros: cost,
+        emittedText,
+        text,
+        durationMs: Date.now() - started,
+        ...(error ? { error } : {}),
+      };
+      const record: AttemptRecord = {
+        number: info.number,
+        chainIndex,
+        provider,
+        model,
+        status,
+        emittedText,
+        usage: settledUsage,
+        costMicros: cost,
+        durationMs: outcome.durationMs,
+        ...(error ? { error: summarize(error) } : {}),
+      };
+      attempts.push(record);
+
+      if (status === 'succeeded') breaker?.recordSuccess(provider);
+      else if (error?.kind === 'retryable') breaker?.recordFailure(provider);
+      else breaker?.release(provider);
+
+      await opts.onAttemptEnd?.(info, outcome);
+
+      if (consumerFailure) throw consumerFailure.error;
+      if (!error) {
+        return { text, usage: settledUsage, costMicros: cost, provider, model, attempts };
+      }
+      if (error.kind === 'aborted') throw withAttempts(error, attempts);
+      lastAttemptError = error;
+
+      if (emittedText) {
+        if (!opts.restartAfterPartial) {
+          error.partial = true;
+          throw withAttempts(error, attempts);
+        }
+        await opts.onDelta(RESTART_MARKER);
+      }
+      if (error.kind !== 'retryable' || attemptForEntry === retry.maxAttempts) break;
+
+      const delay = backoffDelayMs(attemptForEntry, retry, error.retryAfterMs, random);
+      record.retryDelayMs = delay;
+      try {
+        await abortableSleep(delay, signal, provider);
+      } catch (err) {
+        throw withAttempts(classifyError(provider, err), attempts);
+      }
+    }
+  }
+
+  const finalError = lastAttemptError ?? lastSkipError;
+  if (!finalError) throw new Error('executeCompletion: no attempt made'); // unreachable with a non-empty chain
+  throw withAttempts(finalError, attempts);
+}
+
+function skipRecord(
+  chainIndex: number,
+  entry: ChainEntry,
+  reason: 'circuit_open' | 'unconfigured',
+  error: ProviderError,
+): AttemptRecord {
+  return {
+    number: null,
+    chainIndex,
+    provider: entry.provider,
+    model: entry.model,
+    status: 'skipped',
+    skipReason: reason,
+    error: summarize(error),
+    emittedText: false,
+    durationMs: 0,
+  };
+}

@@ -1,0 +1,97 @@
+import { abortedError, classifyError, timeoutError, type ProviderError } from './errors.js';
+import type { ProviderId } from './types.js';
+
+export interface StreamTimeouts {
+  /** Max wait for the response to start (headers and the first event). */
+  requestTimeoutMs: number;
+  /** Max silence between two stream events once the response has started. */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: StreamTimeouts = { requestTimeoutMs: 60_000, idleTimeoutMs: 180_000 };
+
+/**
+ * Per-attempt abort controller for an SDK call: follows the caller's signal and adds our own
+ * first-byte / idle timers, so a stalled stream (which SDK timeouts do not cover once headers
+ * arrived) is cut and reported as a retryable 'timeout' instead of hanging forever.
+ */
+export class RequestGuard {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private timedOutAfterMs: number | undefined;
+  private readonly onCallerAbort = () => this.controller.abort();
+
+  constructor(
+    private readonly provider: ProviderId,
+    private readonly callerSignal: AbortSignal | undefined,
+    private readonly timeouts: StreamTimeouts,
+  ) {
+    if (callerSignal?.aborted) this.controller.abort();
+    else callerSignal?.addEventListener('abort', this.onCallerAbort, { once: true });
+    this.arm(timeouts.requestTimeoutMs);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get callerAborted(): boolean {
+    return this.callerSignal?.aborted ?? false;
+  }
+
+  /** (Re)start the inactivity timer; call on every event received. */
+  touch(): void {
+    this.arm(this.timeouts.idleTimeoutMs);
+  }
+
+  /** Stop timing while the consumer handles a chunk, so a slow consumer isn't taken for a stalled server. */
+  pause(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Throw if the attempt was cut (SDK stream iterators end silently when aborted). */
+  throwIfStopped(): void {
+    if (this.signal.aborted) throw this.toError(undefined);
+  }
+
+  /** Map an error (or a silent stop when `err` is undefined) to the right ProviderError. */
+  toError(err: unknown): ProviderError {
+    if (this.callerAborted) return abortedError(this.provider, this.callerSignal?.reason);
+    if (this.timedOutAfterMs !== undefined) {
+      return timeoutError(this.provider, `No response from ${this.provider} within ${this.timedOutAfterMs} ms`);
+    }
+    return classifyError(this.provider, err ?? new Error('stream stopped'));
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.callerSignal?.removeEventListener('abort', this.onCallerAbort);
+  }
+
+  private arm(ms: number): void {
+    clearTimeout(this.timer);
+    if (!Number.isFinite(ms) || ms <= 0) return;
+    this.timer = setTimeout(() => {
+      this.timedOutAfterMs = ms;
+      this.controller.abort();
+    }, ms);
+  }
+}
+
+/** setTimeout as a promise that rejects with the provider's 'aborted' error when `signal` fires. */
+export function sleep(ms: number, signal: AbortSignal | undefined, provider: ProviderId): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortedError(provider, signal.reason));
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortedError(provider, signal?.reason));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

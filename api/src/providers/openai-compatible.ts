@@ -1,0 +1,119 @@
+import OpenAI from 'openai';
+import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { ProviderError, unconfiguredError } from './errors.js';
+import { RequestGuard, type StreamTimeouts } from './guard.js';
+import { estimateInputTokens, estimateTextTokens } from './pricing.js';
+import type { CompletionRequest, ModelInfo, ProviderAdapter, ProviderId, StreamChunk, TokenUsage } from './types.js';
+
+export interface OpenAICompatibleOptions {
+  id: ProviderId;
+  label: string;
+  apiKey: string | undefined;
+  baseUrl: string;
+  models: ModelInfo[];
+  timeouts: StreamTimeouts;
+  /** OpenAI and xAI take `max_completion_tokens`; Perplexity still documents `max_tokens`. */
+  maxTokensParam: 'max_completion_tokens' | 'max_tokens';
+}
+
+/** Chat Completions streaming through the official `openai` SDK; serves OpenAI, xAI and Perplexity. */
+export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): ProviderAdapter {
+  const { id, apiKey, timeouts } = opts;
+  const client = apiKey
+    ? new OpenAI({
+        apiKey,
+        baseURL: opts.baseUrl,
+        // Explicit nulls stop the SDK from reading OPENAI_* variables from process.env.
+        adminAPIKey: null,
+        organization: null,
+        project: null,
+        webhookSecret: null,
+        maxRetries: 0, // the executor owns retries
+        timeout: timeouts.requestTimeoutMs,
+      })
+    : undefined;
+
+  async function* stream(req: CompletionRequest): AsyncGenerator<StreamChunk> {
+    if (!client) throw unconfiguredError(id);
+    const messages: ChatCompletionMessageParam[] = [];
+    if (req.system) messages.push({ role: 'system', content: req.system });
+    for (const m of req.messages) messages.push({ role: m.role, content: m.content });
+    const params: ChatCompletionCreateParamsStreaming = {
+      model: req.model,
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+      [opts.maxTokensParam]: req.maxOutputTokens,
+      ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+    };
+
+    const guard = new RequestGuard(id, req.signal, timeouts);
+    try {
+      let sdkStream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>;
+      try {
+        sdkStream = await client.chat.completions.create(params, { signal: guard.signal, maxRetries: 0 });
+      } catch (err) {
+        throw guard.toError(err);
+      }
+
+      let usage: TokenUsage | undefined;
+      let finished = false;
+      let text = '';
+      try {
+        for await (const chunk of sdkStream) {
+          // Providers differ on where usage goes (OpenAI: a last chunk with no choices; some send it on
+          // every chunk); the last one reported wins either way.
+          if (chunk.usage) {
+            usage = {
+              inputTokens: chunk.usage.prompt_tokens,
+              cachedInputTokens: chunk.usage.prompt_tokens_details?.cached_tokens ?? 0,
+              outputTokens: chunk.usage.completion_tokens,
+            };
+          }
+          const choice = chunk.choices[0];
+          if (choice?.finish_reason) finished = true;
+          const delta = choice?.delta?.content;
+          if (delta) {
+            text += delta;
+            guard.pause();
+            yield { type: 'delta', text: delta };
+          }
+          guard.touch();
+        }
+      } catch (err) {
+        throw guard.toError(err);
+      }
+      guard.throwIfStopped();
+
+      if (!usage) {
+        if (!finished) {
+          throw new ProviderError({
+            kind: 'retryable',
+            provider: id,
+            message: 'Stream ended before the response was complete',
+            code: 'incomplete_stream',
+          });
+        }
+        // A complete response without a usage report (some compatible servers ignore include_usage):
+        // bill by our conservative estimate rather than for nothing.
+        usage = {
+          inputTokens: estimateInputTokens(req),
+          cachedInputTokens: 0,
+          outputTokens: estimateTextTokens(text),
+        };
+      }
+      yield { type: 'usage', usage };
+    } finally {
+      guard.dispose();
+    }
+  }
+
+  return {
+    id,
+    label: opts.label,
+    configured: client !== undefined,
+    baseUrl: opts.baseUrl,
+    models: opts.models,
+    stream,
+  };
+}

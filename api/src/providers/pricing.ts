@@ -1,0 +1,146 @@
+import type { CompletionRequest, ProviderId, TokenUsage } from './types.js';
+
+/**
+ * Prices in integer micro-dollars per million tokens ($1.25 / 1M tokens = 1_250_000n), plus a flat
+ * per-request fee in micro-dollars where the provider charges one (Perplexity's search fee at the
+ * default "low" search-context tier). List prices as published by each provider; update here only.
+ * Anthropic cache writes are billed at the plain input rate (we never request cache_control, so
+ * the provider reports none in practice).
+ */
+export interface ModelPrice {
+  inputPerMTok: bigint;
+  cachedInputPerMTok: bigint;
+  outputPerMTok: bigint;
+  perRequestMicros: bigint;
+}
+
+const TOKENS_PER_MILLION = 1_000_000n;
+
+function price(input: number, cachedInput: number, output: number, perRequestMicros = 0): ModelPrice {
+  // Arguments are in micro-dollars per 1M tokens already, written as integers to avoid float input.
+  for (const v of [input, cachedInput, output, perRequestMicros]) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`invalid price component ${v}`);
+  }
+  return {
+    inputPerMTok: BigInt(input),
+    cachedInputPerMTok: BigInt(cachedInput),
+    outputPerMTok: BigInt(output),
+    perRequestMicros: BigInt(perRequestMicros),
+  };
+}
+
+export const PRICE_TABLE: Readonly<Record<ProviderId, Readonly<Record<string, ModelPrice>>>> = {
+  OPENAI: {
+    'gpt-5': price(1_250_000, 125_000, 10_000_000),
+    'gpt-5-mini': price(250_000, 25_000, 2_000_000),
+    'gpt-5-nano': price(50_000, 5_000, 400_000),
+    'gpt-4.1': price(2_000_000, 500_000, 8_000_000),
+    'gpt-4.1-mini': price(400_000, 100_000, 1_600_000),
+    'gpt-4o': price(2_500_000, 1_250_000, 10_000_000),
+    'gpt-4o-mini': price(150_000, 75_000, 600_000),
+  },
+  ANTHROPIC: {
+    'claude-opus-4-5': price(5_000_000, 500_000, 25_000_000),
+    'claude-sonnet-4-6': price(3_000_000, 300_000, 15_000_000),
+    'claude-haiku-4-5': price(1_000_000, 100_000, 5_000_000),
+  },
+  XAI: {
+    'grok-4': price(3_000_000, 750_000, 15_000_000),
+    'grok-4-fast-non-reasoning': price(200_000, 50_000, 500_000),
+    'grok-3-mini': price(300_000, 75_000, 500_000),
+    'grok-code-fast-1': price(200_000, 20_000, 1_500_000),
+  },
+  PERPLEXITY: {
+    // $5 / 1000 requests = 5000 micro-dollars per request (low search context).
+    sonar: price(1_000_000, 1_000_000, 1_000_000, 5_000),
+    'sonar-pro': price(3_000_000, 3_000_000, 15_000_000, 6_000),
+    'sonar-reasoning-pro': price(2_000_000, 2_000_000, 8_000_000, 6_000),
+  },
+  OFFLINE: {
+    'offline-small': price(0, 0, 0),
+    'offline-large': price(0, 0, 0),
+  },
+};
+
+export class UnknownModelError extends Error {
+  override readonly name = 'UnknownModelError';
+  constructor(
+    readonly provider: ProviderId,
+    readonly model: string,
+  ) {
+    super(`No price known for model "${model}" of provider ${provider}`);
+  }
+}
+
+export function hasPrice(provider: ProviderId, model: string): boolean {
+  return Object.hasOwn(PRICE_TABLE[provider], model);
+}
+
+/** Unknown models throw UnknownModelError: we never guess a price, so budgets can't be under-reserved silently. */
+export function priceFor(provider: ProviderId, model: string): ModelPrice {
+  const table = PRICE_TABLE[provider];
+  const entry = Object.hasOwn(table, model) ? table[model] : undefined;
+  if (!entry) throw new UnknownModelError(provider, model);
+  return entry;
+}
+
+function tokenCount(name: string, n: number): bigint {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative integer, got ${n}`);
+  return BigInt(n);
+}
+
+function ceilDiv(a: bigint, b: bigint): bigint {
+  return (a + b - 1n) / b;
+}
+
+/** Exact cost of a reported usage in integer micro-dollars, rounded up. */
+export function costMicros(provider: ProviderId, model: string, usage: TokenUsage): bigint {
+  const p = priceFor(provider, model);
+  const input = tokenCount('inputTokens', usage.inputTokens);
+  const cachedRaw = tokenCount('cachedInputTokens', usage.cachedInputTokens);
+  const output = tokenCount('outputTokens', usage.outputTokens);
+  const cached = cachedRaw > input ? input : cachedRaw;
+  const scaled = (input - cached) * p.inputPerMTok + cached * p.cachedInputPerMTok + output * p.outputPerMTok;
+  return ceilDiv(scaled, TOKENS_PER_MILLION) + p.perRequestMicros;
+}
+
+/** Upper bound for one attempt, for budget reservations: no cache discount, every output token used. */
+export function maxCostMicros(
+  provider: ProviderId,
+  model: string,
+  inputTokensEstimate: number,
+  maxOutputTokens: number,
+): bigint {
+  return costMicros(provider, model, {
+    inputTokens: inputTokensEstimate,
+    cachedInputTokens: 0,
+    outputTokens: maxOutputTokens,
+  });
+}
+
+const PER_MESSAGE_OVERHEAD = 4;
+const PER_REQUEST_OVERHEAD = 8;
+
+/**
+ * Over-estimate of a text's token count for any BPE tokenizer we use: ASCII runs at one token
+ * per 3 characters (real tokenizers average ~4), and every non-ASCII character at its UTF-8 byte
+ * length (byte-level BPE never needs more tokens than bytes).
+ */
+export function estimateTextTokens(text: string): number {
+  let ascii = 0;
+  let nonAsciiBytes = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if (cp < 0x80) ascii++;
+    else nonAsciiBytes += cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  }
+  return Math.ceil(ascii / 3) + nonAsciiBytes;
+}
+
+/** Safe over-estimate of a request's input tokens (for reservations before the provider reports usage). */
+export function estimateInputTokens(req: Pick<CompletionRequest, 'system' | 'messages'>): number {
+  let total = PER_REQUEST_OVERHEAD;
+  if (req.system) total += estimateTextTokens(req.system) + PER_MESSAGE_OVERHEAD;
+  for (const m of req.messages) total += estimateTextTokens(m.content) + PER_MESSAGE_OVERHEAD;
+  return total;
+}

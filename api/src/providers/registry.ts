@@ -1,0 +1,138 @@
+import { ANTHROPIC_DEFAULT_BASE_URL, createAnthropicAdapter } from './anthropic.js';
+import { DEFAULT_TIMEOUTS, type StreamTimeouts } from './guard.js';
+import { createOfflineAdapter } from './offline.js';
+import { createOpenAICompatibleAdapter } from './openai-compatible.js';
+import type { ModelInfo, ProviderAdapter, ProviderId, ProviderRegistry } from './types.js';
+
+export interface ProviderKeyConfig {
+  apiKey?: string | undefined;
+  baseUrl?: string | undefined;
+}
+
+export interface ProvidersConfig {
+  openai?: ProviderKeyConfig | undefined;
+  anthropic?: ProviderKeyConfig | undefined;
+  xai?: ProviderKeyConfig | undefined;
+  perplexity?: ProviderKeyConfig | undefined;
+  offline?: { tokenDelayMs?: number | undefined } | undefined;
+  /** Applies to every network provider; see StreamTimeouts. */
+  timeouts?: Partial<StreamTimeouts> | undefined;
+}
+
+export const DEFAULT_BASE_URLS = {
+  OPENAI: 'https://api.openai.com/v1',
+  ANTHROPIC: ANTHROPIC_DEFAULT_BASE_URL,
+  XAI: 'https://api.x.ai/v1',
+  PERPLEXITY: 'https://api.perplexity.ai',
+} as const satisfies Record<Exclude<ProviderId, 'OFFLINE'>, string>;
+
+export const OPENAI_MODELS: ModelInfo[] = [
+  { id: 'gpt-5', label: 'GPT-5', contextWindow: 400_000 },
+  { id: 'gpt-5-mini', label: 'GPT-5 mini', contextWindow: 400_000 },
+  { id: 'gpt-5-nano', label: 'GPT-5 nano', contextWindow: 400_000 },
+  { id: 'gpt-4.1', label: 'GPT-4.1', contextWindow: 1_047_576 },
+  { id: 'gpt-4.1-mini', label: 'GPT-4.1 mini', contextWindow: 1_047_576 },
+  { id: 'gpt-4o', label: 'GPT-4o', contextWindow: 128_000 },
+  { id: 'gpt-4o-mini', label: 'GPT-4o mini', contextWindow: 128_000 },
+];
+
+export const XAI_MODELS: ModelInfo[] = [
+  { id: 'grok-4', label: 'Grok 4', contextWindow: 256_000 },
+  { id: 'grok-4-fast-non-reasoning', label: 'Grok 4 Fast', contextWindow: 2_000_000 },
+  { id: 'grok-3-mini', label: 'Grok 3 mini', contextWindow: 131_072 },
+  { id: 'grok-code-fast-1', label: 'Grok Code Fast 1', contextWindow: 256_000 },
+];
+
+export const PERPLEXITY_MODELS: ModelInfo[] = [
+  { id: 'sonar', label: 'Sonar', contextWindow: 128_000 },
+  { id: 'sonar-pro', label: 'Sonar Pro', contextWindow: 200_000 },
+  { id: 'sonar-reasoning-pro', label: 'Sonar Reasoning Pro', contextWindow: 128_000 },
+];
+
+/** Empty strings count as unset, so `OPENAI_API_KEY=` in a .env file means "not configured". */
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+/**
+ * Maps OPENAI_API_KEY/OPENAI_BASE_URL, ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL, XAI_API_KEY/XAI_BASE_URL,
+ * PERPLEXITY_API_KEY/PERPLEXITY_BASE_URL (and OFFLINE_TOKEN_DELAY_MS) into a ProvidersConfig.
+ */
+export function providerConfigFromEnv(env: NodeJS.ProcessEnv): ProvidersConfig {
+  const pair = (prefix: string): ProviderKeyConfig => ({
+    apiKey: nonEmpty(env[`${prefix}_API_KEY`]),
+    baseUrl: nonEmpty(env[`${prefix}_BASE_URL`]),
+  });
+  const delay = nonEmpty(env['OFFLINE_TOKEN_DELAY_MS']);
+  const delayMs = delay === undefined ? undefined : Number(delay);
+  return {
+    openai: pair('OPENAI'),
+    anthropic: pair('ANTHROPIC'),
+    xai: pair('XAI'),
+    perplexity: pair('PERPLEXITY'),
+    offline: {
+      tokenDelayMs: delayMs !== undefined && Number.isFinite(delayMs) && delayMs >= 0 ? delayMs : undefined,
+    },
+  };
+}
+
+/** Builds every provider once; each holds its own SDK client (or none, when unconfigured). */
+export function createProviders(config: ProvidersConfig = {}): ProviderRegistry {
+  const timeouts: StreamTimeouts = { ...DEFAULT_TIMEOUTS, ...definedOnly(config.timeouts ?? {}) };
+  const adapters: ProviderAdapter[] = [
+    createOpenAICompatibleAdapter({
+      id: 'OPENAI',
+      label: 'OpenAI',
+      apiKey: nonEmpty(config.openai?.apiKey),
+      baseUrl: nonEmpty(config.openai?.baseUrl) ?? DEFAULT_BASE_URLS.OPENAI,
+      models: OPENAI_MODELS,
+      timeouts,
+      maxTokensParam: 'max_completion_tokens',
+    }),
+    createAnthropicAdapter({
+      apiKey: nonEmpty(config.anthropic?.apiKey),
+      baseUrl: nonEmpty(config.anthropic?.baseUrl) ?? DEFAULT_BASE_URLS.ANTHROPIC,
+      timeouts,
+    }),
+    createOpenAICompatibleAdapter({
+      id: 'XAI',
+      label: 'xAI',
+      apiKey: nonEmpty(config.xai?.apiKey),
+      baseUrl: nonEmpty(config.xai?.baseUrl) ?? DEFAULT_BASE_URLS.XAI,
+      models: XAI_MODELS,
+      timeouts,
+      maxTokensParam: 'max_completion_tokens',
+    }),
+    createOpenAICompatibleAdapter({
+      id: 'PERPLEXITY',
+      label: 'Perplexity',
+      apiKey: nonEmpty(config.perplexity?.apiKey),
+      baseUrl: nonEmpty(config.perplexity?.baseUrl) ?? DEFAULT_BASE_URLS.PERPLEXITY,
+      models: PERPLEXITY_MODELS,
+      timeouts,
+      maxTokensParam: 'max_tokens',
+    }),
+    createOfflineAdapter(
+      config.offline?.tokenDelayMs !== undefined ? { tokenDelayMs: config.offline.tokenDelayMs } : {},
+    ),
+  ];
+  return registryOf(adapters);
+}
+
+/** A registry over any adapters (tests and benchmarks can mix real and stub adapters). */
+export function registryOf(adapters: ProviderAdapter[]): ProviderRegistry {
+  const byId = new Map(adapters.map((a) => [a.id, a] as const));
+  return {
+    get(id: ProviderId): ProviderAdapter {
+      const adapter = byId.get(id);
+      if (!adapter) throw new Error(`Unknown provider ${id}`);
+      return adapter;
+    },
+    list: () => [...byId.values()],
+  };
+}
+
+function definedOnly<T extends object>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

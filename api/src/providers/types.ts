@@ -1,0 +1,57 @@
+export type ProviderId = 'OPENAI' | 'ANTHROPIC' | 'XAI' | 'PERPLEXITY' | 'OFFLINE';
+
+export const PROVIDER_IDS: readonly ProviderId[] = ['OPENAI', 'ANTHROPIC', 'XAI', 'PERPLEXITY', 'OFFLINE'];
+
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface CompletionRequest {
+  model: string;
+  system?: string;
+  messages: ChatMessage[];
+  temperature?: number;
+  maxOutputTokens: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Normalised usage. `inputTokens` is the TOTAL prompt size and includes `cachedInputTokens`
+ * (OpenAI's convention); the Anthropic adapter adds its cache reads/writes back in to match.
+ */
+export interface TokenUsage {
+  inputTokens: number;
+  cachedInputTokens: number;
+  outputTokens: number;
+}
+
+export type StreamChunk = { type: 'delta'; text: string } | { type: 'usage'; usage: TokenUsage };
+
+export interface ModelInfo {
+  id: string;
+  label: string;
+  contextWindow: number;
+}
+
+/**
+ * One provider behind a uniform streaming interface.
+ * `stream` yields text deltas, then exactly one final `usage` chunk. Every failure is thrown as a
+ * `ProviderError` (see errors.ts); aborting `req.signal` makes it throw kind 'aborted' promptly.
+ */
+export interface ProviderAdapter {
+  id: ProviderId;
+  label: string;
+  configured: boolean;
+  baseUrl: string | null;
+  models: ModelInfo[];
+  stream(req: CompletionRequest): AsyncIterable<StreamChunk>;
+}
+
+export interface ProviderRegistry {
+  /** Throws if the id is not a known provider (every ProviderId is always present). */
+  get(id: ProviderId): ProviderAdapter;
+  list(): ProviderAdapter[];
+}
+
+export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({ inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });

@@ -1,0 +1,54 @@
+import type { Config } from './lib/env.js';
+import { openDatabase, type Database, type PrismaClient } from './lib/db.js';
+import type { Logger } from './lib/logger.js';
+import { createLocalBus, createPgBus, type EventBus } from './lib/pubsub.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
+import { LocalRunQueue, type RunQueue } from './orchestrator/queue.js';
+import { createProviders, type ProviderRegistry } from './providers/index.js';
+
+/** Long-lived process-wide dependencies, built once at start-up and shared by every request. */
+export interface Runtime {
+  config: Config;
+  db: Database;
+  prisma: PrismaClient;
+  logger: Logger;
+  bus: EventBus;
+  providers: ProviderRegistry;
+  orchestrator: Orchestrator;
+  startedAt: Date;
+  version: string;
+}
+
+export const VERSION = '0.1.0';
+
+export interface RuntimeOptions {
+  /** Use this database instead of opening the configured one (tests share one per worker). */
+  database?: Database;
+  /** Override the run queue engine (tests, benchmarks). */
+  queue?: RunQueue;
+  providers?: ProviderRegistry;
+}
+
+export async function createRuntime(config: Config, logger: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const db = opts.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR }));
+  const bus = db.kind === 'postgresql' ? await createPgBus(db.url!, db.pool!, logger) : createLocalBus();
+  const providers =
+    opts.providers ??
+    createProviders({
+      openai: { apiKey: config.OPENAI_API_KEY, baseUrl: config.OPENAI_BASE_URL },
+      anthropic: { apiKey: config.ANTHROPIC_API_KEY, baseUrl: config.ANTHROPIC_BASE_URL },
+      xai: { apiKey: config.XAI_API_KEY, baseUrl: config.XAI_BASE_URL },
+      perplexity: { apiKey: config.PERPLEXITY_API_KEY, baseUrl: config.PERPLEXITY_BASE_URL },
+      offline: { tokenDelayMs: config.OFFLINE_TOKEN_DELAY_MS },
+    });
+  const queue = opts.queue ?? new LocalRunQueue({ concurrency: config.WORKER_CONCURRENCY, perOrg: config.ORG_CONCURRENCY });
+  const orchestrator = new Orchestrator({ prisma: db.prisma, bus, logger, providers, queue });
+  return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, startedAt: new Date(), version: VERSION };
+}
+
+/** Stops the worker, the bus and the database, in that order. */
+export async function closeRuntime(rt: Runtime, { closeDatabase = true } = {}) {
+  await rt.orchestrator.stop();
+  await rt.bus.close();
+  if (closeDatabase) await rt.db.close();
+}

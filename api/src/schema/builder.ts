@@ -1,0 +1,107 @@
+import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
+import ErrorsPlugin from '@pothos/plugin-errors';
+import PrismaPlugin from '@pothos/plugin-prisma';
+import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import ValidationPlugin from '@pothos/plugin-validation';
+import { getDatamodel } from '../_generated/pothos-prisma-types.js';
+import type PrismaTypes from '../_generated/pothos-prisma-types.js';
+import type { Role } from '../_generated/prisma/enums.js';
+import type { Context } from '../context.js';
+import { authScopeInitializer } from './auth.js';
+import { ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from '../lib/errors.js';
+
+/** Limits on the shape and cost of one operation (GitHub/Shopify style; cost is reported in `extensions`). */
+export const QUERY_LIMITS = { complexity: 2_000, depth: 12, breadth: 120 } as const;
+export const MAX_PAGE_SIZE = 100;
+
+export interface AuthScopes {
+  loggedIn: boolean;
+  /** Viewer holds at least `role` in the organization. */
+  orgRole: { organizationId: string; role: Role };
+}
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  PrismaTypes: PrismaTypes;
+  AuthScopes: AuthScopes;
+  DefaultFieldNullability: false;
+  Scalars: {
+    ID: { Input: string; Output: string };
+    DateTime: { Input: Date; Output: Date | string };
+    Money: { Input: bigint; Output: bigint | number };
+    JSON: { Input: unknown; Output: unknown };
+  };
+}>({
+  // Errors first so authorization failures raised by scope-auth become typed results on mutations.
+  plugins: [ErrorsPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ValidationPlugin, ComplexityPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    // Type-level scopes (defense in depth on tenant-owned types) run once per object, not once per field.
+    runScopesOnType: true,
+    authScopes: authScopeInitializer,
+    unauthorizedError: (_parent, ctx) =>
+      ctx.viewer ? new ForbiddenError() : new UnauthenticatedError(),
+  },
+  prisma: {
+    client: (ctx) => ctx.prisma,
+    dmmf: getDatamodel(),
+    exposeDescriptions: true,
+    filterConnectionTotalCount: true,
+    onUnusedQuery: process.env.NODE_ENV === 'production' ? null : 'warn',
+  },
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    // No generic node(id) lookup: every object is fetched through a query that scopes it to the viewer's organizations.
+    nodeQueryOptions: false,
+    nodesQueryOptions: false,
+  },
+  // A field opts in with `errors: {}` (plus `types` for domain errors); its type becomes
+  // `<Field>Result = <Payload> | ValidationError | NotFoundError | …`.
+  errors: {
+    defaultTypes: [ValidationError, NotFoundError, UnauthenticatedError, ForbiddenError, RateLimitedError],
+    directResult: true,
+    defaultUnionOptions: { name: ({ fieldName }) => `${fieldName[0]!.toUpperCase()}${fieldName.slice(1)}Result` },
+  },
+  complexity: {
+    defaultComplexity: 1,
+    defaultListMultiplier: 10,
+    limit: { ...QUERY_LIMITS },
+  },
+});
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});
+
+builder.scalarType('DateTime', {
+  description: 'A UTC instant as an ISO 8601 string, e.g. 2026-11-24T09:30:00.000Z.',
+  serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value).toISOString()),
+  parseValue: (value) => {
+    if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(Date.parse(value))) {
+      throw new TypeError('DateTime must be an ISO 8601 string such as 2026-11-24T09:30:00Z');
+    }
+    return new Date(value);
+  },
+});
+
+builder.scalarType('Money', {
+  description:
+    'An amount of US dollars in integer micro-dollars (1 USD = 1,000,000), encoded as a decimal string to keep full precision.',
+  serialize: (value) => BigInt(value).toString(),
+  parseValue: (value) => {
+    if ((typeof value !== 'string' && typeof value !== 'number') || !/^-?\d{1,19}$/.test(String(value))) {
+      throw new TypeError('Money must be an integer number of micro-dollars, as a string such as "2500000"');
+    }
+    return BigInt(value);
+  },
+});
+
+builder.scalarType('JSON', {
+  description: 'Arbitrary JSON value.',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+});

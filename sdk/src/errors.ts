@@ -1,0 +1,99 @@
+/** Every error the SDK throws is a HubError; narrow with `instanceof` or by `code`. */
+export class HubError extends Error {
+  constructor(
+    message: string,
+    public readonly code: string = 'HUB_ERROR',
+    public readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'HubError';
+  }
+}
+
+/** Missing, invalid, expired or revoked credentials (HTTP 401, WebSocket close 4401). */
+export class UnauthorizedError extends HubError {
+  constructor(message = 'Unauthorized') {
+    super(message, 'UNAUTHENTICATED');
+    this.name = 'UnauthorizedError';
+  }
+}
+
+/** Signed in, but the role does not allow the action. */
+export class ForbiddenError extends HubError {
+  constructor(message = 'Forbidden') {
+    super(message, 'FORBIDDEN');
+    this.name = 'ForbiddenError';
+  }
+}
+
+export class NotFoundError extends HubError {
+  constructor(message = 'Not found') {
+    super(message, 'NOT_FOUND');
+    this.name = 'NotFoundError';
+  }
+}
+
+export class RateLimitedError extends HubError {
+  constructor(
+    message: string,
+    public readonly retryAfterSeconds: number,
+  ) {
+    super(message, 'RATE_LIMITED', { retryAfterSeconds });
+    this.name = 'RateLimitedError';
+  }
+}
+
+export interface FieldIssue {
+  path: string[];
+  message: string;
+}
+
+/** Input was rejected; `issues` name the offending fields inside `input`. */
+export class ValidationError extends HubError {
+  constructor(
+    message: string,
+    public readonly issues: FieldIssue[],
+  ) {
+    super(message, 'VALIDATION_FAILED', { issues });
+    this.name = 'ValidationError';
+  }
+}
+
+/** The shape every typed GraphQL error shares (the `MutationErrors` fragment). */
+export interface TypedErrorResult {
+  __typename: string;
+  message: string;
+  code: string;
+  issues?: FieldIssue[];
+  retryAfterSeconds?: number;
+  [key: string]: unknown;
+}
+
+type ErrorFactory = (e: TypedErrorResult) => HubError;
+const factories = new Map<string, ErrorFactory>([
+  ['UnauthenticatedError', (e) => new UnauthorizedError(e.message)],
+  ['ForbiddenError', (e) => new ForbiddenError(e.message)],
+  ['NotFoundError', (e) => new NotFoundError(e.message)],
+  ['RateLimitedError', (e) => new RateLimitedError(e.message, e.retryAfterSeconds ?? 1)],
+  ['ValidationError', (e) => new ValidationError(e.message, e.issues ?? [])],
+]);
+
+/** Lets later modules (budgets, …) map their own typed errors to classes. */
+export function registerErrorType(typename: string, factory: ErrorFactory) {
+  factories.set(typename, factory);
+}
+
+/** Converts a typed error result (from a mutation's union) into the matching error class. */
+export function errorFromResult(e: TypedErrorResult): HubError {
+  return factories.get(e.__typename)?.(e) ?? new HubError(e.message, e.code, e);
+}
+
+/** Converts a top-level GraphQL error (e.g. a 401 or a query-cost rejection) into an error class. */
+export function errorFromGraphQL(err: { message: string; extensions?: Record<string, unknown> }, status?: number): HubError {
+  const code = (err.extensions?.code as string | undefined) ?? (status === 401 ? 'UNAUTHENTICATED' : 'HUB_ERROR');
+  if (code === 'UNAUTHENTICATED') return new UnauthorizedError(err.message);
+  if (code === 'FORBIDDEN') return new ForbiddenError(err.message);
+  if (code === 'NOT_FOUND') return new NotFoundError(err.message);
+  if (code === 'RATE_LIMITED') return new RateLimitedError(err.message, Number(err.extensions?.retryAfterSeconds ?? 1));
+  return new HubError(err.message, code, err.extensions ?? {});
+}

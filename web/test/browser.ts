@@ -1,0 +1,57 @@
+import { createRequire } from 'node:module';
+// playwright-core is a devDependency of @hub/api, not (yet) of @hub/web, so it is resolved from
+// there. Once web/package.json lists it, replace both lines with `import { chromium } from 'playwright-core'`.
+import type * as Playwright from '../../api/node_modules/playwright-core/index.js';
+
+const { chromium } = createRequire(new URL('../../api/package.json', import.meta.url))(
+  'playwright-core',
+) as typeof Playwright;
+
+export type { Page } from '../../api/node_modules/playwright-core/index.js';
+
+export interface BrowserSession {
+  page: Playwright.Page;
+  /** Console errors, hydration warnings and uncaught page errors seen so far. */
+  errors: string[];
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  baseURL: string;
+  colorScheme?: 'light' | 'dark';
+  viewport?: { width: number; height: number };
+}
+
+/** Debian's Chromium, headless; `npx playwright install` cannot download browsers on these machines. */
+export async function openBrowser(options: OpenOptions): Promise<BrowserSession> {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  try {
+    const context = await browser.newContext({
+      baseURL: options.baseURL,
+      colorScheme: options.colorScheme ?? 'light',
+      viewport: options.viewport ?? { width: 1280, height: 800 },
+    });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('console', (msg) => {
+      // Svelte reports hydration mismatches as warnings; treat them as errors.
+      if (msg.type() === 'error' || (msg.type() === 'warning' && /hydrat/i.test(msg.text()))) errors.push(msg.text());
+    });
+    page.on('pageerror', (err) => errors.push(err.message));
+    return { page, errors, close: () => browser.close() };
+  } catch (err) {
+    await browser.close();
+    throw err;
+  }
+}

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usingPostgres } from '../../api/test/db.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
+import { openBrowser, type BrowserSession } from './browser.js';
+
+const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
+
+describe('web shell', () => {
+  let server: TestServer;
+  let browser: BrowserSession;
+
+  beforeAll(async () => {
+    server = await startTestServer({ web: true });
+    browser = await openBrowser({ baseURL: server.url });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('renders the app shell with the main navigation', async () => {
+    const { page } = browser;
+    const response = await page.goto('/');
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self' 'nonce-");
+
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    for (const label of ['Command Deck', 'Agents', 'Runs', 'Memory', 'Budgets & Usage', 'Integrations', 'Members', 'API tokens', 'Audit log', 'Health']) {
+      await expect(nav.getByRole('link', { name: label, exact: true }).count()).resolves.toBe(1);
+    }
+    expect(await nav.getByRole('link', { name: 'Command Deck' }).getAttribute('aria-current')).toBe('page');
+    await page.getByRole('heading', { level: 1, name: 'Command Deck' }).waitFor();
+    await page.getByText('No organization').waitFor();
+    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    await page.screenshot({ path: `${SCREENSHOTS}/hub-shell-home.png`, fullPage: true });
+  });
+
+  it('shows live health data from the API on /health', async () => {
+    const { page } = browser;
+    // Client-side navigation: the page fetches `health` over POST /graphql from the browser.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Health' }).click();
+    await page.waitForURL('**/health');
+    await page.getByRole('heading', { level: 1, name: 'Health' }).waitFor();
+
+    await page.getByText('Healthy', { exact: true }).waitFor();
+    await page.getByText(usingPostgres() ? 'PostgreSQL' : 'PGlite', { exact: true }).waitFor();
+    await page.getByText(/Updated (just now|\d+s ago)/).waitFor();
+    await page.screenshot({ path: `${SCREENSHOTS}/hub-shell-health.png`, fullPage: true });
+  });
+
+  it('renders a coming-soon page for sections not built yet, and a friendly 404', async () => {
+    const { page } = browser;
+    const agents = await page.goto('/agents');
+    expect(agents?.status()).toBe(200);
+    await page.getByText('Coming soon').waitFor();
+
+    const missing = await page.goto('/no-such-page');
+    expect(missing?.status()).toBe(404);
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+  });
+
+  it('loads without console or page errors', () => {
+    expect(browser.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,214 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOpenAIFake, startAnthropicFake, type FakeProviderServer } from '../../../test/fakes/index.js';
+import { given, type TestProject, type TestUser } from '../../../test/factories.js';
+import { startTestServer, type TestServer } from '../../../test/harness.js';
+import { collectRunEvents } from '../../../test/subscribe.js';
+import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
+import { costMicros } from '../../providers/index.js';
+
+const CREATE_AGENT = `mutation($input: CreateAgentInput!) { createAgent(input: $input) {
+  __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } ... on ValidationError { issues { path message } } } }`;
+const START = `mutation($input: StartRunInput!) { startRun(input: $input) {
+  __typename ... on StartRunPayload { run { id status } } ... on Error { message } } }`;
+const RUN = `query($id: ID!) { run(id: $id) { id status output error errorCode provider model costMicros attempts
+  usage { inputTokens outputTokens cachedInputTokens } startedAt firstTokenAt finishedAt lastSeq } }`;
+
+let openai: FakeProviderServer;
+let anthropic: FakeProviderServer;
+let app: TestServer;
+let owner: TestUser;
+let project: TestProject;
+
+async function createAgent(input: Record<string, unknown>) {
+  const res = await owner.gql(CREATE_AGENT, { input: { projectId: project.gid, name: 'Agent', maxOutputTokens: 200, ...input } });
+  expect(res.data!.createAgent.__typename, JSON.stringify(res.data)).toBe('CreateAgentPayload');
+  return res.data!.createAgent.agent.id as string;
+}
+
+async function startRun(agentId: string, input = 'Summarise the plan', extra: Record<string, unknown> = {}) {
+  const res = await owner.gql(START, { input: { agentId, input, ...extra } });
+  expect(res.data!.startRun.__typename, JSON.stringify(res)).toBe('StartRunPayload');
+  return res.data!.startRun.run.id as string;
+}
+
+const getRun = async (id: string) => (await owner.gql(RUN, { id })).data!.run;
+
+async function waitForStatus(id: string, statuses: string[], timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const run = await getRun(id);
+    if (statuses.includes(run.status)) return run;
+    if (Date.now() > until) throw new Error(`run ${id} still ${run.status}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+beforeAll(async () => {
+  openai = await startOpenAIFake({ apiKey: 'sk-test-openai' });
+  anthropic = await startAnthropicFake({ apiKey: 'sk-ant-test' });
+  app = await startTestServer({
+    env: {
+      OFFLINE_TOKEN_DELAY_MS: '4',
+      OPENAI_API_KEY: 'sk-test-openai',
+      OPENAI_BASE_URL: openai.url,
+      ANTHROPIC_API_KEY: 'sk-ant-test',
+      ANTHROPIC_BASE_URL: anthropic.url,
+      ORG_CONCURRENCY: '2',
+    },
+  });
+  const org = await given(app).anOrganization();
+  owner = org.owner;
+  project = await given(app).aProject(org);
+});
+afterAll(async () => {
+  await app.close();
+  await openai.close();
+  await anthropic.close();
+});
+
+describe('runs on the offline provider', () => {
+  it('streams every token live, in order, ending with the final status, and stores the output', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const runId = await startRun(agentId);
+    const { events, completed } = await collectRunEvents(app.wsUrl, owner.token, runId);
+    expect(completed).toBe(true);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events[0]).toMatchObject({ type: 'STATUS', status: 'QUEUED' });
+    expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    const text = events.filter((e) => e.type === 'TOKEN').map((e) => e.text).join('');
+    const run = await getRun(runId);
+    expect(run.output).toBe(text);
+    expect(text.length).toBeGreaterThan(50);
+    expect(run).toMatchObject({ status: 'SUCCEEDED', provider: 'OFFLINE', model: 'offline-small', costMicros: '0', attempts: 1 });
+    expect(run.usage.outputTokens).toBeGreaterThan(0);
+    expect(new Date(run.firstTokenAt) >= new Date(run.startedAt)).toBe(true);
+  });
+
+  it('a client that reconnects mid-run with its last seq misses nothing and sees nothing twice', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-large' });
+    const runId = await startRun(agentId, 'Write a long plan with many steps');
+    const first = await collectRunEvents(app.wsUrl, owner.token, runId, { stopAfter: (e) => e.type === 'TOKEN' && e.seq >= 4 });
+    expect(first.completed).toBe(false);
+    const lastSeen = first.events.at(-1)!.seq;
+    const second = await collectRunEvents(app.wsUrl, owner.token, runId, { afterSeq: lastSeen });
+    expect(second.completed).toBe(true);
+    const all = [...first.events, ...second.events];
+    expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
+    const run = await getRun(runId);
+    expect(all.filter((e) => e.type === 'TOKEN').map((e) => e.text).join('')).toBe(run.output);
+    // Subscribing after the end replays the whole stored log and completes.
+    const replay = await collectRunEvents(app.wsUrl, owner.token, runId);
+    expect(replay.events.map((e) => e.seq)).toEqual(all.map((e) => e.seq));
+  });
+
+  it('the same idempotency key returns the same run', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const [a, b] = await Promise.all([
+      startRun(agentId, 'once', { idempotencyKey: 'key-1' }),
+      startRun(agentId, 'once', { idempotencyKey: 'key-1' }),
+    ]);
+    expect(a).toBe(b);
+    expect(await app.rt.prisma.agentRun.count({ where: { idempotencyKey: 'key-1' } })).toBe(1);
+  });
+
+  it('cancelling a running run stops it within a second and keeps what was produced', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 2000 });
+    const runId = await startRun(agentId, 'Write a very long plan');
+    await collectRunEvents(app.wsUrl, owner.token, runId, { stopAfter: (e) => e.type === 'TOKEN' });
+    const asked = Date.now();
+    const res = await owner.gql(`mutation($id: ID!) { cancelRun(input: { id: $id }) { __typename } }`, { id: runId });
+    expect(res.data!.cancelRun.__typename).toBe('CancelRunPayload');
+    const run = await waitForStatus(runId, ['CANCELLED', 'SUCCEEDED']);
+    expect(run.status).toBe('CANCELLED');
+    expect(Date.now() - asked).toBeLessThan(1000);
+    expect(run.output.length).toBeGreaterThan(0);
+    const replay = await collectRunEvents(app.wsUrl, owner.token, runId);
+    expect(replay.events.at(-1)).toMatchObject({ type: 'STATUS', status: 'CANCELLED' });
+  });
+
+  it('holds the per-organization concurrency cap', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const gids = await Promise.all(Array.from({ length: 6 }, (_, i) => startRun(agentId, `task ${i}`)));
+    const ids = gids.map((g) => fromGlobalId(g, 'Run'));
+    let maxRunning = 0;
+    for (;;) {
+      const running = await app.rt.prisma.agentRun.count({ where: { id: { in: ids }, status: 'RUNNING' } });
+      maxRunning = Math.max(maxRunning, running);
+      const done = await app.rt.prisma.agentRun.count({ where: { id: { in: ids }, status: 'SUCCEEDED' } });
+      if (done === ids.length) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(maxRunning).toBeLessThanOrEqual(2);
+    expect(maxRunning).toBeGreaterThan(0);
+  });
+});
+
+describe('runs on real provider SDKs against local fakes', () => {
+  it('runs on OpenAI through OPENAI_BASE_URL, charging the cost from the streamed usage report', async () => {
+    openai.enqueue({ kind: 'reply', text: 'Hello from the fake OpenAI.', chunks: 4, usage: { inputTokens: 120, cachedInputTokens: 20, outputTokens: 9 } });
+    const agentId = await createAgent({ provider: 'OPENAI', model: 'gpt-4o-mini' });
+    const runId = await startRun(agentId);
+    const run = await waitForStatus(runId, ['SUCCEEDED', 'FAILED']);
+    expect(run).toMatchObject({ status: 'SUCCEEDED', output: 'Hello from the fake OpenAI.', provider: 'OPENAI', model: 'gpt-4o-mini' });
+    const expected = costMicros('OPENAI', 'gpt-4o-mini', { inputTokens: 120, cachedInputTokens: 20, outputTokens: 9 });
+    expect(BigInt(run.costMicros)).toBe(expected);
+    const req = openai.requests.at(-1)!;
+    expect(req.body.model).toBe('gpt-4o-mini');
+    expect(req.body.stream_options).toEqual({ include_usage: true });
+    expect(req.headers.authorization).toBe('Bearer sk-test-openai');
+    const ledger = await app.rt.prisma.usageRecord.findMany({ where: { runId: (await app.rt.prisma.agentRun.findFirstOrThrow({ where: { output: run.output } })).id } });
+    expect(ledger).toHaveLength(1);
+    expect(ledger[0]).toMatchObject({ inputTokens: 120, cachedInputTokens: 20, outputTokens: 9, costMicros: expected });
+  });
+
+  it('retries a 429 honouring Retry-After, then falls back to Anthropic when OpenAI keeps failing', async () => {
+    openai.enqueue({ kind: 'error', status: 429, retryAfter: 0 });
+    openai.enqueue({ kind: 'error', status: 500 });
+    openai.enqueue({ kind: 'error', status: 500 });
+    anthropic.enqueue({ kind: 'reply', text: 'Fallback answer.', usage: { inputTokens: 50, outputTokens: 3 } });
+    const agentId = await createAgent({
+      provider: 'OPENAI',
+      model: 'gpt-4o-mini',
+      fallbackChain: [{ provider: 'ANTHROPIC', model: 'claude-haiku-4-5' }],
+    });
+    const runId = await startRun(agentId);
+    const run = await waitForStatus(runId, ['SUCCEEDED', 'FAILED'], 20_000);
+    expect(run).toMatchObject({ status: 'SUCCEEDED', output: 'Fallback answer.', provider: 'ANTHROPIC', model: 'claude-haiku-4-5' });
+    const replay = await collectRunEvents(app.wsUrl, owner.token, runId);
+    expect(replay.events.filter((e) => e.type === 'ERROR')).toHaveLength(3);
+  });
+
+  it("fails with the provider's message on a non-retryable error", async () => {
+    openai.enqueue({ kind: 'error', status: 400, message: 'Invalid request: messages is malformed' });
+    const agentId = await createAgent({ provider: 'OPENAI', model: 'gpt-4o-mini' });
+    const runId = await startRun(agentId);
+    const run = await waitForStatus(runId, ['SUCCEEDED', 'FAILED']);
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toContain('messages is malformed');
+  });
+});
+
+describe('durability', () => {
+  it('re-queues a run whose worker stopped renewing its lease, keeping its stored events', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const agent = await app.rt.prisma.agent.findFirstOrThrow({ where: { projectId: project.id }, orderBy: { createdAt: 'desc' } });
+    // A run left RUNNING by a dead worker: lease expired, two events already stored.
+    const run = await app.rt.prisma.agentRun.create({
+      data: {
+        organizationId: agent.organizationId, projectId: project.id, agentId: agent.id, input: 'orphaned',
+        status: 'RUNNING', leaseOwner: 'worker-dead', leaseExpiresAt: new Date(Date.now() - 1000), attempts: 1, lastSeq: 2,
+        events: { create: [{ seq: 1, type: 'STATUS', payload: { status: 'QUEUED' } }, { seq: 2, type: 'STATUS', payload: { status: 'RUNNING' } }] },
+      },
+    });
+    expect(agentId).toBeTruthy();
+    expect(await app.rt.orchestrator.recover()).toBe(1);
+    const done = await waitForStatus(toGlobalId('Run', run.id), ['SUCCEEDED', 'FAILED']);
+    expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    const events = await app.rt.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } });
+    expect(events.slice(0, 3).map((e) => [e.seq, (e.payload as { status?: string }).status])).toEqual([
+      [1, 'QUEUED'],
+      [2, 'RUNNING'],
+      [3, 'QUEUED'],
+    ]);
+  });
+});

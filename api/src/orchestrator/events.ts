@@ -60,6 +60,30 @@ export class RunEventWriter {
     if (this.failed) throw this.failed;
   }
 
+  /**
+   * Stores a final event together with the run's own row change, in one transaction, so a subscriber who
+   * sees the terminal event always finds the run finished. `update` returns false to abandon (e.g. the
+   * lease was lost), in which case nothing is written.
+   */
+  async finish(
+    type: RunEventType,
+    payload: Record<string, unknown>,
+    update: (tx: Prisma.TransactionClient, seq: number) => Promise<boolean>,
+  ): Promise<boolean> {
+    await this.flush();
+    const seq = this.seq + 1;
+    const createdAt = new Date();
+    const applied = await this.prisma.$transaction(async (tx) => {
+      if (!(await update(tx, seq))) return false;
+      await tx.runEvent.create({ data: { runId: this.runId, seq, type, payload: payload as Prisma.InputJsonValue, createdAt } });
+      return true;
+    });
+    if (!applied) return false;
+    this.seq = seq;
+    await this.bus.publish(runChannel(this.runId), { seq, events: [{ runId: this.runId, seq, type, payload, createdAt }] } satisfies RunEventHint);
+    return true;
+  }
+
   private async drain(): Promise<void> {
     try {
       while (this.pending.length > 0) {

@@ -99,17 +99,22 @@ export class Orchestrator {
     for (const run of stale) {
       const retry = run.attempts < MAX_WORKER_ATTEMPTS;
       const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
-      const changed = await prisma.agentRun.updateMany({
-        where: { id: run.id, status: 'RUNNING', leaseOwner: run.leaseOwner, leaseExpiresAt: { lt: now } },
-        data: retry
-          ? { status: 'QUEUED', leaseOwner: null, leaseExpiresAt: null, queuedAt: now }
-          : { status: 'FAILED', leaseOwner: null, leaseExpiresAt: null, finishedAt: now, error: `${reason}; gave up after ${run.attempts} attempts`, errorCode: 'WORKER_LOST' },
-      });
-      if (changed.count !== 1) continue;
-      recovered++;
       const writer = new RunEventWriter(prisma, bus, run.id, run.lastSeq);
-      writer.append('STATUS', retry ? { status: 'QUEUED', reason: `${reason}; retrying` } : { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' });
-      await writer.flush();
+      const changed = await writer.finish(
+        'STATUS',
+        retry ? { status: 'QUEUED', reason: `${reason}; retrying` } : { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' },
+        async (tx, seq) =>
+          (
+            await tx.agentRun.updateMany({
+              where: { id: run.id, status: 'RUNNING', leaseOwner: run.leaseOwner, leaseExpiresAt: { lt: now } },
+              data: retry
+                ? { status: 'QUEUED', leaseOwner: null, leaseExpiresAt: null, queuedAt: now, lastSeq: seq }
+                : { status: 'FAILED', leaseOwner: null, leaseExpiresAt: null, finishedAt: now, lastSeq: seq, error: `${reason}; gave up after ${run.attempts} attempts`, errorCode: 'WORKER_LOST' },
+            })
+          ).count === 1,
+      );
+      if (!changed) continue;
+      recovered++;
       await announceStatus(bus, run.projectId, run.id, retry ? 'QUEUED' : 'FAILED');
       if (retry) await this.deps.queue.enqueue({ runId: run.id, organizationId: run.organizationId });
     }

@@ -173,22 +173,29 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<boo
     await unsubscribeCancel();
   }
 
-  writer.append('STATUS', { status: final.status, ...(final.error ? { error: final.error, errorCode: final.errorCode } : {}) });
-  await writer.flush();
-  const done = await prisma.agentRun.updateMany({
-    where: { id: runId, leaseOwner: workerId, status: 'RUNNING' },
-    data: {
-      ...final.data,
-      status: final.status,
-      error: final.error ?? null,
-      errorCode: final.errorCode ?? null,
-      firstTokenAt,
-      finishedAt: new Date(),
-      leaseOwner: null,
-      leaseExpiresAt: null,
-    },
-  });
-  if (done.count === 1) await announceStatus(bus, run.projectId, runId, final.status);
+  const finished = await writer.finish(
+    'STATUS',
+    { status: final.status, ...(final.error ? { error: final.error, errorCode: final.errorCode } : {}) },
+    async (tx, seq) =>
+      (
+        await tx.agentRun.updateMany({
+          where: { id: runId, leaseOwner: workerId, status: 'RUNNING' },
+          data: {
+            ...final.data,
+            status: final.status,
+            error: final.error ?? null,
+            errorCode: final.errorCode ?? null,
+            firstTokenAt,
+            finishedAt: new Date(),
+            leaseOwner: null,
+            leaseExpiresAt: null,
+            lastSeq: seq,
+          },
+        })
+      ).count === 1,
+  );
+  if (finished) await announceStatus(bus, run.projectId, runId, final.status);
+  else logger.warn({ runId }, 'lease lost before the run finished; another worker owns it now');
   return true;
 }
 

@@ -76,15 +76,16 @@ export async function cancelRun(ctx: Context, runId: string) {
   await authorize(ctx, run.organizationId, 'run.cancel', 'Run');
   if (TERMINAL.includes(run.status)) return run;
   const now = new Date();
-  const fromQueue = await ctx.prisma.agentRun.updateMany({
-    where: { id: run.id, status: 'QUEUED' },
-    data: { status: 'CANCELLED', cancelRequested: true, finishedAt: now, error: 'Cancelled by a user', errorCode: 'CANCELLED' },
-  });
-  if (fromQueue.count === 1) {
-    const fresh = await ctx.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });
-    const writer = new RunEventWriter(ctx.prisma, ctx.bus, run.id, fresh.lastSeq);
-    writer.append('STATUS', { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' });
-    await writer.flush();
+  const writer = new RunEventWriter(ctx.prisma, ctx.bus, run.id, run.lastSeq);
+  const fromQueue = await writer.finish('STATUS', { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' }, async (tx, seq) =>
+    (
+      await tx.agentRun.updateMany({
+        where: { id: run.id, status: 'QUEUED', lastSeq: run.lastSeq },
+        data: { status: 'CANCELLED', cancelRequested: true, finishedAt: now, error: 'Cancelled by a user', errorCode: 'CANCELLED', lastSeq: seq },
+      })
+    ).count === 1,
+  );
+  if (fromQueue) {
     await announceStatus(ctx.bus, run.projectId, run.id, 'CANCELLED');
   } else {
     await ctx.prisma.agentRun.update({ where: { id: run.id }, data: { cancelRequested: true } });

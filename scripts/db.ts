@@ -156,7 +156,8 @@ async function pgliteAdapter(db: PGliteInstance): Promise<SqlDriverAdapter> {
 }
 
 // One shadow database per process, emptied before each use: booting PGlite takes seconds, and the
-// engine replays the migrations into whatever it is given without cleaning it first.
+// engine replays the migrations into whatever it is given without cleaning it first. Engine calls
+// must therefore not run concurrently within one process (nothing here does).
 let shadowDb: Promise<PGliteInstance> | undefined;
 
 async function connectShadow(): Promise<SqlDriverAdapter> {
@@ -301,7 +302,7 @@ export interface CreatedMigration {
 export async function createMigration(
   paths: Paths,
   name: string,
-  opts: { empty?: boolean; now?: Date } = {},
+  opts: { empty?: boolean } = {},
 ): Promise<CreatedMigration | null> {
   const schema = readSchema(paths.schema);
   const list = await migrationList(paths.migrations);
@@ -317,7 +318,7 @@ export async function createMigration(
   // exitCode 2 means "non-empty diff"; an empty one still comes back as a comment.
   if (diff.exitCode !== 2 && !opts.empty) return null;
   const existing = list.migrationDirectories.map((d) => d.path);
-  const folder = `${nextMigrationPrefix(existing, opts.now)}_${slug(name)}`;
+  const folder = `${nextMigrationPrefix(existing)}_${slug(name)}`;
   const dir = path.join(paths.migrations, folder);
   mkdirSync(dir, { recursive: true });
   const lockPath = path.join(paths.migrations, LOCKFILE);
@@ -379,7 +380,9 @@ export async function prismaHistory(paths: Paths, target: Target) {
 }
 
 export function statusIsClean(r: StatusReport): boolean {
-  return !r.pending.length && !r.failed.length && !r.edited.length && !r.databaseDrift && !r.schemaChanges;
+  return (
+    !r.pending.length && !r.failed.length && !r.edited.length && !r.unknown.length && !r.databaseDrift && !r.schemaChanges
+  );
 }
 
 function printStatus(r: StatusReport, paths: Paths, target: Target): void {
@@ -482,7 +485,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+      // The stack of an engine error is a list of wasm frames: show it only when debugging.
+      console.error(error instanceof Error && !process.env.DEBUG ? `${error.name}: ${error.message}` : error);
       process.exit(1);
     },
   );

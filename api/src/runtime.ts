@@ -3,6 +3,7 @@ import { openDatabase, type Database, type PrismaClient } from './lib/db.js';
 import type { Logger } from './lib/logger.js';
 import { createLocalBus, createPgBus, type EventBus } from './lib/pubsub.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { PgBossRunQueue } from './orchestrator/pgboss-queue.js';
 import { LocalRunQueue, type RunQueue } from './orchestrator/queue.js';
 import { createProviders, type ProviderRegistry } from './providers/index.js';
 
@@ -41,8 +42,10 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
       perplexity: { apiKey: config.PERPLEXITY_API_KEY, baseUrl: config.PERPLEXITY_BASE_URL },
       offline: { tokenDelayMs: config.OFFLINE_TOKEN_DELAY_MS },
     });
-  const queue = opts.queue ?? new LocalRunQueue({ concurrency: config.WORKER_CONCURRENCY, perOrg: config.ORG_CONCURRENCY });
-  const orchestrator = new Orchestrator({ prisma: db.prisma, bus, logger, providers, queue });
+  const limits = { concurrency: config.WORKER_CONCURRENCY, perOrg: config.ORG_CONCURRENCY };
+  const queue =
+    opts.queue ?? (db.kind === 'postgresql' ? await PgBossRunQueue.create(db.url!, bus, limits, logger) : new LocalRunQueue(limits));
+  const orchestrator = new Orchestrator({ prisma: db.prisma, bus, logger, providers, queue, perOrgCap: config.ORG_CONCURRENCY });
   return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, startedAt: new Date(), version: VERSION };
 }
 

@@ -1,13 +1,7 @@
-import { createRequire } from 'node:module';
-// playwright-core is a devDependency of @hub/api, not (yet) of @hub/web, so it is resolved from
-// there. Once web/package.json lists it, replace both lines with `import { chromium } from 'playwright-core'`.
-import type * as Playwright from '../../api/node_modules/playwright-core/index.js';
+import { chromium, type Page } from 'playwright-core';
+import type * as Playwright from 'playwright-core';
 
-const { chromium } = createRequire(new URL('../../api/package.json', import.meta.url))(
-  'playwright-core',
-) as typeof Playwright;
-
-export type { Page } from '../../api/node_modules/playwright-core/index.js';
+export type { Page };
 
 export interface BrowserSession {
   page: Playwright.Page;

@@ -49,18 +49,23 @@ describe('web shell', () => {
     await page.screenshot({ path: `${SCREENSHOTS}/hub-shell-health.png`, fullPage: true });
   });
 
-  it('renders a coming-soon page for sections not built yet, and a friendly 404', async () => {
+  it('renders a coming-soon page for sections not built yet', async () => {
     const { page } = browser;
-    const agents = await page.goto('/agents');
-    expect(agents?.status()).toBe(200);
+    const response = await page.goto('/agents');
+    expect(response?.status()).toBe(200);
+    await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
     await page.getByText('Coming soon').waitFor();
-
-    const missing = await page.goto('/no-such-page');
-    expect(missing?.status()).toBe(404);
-    await page.getByRole('heading', { name: 'Page not found' }).waitFor();
   });
 
-  it('loads without console or page errors', () => {
+  it('has logged no console errors, hydration warnings or page errors so far', () => {
     expect(browser.errors).toEqual([]);
+  });
+
+  it('answers unknown addresses with a friendly 404 inside the shell', async () => {
+    const { page } = browser;
+    const response = await page.goto('/no-such-page');
+    expect(response?.status()).toBe(404);
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
   });
 });

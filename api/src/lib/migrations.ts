@@ -97,7 +97,7 @@ export function migrationChecksum(script: string | Uint8Array): string {
 }
 
 // Old Prisma versions wrote checksums whose bytes were hex-formatted without zero padding; the
-// engine still accepts those, so an upgraded database must not be reported as edited.
+// engine still accepts those, so a database migrated by them must not be reported as edited.
 function legacyChecksum(script: string): string {
   return [...createHash('sha256').update(script).digest()].map((b) => b.toString(16)).join('');
 }
@@ -118,8 +118,8 @@ export async function readMigrations(dir = DEFAULT_MIGRATIONS_DIR): Promise<Loca
     names.map(async (name) => {
       const file = path.join(dir, name, 'migration.sql');
       if (!existsSync(file)) throw new Error(`Migration folder ${name} has no migration.sql (${file})`);
-      const script = await readFile(file, 'utf8');
-      return { name, script, checksum: migrationChecksum(script) };
+      const bytes = await readFile(file);
+      return { name, script: bytes.toString('utf8'), checksum: migrationChecksum(bytes) };
     }),
   );
 }

@@ -20,6 +20,7 @@ export interface OrchestratorDeps {
   budget?: AttemptBudget;
   /** How often to look for runs whose worker stopped renewing its lease. */
   sweepIntervalMs?: number;
+  perOrgCap: number;
 }
 
 export class Orchestrator {
@@ -27,7 +28,6 @@ export class Orchestrator {
   // Five straight failures within a minute open a provider's circuit for 30 s.
   private readonly breaker = new CircuitBreaker({ failureThreshold: 5, windowMs: 60_000, cooldownMs: 30_000 });
   private sweeper: NodeJS.Timeout | null = null;
-  private working = false;
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
@@ -47,25 +47,29 @@ export class Orchestrator {
 
   /** Starts consuming runs in this process, after re-queuing what a previous process left. */
   async startWorker() {
-    this.working = true;
-    await this.deps.queue.start((job) => this.run(job).then(() => undefined));
+    await this.deps.queue.start((job) => this.run(job));
     await this.recover();
+    if (!this.deps.queue.durable) await this.requeueWaiting();
+    const every = this.deps.sweepIntervalMs ?? 5_000;
+    this.sweeper = setInterval(() => void this.recover().catch((err) => this.deps.logger.error({ err }, 'recovery sweep failed')), every);
+    this.sweeper.unref();
+  }
+
+  /** The in-process queue forgets on restart: put back every run still waiting in the database. */
+  private async requeueWaiting() {
     const queued = await this.deps.prisma.agentRun.findMany({
       where: { status: 'QUEUED' },
       select: { id: true, organizationId: true },
       orderBy: { queuedAt: 'asc' },
     });
     for (const r of queued) await this.deps.queue.enqueue({ runId: r.id, organizationId: r.organizationId });
-    const every = this.deps.sweepIntervalMs ?? 5_000;
-    this.sweeper = setInterval(() => void this.recover().catch((err) => this.deps.logger.error({ err }, 'recovery sweep failed')), every);
-    this.sweeper.unref();
   }
 
   async stop() {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
-    if (this.working) await this.deps.queue.stop();
-    this.working = false;
+    // Always stop the queue: even a process that never consumed holds the engine's connections.
+    await this.deps.queue.stop();
   }
 
   private run(job: RunJob) {
@@ -79,6 +83,7 @@ export class Orchestrator {
         retry: this.deps.retry ?? { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 8_000 },
         budget: this.deps.budget,
         workerId: this.workerId,
+        perOrgCap: this.deps.perOrgCap,
       },
       job.runId,
     );

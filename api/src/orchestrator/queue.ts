@@ -3,14 +3,19 @@ export interface RunJob {
   organizationId: string;
 }
 
+/** 'busy': the organization is at its concurrency cap (seen across all processes); deliver again shortly. */
+export type JobOutcome = 'done' | 'busy';
+
 /**
  * The run queue. Two engines behind one interface: in-process for the embedded database (one process by
  * definition), pg-boss on PostgreSQL (any number of API and worker processes).
  */
 export interface RunQueue {
+  /** True when jobs survive a restart by themselves; otherwise the orchestrator re-enqueues QUEUED runs on start. */
+  readonly durable: boolean;
   enqueue(job: RunJob): Promise<void>;
   /** Begins consuming: at most `concurrency` jobs at once in this process, at most `perOrg` per organization. */
-  start(handler: (job: RunJob) => Promise<void>): Promise<void>;
+  start(handler: (job: RunJob) => Promise<JobOutcome>): Promise<void>;
   /** Stops taking jobs and waits for the ones in progress. */
   stop(): Promise<void>;
   /** What this process holds right now. */
@@ -28,11 +33,12 @@ export interface QueueLimits {
  * orchestrator re-enqueues every run still QUEUED.
  */
 export class LocalRunQueue implements RunQueue {
+  readonly durable = false;
   private readonly byOrg = new Map<string, RunJob[]>();
   private readonly activeByOrg = new Map<string, number>();
   private readonly queued = new Set<string>();
   private active = 0;
-  private handler: ((job: RunJob) => Promise<void>) | null = null;
+  private handler: ((job: RunJob) => Promise<JobOutcome>) | null = null;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly limits: QueueLimits) {}
@@ -46,7 +52,7 @@ export class LocalRunQueue implements RunQueue {
     this.pump();
   }
 
-  async start(handler: (job: RunJob) => Promise<void>) {
+  async start(handler: (job: RunJob) => Promise<JobOutcome>) {
     this.handler = handler;
     this.pump();
   }
@@ -69,6 +75,9 @@ export class LocalRunQueue implements RunQueue {
       this.active++;
       this.activeByOrg.set(job.organizationId, (this.activeByOrg.get(job.organizationId) ?? 0) + 1);
       const p: Promise<void> = this.handler(job)
+        .then((outcome) => {
+          if (outcome === 'busy') setTimeout(() => void this.enqueue(job), 250).unref();
+        })
         .catch(() => {})
         .finally(() => {
           this.active--;

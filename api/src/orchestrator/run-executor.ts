@@ -15,6 +15,7 @@ import {
   type RetryPolicy,
 } from '../providers/index.js';
 import { projectChannel, RunEventWriter } from './events.js';
+import type { JobOutcome } from './queue.js';
 
 export const LEASE_MS = 30_000;
 const HEARTBEAT_MS = 10_000;
@@ -53,6 +54,27 @@ export interface ExecutorDeps {
   retry: RetryPolicy;
   budget?: AttemptBudget;
   workerId: string;
+  /** Most RUNNING runs one organization may have, across every process. */
+  perOrgCap: number;
+}
+
+/**
+ * QUEUED → RUNNING under a per-organization advisory lock, so N processes together never exceed the
+ * organization's cap (each process's queue also caps itself; this is the cross-process guarantee).
+ */
+async function claimRun(prisma: PrismaClient, runId: string, workerId: string, perOrgCap: number, now: Date) {
+  return prisma.$transaction(async (tx) => {
+    const run = await tx.agentRun.findUnique({ where: { id: runId }, select: { organizationId: true, status: true } });
+    if (!run || run.status !== 'QUEUED') return 'gone' as const;
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${run.organizationId}, 0))`;
+    const running = await tx.agentRun.count({ where: { organizationId: run.organizationId, status: 'RUNNING' } });
+    if (running >= perOrgCap) return 'busy' as const;
+    const claimed = await tx.agentRun.updateMany({
+      where: { id: runId, status: 'QUEUED' },
+      data: { status: 'RUNNING', leaseOwner: workerId, leaseExpiresAt: new Date(now.getTime() + LEASE_MS), startedAt: now, attempts: { increment: 1 } },
+    });
+    return claimed.count === 1 ? ('claimed' as const) : ('gone' as const);
+  });
 }
 
 export function parseChain(provider: ProviderId, model: string, fallback: Prisma.JsonValue): ChainEntry[] {
@@ -72,16 +94,14 @@ export async function announceStatus(bus: EventBus, projectId: string, runId: st
 /**
  * Runs one queued run to its end. Only the worker holding the run's lease writes to it; every final
  * update is conditional on still holding it, so a run recovered from a dead worker is never finished twice.
- * Returns false when the run was not claimable (already taken, cancelled or finished).
+ * Returns 'busy' when the organization is at its cap, 'done' otherwise (also when the run was not
+ * claimable: already taken, cancelled or finished).
  */
-export async function executeRun(deps: ExecutorDeps, runId: string): Promise<boolean> {
+export async function executeRun(deps: ExecutorDeps, runId: string): Promise<JobOutcome> {
   const { prisma, bus, logger, workerId } = deps;
   const now = new Date();
-  const claimed = await prisma.agentRun.updateMany({
-    where: { id: runId, status: 'QUEUED' },
-    data: { status: 'RUNNING', leaseOwner: workerId, leaseExpiresAt: new Date(now.getTime() + LEASE_MS), startedAt: now, attempts: { increment: 1 } },
-  });
-  if (claimed.count !== 1) return false;
+  const claim = await claimRun(prisma, runId, workerId, deps.perOrgCap, now);
+  if (claim !== 'claimed') return claim === 'busy' ? 'busy' : 'done';
   const run = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, include: { agent: true } });
   const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
   const writer = new RunEventWriter(prisma, bus, runId, run.lastSeq);
@@ -196,7 +216,7 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<boo
   );
   if (finished) await announceStatus(bus, run.projectId, runId, final.status);
   else logger.warn({ runId }, 'lease lost before the run finished; another worker owns it now');
-  return true;
+  return 'done';
 }
 
 async function totalCost(prisma: PrismaClient, runId: string): Promise<bigint> {

@@ -45,7 +45,15 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
   const limits = { concurrency: config.WORKER_CONCURRENCY, perOrg: config.ORG_CONCURRENCY };
   const queue =
     opts.queue ?? (db.kind === 'postgresql' ? await PgBossRunQueue.create(db.url!, bus, limits, logger) : new LocalRunQueue(limits));
-  const orchestrator = new Orchestrator({ prisma: db.prisma, bus, logger, providers, queue, perOrgCap: config.ORG_CONCURRENCY });
+  const orchestrator = new Orchestrator({
+    prisma: db.prisma,
+    bus,
+    logger,
+    providers,
+    queue,
+    perOrgCap: config.ORG_CONCURRENCY,
+    leaseMs: config.RUN_LEASE_MS,
+  });
   return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, startedAt: new Date(), version: VERSION };
 }
 

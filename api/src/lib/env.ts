@@ -37,6 +37,8 @@ const envSchema = z
     RUN_WORKER: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
     SEED_DEMO: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
     OFFLINE_TOKEN_DELAY_MS: int(15, 0, 10_000),
+    /** How long a silent worker keeps a run before another may take it over. */
+    RUN_LEASE_MS: int(30_000, 500, 3_600_000),
     OPENAI_API_KEY: optionalString,
     OPENAI_BASE_URL: optionalUrl,
     ANTHROPIC_API_KEY: optionalString,

@@ -21,6 +21,7 @@ export interface OrchestratorDeps {
   /** How often to look for runs whose worker stopped renewing its lease. */
   sweepIntervalMs?: number;
   perOrgCap: number;
+  leaseMs?: number;
 }
 
 export class Orchestrator {
@@ -50,7 +51,7 @@ export class Orchestrator {
     await this.deps.queue.start((job) => this.run(job));
     await this.recover();
     if (!this.deps.queue.durable) await this.requeueWaiting();
-    const every = this.deps.sweepIntervalMs ?? 5_000;
+    const every = this.deps.sweepIntervalMs ?? Math.min(5_000, (this.deps.leaseMs ?? 30_000) / 2);
     this.sweeper = setInterval(() => void this.recover().catch((err) => this.deps.logger.error({ err }, 'recovery sweep failed')), every);
     this.sweeper.unref();
   }
@@ -84,6 +85,7 @@ export class Orchestrator {
         budget: this.deps.budget,
         workerId: this.workerId,
         perOrgCap: this.deps.perOrgCap,
+        leaseMs: this.deps.leaseMs,
       },
       job.runId,
     );

@@ -17,8 +17,8 @@ import {
 import { projectChannel, RunEventWriter } from './events.js';
 import type { JobOutcome } from './queue.js';
 
-export const LEASE_MS = 30_000;
-const HEARTBEAT_MS = 10_000;
+/** A worker renews its lease every third of it; a lease that lapses means the worker is gone. */
+export const DEFAULT_LEASE_MS = 30_000;
 export const cancelChannel = (runId: string) => `cancel:${runId}`;
 
 /** Budget admission for each provider attempt (see modules/budgets). Throwing from reserve blocks the run. */
@@ -56,13 +56,14 @@ export interface ExecutorDeps {
   workerId: string;
   /** Most RUNNING runs one organization may have, across every process. */
   perOrgCap: number;
+  leaseMs?: number;
 }
 
 /**
  * QUEUED → RUNNING under a per-organization advisory lock, so N processes together never exceed the
  * organization's cap (each process's queue also caps itself; this is the cross-process guarantee).
  */
-async function claimRun(prisma: PrismaClient, runId: string, workerId: string, perOrgCap: number, now: Date) {
+async function claimRun(prisma: PrismaClient, runId: string, workerId: string, perOrgCap: number, leaseMs: number, now: Date) {
   return prisma.$transaction(async (tx) => {
     const run = await tx.agentRun.findUnique({ where: { id: runId }, select: { organizationId: true, status: true } });
     if (!run || run.status !== 'QUEUED') return 'gone' as const;
@@ -71,7 +72,7 @@ async function claimRun(prisma: PrismaClient, runId: string, workerId: string, p
     if (running >= perOrgCap) return 'busy' as const;
     const claimed = await tx.agentRun.updateMany({
       where: { id: runId, status: 'QUEUED' },
-      data: { status: 'RUNNING', leaseOwner: workerId, leaseExpiresAt: new Date(now.getTime() + LEASE_MS), startedAt: now, attempts: { increment: 1 } },
+      data: { status: 'RUNNING', leaseOwner: workerId, leaseExpiresAt: new Date(now.getTime() + leaseMs), startedAt: now, attempts: { increment: 1 } },
     });
     return claimed.count === 1 ? ('claimed' as const) : ('gone' as const);
   });
@@ -100,7 +101,8 @@ export async function announceStatus(bus: EventBus, projectId: string, runId: st
 export async function executeRun(deps: ExecutorDeps, runId: string): Promise<JobOutcome> {
   const { prisma, bus, logger, workerId } = deps;
   const now = new Date();
-  const claim = await claimRun(prisma, runId, workerId, deps.perOrgCap, now);
+  const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+  const claim = await claimRun(prisma, runId, workerId, deps.perOrgCap, leaseMs, now);
   if (claim !== 'claimed') return claim === 'busy' ? 'busy' : 'done';
   const run = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, include: { agent: true } });
   const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
@@ -112,9 +114,9 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
   const unsubscribeCancel = await bus.subscribe(cancelChannel(runId), () => abort.abort());
   const heartbeat = setInterval(() => {
     prisma.agentRun
-      .updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + LEASE_MS) } })
+      .updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + leaseMs) } })
       .catch((err) => logger.warn({ err, runId }, 'lease renewal failed'));
-  }, HEARTBEAT_MS);
+  }, leaseMs / 3);
   heartbeat.unref();
   // Re-read after subscribing: a cancel that raced the claim is seen either here or on the bus.
   const { cancelRequested } = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, select: { cancelRequested: true } });

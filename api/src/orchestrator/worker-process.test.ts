@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { getTestDatabase, usingPostgres } from '../../test/db.js';
+import { given } from '../../test/factories.js';
+import { gql, startTestServer, type TestServer } from '../../test/harness.js';
+import { startHubProcess, type HubProcess } from '../../test/processes.js';
+import { collectRunEvents, type StreamedEvent } from '../../test/subscribe.js';
+import { toGlobalId } from '../lib/ids.js';
+
+const SLOW = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '1500' };
+const RUN = `query($id: ID!) { run(id: $id) { status output attempts } }`;
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+});
+
+async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The whole log must read 1, 2, 3… with TOKEN text equal to the final output. */
+function expectCoherentLog(events: StreamedEvent[], output: string) {
+  expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+  expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+  expect(output.length).toBeGreaterThan(0);
+}
+
+describe.runIf(usingPostgres())('several processes on PostgreSQL', () => {
+  let api: TestServer;
+
+  it('a subscriber on API process A sees, in order and exactly once, a run executed by worker B — and by C after B is killed mid-stream', async () => {
+    const db = await getTestDatabase();
+    api = await startTestServer({ worker: false, env: SLOW });
+    cleanup.push(() => api.close());
+    const { owner, ...org } = await given(api).anOrganization();
+    const project = await given(api).aProject({ ...org, owner });
+    const agent = await api.rt.prisma.agent.create({
+      data: { organizationId: org.id, projectId: project.id, name: 'Slow', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 400 },
+    });
+
+    const workerB = await startHubProcess({ DATABASE_URL: db.url!, ...SLOW });
+    cleanup.push(() => workerB.kill());
+    const started = await owner.gql(`mutation($a: ID!) { startRun(input: { agentId: $a, input: "A long plan please" }) { ... on StartRunPayload { run { id } } } }`, {
+      a: toGlobalId('Agent', agent.id),
+    });
+    const runGid = started.data!.startRun.run.id as string;
+
+    // Stream from process A while B executes; kill B after a few tokens.
+    let killed: Promise<void> | null = null;
+    const streamed = collectRunEvents(api.wsUrl, owner.token, runGid, {
+      stopAfter: (e) => {
+        if (e.type === 'TOKEN' && e.seq >= 5 && !killed) killed = workerB.kill();
+        return false;
+      },
+    });
+    await waitFor(async () => killed !== null);
+    await killed;
+    const runRow = await api.rt.prisma.agentRun.findFirstOrThrow({ where: { agentId: agent.id } });
+    expect(runRow.status).toBe('RUNNING');
+    expect(runRow.leaseOwner).toBe(workerB.workerId);
+
+    const workerC: HubProcess = await startHubProcess({ DATABASE_URL: db.url!, ...SLOW });
+    cleanup.push(() => workerC.kill());
+    const { events, completed } = await streamed;
+    expect(completed).toBe(true);
+    const run = (await owner.gql(RUN, { id: runGid })).data!.run;
+    expect(run).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expectCoherentLog(events, run.output);
+    // The takeover is on the record, and the stored events of the dead attempt were kept.
+    const statuses = events.filter((e) => e.type === 'STATUS').map((e) => e.status);
+    expect(statuses).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(events.filter((e) => e.type === 'TOKEN').length).toBeGreaterThan(5);
+  }, 90_000);
+});
+
+describe('the embedded database across a crash', () => {
+  it('a process killed mid-run leaves no run stuck: the next start recovers it and keeps its events', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hub-crash-'));
+    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const env = { DATA_DIR: dataDir, SERVE: 'true', ...SLOW, DATABASE_URL: '' };
+    const first = await startHubProcess(env);
+    cleanup.push(() => first.kill());
+    const url = first.url!;
+    const signUp = await gql(url, `mutation { signUp(input: { email: "crash@example.com", password: "long enough pw", name: "C" }) { __typename } }`);
+    const cookie = signUp.headers.get('set-cookie')!.split(';')[0]!;
+    const token = (
+      await gql(url, `mutation { createApiToken(input: { name: "t" }) { ... on CreateApiTokenPayload { secret } } }`, {}, { cookie })
+    ).data!.createApiToken.secret as string;
+    const as = (q: string, v: Record<string, unknown> = {}, u = url) => gql(u, q, v, { token });
+    const org = (await as(`mutation { createOrganization(input: { name: "Crash Co" }) { ... on CreateOrganizationPayload { organization { id } } } }`)).data!
+      .createOrganization.organization.id;
+    const project = (await as(`mutation($o: ID!) { createProject(input: { organizationId: $o, name: "P" }) { ... on CreateProjectPayload { project { id } } } }`, { o: org }))
+      .data!.createProject.project.id;
+    const agent = (
+      await as(`mutation($p: ID!) { createAgent(input: { projectId: $p, name: "A", provider: OFFLINE, model: "offline-large", maxOutputTokens: 400 }) { ... on CreateAgentPayload { agent { id } } } }`, { p: project })
+    ).data!.createAgent.agent.id;
+    const runGid = (await as(`mutation($a: ID!) { startRun(input: { agentId: $a, input: "Plan a trip" }) { ... on StartRunPayload { run { id } } } }`, { a: agent }))
+      .data!.startRun.run.id as string;
+
+    const before = await collectRunEvents(first.url!.replace('http', 'ws') + '/graphql', token, runGid, { stopAfter: (e) => e.type === 'TOKEN' && e.seq >= 4 });
+    await first.kill();
+
+    const second = await startHubProcess(env);
+    cleanup.push(() => second.kill());
+    const after = await collectRunEvents(second.url!.replace('http', 'ws') + '/graphql', token, runGid, { afterSeq: before.events.at(-1)!.seq });
+    expect(after.completed).toBe(true);
+    const all = [...before.events, ...after.events];
+    const run = (await as(RUN, { id: runGid }, second.url!)).data!.run;
+    expect(run).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expectCoherentLog(all, run.output);
+    expect(after.events.some((e) => e.type === 'STATUS' && String(e.payload.reason ?? '').includes('stopped responding'))).toBe(true);
+  }, 120_000);
+});

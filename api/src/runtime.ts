@@ -2,7 +2,9 @@ import type { Config } from './lib/env.js';
 import { openDatabase, type Database, type PrismaClient } from './lib/db.js';
 import type { Logger } from './lib/logger.js';
 import { createLocalBus, createPgBus, type EventBus } from './lib/pubsub.js';
+import { RateLimits, type RateLimitOptions } from './lib/rate-limit.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { BudgetGuard } from './modules/budgets/budget-guard.js';
 import { PgBossRunQueue } from './orchestrator/pgboss-queue.js';
 import { LocalRunQueue, type RunQueue } from './orchestrator/queue.js';
 import { createProviders, type ProviderRegistry } from './providers/index.js';
@@ -16,6 +18,8 @@ export interface Runtime {
   bus: EventBus;
   providers: ProviderRegistry;
   orchestrator: Orchestrator;
+  /** Rate limiters: shared through PostgreSQL, or in memory on the embedded database. */
+  limits: RateLimits;
   startedAt: Date;
   version: string;
 }
@@ -28,6 +32,8 @@ export interface RuntimeOptions {
   /** Override the run queue engine (tests, benchmarks). */
   queue?: RunQueue;
   providers?: ProviderRegistry;
+  /** Override rate-limit rules or their key namespace (tests pass small budgets). */
+  rateLimits?: RateLimitOptions;
 }
 
 export async function createRuntime(config: Config, logger: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -51,15 +57,18 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
     logger,
     providers,
     queue,
+    budget: new BudgetGuard(db.prisma, bus, logger, Math.max(120_000, config.RUN_LEASE_MS * 2)),
     perOrgCap: config.ORG_CONCURRENCY,
     leaseMs: config.RUN_LEASE_MS,
   });
-  return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, startedAt: new Date(), version: VERSION };
+  const rateLimits = await RateLimits.create(db, opts.rateLimits);
+  return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, limits: rateLimits, startedAt: new Date(), version: VERSION };
 }
 
 /** Stops the worker, the bus and the database, in that order. */
 export async function closeRuntime(rt: Runtime, { closeDatabase = true } = {}) {
   await rt.orchestrator.stop();
   await rt.bus.close();
+  rt.limits.close();
   if (closeDatabase) await rt.db.close();
 }

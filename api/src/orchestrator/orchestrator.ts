@@ -17,7 +17,7 @@ export interface OrchestratorDeps {
   providers: ProviderRegistry;
   queue: RunQueue;
   retry?: RetryPolicy;
-  budget?: AttemptBudget;
+  budget: AttemptBudget;
   /** How often to look for runs whose worker stopped renewing its lease. */
   sweepIntervalMs?: number;
   perOrgCap: number;
@@ -122,9 +122,11 @@ export class Orchestrator {
       );
       if (!changed) continue;
       recovered++;
+      await this.deps.budget.releaseHolds({ runId: run.id });
       await announceStatus(bus, run.projectId, run.id, retry ? 'QUEUED' : 'FAILED');
       if (retry) await this.deps.queue.enqueue({ runId: run.id, organizationId: run.organizationId });
     }
+    await this.deps.budget.releaseHolds({ expiredBefore: now });
     return recovered;
   }
 }

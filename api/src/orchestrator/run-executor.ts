@@ -21,10 +21,16 @@ import type { JobOutcome } from './queue.js';
 export const DEFAULT_LEASE_MS = 30_000;
 export const cancelChannel = (runId: string) => `cancel:${runId}`;
 
-/** Budget admission for each provider attempt (see modules/budgets). Throwing from reserve blocks the run. */
+/** Budget admission for each provider attempt (see modules/budgets). Throwing RunBlockedError blocks the run. */
 export interface AttemptBudget {
-  reserve(run: RunContext, attempt: AttemptInfo): Promise<string | null>;
-  settle(reservationId: string | null, run: RunContext, attempt: AttemptInfo, outcome: AttemptOutcome): Promise<void>;
+  /** Holds the attempt's worst-case cost; returns an opaque handle for settle. */
+  reserve(run: RunContext, attempt: AttemptInfo): Promise<unknown>;
+  /** Records the attempt in the usage ledger and settles its hold to the actual cost. */
+  settle(handle: unknown, run: RunContext, attempt: AttemptInfo, outcome: AttemptOutcome): Promise<void>;
+  /** Keeps a live run's holds alive (called with the lease heartbeat). */
+  extend(runId: string): Promise<void>;
+  /** Frees holds of runs whose worker died, or that expired. */
+  releaseHolds(where: { runId?: string; expiredBefore?: Date }): Promise<number>;
 }
 
 /** Thrown by an AttemptBudget to end a run as BLOCKED rather than FAILED. */
@@ -52,7 +58,7 @@ export interface ExecutorDeps {
   providers: ProviderRegistry;
   breaker: CircuitBreaker;
   retry: RetryPolicy;
-  budget?: AttemptBudget;
+  budget: AttemptBudget;
   workerId: string;
   /** Most RUNNING runs one organization may have, across every process. */
   perOrgCap: number;
@@ -113,9 +119,10 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
   const abort = new AbortController();
   const unsubscribeCancel = await bus.subscribe(cancelChannel(runId), () => abort.abort());
   const heartbeat = setInterval(() => {
-    prisma.agentRun
-      .updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + leaseMs) } })
-      .catch((err) => logger.warn({ err, runId }, 'lease renewal failed'));
+    Promise.all([
+      prisma.agentRun.updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + leaseMs) } }),
+      deps.budget.extend(runId),
+    ]).catch((err) => logger.warn({ err, runId }, 'lease renewal failed'));
   }, leaseMs / 3);
   heartbeat.unref();
   // Re-read after subscribing: a cancel that raced the claim is seen either here or on the bus.
@@ -125,7 +132,7 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
   let output = '';
   let firstTokenAt: Date | null = null;
   let final: { status: RunStatus; error?: string; errorCode?: string; data?: Prisma.AgentRunUpdateManyMutationInput } = { status: 'FAILED' };
-  const reservations = new Map<number, string | null>();
+  const holds = new Map<number, unknown>();
   try {
     const result = await executeCompletion({
       chain: parseChain(run.agent.provider, run.agent.model, run.agent.fallbackChain),
@@ -140,11 +147,10 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
       retry: deps.retry,
       breaker: deps.breaker,
       onAttemptStart: async (attempt) => {
-        reservations.set(attempt.number, deps.budget ? await deps.budget.reserve(rc, attempt) : null);
+        holds.set(attempt.number, await deps.budget.reserve(rc, attempt));
       },
       onAttemptEnd: async (attempt, outcome) => {
-        await deps.budget?.settle(reservations.get(attempt.number) ?? null, rc, attempt, outcome);
-        await recordUsage(prisma, rc, attempt, outcome);
+        await deps.budget.settle(holds.get(attempt.number) ?? null, rc, attempt, outcome);
         if (outcome.error && outcome.status === 'failed') {
           writer.append('ERROR', { message: outcome.error.message, kind: outcome.error.kind, provider: attempt.provider, model: attempt.model, attempt: attempt.number });
         }
@@ -180,7 +186,12 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
     };
   } catch (err) {
     if (err instanceof RunBlockedError) {
-      final = { status: 'BLOCKED', error: err.message, errorCode: 'BUDGET_EXCEEDED', data: { output } };
+      final = {
+        status: 'BLOCKED',
+        error: err.message,
+        errorCode: 'BUDGET_EXCEEDED',
+        data: { output, costMicros: await totalCost(prisma, runId), errorDetails: err.details as Prisma.InputJsonValue },
+      };
       writer.append('ERROR', { message: err.message, code: 'BUDGET_EXCEEDED', ...err.details });
     } else if (abort.signal.aborted || (err instanceof ProviderError && err.kind === 'aborted')) {
       final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', data: { output, costMicros: await totalCost(prisma, runId) } };
@@ -224,24 +235,4 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
 async function totalCost(prisma: PrismaClient, runId: string): Promise<bigint> {
   const agg = await prisma.usageRecord.aggregate({ where: { runId }, _sum: { costMicros: true } });
   return agg._sum.costMicros ?? 0n;
-}
-
-/** One append-only ledger row per provider attempt that reached the provider. */
-async function recordUsage(prisma: PrismaClient, rc: RunContext, attempt: AttemptInfo, outcome: AttemptOutcome) {
-  if (!outcome.usageReported && !outcome.emittedText && outcome.usage.inputTokens === 0) return;
-  await prisma.usageRecord.create({
-    data: {
-      organizationId: rc.organizationId,
-      projectId: rc.projectId,
-      agentId: rc.agentId,
-      runId: rc.runId,
-      attempt: attempt.number,
-      provider: attempt.provider,
-      model: attempt.model,
-      inputTokens: outcome.usage.inputTokens,
-      cachedInputTokens: outcome.usage.cachedInputTokens,
-      outputTokens: outcome.usage.outputTokens,
-      costMicros: outcome.costMicros ?? 0n,
-    },
-  });
 }

@@ -6,6 +6,8 @@ import '../modules/orgs/orgs.type.js';
 import '../modules/projects/projects.type.js';
 import '../modules/agents/agents.type.js';
 import '../modules/runs/runs.type.js';
+import '../modules/budgets/budgets.type.js';
+import '../modules/audit/audit.type.js';
 import { builder } from './builder.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

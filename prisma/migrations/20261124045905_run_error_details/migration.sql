@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "AgentRun" ADD COLUMN     "errorDetails" JSONB;

@@ -156,13 +156,14 @@ builder.mutationField('setBudget', (t) =>
   t.field({
     type: SetBudgetPayload,
     errors: {},
+    authScopes: { loggedIn: true },
     description: 'Creates or changes the DAILY or MONTHLY budget of an organization or one of its projects (ADMIN and above).',
     args: { input: t.arg({ type: SetBudgetInput, required: true }) },
     resolve: (_r, { input }, ctx) =>
       budgets.setBudget(
         ctx,
         fromGlobalId(String(input.organizationId), 'Organization'),
-        input.projectId ? fromGlobalId(String(input.projectId), 'Project') : null,
+        input.projectId != null ? fromGlobalId(String(input.projectId), 'Project') : null,
         { period: input.period, limit: input.limit },
       ),
   }),
@@ -177,6 +178,7 @@ builder.mutationField('removeBudget', (t) =>
   t.field({
     type: RemoveBudgetPayload,
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: RemoveBudgetInput, required: true }) },
     resolve: async (_r, { input }, ctx) => {
       await budgets.removeBudget(ctx, fromGlobalId(String(input.id), 'Budget'));

@@ -1,4 +1,5 @@
 import type { CodegenConfig } from '@graphql-codegen/cli';
+import { addTypenameSelectionDocumentTransform } from '@graphql-codegen/client-preset';
 
 // One config, one entry per consumer. Input is the committed SDL, so codegen never needs a running server.
 const config: CodegenConfig = {
@@ -15,6 +16,8 @@ const config: CodegenConfig = {
         // The SDK returns plain objects; masking is a UI concern.
         fragmentMasking: false,
       },
+      // Select __typename everywhere, so what the types promise (nonOptionalTypename) is what arrives.
+      documentTransforms: [addTypenameSelectionDocumentTransform],
       config: {
         // Our custom scalars travel as strings on the wire.
         scalars: { DateTime: 'string', Money: 'string', JSON: 'unknown' },
@@ -29,6 +32,7 @@ const config: CodegenConfig = {
       documents: ['web/src/**/*.graphql', 'sdk/src/operations/fragments.graphql'],
       preset: 'client',
       presetConfig: { fragmentMasking: false },
+      documentTransforms: [addTypenameSelectionDocumentTransform],
       config: {
         scalars: { DateTime: 'string', Money: 'string', JSON: 'unknown' },
         enumsAsTypes: true,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -30,7 +31,10 @@ export async function startTestServer(
   opts: { env?: Record<string, string>; web?: boolean; worker?: boolean; runtime?: RuntimeOptions } = {},
 ): Promise<TestServer> {
   const config = testConfig(opts.env);
-  const rt = await createRuntime(config, createLogger(config.LOG_LEVEL), { database: await getTestDatabase(), ...opts.runtime });
+  // On PostgreSQL rate-limit counters live in the database and outlive the per-file reset; a namespace per
+  // server keeps one test file's sign-ups from eating another's budget (tests that share limits pass one).
+  const rateLimits = { namespace: `test-${randomUUID().slice(0, 8)}`, ...opts.runtime?.rateLimits };
+  const rt = await createRuntime(config, createLogger(config.LOG_LEVEL), { database: await getTestDatabase(), ...opts.runtime, rateLimits });
   if (opts.worker !== false) await rt.orchestrator.startWorker();
   let webHandler: RequestHandler | undefined;
   if (opts.web) {

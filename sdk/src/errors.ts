@@ -4,13 +4,14 @@ export class HubError extends Error {
     message: string,
     public readonly code: string = 'HUB_ERROR',
     public readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'HubError';
   }
 }
 
-/** Missing, invalid, expired or revoked credentials (HTTP 401, WebSocket close 4401). */
+/** Missing, invalid, expired or revoked credentials (HTTP 401, WebSocket close 4401/4403). */
 export class UnauthorizedError extends HubError {
   constructor(message = 'Unauthorized') {
     super(message, 'UNAUTHENTICATED');
@@ -26,6 +27,7 @@ export class ForbiddenError extends HubError {
   }
 }
 
+/** The object does not exist, or it belongs to an organization you are not a member of. */
 export class NotFoundError extends HubError {
   constructor(message = 'Not found') {
     super(message, 'NOT_FOUND');
@@ -33,6 +35,7 @@ export class NotFoundError extends HubError {
   }
 }
 
+/** Too many requests; wait `retryAfterSeconds` before trying again. */
 export class RateLimitedError extends HubError {
   constructor(
     message: string,
@@ -59,6 +62,27 @@ export class ValidationError extends HubError {
   }
 }
 
+/** The change clashes with existing data, e.g. the email is taken or the person is already a member. */
+export class ConflictError extends HubError {
+  constructor(message = 'Conflict') {
+    super(message, 'CONFLICT');
+    this.name = 'ConflictError';
+  }
+}
+
+/** The API could not be reached, or the WebSocket closed unexpectedly. Safe to retry. */
+export class NetworkError extends HubError {
+  constructor(
+    message: string,
+    /** The WebSocket close code, when a socket closed. */
+    public readonly closeCode?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, 'NETWORK_ERROR', closeCode === undefined ? {} : { closeCode }, options);
+    this.name = 'NetworkError';
+  }
+}
+
 /** The shape every typed GraphQL error shares (the `MutationErrors` fragment). */
 export interface TypedErrorResult {
   __typename: string;
@@ -76,6 +100,7 @@ const factories = new Map<string, ErrorFactory>([
   ['NotFoundError', (e) => new NotFoundError(e.message)],
   ['RateLimitedError', (e) => new RateLimitedError(e.message, e.retryAfterSeconds ?? 1)],
   ['ValidationError', (e) => new ValidationError(e.message, e.issues ?? [])],
+  ['ConflictError', (e) => new ConflictError(e.message)],
 ]);
 
 /** Lets later modules (budgets, …) map their own typed errors to classes. */
@@ -91,9 +116,32 @@ export function errorFromResult(e: TypedErrorResult): HubError {
 /** Converts a top-level GraphQL error (e.g. a 401 or a query-cost rejection) into an error class. */
 export function errorFromGraphQL(err: { message: string; extensions?: Record<string, unknown> }, status?: number): HubError {
   const code = (err.extensions?.code as string | undefined) ?? (status === 401 ? 'UNAUTHENTICATED' : 'HUB_ERROR');
-  if (code === 'UNAUTHENTICATED') return new UnauthorizedError(err.message);
-  if (code === 'FORBIDDEN') return new ForbiddenError(err.message);
-  if (code === 'NOT_FOUND') return new NotFoundError(err.message);
-  if (code === 'RATE_LIMITED') return new RateLimitedError(err.message, Number(err.extensions?.retryAfterSeconds ?? 1));
-  return new HubError(err.message, code, err.extensions ?? {});
+  switch (code) {
+    case 'UNAUTHENTICATED':
+      return new UnauthorizedError(err.message);
+    case 'FORBIDDEN':
+      return new ForbiddenError(err.message);
+    case 'NOT_FOUND':
+      return new NotFoundError(err.message);
+    case 'CONFLICT':
+      return new ConflictError(err.message);
+    case 'RATE_LIMITED':
+      return new RateLimitedError(err.message, Number(err.extensions?.retryAfterSeconds ?? 1));
+    // BAD_USER_INPUT: variables the server could not coerce (an unknown enum value, a malformed DateTime).
+    case 'VALIDATION_FAILED':
+    case 'BAD_USER_INPUT':
+      return new ValidationError(err.message, (err.extensions?.issues as FieldIssue[] | undefined) ?? []);
+    default:
+      return new HubError(err.message, code, err.extensions ?? {});
+  }
+}
+
+type ErrorVariant = { __typename: string; code: string; message: string };
+
+/** Returns a mutation's payload, or throws the typed error its result union resolved to. */
+export function unwrap<T extends { __typename: string }>(result: T): Exclude<T, ErrorVariant> {
+  if ('code' in result && 'message' in result && result.__typename.endsWith('Error')) {
+    throw errorFromResult(result as unknown as TypedErrorResult);
+  }
+  return result as Exclude<T, ErrorVariant>;
 }

@@ -1,3 +1,19 @@
-export { createClient, unwrap, type ClientOptions, type HubClient } from './client.js';
+export { createClient, type HubClient } from './client.js';
+export type { ClientOptions, SubscribeOptions, Transport } from './transport.js';
+export type { List, Page, PageArgs, Paginated } from './pagination.js';
+export type {
+  Agent,
+  ApiToken,
+  Membership,
+  Organization,
+  OrganizationDetails,
+  Project,
+  ProjectDetails,
+  ProviderStatus,
+  User,
+  Viewer,
+} from './resources.js';
+export { isTerminalEvent, TERMINAL_RUN_STATUSES, type ReconnectOptions, type Run, type RunEvent, type RunUpdate, type StreamOptions } from './runs.js';
 export * from './errors.js';
+// Every operation as a typed document (for `client.request` / `client.subscribe`), plus enums and input types.
 export * from './_generated/graphql.js';

@@ -3,6 +3,11 @@
 export class AppError extends Error {
   /** Stable machine-readable code, also put in `extensions.code` when thrown outside a typed union. */
   readonly code: string = 'APP_ERROR';
+
+  /** graphql-js copies an error's `extensions` onto the GraphQL error, on HTTP and WebSocket alike. */
+  get extensions(): Record<string, unknown> {
+    return { code: this.code };
+  }
 }
 
 export class NotFoundError extends AppError {
@@ -58,5 +63,9 @@ export class RateLimitedError extends AppError {
   constructor(public readonly retryAfterSeconds: number) {
     super(`Too many requests; retry in ${retryAfterSeconds} s`);
     this.name = 'RateLimitedError';
+  }
+
+  override get extensions() {
+    return { code: this.code, retryAfterSeconds: this.retryAfterSeconds };
   }
 }

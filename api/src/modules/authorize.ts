@@ -15,18 +15,21 @@ export function requireViewer(ctx: Context) {
  * audit row records the denial.
  */
 export async function authorize(ctx: Context, organizationId: string, action: Action, entity = 'Object'): Promise<Role> {
-  const viewer = requireViewer(ctx);
+  requireViewer(ctx);
   const role = await ctx.roleIn(organizationId);
   if (!role) throw new NotFoundError(entity);
-  if (!can(role, action)) {
-    await audit(ctx.prisma, {
-      organizationId,
-      actorId: viewer.userId,
-      action: 'access.denied',
-      metadata: { attempted: action, role },
-      ip: ctx.ip,
-    });
-    throw new ForbiddenError(`Your role (${role}) cannot ${action.replace('.', ' ')}`);
-  }
+  if (!can(role, action)) throw await deny(ctx, organizationId, action, role, `Your role (${role}) cannot ${action.replace('.', ' ')}`);
   return role;
+}
+
+/** Records a member's denied attempt as an `access.denied` audit row and returns the error to throw. */
+export async function deny(ctx: Context, organizationId: string, attempted: Action, role: Role, message: string, detail: Record<string, unknown> = {}) {
+  await audit(ctx.prisma, {
+    organizationId,
+    actorId: requireViewer(ctx).userId,
+    action: 'access.denied',
+    metadata: { attempted, role, ...detail },
+    ip: ctx.ip,
+  });
+  return new ForbiddenError(message);
 }

@@ -38,6 +38,42 @@ export const PERMISSIONS = {
 
 export type Action = keyof typeof PERMISSIONS;
 
+/** Rules for mutations that act on the caller's own account rather than inside an organization. */
+export type AccountRule = 'anyone' | 'signedIn';
+
+/**
+ * What each GraphQL mutation needs: an action of the table (checked in the organization its input
+ * points into) or an account rule. The permission test fails when a schema mutation is missing here.
+ */
+export const MUTATION_PERMISSIONS = {
+  signUp: 'anyone',
+  signIn: 'anyone',
+  signOut: 'signedIn',
+  createApiToken: 'signedIn',
+  revokeApiToken: 'signedIn',
+  createOrganization: 'signedIn',
+  updateOrganization: 'organization.update',
+  deleteOrganization: 'organization.delete',
+  addMember: 'member.add',
+  updateMemberRole: 'member.updateRole',
+  removeMember: 'member.remove',
+  createProject: 'project.create',
+  updateProject: 'project.update',
+  archiveProject: 'project.archive',
+  createAgent: 'agent.create',
+  updateAgent: 'agent.update',
+  archiveAgent: 'agent.archive',
+  startRun: 'run.start',
+  cancelRun: 'run.cancel',
+  retryRun: 'run.retry',
+  setBudget: 'budget.set',
+  removeBudget: 'budget.remove',
+} as const satisfies Record<string, Action | AccountRule>;
+
+export type MutationName = keyof typeof MUTATION_PERMISSIONS;
+
+export const isAccountRule = (rule: Action | AccountRule): rule is AccountRule => rule === 'anyone' || rule === 'signedIn';
+
 /** Pure predicate: may someone with `role` in an organization perform `action` there? */
 export const can = (role: Role | null | undefined, action: Action) => atLeast(role, PERMISSIONS[action]);
 

@@ -126,8 +126,9 @@ export async function readRunEvents(prisma: PrismaClient, runId: string, afterSe
   return rows.map((r) => ({ runId: r.runId, seq: r.seq, type: r.type, payload: r.payload as Record<string, unknown>, createdAt: r.createdAt }));
 }
 
-export const isTerminalEvent = (e: RunEventRecord) =>
-  e.type === 'STATUS' && ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'].includes(String(e.payload.status));
+const TERMINAL_STATUSES: string[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'];
+
+export const isTerminalEvent = (e: RunEventRecord) => e.type === 'STATUS' && TERMINAL_STATUSES.includes(String(e.payload.status));
 
 /**
  * Every event of a run with seq > afterSeq, exactly once and in order: stored ones first, then live ones,
@@ -178,6 +179,9 @@ export async function* streamRunEvents(
         if (isTerminalEvent(e)) return;
       }
       if (batch.length === 0) {
+        // Resuming at (or past) the end of a finished run: nothing more will ever come.
+        const run = await prisma.agentRun.findUnique({ where: { id: runId }, select: { status: true, lastSeq: true } });
+        if (!run || (TERMINAL_STATUSES.includes(run.status) && run.lastSeq <= delivered)) return;
         await new Promise<void>((resolve) => {
           wake = resolve;
           if (dirty || mustRead || signal?.aborted) resolve();

@@ -73,6 +73,7 @@ export const AgentRef = builder.prismaNode('Agent', {
     archivedAt: t.expose('archivedAt', { type: 'DateTime', nullable: true }),
     project: t.relation('project'),
     viewerCanUpdate: t.boolean({ resolve: async (a, _x, ctx) => can(await ctx.roleIn(a.organizationId), 'agent.update') }),
+    viewerCanArchive: t.boolean({ resolve: async (a, _x, ctx) => can(await ctx.roleIn(a.organizationId), 'agent.archive') }),
     viewerCanRun: t.boolean({ resolve: async (a, _x, ctx) => !a.archivedAt && can(await ctx.roleIn(a.organizationId), 'run.start') }),
   }),
 });
@@ -142,6 +143,7 @@ builder.mutationField('createAgent', (t) =>
   t.field({
     type: agentPayload('CreateAgentPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: CreateAgentInput, required: true }) },
     resolve: (_r, { input: { projectId, provider, model, ...rest } }, ctx) =>
       agents.createAgent(ctx, fromGlobalId(String(projectId), 'Project'), { ...rest, primary: { provider, model } }),
@@ -166,6 +168,7 @@ builder.mutationField('updateAgent', (t) =>
   t.field({
     type: agentPayload('UpdateAgentPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: UpdateAgentInput, required: true }) },
     resolve: (_r, { input: { id, provider, model, ...rest } }, ctx) =>
       agents.updateAgent(ctx, fromGlobalId(String(id), 'Agent'), {
@@ -181,6 +184,7 @@ builder.mutationField('archiveAgent', (t) =>
   t.field({
     type: agentPayload('ArchiveAgentPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: ArchiveAgentInput, required: true }) },
     resolve: (_r, { input }, ctx) => agents.archiveAgent(ctx, fromGlobalId(String(input.id), 'Agent')),
   }),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestDatabase, usingPostgres } from '../../../test/db.js';
 import { startOpenAIFake, type FakeProviderServer } from '../../../test/fakes/index.js';
-import { given, type TestOrg, type TestProject, type TestUser } from '../../../test/factories.js';
+import { given, type TestOrg, type TestUser } from '../../../test/factories.js';
 import { gql, startTestServer, type TestServer } from '../../../test/harness.js';
 import { startHubProcess } from '../../../test/processes.js';
 import { fromGlobalId, toGlobalId } from '../../lib/ids.js';

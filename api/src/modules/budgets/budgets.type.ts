@@ -21,6 +21,7 @@ interface BudgetExceeded {
   name: 'BudgetExceededError';
   code: 'BUDGET_EXCEEDED';
   message: string;
+  extensions: { code: 'BUDGET_EXCEEDED' };
   details: BudgetDenial;
 }
 
@@ -46,12 +47,18 @@ builder.objectField(RunRef, 'budgetError', (t) =>
     description: 'For a BLOCKED run: the budget that refused it.',
     resolve: (run) =>
       run.status === 'BLOCKED' && run.errorDetails && typeof run.errorDetails === 'object'
-        ? { name: 'BudgetExceededError' as const, code: 'BUDGET_EXCEEDED' as const, message: run.error ?? 'Budget exceeded', details: run.errorDetails as unknown as BudgetDenial }
+        ? {
+            name: 'BudgetExceededError' as const,
+            code: 'BUDGET_EXCEEDED' as const,
+            extensions: { code: 'BUDGET_EXCEEDED' as const },
+            message: run.error ?? 'Budget exceeded',
+            details: run.errorDetails as unknown as BudgetDenial,
+          }
         : null,
   }),
 );
 
-const BudgetRef = builder.prismaNode('Budget', {
+builder.prismaNode('Budget', {
   id: { field: 'id' },
   authScopes: (b) => ({ orgRole: { organizationId: b.organizationId, role: 'VIEWER' } }),
   description: 'A spending limit per calendar period. Money is in micro-dollars.',

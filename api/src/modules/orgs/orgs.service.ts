@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import type { Role } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../lib/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { email } from '../auth/auth.service.js';
-import { authorize, requireViewer } from '../authorize.js';
+import { authorize, deny, requireViewer } from '../authorize.js';
 import { canAssignRole } from '../permissions.js';
 
 export const slug = z
@@ -95,7 +95,9 @@ export async function deleteOrganization(ctx: Context, organizationId: string, c
 export async function addMember(ctx: Context, organizationId: string, raw: unknown) {
   const actorRole = await authorize(ctx, organizationId, 'member.add', 'Organization');
   const input = parseInput(AddMember, raw);
-  if (!canAssignRole(actorRole, null, input.role)) throw new ForbiddenError(`You cannot grant ${input.role}`);
+  if (!canAssignRole(actorRole, null, input.role)) {
+    throw await deny(ctx, organizationId, 'member.add', actorRole, `You cannot grant ${input.role}`, { grant: input.role });
+  }
   const user = await ctx.prisma.user.findUnique({ where: { email: input.email } });
   if (!user) throw new ValidationError([{ path: ['email'], message: 'No account uses this email; ask them to sign up first' }]);
   const existing = await ctx.prisma.membership.findUnique({ where: { organizationId_userId: { organizationId, userId: user.id } } });
@@ -116,14 +118,22 @@ async function loadMembership(ctx: Context, membershipId: string) {
   return m;
 }
 
-/** Runs `change` only if the organization still has an OWNER afterwards (checked inside the transaction). */
-async function keepingAnOwner<T>(ctx: Context, organizationId: string, change: (tx: Parameters<Parameters<Context['prisma']['$transaction']>[0]>[0]) => Promise<T>) {
+/** True when this membership is its organization's only OWNER, so it can be neither demoted nor removed. */
+export async function isLastOwner(ctx: Context, m: { organizationId: string; role: Role }) {
+  return m.role === 'OWNER' && (await ctx.prisma.membership.count({ where: { organizationId: m.organizationId, role: 'OWNER' } })) === 1;
+}
+
+/**
+ * Runs `change` only if the organization still has an OWNER afterwards (checked inside the transaction);
+ * otherwise the input `field` that asked for the change is invalid.
+ */
+async function keepingAnOwner<T>(ctx: Context, organizationId: string, field: string, change: (tx: Parameters<Parameters<Context['prisma']['$transaction']>[0]>[0]) => Promise<T>) {
   return ctx.prisma.$transaction(async (tx) => {
     // Lock the organization row so two concurrent demotions cannot both see "another owner remains".
     await tx.$queryRaw`SELECT id FROM "Organization" WHERE id = ${organizationId}::uuid FOR UPDATE`;
     const result = await change(tx);
     const owners = await tx.membership.count({ where: { organizationId, role: 'OWNER' } });
-    if (owners === 0) throw new ValidationError([{ path: ['role'], message: 'An organization must keep at least one OWNER' }]);
+    if (owners === 0) throw new ValidationError([{ path: [field], message: 'An organization must keep at least one OWNER' }]);
     return result;
   });
 }
@@ -133,9 +143,9 @@ export async function updateMemberRole(ctx: Context, membershipId: string, newRo
   const actorRole = await authorize(ctx, m.organizationId, 'member.updateRole', 'Membership');
   parseInput(z.object({ role }), { role: newRole });
   if (!canAssignRole(actorRole, m.role, newRole)) {
-    throw new ForbiddenError('You cannot change a role above your own, or grant one');
+    throw await deny(ctx, m.organizationId, 'member.updateRole', actorRole, 'You cannot change a role above your own, or grant one', { from: m.role, to: newRole });
   }
-  return keepingAnOwner(ctx, m.organizationId, async (tx) => {
+  return keepingAnOwner(ctx, m.organizationId, 'role', async (tx) => {
     const updated = await tx.membership.update({ where: { id: m.id }, data: { role: newRole } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: 'member.role_changed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, from: m.role, to: newRole }, ip: ctx.ip });
     return updated;
@@ -146,9 +156,13 @@ export async function removeMember(ctx: Context, membershipId: string) {
   const m = await loadMembership(ctx, membershipId);
   const self = m.userId === ctx.viewer!.userId;
   // Anyone may leave; removing someone else needs member.remove and a role at least theirs.
-  const actorRole = self ? await ctx.roleIn(m.organizationId) : await authorize(ctx, m.organizationId, 'member.remove', 'Membership');
-  if (!self && !canAssignRole(actorRole, m.role, m.role)) throw new ForbiddenError('You cannot remove someone above your role');
-  return keepingAnOwner(ctx, m.organizationId, async (tx) => {
+  if (!self) {
+    const actorRole = await authorize(ctx, m.organizationId, 'member.remove', 'Membership');
+    if (!canAssignRole(actorRole, m.role, m.role)) {
+      throw await deny(ctx, m.organizationId, 'member.remove', actorRole, 'You cannot remove someone above your role', { targetRole: m.role });
+    }
+  }
+  return keepingAnOwner(ctx, m.organizationId, 'membershipId', async (tx) => {
     await tx.membership.delete({ where: { id: m.id } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: self ? 'member.left' : 'member.removed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, role: m.role }, ip: ctx.ip });
     return m;

@@ -47,11 +47,13 @@ export const MembershipRef = builder.prismaNode('Membership', {
     viewerCanChangeRole: t.boolean({
       resolve: async (m, _a, ctx) => {
         const role = await ctx.roleIn(m.organizationId);
-        return can(role, 'member.updateRole') && canAssignRole(role, m.role, m.role);
+        return can(role, 'member.updateRole') && canAssignRole(role, m.role, m.role) && !(await orgs.isLastOwner(ctx, m));
       },
     }),
     viewerCanRemove: t.boolean({
+      description: 'Anyone may leave (remove their own membership), except the last OWNER.',
       resolve: async (m, _a, ctx) => {
+        if (await orgs.isLastOwner(ctx, m)) return false;
         if (m.userId === ctx.viewer?.userId) return true;
         const role = await ctx.roleIn(m.organizationId);
         return can(role, 'member.remove') && canAssignRole(role, m.role, m.role);
@@ -138,6 +140,7 @@ builder.mutationField('updateOrganization', (t) =>
   t.field({
     type: orgPayload('UpdateOrganizationPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: UpdateOrganizationInput, required: true }) },
     resolve: async (_r, { input: { id, ...rest } }, ctx) =>
       orgs.updateOrganization(ctx, fromGlobalId(String(id), 'Organization'), rest),
@@ -159,6 +162,7 @@ builder.mutationField('deleteOrganization', (t) =>
   t.field({
     type: DeleteOrganizationPayload,
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: DeleteOrganizationInput, required: true }) },
     resolve: async (_r, { input }, ctx) => {
       await orgs.deleteOrganization(ctx, fromGlobalId(String(input.id), 'Organization'), input.confirmSlug);
@@ -179,6 +183,7 @@ builder.mutationField('addMember', (t) =>
   t.field({
     type: membershipPayload('AddMemberPayload'),
     errors: { types: [ConflictError] },
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: AddMemberInput, required: true }) },
     resolve: async (_r, { input: { organizationId, ...rest } }, ctx) =>
       orgs.addMember(ctx, fromGlobalId(String(organizationId), 'Organization'), rest),
@@ -193,6 +198,7 @@ builder.mutationField('updateMemberRole', (t) =>
   t.field({
     type: membershipPayload('UpdateMemberRolePayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: UpdateMemberRoleInput, required: true }) },
     resolve: async (_r, { input }, ctx) =>
       orgs.updateMemberRole(ctx, fromGlobalId(String(input.membershipId), 'Membership'), input.role),
@@ -211,6 +217,7 @@ builder.mutationField('removeMember', (t) =>
   t.field({
     type: RemoveMemberPayload,
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: RemoveMemberInput, required: true }) },
     resolve: async (_r, { input }, ctx) => {
       await orgs.removeMember(ctx, fromGlobalId(String(input.membershipId), 'Membership'));

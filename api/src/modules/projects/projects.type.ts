@@ -16,6 +16,7 @@ export const ProjectRef = builder.prismaNode('Project', {
     organization: t.relation('organization'),
     viewerCanUpdate: t.boolean({ resolve: async (p, _a, ctx) => can(await ctx.roleIn(p.organizationId), 'project.update') }),
     viewerCanArchive: t.boolean({ resolve: async (p, _a, ctx) => can(await ctx.roleIn(p.organizationId), 'project.archive') }),
+    viewerCanCreateAgent: t.boolean({ resolve: async (p, _a, ctx) => can(await ctx.roleIn(p.organizationId), 'agent.create') }),
   }),
 });
 
@@ -78,6 +79,7 @@ builder.mutationField('createProject', (t) =>
   t.field({
     type: projectPayload('CreateProjectPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: CreateProjectInput, required: true }) },
     resolve: (_r, { input: { organizationId, ...rest } }, ctx) =>
       projects.createProject(ctx, fromGlobalId(String(organizationId), 'Organization'), rest),
@@ -92,6 +94,7 @@ builder.mutationField('updateProject', (t) =>
   t.field({
     type: projectPayload('UpdateProjectPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: UpdateProjectInput, required: true }) },
     resolve: (_r, { input: { id, ...rest } }, ctx) => projects.updateProject(ctx, fromGlobalId(String(id), 'Project'), rest),
   }),
@@ -103,6 +106,7 @@ builder.mutationField('archiveProject', (t) =>
   t.field({
     type: projectPayload('ArchiveProjectPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: ArchiveProjectInput, required: true }) },
     resolve: (_r, { input }, ctx) => projects.archiveProject(ctx, fromGlobalId(String(input.id), 'Project')),
   }),

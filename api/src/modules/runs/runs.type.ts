@@ -188,6 +188,7 @@ builder.mutationField('startRun', (t) =>
   t.field({
     type: runPayload('StartRunPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: StartRunInput, required: true }) },
     resolve: (_r, { input: { agentId, ...rest } }, ctx) => runs.startRun(ctx, fromGlobalId(String(agentId), 'Agent'), rest),
   }),
@@ -199,6 +200,7 @@ builder.mutationField('cancelRun', (t) =>
   t.field({
     type: runPayload('CancelRunPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: RunIdInput, required: true }) },
     resolve: (_r, { input }, ctx) => runs.cancelRun(ctx, fromGlobalId(String(input.id), 'Run')),
   }),
@@ -208,6 +210,7 @@ builder.mutationField('retryRun', (t) =>
   t.field({
     type: runPayload('RetryRunPayload'),
     errors: {},
+    authScopes: { loggedIn: true },
     args: { input: t.arg({ type: RunIdInput, required: true }) },
     resolve: (_r, { input }, ctx) => runs.retryRun(ctx, fromGlobalId(String(input.id), 'Run')),
   }),

@@ -1,0 +1,208 @@
+import {
+  AddMemberDocument,
+  AgentDocument,
+  ApiTokensDocument,
+  ArchiveAgentDocument,
+  ArchiveProjectDocument,
+  CreateAgentDocument,
+  CreateApiTokenDocument,
+  CreateOrganizationDocument,
+  CreateProjectDocument,
+  DeleteOrganizationDocument,
+  OrganizationDocument,
+  OrganizationMembersDocument,
+  OrganizationProjectsDocument,
+  ProjectAgentsDocument,
+  ProjectDocument,
+  ProvidersDocument,
+  RemoveMemberDocument,
+  RevokeApiTokenDocument,
+  UpdateAgentDocument,
+  UpdateMemberRoleDocument,
+  UpdateOrganizationDocument,
+  UpdateProjectDocument,
+  ViewerDocument,
+  ViewerOrganizationsDocument,
+  type AddMemberInput,
+  type AgentFragment,
+  type ApiTokenFragment,
+  type CreateAgentInput,
+  type CreateApiTokenInput,
+  type CreateOrganizationInput,
+  type CreateProjectInput,
+  type DeleteOrganizationInput,
+  type MembershipFragment,
+  type OrganizationFragment,
+  type OrganizationQuery,
+  type ProjectFragment,
+  type ProjectQuery,
+  type ProvidersQuery,
+  type UpdateAgentInput,
+  type UpdateMemberRoleInput,
+  type UpdateOrganizationInput,
+  type UpdateProjectInput,
+  type UserFragment,
+  type ViewerQuery,
+} from './_generated/graphql.js';
+import { NotFoundError, UnauthorizedError, unwrap } from './errors.js';
+import { list, paginate, toPage, type List, type Paginated } from './pagination.js';
+import type { Transport } from './transport.js';
+
+export type User = UserFragment;
+export type Viewer = NonNullable<ViewerQuery['viewer']>;
+export type ApiToken = ApiTokenFragment;
+export type Organization = OrganizationFragment;
+/** An organization with the first page of its members and projects. */
+export type OrganizationDetails = NonNullable<OrganizationQuery['organization']>;
+export type Membership = MembershipFragment;
+export type Project = ProjectFragment;
+/** A project with its live queue counts. */
+export type ProjectDetails = NonNullable<ProjectQuery['project']>;
+export type ProviderStatus = ProvidersQuery['providers'][number];
+export type Agent = AgentFragment;
+
+/** A `get` of something missing (or not yours) throws rather than returning null. */
+function found<T>(value: T | null | undefined, what: string): T {
+  if (value == null) throw new NotFoundError(`${what} not found`);
+  return value;
+}
+
+export function viewerApi(t: Transport) {
+  /** The signed-in account with its API tokens and (up to 100) organizations. */
+  return async (): Promise<Viewer> => {
+    const { viewer } = await t.request(ViewerDocument);
+    if (!viewer) throw new UnauthorizedError('No credentials: pass a token to createClient');
+    return viewer;
+  };
+}
+
+export function tokensApi(t: Transport) {
+  return {
+    /** Creates an API token. `secret` is shown only in this response: store it now. */
+    async create(input: CreateApiTokenInput): Promise<{ apiToken: ApiToken; secret: string }> {
+      const { apiToken, secret } = unwrap((await t.request(CreateApiTokenDocument, { input })).createApiToken);
+      return { apiToken, secret };
+    },
+    /** Revokes one of your tokens; requests made with it fail with UnauthorizedError from then on. */
+    async revoke(id: string): Promise<ApiToken> {
+      return unwrap((await t.request(RevokeApiTokenDocument, { input: { id } })).revokeApiToken).apiToken;
+    },
+    /** Your tokens, newest first, revoked ones included. */
+    list(): List<ApiToken> {
+      return list(async function* () {
+        const { viewer } = await t.request(ApiTokensDocument);
+        yield* viewer?.apiTokens ?? [];
+      });
+    },
+  };
+}
+
+export function organizationsApi(t: Transport) {
+  return {
+    async create(input: CreateOrganizationInput): Promise<Organization> {
+      return unwrap((await t.request(CreateOrganizationDocument, { input })).createOrganization).organization;
+    },
+    /** By slug, with the first page of members and projects. Throws NotFoundError if you are not a member. */
+    async get(slug: string): Promise<OrganizationDetails> {
+      return found((await t.request(OrganizationDocument, { slug })).organization, 'Organization');
+    },
+    async update(input: UpdateOrganizationInput): Promise<Organization> {
+      return unwrap((await t.request(UpdateOrganizationDocument, { input })).updateOrganization).organization;
+    },
+    /** Deletes the organization and everything in it; `confirmSlug` must repeat its slug. Returns the deleted id. */
+    async delete(input: DeleteOrganizationInput): Promise<string> {
+      return unwrap((await t.request(DeleteOrganizationDocument, { input })).deleteOrganization).deletedId;
+    },
+    /** Organizations you belong to, by name. */
+    list(): Paginated<Organization> {
+      return paginate(async (page) => {
+        const { viewer } = await t.request(ViewerOrganizationsDocument, page);
+        if (!viewer) throw new UnauthorizedError('No credentials: pass a token to createClient');
+        return toPage(viewer.organizations);
+      });
+    },
+  };
+}
+
+export function membersApi(t: Transport) {
+  return {
+    /** Adds an existing account by email. Throws ConflictError if they are already a member. */
+    async add(input: AddMemberInput): Promise<Membership> {
+      return unwrap((await t.request(AddMemberDocument, { input })).addMember).membership;
+    },
+    async updateRole(input: UpdateMemberRoleInput): Promise<Membership> {
+      return unwrap((await t.request(UpdateMemberRoleDocument, { input })).updateMemberRole).membership;
+    },
+    /** Removes a member (or yourself, to leave). Returns the removed membership's id. */
+    async remove(membershipId: string): Promise<string> {
+      return unwrap((await t.request(RemoveMemberDocument, { input: { membershipId } })).removeMember).removedId;
+    },
+    /** Members of an organization (by slug), oldest first. */
+    list(organizationSlug: string): Paginated<Membership> {
+      return paginate(async (page) => {
+        const { organization } = await t.request(OrganizationMembersDocument, { slug: organizationSlug, ...page });
+        return toPage(found(organization, 'Organization').members);
+      });
+    },
+  };
+}
+
+export function projectsApi(t: Transport) {
+  return {
+    async create(input: CreateProjectInput): Promise<Project> {
+      return unwrap((await t.request(CreateProjectDocument, { input })).createProject).project;
+    },
+    async get(id: string): Promise<ProjectDetails> {
+      return found((await t.request(ProjectDocument, { id })).project, 'Project');
+    },
+    async update(input: UpdateProjectInput): Promise<Project> {
+      return unwrap((await t.request(UpdateProjectDocument, { input })).updateProject).project;
+    },
+    async archive(id: string): Promise<Project> {
+      return unwrap((await t.request(ArchiveProjectDocument, { input: { id } })).archiveProject).project;
+    },
+    /** Projects of an organization (by slug), newest first; archived ones only when asked. */
+    list(organizationSlug: string, options: { includeArchived?: boolean } = {}): Paginated<Project> {
+      return paginate(async (page) => {
+        const { organization } = await t.request(OrganizationProjectsDocument, { slug: organizationSlug, ...options, ...page });
+        return toPage(found(organization, 'Organization').projects);
+      });
+    },
+  };
+}
+
+export function providersApi(t: Transport) {
+  return {
+    /** Every provider with whether this deployment has it configured, and its models and prices. */
+    list(): List<ProviderStatus> {
+      return list(async function* () {
+        yield* (await t.request(ProvidersDocument)).providers;
+      });
+    },
+  };
+}
+
+export function agentsApi(t: Transport) {
+  return {
+    async create(input: CreateAgentInput): Promise<Agent> {
+      return unwrap((await t.request(CreateAgentDocument, { input })).createAgent).agent;
+    },
+    async get(id: string): Promise<Agent> {
+      return found((await t.request(AgentDocument, { id })).agent, 'Agent');
+    },
+    async update(input: UpdateAgentInput): Promise<Agent> {
+      return unwrap((await t.request(UpdateAgentDocument, { input })).updateAgent).agent;
+    },
+    /** Archived agents keep their runs but cannot start new ones. */
+    async archive(id: string): Promise<Agent> {
+      return unwrap((await t.request(ArchiveAgentDocument, { input: { id } })).archiveAgent).agent;
+    },
+    /** Agents of a project, oldest first; archived ones only when asked. */
+    list(projectId: string, options: { includeArchived?: boolean } = {}): Paginated<Agent> {
+      return paginate(async (page) => {
+        const { project } = await t.request(ProjectAgentsDocument, { projectId, ...options, ...page });
+        return toPage(found(project, 'Project').agents);
+      });
+    },
+  };
+}

@@ -1,0 +1,147 @@
+import {
+  CancelRunDocument,
+  ProjectRunUpdatesDocument,
+  ProjectRunsDocument,
+  RetryRunDocument,
+  RunDocument,
+  RunProgressDocument,
+  RunEventsDocument,
+  StartRunDocument,
+  type ProjectRunUpdatesSubscription,
+  type RunEventFragment,
+  type RunFilter,
+  type RunFragment,
+  type RunStatus,
+  type StartRunInput,
+} from './_generated/graphql.js';
+import { NetworkError, NotFoundError, unwrap } from './errors.js';
+import { paginate, toPage, type Paginated } from './pagination.js';
+import type { Transport } from './transport.js';
+
+export type Run = RunFragment;
+export type RunEvent = RunEventFragment;
+export type RunUpdate = ProjectRunUpdatesSubscription['projectRunUpdates'];
+
+/** Statuses a run never leaves; its event log ends with a STATUS event carrying one of them. */
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'];
+
+export const isTerminalEvent = (event: Pick<RunEvent, 'type' | 'status'>) =>
+  event.type === 'STATUS' && event.status != null && TERMINAL_RUN_STATUSES.includes(event.status);
+
+export interface ReconnectOptions {
+  /** Consecutive failed reconnects before giving up (the count resets whenever an event arrives). Default 5. */
+  attempts?: number;
+  /** First backoff delay; it doubles on each failure, with jitter. Default 250 ms. */
+  minDelayMs?: number;
+  /** Default 5000 ms. */
+  maxDelayMs?: number;
+}
+
+export interface StreamOptions {
+  /** Resume after this seq (the last one you processed). Default 0: the whole log. */
+  afterSeq?: number;
+  signal?: AbortSignal;
+  reconnect?: ReconnectOptions;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function runsApi(t: Transport) {
+  async function get(id: string): Promise<Run> {
+    const { run } = await t.request(RunDocument, { id });
+    if (!run) throw new NotFoundError('Run not found');
+    return run;
+  }
+
+  /** True when the run is over and its log holds nothing after `seq`. */
+  async function finishedBy(runId: string, seq: number): Promise<boolean> {
+    const { run } = await t.request(RunProgressDocument, { id: runId });
+    if (!run) throw new NotFoundError('Run not found');
+    // The API keeps a subscription that starts after the terminal event open forever, so do not open one.
+    return TERMINAL_RUN_STATUSES.includes(run.status) && run.lastSeq <= seq;
+  }
+
+  /**
+   * The run's events in seq order, each exactly once, ending after the terminal STATUS event. When the
+   * socket drops it reconnects with backoff and resumes after the last seq it yielded.
+   */
+  async function* stream(runId: string, { afterSeq = 0, signal, reconnect = {} }: StreamOptions = {}): AsyncGenerator<RunEvent> {
+    const { attempts = 5, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
+    if (afterSeq > 0 && (await finishedBy(runId, afterSeq))) return;
+    let last = afterSeq;
+    let failures = 0;
+    for (;;) {
+      let cause: NetworkError | undefined;
+      try {
+        for await (const { runEvents: event } of t.subscribe(RunEventsDocument, { runId, afterSeq: last }, { signal })) {
+          if (event.seq <= last) continue;
+          // The API promises no gaps; if one ever shows, resubscribing replays it from the stored log.
+          if (event.seq !== last + 1) break;
+          last = event.seq;
+          failures = 0;
+          yield event;
+          if (isTerminalEvent(event)) return;
+        }
+      } catch (err) {
+        if (!(err instanceof NetworkError)) throw err;
+        cause = err;
+      }
+      // Here the socket dropped, or the server ended the subscription early (e.g. while shutting down).
+      if (++failures > attempts) {
+        throw new NetworkError(`Lost the event stream of run ${runId} after ${attempts} reconnect attempts`, cause?.closeCode, { cause });
+      }
+      const backoff = Math.min(maxDelayMs, minDelayMs * 2 ** (failures - 1));
+      await sleep(backoff / 2 + Math.random() * (backoff / 2), signal);
+    }
+  }
+
+  return {
+    /** Queues a run. With an `idempotencyKey`, starting again with the same key returns the same run. */
+    async start(input: StartRunInput): Promise<Run> {
+      return unwrap((await t.request(StartRunDocument, { input })).startRun).run;
+    },
+    /** Cancels a queued run at once, or asks the worker to stop a running one. */
+    async cancel(id: string): Promise<Run> {
+      return unwrap((await t.request(CancelRunDocument, { input: { id } })).cancelRun).run;
+    },
+    /** Starts a new run of the same agent and input; the new run's `parentRun` is the original. */
+    async retry(id: string): Promise<Run> {
+      return unwrap((await t.request(RetryRunDocument, { input: { id } })).retryRun).run;
+    },
+    get,
+    /** Runs of a project, newest first, optionally filtered by status or agent. */
+    list(projectId: string, filter?: RunFilter): Paginated<Run> {
+      return paginate(async (page) => {
+        const { project } = await t.request(ProjectRunsDocument, { projectId, filter, ...page });
+        if (!project) throw new NotFoundError('Project not found');
+        return toPage(project.runs);
+      });
+    },
+    stream,
+    /** Resolves with the run once it is finished (SUCCEEDED, FAILED, CANCELLED or BLOCKED). */
+    async wait(runId: string, options: Omit<StreamOptions, 'afterSeq'> = {}): Promise<Run> {
+      const run = await get(runId);
+      if (TERMINAL_RUN_STATUSES.includes(run.status)) return run;
+      // Only events after what the run already reports are needed to see it finish.
+      const events = stream(runId, { ...options, afterSeq: run.lastSeq });
+      while (!(await events.next()).done);
+      return get(runId);
+    },
+    /** Status changes of every run in a project, live. Not resumable: a dropped socket ends it with a NetworkError. */
+    async *updates(projectId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<RunUpdate> {
+      for await (const { projectRunUpdates } of t.subscribe(ProjectRunUpdatesDocument, { projectId }, options)) yield projectRunUpdates;
+    },
+  };
+}

@@ -1,0 +1,179 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print } from 'graphql';
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import { errorFromGraphQL, HubError, NetworkError, UnauthorizedError } from './errors.js';
+
+export interface ClientOptions {
+  /** The API's GraphQL endpoint, e.g. https://hub.example.com/graphql */
+  url: string;
+  /** An API token (`hub_pat_…`) created in the web UI or with `tokens.create`. */
+  token?: string;
+  /** Custom fetch (tests, proxies). Defaults to the global fetch. */
+  fetch?: typeof fetch;
+  /** WebSocket implementation for subscriptions where there is no global one (e.g. the `ws` package on Node < 22). */
+  webSocketImpl?: unknown;
+  /** Extra headers on every HTTP request. */
+  headers?: Record<string, string>;
+}
+
+type Vars<V> = V extends Record<string, never> ? [variables?: V] : [variables: V];
+
+export interface SubscribeOptions {
+  /** Stops the subscription; the iterator then throws the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** The raw GraphQL layer every namespace is built on; also public for operations the namespaces do not cover. */
+export interface Transport {
+  /** Runs any typed operation over HTTP; throws a HubError subclass on failure. */
+  request<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, ...variables: Vars<V>): Promise<R>;
+  /** Subscribes over graphql-ws. A dropped socket ends the iterator with a NetworkError; it never resubscribes by itself. */
+  subscribe<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, variables: V, options?: SubscribeOptions): AsyncGenerator<R>;
+  /** Closes the WebSocket, if one was opened. */
+  close(): Promise<void>;
+}
+
+const sources = new WeakMap<object, string>();
+const source = (doc: object) => {
+  let s = sources.get(doc);
+  if (!s) sources.set(doc, (s = print(doc as never)));
+  return s;
+};
+
+type GraphQLErrorLike = { message: string; extensions?: Record<string, unknown> };
+
+/** graphql-ws reports a closed socket with the close event itself (a DOM CloseEvent or the `ws` equivalent). */
+const isCloseEvent = (e: unknown): e is { code: number; reason?: string } =>
+  typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'number' && 'reason' in e;
+
+/** Maps whatever graphql-ws hands a sink's `error` to the SDK's error classes. */
+function subscriptionError(err: unknown): HubError {
+  if (err instanceof HubError) return err;
+  if (Array.isArray(err) && err.length > 0) return errorFromGraphQL(err[0] as GraphQLErrorLike);
+  if (isCloseEvent(err)) {
+    // 4401: the server rejected the credentials; 4403: graphql-ws' generic "Forbidden" on a refused connection.
+    if (err.code === 4401 || err.code === 4403) return new UnauthorizedError(err.reason || 'Unauthorized');
+    if (err.code >= 4400 && err.code < 4500 && err.code !== 4408 && err.code !== 4499) {
+      return new HubError(`WebSocket closed: ${err.code} ${err.reason ?? ''}`.trim(), 'WEBSOCKET_PROTOCOL_ERROR', { closeCode: err.code });
+    }
+    return new NetworkError(`WebSocket closed: ${err.code} ${err.reason ?? ''}`.trim(), err.code);
+  }
+  return new NetworkError(err instanceof Error ? err.message : 'WebSocket error', undefined, { cause: err });
+}
+
+export function createTransport(options: ClientOptions): Transport {
+  const doFetch = options.fetch ?? globalThis.fetch;
+  let ws: WsClient | undefined;
+
+  function wsClient(): WsClient {
+    if (ws) return ws;
+    const impl = options.webSocketImpl ?? (globalThis as { WebSocket?: unknown }).WebSocket;
+    if (!impl) {
+      throw new HubError(
+        'No WebSocket implementation: pass `webSocketImpl` (e.g. `import WebSocket from "ws"`) on Node < 22',
+        'NO_WEBSOCKET',
+      );
+    }
+    return (ws = createWsClient({
+      url: options.url.replace(/^http/, 'ws'),
+      webSocketImpl: impl,
+      connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
+      lazy: true,
+      // graphql-ws would resubscribe with the original variables; callers that can resume (runs.stream) do it themselves.
+      retryAttempts: 0,
+    }));
+  }
+
+  async function request<R, V>(doc: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
+    let res: Response;
+    try {
+      res = await doFetch(options.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json, application/json',
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+          ...options.headers,
+        },
+        body: JSON.stringify({ query: source(doc), variables: variables ?? {} }),
+      });
+    } catch (err) {
+      throw new NetworkError(`Cannot reach ${options.url}: ${(err as Error).message}`, undefined, { cause: err });
+    }
+    const body = (await res.json().catch(() => null)) as { data?: R | null; errors?: GraphQLErrorLike[] } | null;
+    const first = body?.errors?.[0];
+    if (first) {
+      const retryAfter = res.headers.get('retry-after');
+      if (retryAfter && first.extensions?.retryAfterSeconds === undefined) {
+        first.extensions = { ...first.extensions, retryAfterSeconds: Number(retryAfter) };
+      }
+      throw errorFromGraphQL(first, res.status);
+    }
+    if (res.status === 429) {
+      throw errorFromGraphQL({ message: 'Too many requests', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: Number(res.headers.get('retry-after') ?? 1) } });
+    }
+    if (!res.ok || !body?.data) throw errorFromGraphQL({ message: `HTTP ${res.status} from ${options.url}` }, res.status);
+    return body.data;
+  }
+
+  async function* subscribe<R, V>(doc: TypedDocumentNode<R, V>, variables: V, { signal }: SubscribeOptions = {}): AsyncGenerator<R> {
+    signal?.throwIfAborted();
+    const queue: R[] = [];
+    let failure: unknown;
+    let done = false;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      wake?.();
+      wake = undefined;
+    };
+    const dispose = wsClient().subscribe<R>(
+      { query: source(doc), variables: variables as Record<string, unknown> },
+      {
+        next: (result) => {
+          if (result.errors?.length) {
+            failure = result.errors;
+            done = true;
+          } else if (result.data) {
+            queue.push(result.data);
+          }
+          notify();
+        },
+        error: (err) => {
+          failure = err;
+          done = true;
+          notify();
+        },
+        complete: () => {
+          done = true;
+          notify();
+        },
+      },
+    );
+    signal?.addEventListener('abort', notify);
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const next = queue.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        if (failure !== undefined) throw subscriptionError(failure);
+        if (done) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      signal?.removeEventListener('abort', notify);
+      dispose();
+    }
+  }
+
+  return {
+    request: request as Transport['request'],
+    subscribe: subscribe as Transport['subscribe'],
+    async close() {
+      await ws?.dispose();
+      ws = undefined;
+    },
+  };
+}

@@ -1,0 +1,146 @@
+import {
+  ConflictError,
+  ForbiddenError,
+  HubError,
+  NetworkError,
+  NotFoundError,
+  RateLimitedError,
+  UnauthorizedError,
+  ValidationError,
+  createClient,
+  registerErrorType,
+  type HubClient,
+} from '@hub/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, type TestServer } from './support.js';
+
+let app: TestServer;
+let org: Awaited<ReturnType<ReturnType<typeof given>['anOrganization']>>;
+let owner: HubClient;
+
+beforeAll(async () => {
+  app = await startTestServer({ worker: false });
+  org = await given(app).anOrganization();
+  owner = clientFor(app, org.owner.token);
+}, BOOT_TIMEOUT_MS);
+afterAll(async () => {
+  await owner.close();
+  await app.close();
+});
+
+const rejection = (p: Promise<unknown>) => p.then(() => expect.fail('expected a rejection'), (e: unknown) => e);
+
+/** A fetch that answers every request with one canned response, for failures the test server cannot produce. */
+const cannedFetch = (status: number, body: unknown, headers: Record<string, string> = {}): typeof fetch => async () =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+
+describe('typed errors from the real API', () => {
+  it('ValidationError names every offending field by its path inside input', async () => {
+    const err = await rejection(owner.organizations.create({ name: ' ', slug: 'Not A Slug!', timeZone: 'Mars/Olympus_Mons' }));
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err).toBeInstanceOf(HubError);
+    const { issues, code } = err as ValidationError;
+    expect(code).toBe('VALIDATION_FAILED');
+    expect(issues.map((i) => i.path.join('.')).sort()).toEqual(['name', 'slug', 'timeZone']);
+    expect(issues.find((i) => i.path[0] === 'timeZone')!.message).toMatch(/time zone/i);
+  });
+
+  it('NotFoundError for ids that do not exist, are malformed, or belong to another organization', async () => {
+    const stranger = await given(app).anOrganization();
+    const theirProject = await given(app).aProject(stranger);
+    await expect(owner.agents.create({ projectId: theirProject.gid, name: 'x', provider: 'OFFLINE', model: 'offline-small' })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    await expect(owner.runs.cancel('not-a-global-id')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(owner.projects.get(theirProject.gid)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(owner.members.list(stranger.slug).toArray()).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('ForbiddenError when a VIEWER tries to change anything', async () => {
+    const viewerUser = await given(app).aMemberOf(org, 'VIEWER');
+    const viewer = clientFor(app, viewerUser.token);
+    const project = await owner.projects.create({ organizationId: org.gid, name: 'Read only' });
+    const agent = await owner.agents.create({ projectId: project.id, name: 'Bot', provider: 'OFFLINE', model: 'offline-small' });
+
+    // Reading is allowed…
+    expect((await viewer.projects.get(project.id)).viewerCanUpdate).toBe(false);
+    expect((await viewer.agents.get(agent.id)).viewerCanRun).toBe(false);
+    // …changing is not.
+    const err = await rejection(viewer.projects.create({ organizationId: org.gid, name: 'Nope' }));
+    expect(err).toBeInstanceOf(ForbiddenError);
+    expect((err as ForbiddenError).message).toContain('VIEWER');
+    await expect(viewer.agents.update({ id: agent.id, name: 'Mine now' })).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(viewer.runs.start({ agentId: agent.id, input: 'go' })).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(viewer.members.add({ organizationId: org.gid, email: viewerUser.email, role: 'OWNER' })).rejects.toBeInstanceOf(
+      ForbiddenError,
+    );
+  });
+
+  it('ConflictError when adding someone who is already a member', async () => {
+    const member = await given(app).aMemberOf(org, 'MEMBER');
+    await expect(owner.members.add({ organizationId: org.gid, email: member.email, role: 'MEMBER' })).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('UnauthorizedError for a bad token, over HTTP and over the WebSocket (without retrying)', async () => {
+    const bad = clientFor(app, 'hub_pat_this-token-does-not-exist');
+    const err = await rejection(bad.viewer());
+    expect(err).toBeInstanceOf(UnauthorizedError);
+    expect((err as UnauthorizedError).code).toBe('UNAUTHENTICATED');
+
+    const sockets = socketCutter(app);
+    await expect(bad.runs.stream('UnVuOng=').next()).rejects.toBeInstanceOf(UnauthorizedError);
+    expect(sockets.opened).toBe(1);
+    sockets.stop();
+    await bad.close();
+  });
+});
+
+describe('typed errors the test server cannot produce', () => {
+  it('RateLimitedError carries retryAfterSeconds, from a typed result or from HTTP 429 + Retry-After', async () => {
+    const typed = createClient({
+      url: 'http://hub.invalid/graphql',
+      fetch: cannedFetch(200, {
+        data: { createProject: { __typename: 'RateLimitedError', code: 'RATE_LIMITED', message: 'Slow down', retryAfterSeconds: 7 } },
+      }),
+    });
+    const err = await rejection(typed.projects.create({ organizationId: 'x', name: 'y' }));
+    expect(err).toBeInstanceOf(RateLimitedError);
+    expect((err as RateLimitedError).retryAfterSeconds).toBe(7);
+
+    const http = createClient({
+      url: 'http://hub.invalid/graphql',
+      fetch: cannedFetch(429, { errors: [{ message: 'Too many requests', extensions: { code: 'RATE_LIMITED' } }] }, { 'retry-after': '12' }),
+    });
+    const err2 = await rejection(http.viewer());
+    expect(err2).toBeInstanceOf(RateLimitedError);
+    expect((err2 as RateLimitedError).retryAfterSeconds).toBe(12);
+  });
+
+  it('NetworkError when the API cannot be reached', async () => {
+    const offline = createClient({ url: 'http://127.0.0.1:9/graphql' });
+    const err = await rejection(offline.health());
+    expect(err).toBeInstanceOf(NetworkError);
+    expect((err as NetworkError).cause).toBeDefined();
+  });
+
+  it('registerErrorType maps a new typed error (e.g. a future BudgetExceededError) to its own class', async () => {
+    class BudgetExceededError extends HubError {
+      constructor(
+        message: string,
+        readonly period: string,
+      ) {
+        super(message, 'BUDGET_EXCEEDED');
+      }
+    }
+    registerErrorType('BudgetExceededError', (e) => new BudgetExceededError(e.message, String(e.period)));
+    const client = createClient({
+      url: 'http://hub.invalid/graphql',
+      fetch: cannedFetch(200, {
+        data: { startRun: { __typename: 'BudgetExceededError', code: 'BUDGET_EXCEEDED', message: 'Monthly budget spent', period: 'MONTHLY' } },
+      }),
+    });
+    const err = await rejection(client.runs.start({ agentId: 'a', input: 'b' }));
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect(err).toMatchObject({ code: 'BUDGET_EXCEEDED', period: 'MONTHLY', message: 'Monthly budget spent' });
+  });
+});

@@ -1,0 +1,179 @@
+import { NetworkError, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, type TestServer } from './support.js';
+
+let app: TestServer;
+let client: HubClient;
+let projectId: string;
+let small: Agent;
+let large: Agent;
+
+beforeAll(async () => {
+  // A few milliseconds per token make a large run last about a second: long enough to cut it mid-stream.
+  app = await startTestServer({ env: { OFFLINE_TOKEN_DELAY_MS: '5' } });
+  const org = await given(app).anOrganization();
+  projectId = (await given(app).aProject(org)).gid;
+  client = clientFor(app, org.owner.token);
+  small = await client.agents.create({ projectId, name: 'Small', provider: 'OFFLINE', model: 'offline-small' });
+  large = await client.agents.create({ projectId, name: 'Large', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 2000 });
+}, BOOT_TIMEOUT_MS);
+afterAll(async () => {
+  await client.close();
+  await app.close();
+});
+
+const tokenText = (events: RunEvent[]) => events.map((e) => (e.type === 'TOKEN' ? e.text : '')).join('');
+const seqs = (events: RunEvent[]) => events.map((e) => e.seq);
+const oneTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+describe('starting and streaming a run', () => {
+  it('streams the tokens of an offline run through to SUCCEEDED', async () => {
+    const run = await client.runs.start({ agentId: small.id, input: 'Summarise the plan' });
+    expect(run).toMatchObject({ input: 'Summarise the plan', agent: { id: small.id } });
+    expect(['QUEUED', 'RUNNING']).toContain(run.status);
+
+    const events: RunEvent[] = [];
+    for await (const event of client.runs.stream(run.id)) events.push(event);
+
+    expect(seqs(events)).toEqual(oneTo(events.length));
+    expect(events[0]).toMatchObject({ type: 'STATUS', status: 'QUEUED' });
+    expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    expect(events.filter((e) => e.type === 'TOKEN').length).toBeGreaterThan(1);
+    const finished = await client.runs.get(run.id);
+    expect(finished).toMatchObject({ status: 'SUCCEEDED', provider: 'OFFLINE', model: 'offline-small', costMicros: '0', lastSeq: events.length });
+    expect(tokenText(events)).toBe(finished.output);
+  });
+
+  it('survives dropped sockets: resumes after the last seq, every event exactly once and in order', async () => {
+    const cutter = socketCutter(app);
+    const run = await client.runs.start({ agentId: large.id, input: 'Write a long plan with many steps' });
+    const events: RunEvent[] = [];
+    let cuts = 0;
+    let nextCutAt = 3;
+    for await (const event of client.runs.stream(run.id)) {
+      events.push(event);
+      // Cut the live connection three times while tokens are still flowing. Events the old socket had
+      // already received still arrive after a cut, so wait until the replacement socket is up.
+      if (event.type === 'TOKEN' && cuts < 3 && event.seq >= nextCutAt && cutter.open > 0) {
+        cutter.cutAll();
+        cuts++;
+        nextCutAt = event.seq + 3;
+      }
+    }
+    cutter.stop();
+
+    expect(cuts).toBe(3);
+    // One new connection after each cut.
+    expect(cutter.opened).toBeGreaterThanOrEqual(3);
+    expect(seqs(events)).toEqual(oneTo(events.length));
+    expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    const finished = await client.runs.get(run.id);
+    expect(finished.lastSeq).toBe(events.length);
+    expect(tokenText(events)).toBe(finished.output);
+  });
+
+  it('resumes from a seq the caller saved, e.g. after a restart', async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'Another long plan' });
+    const before: RunEvent[] = [];
+    for await (const event of client.runs.stream(run.id)) {
+      before.push(event);
+      if (event.type === 'TOKEN') break;
+    }
+    const after: RunEvent[] = [];
+    for await (const event of client.runs.stream(run.id, { afterSeq: before.at(-1)!.seq })) after.push(event);
+
+    const all = [...before, ...after];
+    expect(seqs(all)).toEqual(oneTo(all.length));
+    expect(tokenText(all)).toBe((await client.runs.get(run.id)).output);
+
+    // Resuming after the final event of a finished run ends at once.
+    const nothingLeft: RunEvent[] = [];
+    for await (const event of client.runs.stream(run.id, { afterSeq: all.length })) nothingLeft.push(event);
+    expect(nothingLeft).toEqual([]);
+  });
+
+  it('the same idempotencyKey returns the same run', async () => {
+    const input = { agentId: small.id, input: 'only once', idempotencyKey: 'nightly-2026-11-24' };
+    const [a, b] = await Promise.all([client.runs.start(input), client.runs.start(input)]);
+    const c = await client.runs.start(input);
+    expect(new Set([a.id, b.id, c.id]).size).toBe(1);
+    const runs = await client.runs.list(projectId, { agentId: small.id }).toArray();
+    expect(runs.filter((r) => r.input === 'only once')).toHaveLength(1);
+  });
+
+  it('wait() resolves with the finished run, also when it already finished', async () => {
+    const run = await client.runs.start({ agentId: small.id, input: 'quick one' });
+    const done = await client.runs.wait(run.id);
+    expect(done).toMatchObject({ id: run.id, status: 'SUCCEEDED' });
+    expect(done.output!.length).toBeGreaterThan(0);
+    expect(await client.runs.wait(run.id)).toEqual(done);
+  });
+
+  it('cancels a running run, and retries it as a new run linked to the original', async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'A very long plan' });
+    const events = client.runs.stream(run.id);
+    for await (const event of events) if (event.type === 'TOKEN') break;
+
+    const cancelling = await client.runs.cancel(run.id);
+    expect(['RUNNING', 'CANCELLED']).toContain(cancelling.status);
+    const cancelled = await client.runs.wait(run.id);
+    expect(cancelled).toMatchObject({ status: 'CANCELLED', viewerCanRetry: true, viewerCanCancel: false });
+
+    const retried = await client.runs.retry(run.id);
+    expect(retried.id).not.toBe(run.id);
+    expect(retried).toMatchObject({ input: 'A very long plan', parentRun: { id: run.id } });
+    expect((await client.runs.wait(retried.id)).status).toBe('SUCCEEDED');
+  });
+
+  it('updates() reports every status change in a project until aborted', async () => {
+    const controller = new AbortController();
+    const updates: RunUpdate[] = [];
+    const watching = (async () => {
+      for await (const update of client.runs.updates(projectId, { signal: controller.signal })) {
+        updates.push(update);
+        if (update.status === 'SUCCEEDED') controller.abort();
+      }
+    })();
+    // Let the subscription open before the run starts.
+    await new Promise((r) => setTimeout(r, 300));
+    const run = await client.runs.start({ agentId: small.id, input: 'watched' });
+    await expect(watching).rejects.toMatchObject({ name: 'AbortError' });
+    expect(updates.filter((u) => u.run?.id === run.id).map((u) => u.status)).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
+  });
+});
+
+describe('when reconnecting is not the answer', () => {
+  it('stops a stream when its signal aborts', async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'long again' });
+    const controller = new AbortController();
+    const seen: RunEvent[] = [];
+    const consuming = (async () => {
+      for await (const event of client.runs.stream(run.id, { signal: controller.signal })) {
+        seen.push(event);
+        if (event.type === 'TOKEN') controller.abort();
+      }
+    })();
+    await expect(consuming).rejects.toMatchObject({ name: 'AbortError' });
+    expect(seen.at(-1)!.type).toBe('TOKEN');
+    await client.runs.cancel(run.id);
+  });
+
+  it('gives up with a NetworkError after the configured number of failed reconnects', async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'unreachable' });
+    const cutter = socketCutter(app);
+    const seen: RunEvent[] = [];
+    const err = await (async () => {
+      for await (const event of client.runs.stream(run.id, { reconnect: { attempts: 3, minDelayMs: 10, maxDelayMs: 40 } })) {
+        seen.push(event);
+        if (event.type === 'TOKEN') cutter.cutEverything();
+      }
+    })().catch((e: unknown) => e);
+    cutter.stop();
+    expect(err).toBeInstanceOf(NetworkError);
+    expect((err as NetworkError).message).toContain('3 reconnect attempts');
+    // The first connection plus three attempts, none of which got an event through.
+    expect(cutter.opened).toBe(4);
+    await client.runs.cancel(run.id);
+  });
+
+});

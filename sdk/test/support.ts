@@ -1,0 +1,52 @@
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { createClient, type HubClient } from '@hub/sdk';
+import { given } from '../../api/test/factories.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
+
+// Node 20 has no global WebSocket; the API package already depends on `ws`.
+export const WebSocket: unknown = createRequire(new URL('../../api/package.json', import.meta.url))('ws');
+
+export { given, startTestServer, type TestServer };
+
+/** For the `beforeAll` that starts the server: the first one on a worker also boots PGlite, slow on a busy machine. */
+export const BOOT_TIMEOUT_MS = 180_000;
+
+export function clientFor(app: TestServer, token?: string): HubClient {
+  return createClient({ url: app.graphqlUrl, token, webSocketImpl: WebSocket });
+}
+
+/** Watches the server's WebSocket upgrades so a test can cut open sockets, as a network failure would. */
+export function socketCutter(app: TestServer) {
+  const sockets = new Set<Socket>();
+  let opened = 0;
+  let cutEveryNewSocket = false;
+  const onUpgrade = (_req: unknown, socket: Socket) => {
+    opened++;
+    if (cutEveryNewSocket) return void setImmediate(() => socket.destroy());
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  app.server.httpServer.on('upgrade', onUpgrade);
+  return {
+    /** WebSocket connections open right now. */
+    get open() {
+      return [...sockets].filter((s) => !s.destroyed).length;
+    },
+    /** WebSocket connections opened since the cutter was installed. */
+    get opened() {
+      return opened;
+    },
+    cutAll() {
+      for (const socket of sockets) socket.destroy();
+    },
+    /** From now on, drop every new connection right after it opens: the network is down. */
+    cutEverything() {
+      cutEveryNewSocket = true;
+      this.cutAll();
+    },
+    stop() {
+      app.server.httpServer.off('upgrade', onUpgrade);
+    },
+  };
+}

@@ -9,6 +9,7 @@ import {
   viewerApi,
   type Viewer,
 } from './resources.js';
+import { budgetsApi, usageApi } from './budgets.js';
 import { runsApi } from './runs.js';
 import { createTransport, type ClientOptions, type Transport } from './transport.js';
 
@@ -24,6 +25,8 @@ export interface HubClient extends Transport {
   providers: ReturnType<typeof providersApi>;
   agents: ReturnType<typeof agentsApi>;
   runs: ReturnType<typeof runsApi>;
+  budgets: ReturnType<typeof budgetsApi>;
+  usage: ReturnType<typeof usageApi>;
 }
 
 /** Creates a client for one API endpoint and credential. Call `close()` when done if you used subscriptions. */
@@ -42,5 +45,7 @@ export function createClient(options: ClientOptions): HubClient {
     providers: providersApi(transport),
     agents: agentsApi(transport),
     runs: runsApi(transport),
+    budgets: budgetsApi(transport),
+    usage: usageApi(transport),
   };
 }

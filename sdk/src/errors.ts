@@ -145,3 +145,34 @@ export function unwrap<T extends { __typename: string }>(result: T): Exclude<T, 
   }
   return result as Exclude<T, ErrorVariant>;
 }
+
+/** A run was BLOCKED: its worst-case cost did not fit a budget. Money fields are micro-dollar strings. */
+export class BudgetExceededError extends HubError {
+  constructor(
+    message: string,
+    public readonly period: 'DAILY' | 'MONTHLY',
+    public readonly limit: string,
+    public readonly spent: string,
+    public readonly reserved: string,
+    public readonly requested: string,
+    /** When the budget's period ends (ISO 8601). */
+    public readonly resetsAt: string,
+    public readonly projectScoped: boolean,
+  ) {
+    super(message, 'BUDGET_EXCEEDED', { period, limit, spent, reserved, requested, resetsAt, projectScoped });
+    this.name = 'BudgetExceededError';
+  }
+
+  static fromResult(e: {
+    message: string;
+    period: 'DAILY' | 'MONTHLY';
+    limit: string;
+    spent: string;
+    reserved: string;
+    requested: string;
+    resetsAt: string;
+    projectScoped: boolean;
+  }) {
+    return new BudgetExceededError(e.message, e.period, e.limit, e.spent, e.reserved, e.requested, e.resetsAt, e.projectScoped);
+  }
+}

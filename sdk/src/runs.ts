@@ -14,7 +14,7 @@ import {
   type RunStatus,
   type StartRunInput,
 } from './_generated/graphql.js';
-import { NetworkError, NotFoundError, unwrap } from './errors.js';
+import { BudgetExceededError, NetworkError, NotFoundError, unwrap } from './errors.js';
 import { paginate, toPage, type Paginated } from './pagination.js';
 import type { Transport } from './transport.js';
 
@@ -130,14 +130,20 @@ export function runsApi(t: Transport) {
       });
     },
     stream,
-    /** Resolves with the run once it is finished (SUCCEEDED, FAILED, CANCELLED or BLOCKED). */
+    /**
+     * Resolves with the run once it is finished (SUCCEEDED, FAILED or CANCELLED). A run that a budget
+     * BLOCKED rejects with BudgetExceededError, carrying the period, limit, spend and reset time.
+     */
     async wait(runId: string, options: Omit<StreamOptions, 'afterSeq'> = {}): Promise<Run> {
-      const run = await get(runId);
-      if (TERMINAL_RUN_STATUSES.includes(run.status)) return run;
-      // Only events after what the run already reports are needed to see it finish.
-      const events = stream(runId, { ...options, afterSeq: run.lastSeq });
-      while (!(await events.next()).done);
-      return get(runId);
+      let run = await get(runId);
+      if (!TERMINAL_RUN_STATUSES.includes(run.status)) {
+        // Only events after what the run already reports are needed to see it finish.
+        const events = stream(runId, { ...options, afterSeq: run.lastSeq });
+        while (!(await events.next()).done);
+        run = await get(runId);
+      }
+      if (run.status === 'BLOCKED' && run.budgetError) throw BudgetExceededError.fromResult(run.budgetError);
+      return run;
     },
     /** Status changes of every run in a project, live. Not resumable: a dropped socket ends it with a NetworkError. */
     async *updates(projectId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<RunUpdate> {

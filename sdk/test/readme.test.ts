@@ -132,6 +132,9 @@ describe('README examples', () => {
     expect(logged).toContain('name: Enter a name');
     expect(logged.some((line) => line.startsWith('slug: '))).toBe(true);
     expect(logged).toContain('Welcome, Lin');
+    expect(logged.some((line) => /^Monthly budget: 25000000 of 25000000 micro-dollars left, resets \d{4}-/.test(line))).toBe(true);
+    expect(logged.some((line) => /^OFFLINE\/offline-\w+: 0 micro-dollars over \d+ run\(s\)$/.test(line))).toBe(true);
+    expect(logged).toContain('Budget rows: 1');
 
     // And the examples did what they say.
     const client = clientFor(app, owner.token);

@@ -37,7 +37,8 @@ export interface RuntimeOptions {
 }
 
 export async function createRuntime(config: Config, logger: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
-  const db = opts.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR }));
+  // Every worker slot may hold a connection for a transaction at once; leave room for API requests.
+  const db = opts.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: config.WORKER_CONCURRENCY + 20 }));
   const bus = db.kind === 'postgresql' ? await createPgBus(db.url!, db.pool!, logger) : createLocalBus();
   const providers =
     opts.providers ??

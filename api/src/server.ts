@@ -1,20 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
-import express, { type RequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import helmet from 'helmet';
 import { WebSocketServer } from 'ws';
 import { createContext, type Context } from './context.js';
+import { AppError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
+import { auditLogExport } from './modules/audit/audit.export.js';
 import { InvalidCredentialsError } from './modules/auth/viewer.js';
 import { checkHealth } from './modules/system/system.service.js';
 import type { Runtime } from './runtime.js';
 import { schema } from './schema/index.js';
+import { LIMIT_RULES, PARSE_OPTIONS, prepareOperation, queryCostPlugin } from './schema/limits.js';
 
 export interface HubServer {
   httpServer: Server;
@@ -25,9 +29,45 @@ export interface HubServer {
 }
 
 const BODY_LIMIT = '1mb';
+const SUGGESTION = / ?Did you mean(.+?)\?$/;
 
-function unauthenticated(err: InvalidCredentialsError) {
-  return new GraphQLError(err.message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+/** The errors of the HTTP edge, as the GraphQL error the client will read (status and headers in `http`). */
+function edgeGraphQLError(err: unknown): unknown {
+  if (err instanceof InvalidCredentialsError) {
+    return new GraphQLError(err.message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+  }
+  if (err instanceof RateLimitedError) {
+    return new GraphQLError(err.message, {
+      extensions: {
+        code: err.code,
+        retryAfterSeconds: err.retryAfterSeconds,
+        http: { status: 429, headers: new HeaderMap([['retry-after', String(err.retryAfterSeconds)]]) },
+      },
+    });
+  }
+  return err;
+}
+
+/** Status, code and message for an error that ends a non-GraphQL request (body parsing, the export). */
+function describeHttpError(err: unknown): { status: number; code: string; message: string; extra?: Record<string, unknown> } | null {
+  const parserError = err as { type?: string; status?: number; expose?: boolean; message?: string };
+  if (parserError.type === 'entity.parse.failed') {
+    return { status: 400, code: 'BAD_REQUEST', message: `The request body is not valid JSON: ${parserError.message}` };
+  }
+  if (parserError.type === 'entity.too.large') {
+    return { status: 413, code: 'PAYLOAD_TOO_LARGE', message: `The request body is larger than the ${BODY_LIMIT} limit` };
+  }
+  if (parserError.expose && parserError.status && parserError.status >= 400 && parserError.status < 500) {
+    return { status: parserError.status, code: 'BAD_REQUEST', message: parserError.message ?? 'Bad request' };
+  }
+  if (err instanceof InvalidCredentialsError || err instanceof UnauthenticatedError) return { status: 401, code: 'UNAUTHENTICATED', message: err.message };
+  if (err instanceof ForbiddenError) return { status: 403, code: err.code, message: err.message };
+  if (err instanceof NotFoundError) return { status: 404, code: err.code, message: err.message };
+  if (err instanceof ValidationError) return { status: 400, code: err.code, message: err.message, extra: { issues: err.issues } };
+  if (err instanceof RateLimitedError) {
+    return { status: 429, code: err.code, message: err.message, extra: { retryAfterSeconds: err.retryAfterSeconds } };
+  }
+  return null;
 }
 
 /** Wires HTTP, Apollo and graphql-ws around the runtime; holds no business logic. */
@@ -37,6 +77,40 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   const httpServer = createHttpServer(app);
+  // Outlive the idle timeouts of load balancers and HTTP clients, so a reused keep-alive socket is never
+  // closed by us at the moment a client sends on it (which surfaces as ECONNRESET).
+  httpServer.keepAliveTimeout = 65_000;
+  httpServer.headersTimeout = 66_000;
+
+  /** One formatting for both transports: typed codes for domain errors; in production no internals and no schema hints. */
+  const formatError = (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    // A validation failure thrown outside a typed union (e.g. a query's filter) still names its fields.
+    if (original instanceof ValidationError) return { ...formatted, extensions: { ...formatted.extensions, issues: original.issues } };
+    if (!production || original instanceof AppError) return formatted;
+    const code = formatted.extensions?.code;
+    if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {
+      rt.logger.error({ err: original }, 'unhandled error');
+      return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+    }
+    return { ...formatted, message: formatted.message.replace(SUGGESTION, '') };
+  };
+  const formatWsError = (err: GraphQLError) => formatError(err.toJSON(), err);
+
+  /** Authenticates an HTTP request and charges it to the caller's request budget. */
+  async function httpContext(req: Request, res: Response): Promise<Context> {
+    const ip = req.ip ?? null;
+    let ctx: Context;
+    try {
+      ctx = await createContext(rt, { transport: 'http', headers: req.headers, ip, requestId: res.getHeader('x-request-id') as string, res });
+    } catch (err) {
+      // Guessing credentials draws on the anonymous budget of the caller's IP.
+      if (err instanceof InvalidCredentialsError) await rt.limits.consume('apiAnonymous', ip ?? 'unknown');
+      throw err;
+    }
+    await rt.limits.consumeRequest(ctx.viewer, ip);
+    return ctx;
+  }
 
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql' });
   const wsCleanup = useServer<Record<string, unknown>, { ctxInput?: Awaited<ReturnType<typeof createContext>> }>(
@@ -59,11 +133,38 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
           throw err;
         }
       },
-      // A fresh context per operation, reusing the viewer authenticated at connection time.
-      context: (ctx) => ({ ...ctx.extra.ctxInput!, requestId: randomUUID() }) satisfies Context,
+      // Each operation gets a fresh context reusing the connection's viewer, the same limits as HTTP,
+      // and counts against the same request budget.
+      onSubscribe: async (ctx, _id, payload) => {
+        const contextValue: Context = { ...ctx.extra.ctxInput!, requestId: randomUUID() };
+        try {
+          await rt.limits.consumeRequest(contextValue.viewer, contextValue.ip);
+        } catch (err) {
+          if (!(err instanceof RateLimitedError)) throw err;
+          return [new GraphQLError(err.message, { extensions: { code: err.code, retryAfterSeconds: err.retryAfterSeconds } })];
+        }
+        return prepareOperation(schema, payload, contextValue, { introspection: !production });
+      },
+      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(formatWsError) } : undefined),
+      onError: (_ctx, _id, _payload, errors) => errors.map(formatWsError),
     },
     wss,
   );
+
+  // GraphQL over HTTP: a client that only understands application/json gets 200 for a request error
+  // (parse, validation, variables, cost) and reads the errors from the body; application/graphql-response+json keeps the 4xx.
+  const legacyJsonStatus: ApolloServerPlugin<Context> = {
+    async requestDidStart({ contextValue }) {
+      return {
+        async willSendResponse({ response }) {
+          const req = contextValue.res?.req;
+          if (response.http.status === 400 && req?.accepts(['application/json', 'application/graphql-response+json']) === 'application/json') {
+            response.http.status = 200;
+          }
+        },
+      };
+    },
+  };
 
   const apollo = new ApolloServer<Context>({
     schema,
@@ -71,17 +172,17 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     hideSchemaDetailsFromClientErrors: production,
     includeStacktraceInErrorResponses: !production,
     csrfPrevention: true,
-    formatError: (formatted: GraphQLFormattedError, error: unknown) => {
-      const code = formatted.extensions?.code;
-      if (production && (code === 'INTERNAL_SERVER_ERROR' || code === undefined)) {
-        rt.logger.error({ err: error }, 'unhandled error');
-        return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
-      }
-      return formatted;
-    },
+    // One operation per HTTP request, so one request is one unit of the rate limit and of the cost limit.
+    allowBatchedHttpRequests: false,
+    parseOptions: PARSE_OPTIONS,
+    validationRules: LIMIT_RULES,
+    maxRecursiveSelections: true,
+    formatError,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+      queryCostPlugin<Context>(),
+      legacyJsonStatus,
     ],
   });
   await apollo.start();
@@ -89,7 +190,6 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   app.use((req, res, next) => {
     const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 100) || randomUUID();
     res.setHeader('x-request-id', id);
-    (req as unknown as { id: string }).id = id;
     next();
   });
   app.use(helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false }));
@@ -102,29 +202,44 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     res.status(h.ok ? 200 : 503).json({ status: h.ok ? 'ready' : 'unavailable', database: h.database });
   });
 
+  // The UI is served from this origin; only APP_ORIGIN (when set) may call from another one, with credentials.
+  // A list (not a string) so that other origins get no Access-Control-Allow-Origin header at all.
+  const appCors = cors({ origin: rt.config.APP_ORIGIN ? [new URL(rt.config.APP_ORIGIN).origin] : false, credentials: true });
+
   app.use(
     '/graphql',
-    cors({ origin: rt.config.APP_ORIGIN ?? false, credentials: true }),
+    appCors,
     express.json({ limit: BODY_LIMIT }),
     expressMiddleware(apollo, {
-      context: async ({ req, res }) => {
+      context: async ({ req, res }: { req: Request; res: Response }) => {
         try {
-          return await createContext(rt, {
-            transport: 'http',
-            headers: req.headers,
-            ip: req.ip ?? null,
-            requestId: (req as unknown as { id: string }).id,
-            res,
-          });
+          return await httpContext(req, res);
         } catch (err) {
-          if (err instanceof InvalidCredentialsError) throw unauthenticated(err);
-          throw err;
+          throw edgeGraphQLError(err);
         }
       },
     }),
   );
 
+  app.use('/api', appCors);
+  app.get('/api/organizations/:slug/audit-logs.:format', auditLogExport(httpContext));
+
   if (opts.webHandler) app.use(opts.webHandler);
+
+  const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
+    if (res.headersSent) {
+      // A stream that failed half-way (e.g. the client went away): nothing sensible can be appended.
+      rt.logger.warn({ err }, 'response ended early');
+      res.destroy();
+      return;
+    }
+    const known = describeHttpError(err);
+    if (!known) rt.logger.error({ err }, 'unhandled error');
+    const { status, code, message, extra } = known ?? { status: 500, code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' };
+    if (err instanceof RateLimitedError) res.setHeader('retry-after', String(err.retryAfterSeconds));
+    res.status(status).json({ errors: [{ message, extensions: { code, ...extra } }] });
+  };
+  app.use(errorHandler);
 
   const server: HubServer = {
     httpServer,

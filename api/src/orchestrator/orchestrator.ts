@@ -29,6 +29,7 @@ export class Orchestrator {
   // Five straight failures within a minute open a provider's circuit for 30 s.
   private readonly breaker = new CircuitBreaker({ failureThreshold: 5, windowMs: 60_000, cooldownMs: 30_000 });
   private sweeper: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
@@ -52,7 +53,13 @@ export class Orchestrator {
     await this.recover();
     if (!this.deps.queue.durable) await this.requeueWaiting();
     const every = this.deps.sweepIntervalMs ?? Math.min(5_000, (this.deps.leaseMs ?? 30_000) / 2);
-    this.sweeper = setInterval(() => void this.recover().catch((err) => this.deps.logger.error({ err }, 'recovery sweep failed')), every);
+    this.sweeper = setInterval(() => {
+      if (this.sweeping) return;
+      this.sweeping = this.recover()
+        .then(() => undefined)
+        .catch((err) => this.deps.logger.error({ err }, 'recovery sweep failed'))
+        .finally(() => (this.sweeping = null));
+    }, every);
     this.sweeper.unref();
   }
 
@@ -69,6 +76,7 @@ export class Orchestrator {
   async stop() {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    await this.sweeping;
     // Always stop the queue: even a process that never consumed holds the engine's connections.
     await this.deps.queue.stop();
   }

@@ -10,14 +10,19 @@ const BUSY_RETRY_SECONDS = 1;
 
 /**
  * The run queue on PostgreSQL: pg-boss stores, locks and hands out jobs (SKIP LOCKED, retries, expiry)
- * across any number of processes. pg-boss polls; to start a run within milliseconds rather than at the
- * next poll, every enqueue also sends a wake-up over the event bus, which pokes this process's workers.
+ * across any number of processes. One dispatcher per process fetches as many jobs as it has free slots:
+ * on every enqueue anywhere (a wake-up sent over the event bus, so a run starts within milliseconds), when
+ * a slot frees up, and every two seconds as a safety net. Wake-ups arriving during a fetch coalesce.
  */
 export class PgBossRunQueue implements RunQueue {
   readonly durable = true;
-  private workerIds: string[] = [];
+  private handler: ((job: RunJob) => Promise<JobOutcome>) | null = null;
   private unsubscribeWake: (() => Promise<void>) | null = null;
+  private timer: NodeJS.Timeout | null = null;
   private active = 0;
+  private fetching: Promise<void> | null = null;
+  private again = false;
+  private readonly inFlight = new Set<Promise<void>>();
 
   private constructor(
     private readonly boss: PgBoss,
@@ -45,29 +50,61 @@ export class PgBossRunQueue implements RunQueue {
   }
 
   async start(handler: (job: RunJob) => Promise<JobOutcome>) {
-    for (let i = 0; i < this.limits.concurrency; i++) {
-      const id = await this.boss.work<RunJob>(QUEUE, { batchSize: 1, pollingIntervalSeconds: 2 }, async ([job]) => {
-        if (!job) return;
-        this.active++;
-        try {
-          if ((await handler(job.data)) === 'busy') {
-            await this.boss.send(QUEUE, job.data, { startAfter: BUSY_RETRY_SECONDS });
-          }
-        } finally {
-          this.active--;
+    this.handler = handler;
+    this.unsubscribeWake = await this.bus.subscribe(WAKE, () => this.pump());
+    this.timer = setInterval(() => this.pump(), 2_000);
+    this.timer.unref();
+    this.pump();
+  }
+
+  private pump() {
+    if (!this.handler) return;
+    if (this.fetching) {
+      this.again = true;
+      return;
+    }
+    const free = this.limits.concurrency - this.active;
+    if (free <= 0) return;
+    this.fetching = this.boss
+      .fetch<RunJob>(QUEUE, { batchSize: free })
+      .then((jobs) => {
+        for (const job of jobs) this.run(job);
+      })
+      .catch((err) => this.logger.error({ err }, 'fetching runs from the queue failed'))
+      .finally(() => {
+        this.fetching = null;
+        if (this.again) {
+          this.again = false;
+          this.pump();
         }
       });
-      this.workerIds.push(id);
-    }
-    this.unsubscribeWake = await this.bus.subscribe(WAKE, () => {
-      for (const id of this.workerIds) this.boss.notifyWorker(id);
-    });
+  }
+
+  private run(job: PgBoss.Job<RunJob>) {
+    this.active++;
+    const p: Promise<void> = this.handler!(job.data)
+      .then(async (outcome) => {
+        if (outcome === 'busy') await this.boss.send(QUEUE, job.data, { startAfter: BUSY_RETRY_SECONDS });
+        await this.boss.complete(QUEUE, job.id);
+      })
+      .catch(async (err) => {
+        this.logger.error({ err, runId: job.data.runId }, 'run handler failed');
+        await this.boss.fail(QUEUE, job.id).catch(() => {});
+      })
+      .finally(() => {
+        this.active--;
+        this.inFlight.delete(p);
+        this.pump();
+      });
+    this.inFlight.add(p);
   }
 
   async stop() {
+    this.handler = null;
+    if (this.timer) clearInterval(this.timer);
     await this.unsubscribeWake?.();
-    for (const id of this.workerIds) await this.boss.offWork({ id, wait: true } as never).catch(() => {});
-    this.workerIds = [];
+    await this.fetching;
+    await Promise.allSettled([...this.inFlight]);
     await this.boss.stop({ graceful: true, wait: true, timeout: 10_000 }).catch((err) => this.logger.warn({ err }, 'pg-boss stop'));
   }
 

@@ -50,7 +50,9 @@ async function startSession(ctx: Context, userId: string) {
 }
 
 export async function signUp(ctx: Context, raw: unknown) {
+  await ctx.limits.consume('signUpIp', ctx.ip ?? 'unknown');
   const input = parseInput(SignUpInput, raw);
+  await ctx.limits.consume('signUpAccount', input.email);
   const existing = await ctx.prisma.user.findUnique({ where: { email: input.email } });
   if (existing) throw new ConflictError('An account with this email already exists');
   const user = await ctx.prisma.user.create({
@@ -62,7 +64,10 @@ export async function signUp(ctx: Context, raw: unknown) {
 }
 
 export async function signIn(ctx: Context, raw: unknown) {
+  await ctx.limits.consume('signInIp', ctx.ip ?? 'unknown');
   const input = parseInput(SignInInput, raw);
+  // The account limiter counts failures only, so it is checked here and charged below.
+  await ctx.limits.ensureAvailable('signInAccount', input.email);
   const user = await ctx.prisma.user.findUnique({ where: { email: input.email } });
   // Verify against a dummy hash for unknown emails so timing does not reveal which accounts exist.
   const ok = await verifyPassword(user?.passwordHash ?? (await timingDummyHash()), input.password);
@@ -73,8 +78,10 @@ export async function signIn(ctx: Context, raw: unknown) {
       metadata: { email: input.email },
       ip: ctx.ip,
     });
+    await ctx.limits.penalize('signInAccount', input.email);
     throw new InvalidSignInError();
   }
+  await ctx.limits.reset('signInAccount', input.email);
   await ctx.prisma.user.update({ where: { id: user.id }, data: { lastSignInAt: new Date() } });
   await audit(ctx.prisma, { actorId: user.id, action: 'auth.sign_in', targetType: 'User', targetId: user.id, ip: ctx.ip });
   const { token } = await startSession(ctx, user.id);

@@ -38,6 +38,8 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     });
     if (existing) return existing;
   }
+  // Charged only when a run is actually created, so a replayed idempotent start never trips the limit.
+  await ctx.limits.consume('runsOrg', agent.organizationId);
   let run;
   try {
     run = await ctx.prisma.$transaction(async (tx) => {

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Database } from './db.js';
+import { RateLimitedError } from './errors.js';
+
+/** A budget of `points` per key, refilled `duration` seconds after the key's first point. */
+export interface LimitRule {
+  points: number;
+  duration: number;
+}
+
+export const RATE_LIMIT_DEFAULTS = {
+  /** Sign-in attempts per client IP. */
+  signInIp: { points: 50, duration: 15 * 60 },
+  /** Failed sign-ins per account (email); a successful sign-in clears them. */
+  signInAccount: { points: 10, duration: 15 * 60 },
+  /** Sign-up attempts per client IP. */
+  signUpIp: { points: 30, duration: 60 * 60 },
+  /** Sign-up attempts per email address. */
+  signUpAccount: { points: 5, duration: 60 * 60 },
+  /** HTTP requests per signed-in user, all of their tokens and sessions together. */
+  apiUser: { points: 1_200, duration: 60 },
+  /** HTTP requests per IP from anonymous callers and callers presenting invalid credentials. */
+  apiAnonymous: { points: 300, duration: 60 },
+  /** Runs started or retried per organization. */
+  runsOrg: { points: 120, duration: 60 },
+} as const satisfies Record<string, LimitRule>;
+
+export type LimitName = keyof typeof RATE_LIMIT_DEFAULTS;
+
+export interface RateLimitOptions {
+  /** Per-rule overrides, e.g. `{ apiUser: { points: 5 } }`. */
+  rules?: Partial<Record<LimitName, Partial<LimitRule>>>;
+  /** Prefix of every stored key; processes that must share budgets use the same one. */
+  namespace?: string;
+}
+
+export type RateLimitEngine = 'memory' | 'postgres';
+type Limiter = RateLimiterMemory | RateLimiterPostgres;
+
+/** PostgreSQL home of the shared counters: outside `public`, so Prisma's migration history never sees it. */
+export const RATE_LIMIT_SCHEMA = 'rate_limit';
+export const RATE_LIMIT_TABLE = 'counters';
+
+// Keys are hashed so that emails and IPs are not stored in clear and always fit the table's varchar(255).
+const hashKey = (key: string) => createHash('sha256').update(key).digest('base64url');
+
+const retryAfter = (res: RateLimiterRes) => Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+
+/**
+ * The process's rate limiters. On PostgreSQL the counters live in one shared table, so every API
+ * process enforces one budget; on the embedded single-process database they are kept in memory.
+ */
+export class RateLimits {
+  private constructor(
+    readonly engine: RateLimitEngine,
+    private readonly rules: Record<LimitName, LimitRule>,
+    private readonly limiters: Record<LimitName, Limiter>,
+    private readonly sweeper?: NodeJS.Timeout,
+  ) {}
+
+  static async create(db: Pick<Database, 'kind' | 'pool'>, opts: RateLimitOptions = {}): Promise<RateLimits> {
+    const namespace = opts.namespace ?? 'hub';
+    const rules = Object.fromEntries(
+      (Object.keys(RATE_LIMIT_DEFAULTS) as LimitName[]).map((name) => [name, { ...RATE_LIMIT_DEFAULTS[name], ...opts.rules?.[name] }]),
+    ) as Record<LimitName, LimitRule>;
+    const names = Object.keys(rules) as LimitName[];
+
+    if (db.kind !== 'postgresql' || !db.pool) {
+      const limiters = Object.fromEntries(
+        names.map((name) => [name, new RateLimiterMemory({ ...rules[name], keyPrefix: `${namespace}:${name}` })]),
+      ) as Record<LimitName, Limiter>;
+      return new RateLimits('memory', rules, limiters);
+    }
+
+    const pool = db.pool;
+    await ensureSchema(pool);
+    const limiters = {} as Record<LimitName, Limiter>;
+    for (const [i, name] of names.entries()) {
+      limiters[name] = await postgresLimiter(pool, {
+        ...rules[name],
+        keyPrefix: `${namespace}:${name}`,
+        // The first limiter creates the shared table (CREATE TABLE IF NOT EXISTS); the others reuse it.
+        tableCreated: i > 0,
+        // Expired rows are swept by one timer below rather than one per limiter.
+        clearExpiredByTimeout: false,
+        // If the database is briefly unreachable, fall back to a per-process budget instead of failing requests.
+        insuranceLimiter: new RateLimiterMemory({ ...rules[name], keyPrefix: `${namespace}:${name}` }),
+      });
+    }
+    const sweeper = setInterval(() => {
+      pool
+        .query(`DELETE FROM "${RATE_LIMIT_SCHEMA}"."${RATE_LIMIT_TABLE}" WHERE expire < $1`, [Date.now() - 3_600_000])
+        .catch(() => undefined);
+    }, 5 * 60_000);
+    sweeper.unref();
+    return new RateLimits('postgres', rules, limiters, sweeper);
+  }
+
+  rule(name: LimitName): LimitRule {
+    return this.rules[name];
+  }
+
+  /** Counts `points` for `key`; throws RateLimitedError once the budget is spent. */
+  async consume(name: LimitName, key: string, points = 1): Promise<void> {
+    try {
+      await this.limiters[name].consume(hashKey(key), points);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) throw new RateLimitedError(retryAfter(err));
+      throw err;
+    }
+  }
+
+  /** Throws RateLimitedError when `key` has already spent its budget, without counting anything. */
+  async ensureAvailable(name: LimitName, key: string): Promise<void> {
+    const res = await this.limiters[name].get(hashKey(key));
+    if (res && res.consumedPoints >= this.rules[name].points) throw new RateLimitedError(retryAfter(res));
+  }
+
+  /** Counts one point without ever throwing: for failures whose caller already answers with its own error. */
+  async penalize(name: LimitName, key: string): Promise<void> {
+    await this.limiters[name].penalty(hashKey(key), 1);
+  }
+
+  /** Forgets everything counted for `key`. */
+  async reset(name: LimitName, key: string): Promise<void> {
+    await this.limiters[name].delete(hashKey(key));
+  }
+
+  /** The per-request budget: per user when signed in, per IP otherwise. */
+  consumeRequest(viewer: { userId: string } | null, ip: string | null): Promise<void> {
+    return viewer ? this.consume('apiUser', viewer.userId) : this.consume('apiAnonymous', ip ?? 'unknown');
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+}
+
+async function ensureSchema(pool: pg.Pool) {
+  try {
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS "${RATE_LIMIT_SCHEMA}"`);
+  } catch (err) {
+    // Two processes creating the schema at the same instant: the loser sees a unique violation.
+    if ((err as { code?: string }).code !== '23505') throw err;
+  }
+}
+
+function postgresLimiter(
+  pool: pg.Pool,
+  opts: LimitRule & { keyPrefix: string; tableCreated: boolean; clearExpiredByTimeout: boolean; insuranceLimiter: RateLimiterMemory },
+): Promise<RateLimiterPostgres> {
+  const options = { ...opts, storeClient: pool, storeType: 'pool', schemaName: RATE_LIMIT_SCHEMA, tableName: RATE_LIMIT_TABLE };
+  // With tableCreated the library calls back synchronously, before the constructor returns.
+  if (opts.tableCreated) return Promise.resolve(new RateLimiterPostgres(options));
+  return new Promise((resolve, reject) => {
+    const limiter: RateLimiterPostgres = new RateLimiterPostgres(options, (err?: Error) => (err ? reject(err) : resolve(limiter)));
+  });
+}

@@ -1,0 +1,152 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { createComplexityRule } from '@pothos/plugin-complexity';
+import {
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionArgs,
+  type GraphQLSchema,
+  type ParseOptions,
+  type ValidationRule,
+} from 'graphql';
+import { QUERY_LIMITS } from './builder.js';
+
+/** Lexical tokens one document may contain; the largest operation the SDK ships has under 400. */
+export const MAX_TOKENS = 3_000;
+/** Aliased fields one document may contain: aliases are how one request asks for the same costly field many times. */
+export const MAX_ALIASES = 20;
+
+export const PARSE_OPTIONS: ParseOptions = { maxTokens: MAX_TOKENS };
+
+/** Rejects documents with more than `max` aliased fields, counted across operations and fragments. */
+export function maxAliasesRule(max = MAX_ALIASES): ValidationRule {
+  return (context) => {
+    let aliases = 0;
+    return {
+      Field(node) {
+        if (node.alias && ++aliases === max + 1) {
+          context.reportError(
+            new GraphQLError(`The document uses more than ${max} aliases`, { nodes: node, extensions: { code: 'TOO_MANY_ALIASES' } }),
+          );
+        }
+      },
+    };
+  };
+}
+
+/** Validation rules that only depend on the document, added to GraphQL's own. */
+export const LIMIT_RULES: ValidationRule[] = [maxAliasesRule()];
+
+/** The estimated cost of one operation against its limit, reported as `extensions.cost`. */
+export interface QueryCost {
+  requested: number;
+  limit: number;
+  depth: number;
+  breadth: number;
+}
+
+const LIMIT_ORDER = ['QUERY_DEPTH', 'QUERY_BREADTH', 'QUERY_COMPLEXITY'];
+
+interface Measured {
+  cost: QueryCost | null;
+  errors: GraphQLError[];
+}
+
+/**
+ * Measures the selected operation with the schema's complexity settings (the same numbers the
+ * Pothos complexity plugin enforces at execution) and returns the limit errors, if any. Variable
+ * problems are left to execution, which reports them in its usual form.
+ */
+export function measureOperation(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  request: { context: object; variables?: Record<string, unknown> | null; operationName?: string | null },
+): Measured {
+  let measured: Measured = { cost: null, errors: [] };
+  validate(schema, document, [
+    createComplexityRule({
+      context: request.context,
+      variableValues: request.variables ?? {},
+      operationName: request.operationName ?? undefined,
+      maxComplexity: QUERY_LIMITS.complexity,
+      maxDepth: QUERY_LIMITS.depth,
+      maxBreadth: QUERY_LIMITS.breadth,
+      onResult: (result, errors) => {
+        measured = {
+          cost: { requested: result.complexity, limit: QUERY_LIMITS.complexity, depth: result.depth, breadth: result.breadth },
+          // Shape before cost, as the Pothos plugin checks them: "too deep" explains a huge cost better than the cost does.
+          errors: [...errors].sort((a, b) => LIMIT_ORDER.indexOf(String(a.extensions.code)) - LIMIT_ORDER.indexOf(String(b.extensions.code))),
+        };
+      },
+    }),
+  ]);
+  return measured;
+}
+
+/**
+ * Rejects operations over the cost, depth or breadth limit before anything runs, and reports the
+ * measured cost of every operation in the response's `extensions.cost` (GitHub/Shopify style).
+ */
+export function queryCostPlugin<TContext extends object>(): ApolloServerPlugin<TContext> {
+  return {
+    async requestDidStart() {
+      let cost: QueryCost | null = null;
+      return {
+        async didResolveOperation({ schema, document, request, contextValue, operation }) {
+          // Without a selectable operation, execution reports the problem itself.
+          if (!operation) return;
+          const measured = measureOperation(schema, document, {
+            context: contextValue,
+            variables: request.variables,
+            operationName: operation.name?.value,
+          });
+          cost = measured.cost;
+          const [first] = measured.errors;
+          if (first) throw new GraphQLError(first.message, { extensions: { ...first.extensions, http: { status: 400 } } });
+        },
+        async willSendResponse({ response }) {
+          if (cost && response.body.kind === 'single') {
+            response.body.singleResult.extensions = { ...response.body.singleResult.extensions, cost };
+          }
+        },
+      };
+    },
+  };
+}
+
+/**
+ * The same parse, validation and cost checks for operations that arrive over graphql-ws, which
+ * does not go through Apollo's pipeline. Returns the execution arguments or the errors to send.
+ */
+export function prepareOperation(
+  schema: GraphQLSchema,
+  payload: { query: string; variables?: Record<string, unknown> | null; operationName?: string | null },
+  contextValue: object,
+  { introspection }: { introspection: boolean },
+): ExecutionArgs | readonly GraphQLError[] {
+  let document: DocumentNode;
+  try {
+    document = parse(payload.query, PARSE_OPTIONS);
+  } catch (err) {
+    return [withCode(err instanceof GraphQLError ? err : new GraphQLError(String(err)), 'GRAPHQL_PARSE_FAILED')];
+  }
+  const rules = [...specifiedRules, ...LIMIT_RULES, ...(introspection ? [] : [NoSchemaIntrospectionCustomRule])];
+  const invalid = validate(schema, document, rules);
+  if (invalid.length > 0) return invalid.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+  const measured = measureOperation(schema, document, { context: contextValue, ...payload });
+  if (measured.errors.length > 0) return measured.errors;
+  return {
+    schema,
+    document,
+    contextValue,
+    variableValues: payload.variables ?? undefined,
+    operationName: payload.operationName ?? undefined,
+  };
+}
+
+/** Request errors carry the same codes as over HTTP, so clients (and the error formatter) can tell them from bugs. */
+const withCode = (error: GraphQLError, code: string) =>
+  error.extensions.code ? error : new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, extensions: { ...error.extensions, code } });

@@ -1,0 +1,528 @@
+/**
+ * Orchestration overhead on PostgreSQL.
+ *
+ * For each run: t0 = performance.now() just before the startRun mutation is POSTed; as soon as the
+ * mutation returns the run id the client subscribes to runEvents(afterSeq: 0) on its already-open
+ * graphql-ws connection (the subscription replays, so nothing is missed); t1 = performance.now() when
+ * the first TOKEN event arrives. The fake OpenAI server (same process, same clock) records when the
+ * provider request arrived and when it wrote its first content chunk; that provider time to first token
+ * is subtracted:  overhead = (t1 - t0) - (firstChunkAt - receivedAt).
+ *
+ * The API runs alone in a child process (bench/api-process.ts) with the pg-boss queue and the
+ * LISTEN/NOTIFY bus on a PostgreSQL database of its own; the provider is the real `openai` SDK talking
+ * to the fake over HTTP (OPENAI_BASE_URL), so SSE parsing is in the path.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from 'graphql-ws';
+import { startOpenAIFake, type FakeProviderServer, type RecordedRequest } from '../api/test/fakes/index.js';
+import { startApiProcess, type ApiProcess, type ApiStats, type SeededOrg } from './lib/api-child.js';
+import { connectWs, createAgent, gql, mapLimit, RUN_EVENTS, RUN_TIMES, startRun, type WireEvent } from './lib/client.js';
+import { cpuWindow, type CpuWindow } from './lib/cpu.js';
+import { resetStatements, statementTotals, topStatements, type PostgresServer } from './lib/postgres.js';
+import { summarizeProfile } from './lib/profile.js';
+import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
+import { perfToWall, round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
+
+const env = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
+
+interface LevelSpec {
+  label: string;
+  concurrency: number;
+  /**
+   * steady: `concurrency` closed loops, each starting its next run when the previous one ends (runs
+   * in flight stay at `concurrency`, starts are staggered); runs stream for `provider.long` (~3 s).
+   * burst: `rounds` times, start `concurrency` runs at the same instant and wait for all of them.
+   */
+  mode: 'steady' | 'burst';
+  /** burst: rounds; steady with concurrency 1: number of runs. */
+  rounds: number;
+  /** steady: how long to keep starting runs (after a ramp-up of one stream length, not measured). */
+  durationMs?: number;
+  /** Spread over all seeded organizations, or all in the first one. */
+  singleOrg: boolean;
+}
+
+interface Tenant extends SeededOrg {
+  agentId: string;
+  ws: Client;
+}
+
+interface Sample {
+  level: string;
+  round: number;
+  org: number;
+  input: string;
+  runId: string;
+  t0: number;
+  tStarted: number;
+  tFirstToken: number | null;
+  tDone: number | null;
+  firstTokenCreatedAt: string | null;
+  status: string | null;
+  error: string | null;
+  /** filled after the round */
+  providerTtft?: number;
+  overhead?: number;
+  endToEnd?: number;
+  mutation?: number;
+  toInsert?: number;
+  queuePickup?: number;
+  claimToProvider?: number;
+  firstTokenToClient?: number;
+}
+
+function subscribeRun(ws: Client, runId: string, s: Sample, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      s.error ??= 'timed out';
+      dispose();
+      resolve();
+    }, timeoutMs);
+    const dispose = ws.subscribe<{ runEvents: WireEvent }>(
+      { query: RUN_EVENTS, variables: { runId, afterSeq: 0 } },
+      {
+        next: (msg) => {
+          const now = performance.now();
+          if (msg.errors) {
+            s.error = msg.errors.map((e) => e.message).join('; ');
+            return;
+          }
+          const e = msg.data!.runEvents;
+          if (e.type === 'TOKEN' && s.tFirstToken === null) {
+            s.tFirstToken = now;
+            s.firstTokenCreatedAt = e.createdAt;
+          }
+          if (e.type === 'STATUS' && e.status && ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'].includes(e.status)) s.status = e.status;
+        },
+        error: (err) => {
+          s.error = String(err instanceof Error ? err.message : JSON.stringify(err));
+          clearTimeout(timer);
+          resolve();
+        },
+        complete: () => {
+          s.tDone = performance.now();
+          clearTimeout(timer);
+          resolve();
+        },
+      },
+    );
+  });
+}
+
+const LONG = '[stream:long]';
+
+async function oneRun(api: ApiProcess, tenant: Tenant, orgIndex: number, level: string, roundNo: number, samples: Sample[], long = false) {
+  const input = `bench ${level} r${roundNo} ${long ? LONG : ''} ${randomUUID()}`;
+  const s: Sample = {
+    level,
+    round: roundNo,
+    org: orgIndex,
+    input,
+    runId: '',
+    t0: 0,
+    tStarted: 0,
+    tFirstToken: null,
+    tDone: null,
+    firstTokenCreatedAt: null,
+    status: null,
+    error: null,
+  };
+  samples.push(s);
+  s.t0 = performance.now();
+  try {
+    s.runId = await startRun(api.graphqlUrl, tenant.token, tenant.agentId, input);
+  } catch (err) {
+    s.error = (err as Error).message;
+    return;
+  }
+  s.tStarted = performance.now();
+  await subscribeRun(tenant.ws, s.runId, s, 30_000);
+}
+
+/** Joins each finished run with the provider's timing record and the API's own timestamps. */
+async function annotate(api: ApiProcess, tenants: Tenant[], fake: FakeProviderServer, samples: Sample[]) {
+  const byInput = new Map<string, RecordedRequest>();
+  for (const r of fake.requests) {
+    const msgs = (r.body?.messages ?? []) as { role: string; content: string }[];
+    const user = msgs.find((m) => m.role === 'user');
+    if (user) byInput.set(user.content, r);
+  }
+  await mapLimit(samples, 16, async (s) => {
+    const req = byInput.get(s.input);
+    if (!req || req.firstChunkAt === null || s.tFirstToken === null || s.error) {
+      s.error ??= req ? 'no token' : 'provider never called';
+      return;
+    }
+    s.providerTtft = req.firstChunkAt - req.receivedAt;
+    s.endToEnd = s.tFirstToken - s.t0;
+    s.overhead = s.endToEnd - s.providerTtft;
+    s.mutation = s.tStarted - s.t0;
+    const t = await gql<{ run: { createdAt: string; startedAt: string | null; firstTokenAt: string | null } }>(
+      api.graphqlUrl,
+      tenants[s.org]!.token,
+      RUN_TIMES,
+      { id: s.runId },
+    );
+    const createdAt = Date.parse(t.run.createdAt);
+    const startedAt = t.run.startedAt ? Date.parse(t.run.startedAt) : NaN;
+    // API timestamps are JavaScript Dates (1 ms resolution) on the same machine clock as wallNow().
+    s.toInsert = createdAt - perfToWall(s.t0);
+    s.queuePickup = startedAt - createdAt;
+    s.claimToProvider = perfToWall(req.receivedAt) - startedAt;
+    s.firstTokenToClient = s.tFirstToken - req.firstChunkAt;
+  });
+}
+
+interface LevelResult {
+  label: string;
+  mode: LevelSpec['mode'];
+  concurrency: number;
+  orgs: number;
+  runs: number;
+  failed: number;
+  wallSeconds: number;
+  overhead: Summary;
+  endToEnd: Summary;
+  providerTtft: Summary;
+  breakdown: Record<string, Summary>;
+  api: { eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number; eventLoopUtilization: number } | null;
+  cpu: CpuWindow;
+  runsExecuted: number;
+  runsFailed: number;
+  /** SQL statements per run (BEGIN/COMMIT excluded), all and pg-boss's alone. */
+  statementsPerRun: number | null;
+  pgBossStatementsPerRun: number | null;
+  /** CPU milliseconds per run (the level's CPU time divided by every run it started). */
+  apiCpuMsPerRun: number | null;
+  postgresCpuMsPerRun: number | null;
+  pgBossFetchesPerRun: number | null;
+  topStatements: Awaited<ReturnType<typeof topStatements>> | null;
+  errors: string[];
+  apiProfile: ReturnType<typeof summarizeProfile> | null;
+}
+
+async function runLevel(
+  ctx: BenchContext,
+  spec: LevelSpec,
+  api: ApiProcess,
+  tenants: Tenant[],
+  fake: FakeProviderServer,
+  pg: PostgresServer,
+  dbUrl: string,
+  timeBudgetMs: number,
+  longStreamMs: number,
+): Promise<LevelResult> {
+  const samples: Sample[] = [];
+  const orgCount = spec.singleOrg ? 1 : tenants.length;
+  if (pg.info.statStatements) await resetStatements(dbUrl).catch(() => {});
+  await api.resetStats();
+  await api.profileStart();
+  const endCpu = cpuWindow(api.pid, pg.postmasterPid);
+  const started = performance.now();
+  let rounds = 0;
+  /** Every run started in the window, measured or not (CPU and statements are divided by this). */
+  let executed = 0;
+  /** Failures of runs started during a steady level's ramp-up (not measured, but reported). */
+  const rampErrors: string[] = [];
+  if (spec.mode === 'steady' && spec.concurrency > 1) {
+    // Closed loops, staggered over one stream length so that starts spread out; runs started during that
+    // ramp-up are not measured.
+    fake.reset();
+    const ramp = longStreamMs;
+    const deadline = started + ramp + (spec.durationMs ?? 20_000);
+    const all: Sample[] = [];
+    await Promise.all(
+      Array.from({ length: spec.concurrency }, async (_, w) => {
+        await delay((w * ramp) / spec.concurrency);
+        const t = w % orgCount;
+        for (let r = 0; performance.now() < deadline; r++) {
+          const mine: Sample[] = [];
+          executed++;
+          await oneRun(api, tenants[t]!, t, spec.label, r, mine, true);
+          if (mine[0]!.t0 >= started + ramp) all.push(...mine);
+          else if (mine[0]!.error) rampErrors.push(mine[0]!.error);
+        }
+      }),
+    );
+    await delay(250);
+    await annotate(api, tenants, fake, all);
+    samples.push(...all);
+    rounds = 1;
+  }
+  for (let r = 0; r < (spec.mode === 'burst' || spec.concurrency === 1 ? spec.rounds : 0); r++) {
+    if (performance.now() - started > timeBudgetMs) break;
+    fake.reset();
+    const roundSamples: Sample[] = [];
+    if (spec.concurrency === 1) {
+      const t = r % orgCount;
+      await oneRun(api, tenants[t]!, t, spec.label, r, roundSamples);
+    } else {
+      await Promise.all(
+        Array.from({ length: spec.concurrency }, (_, i) => {
+          const t = i % orgCount;
+          return oneRun(api, tenants[t]!, t, spec.label, r, roundSamples);
+        }),
+      );
+    }
+    // Let the runs' final writes (usage, job completion) finish before the next round starts.
+    await delay(spec.concurrency === 1 ? 20 : 250);
+    await annotate(api, tenants, fake, roundSamples);
+    samples.push(...roundSamples);
+    executed += roundSamples.length;
+    rounds++;
+  }
+  const wallSeconds = (performance.now() - started) / 1000;
+  const cpu = endCpu();
+  const stats: ApiStats | null = await api.stats().catch(() => null);
+  const profFile = await api.profileStop(`orchestration-${spec.label.replace(/\W+/g, '-')}`);
+  const apiProfile = profFile ? summarizeProfile(profFile) : null;
+  const top = pg.info.statStatements ? await topStatements(dbUrl, 10).catch(() => null) : null;
+  const totals = pg.info.statStatements ? await statementTotals(dbUrl).catch(() => null) : null;
+  const ok = samples.filter((s) => s.overhead !== undefined);
+  const pick = (k: keyof Sample) => ok.map((s) => s[k] as number).filter((v) => Number.isFinite(v));
+  const fetches = top?.find((t) => t.query.startsWith('pg-boss fetch'));
+  const allErrors = [...samples.filter((s) => s.error).map((s) => s.error!), ...rampErrors];
+  const errors = [...new Set(allErrors)].slice(0, 5);
+  ctx.log(
+    `  ${spec.label}: ${ok.length}/${samples.length} measured runs ok, ${executed} started, ${allErrors.length} failed${spec.mode === 'burst' ? ` in ${rounds} round(s)` : ''}, ${wallSeconds.toFixed(1)} s` +
+      (errors.length ? `; errors: ${errors.join(' | ')}` : ''),
+  );
+  return {
+    label: spec.label,
+    mode: spec.mode,
+    concurrency: spec.concurrency,
+    orgs: orgCount,
+    runs: samples.length,
+    failed: samples.length - ok.length,
+    wallSeconds: round(wallSeconds),
+    overhead: roundSummary(summarize(pick('overhead'))),
+    endToEnd: roundSummary(summarize(pick('endToEnd'))),
+    providerTtft: roundSummary(summarize(pick('providerTtft'))),
+    breakdown: {
+      mutationRoundTrip: roundSummary(summarize(pick('mutation'))),
+      requestToInsert: roundSummary(summarize(pick('toInsert'))),
+      queuePickup: roundSummary(summarize(pick('queuePickup'))),
+      claimToProviderRequest: roundSummary(summarize(pick('claimToProvider'))),
+      firstTokenToClient: roundSummary(summarize(pick('firstTokenToClient'))),
+    },
+    api: stats
+      ? {
+          eventLoopDelayP99Ms: round(stats.eventLoopDelayMs.p99),
+          eventLoopDelayMaxMs: round(stats.eventLoopDelayMs.max),
+          eventLoopUtilization: round(stats.eventLoopUtilization, 3),
+        }
+      : null,
+    cpu,
+    runsExecuted: executed,
+    runsFailed: allErrors.length,
+    apiCpuMsPerRun: cpu.apiSeconds !== null && executed ? round((1000 * cpu.apiSeconds) / executed, 1) : null,
+    postgresCpuMsPerRun: cpu.postgresSeconds !== null && executed ? round((1000 * cpu.postgresSeconds) / executed, 1) : null,
+    statementsPerRun: totals && executed ? round(totals.calls / executed, 1) : null,
+    pgBossStatementsPerRun: totals && executed ? round(totals.pgBoss / executed, 1) : null,
+    pgBossFetchesPerRun: fetches && executed ? round(fetches.calls / executed, 1) : null,
+    topStatements: top,
+    errors,
+    apiProfile,
+  };
+}
+
+export const orchestration: Benchmark = {
+  name: 'orchestration',
+  description: 'startRun (HTTP) → first TOKEN on a graphql-ws subscriber, minus provider TTFT, on PostgreSQL',
+  async run(ctx): Promise<BenchResult> {
+    const quick = ctx.quick;
+    const config = {
+      database: 'PostgreSQL (pg-boss queue, LISTEN/NOTIFY bus)',
+      workerConcurrency: env('BENCH_WORKER_CONCURRENCY', 256),
+      orgConcurrency: env('BENCH_ORG_CONCURRENCY', 256),
+      organizations: env('BENCH_ORGS', 20),
+      provider: {
+        fake: 'api/test/fakes OpenAI server via OPENAI_BASE_URL (real openai SDK, real SSE)',
+        firstByteDelayMs: env('BENCH_PROVIDER_FIRST_BYTE_MS', 20),
+        chunkDelayMs: env('BENCH_PROVIDER_CHUNK_DELAY_MS', 5),
+        chunks: env('BENCH_PROVIDER_CHUNKS', 10),
+        /** Steady levels: a run streams this long, like a real completion, so N runs stay in flight. */
+        long: { chunkDelayMs: env('BENCH_PROVIDER_LONG_CHUNK_DELAY_MS', 100), chunks: env('BENCH_PROVIDER_LONG_CHUNKS', 30) },
+      },
+      warmup: { sequentialRuns: quick ? 5 : 30, concurrentRounds: quick ? 1 : 2, concurrency: 50 },
+      levels: [
+        { label: '1', mode: 'steady', concurrency: 1, rounds: quick ? 20 : env('BENCH_RUNS_AT_1', 100), singleOrg: false },
+        { label: '50', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false },
+        { label: '200', mode: 'steady', concurrency: 200, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false },
+        { label: '50, one org', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: true },
+        { label: '50 at once', mode: 'burst', concurrency: 50, rounds: quick ? 1 : env('BENCH_BURST_ROUNDS', 3), singleOrg: false },
+      ] satisfies LevelSpec[],
+      levelTimeBudgetMs: env('BENCH_LEVEL_BUDGET_MS', 30_000),
+      ws: 'one graphql-ws connection per organization, opened before measuring; one subscription per run',
+      rateLimits: 'limiter active (PostgreSQL counters), budgets raised to 10,000,000 so the load is not refused',
+    };
+
+    const pg = await ctx.postgres();
+    const dbName = `hub_bench_orchestration_${process.pid}`;
+    const dbUrl = await pg.createDatabase(dbName);
+    const apiKey = 'sk-bench-openai';
+    const text = Array.from({ length: config.provider.chunks }, (_, i) => `tok${i} `).join('');
+    const longText = Array.from({ length: config.provider.long.chunks }, (_, i) => `tok${i} `).join('');
+    const fake = await startOpenAIFake({
+      apiKey,
+      respond: (req) =>
+        JSON.stringify(req.body?.messages ?? '').includes(LONG)
+          ? {
+              kind: 'reply',
+              text: longText,
+              chunks: config.provider.long.chunks,
+              firstByteDelayMs: config.provider.firstByteDelayMs,
+              chunkDelayMs: config.provider.long.chunkDelayMs,
+              usage: { inputTokens: 20, outputTokens: config.provider.long.chunks },
+            }
+          : undefined,
+      defaultBehavior: {
+        kind: 'reply',
+        text,
+        chunks: config.provider.chunks,
+        firstByteDelayMs: config.provider.firstByteDelayMs,
+        chunkDelayMs: config.provider.chunkDelayMs,
+        usage: { inputTokens: 20, outputTokens: config.provider.chunks },
+      },
+    });
+    let api: ApiProcess | undefined;
+    const tenants: Tenant[] = [];
+    const levels: LevelResult[] = [];
+    let idle: { cpu: CpuWindow; fetchesPerSecond: number | null; topStatements: unknown } | null = null;
+    try {
+      api = await startApiProcess(
+        {
+          DATABASE_URL: dbUrl,
+          WORKER_CONCURRENCY: String(config.workerConcurrency),
+          ORG_CONCURRENCY: String(config.orgConcurrency),
+          OPENAI_API_KEY: apiKey,
+          OPENAI_BASE_URL: fake.url,
+          ...(process.env.BENCH_QUEUE ? { BENCH_QUEUE: process.env.BENCH_QUEUE } : {}),
+        },
+        ctx.log,
+      );
+      const seeded = await api.seed(config.organizations);
+      for (const o of seeded) {
+        const agentId = await createAgent(api.graphqlUrl, o.token, o.projectGid);
+        tenants.push({ ...o, agentId, ws: await connectWs(api.wsUrl, o.token) });
+      }
+      ctx.log(`  seeded ${tenants.length} organizations (owner, API token, project, OpenAI agent each), ${tenants.length} graphql-ws connections open`);
+
+      // Warm-up: JIT, connection pools, prepared statements, pg-boss queue cache. Not measured.
+      const warm: Sample[] = [];
+      for (let i = 0; i < config.warmup.sequentialRuns; i++) await oneRun(api, tenants[i % tenants.length]!, i % tenants.length, 'warmup', i, warm);
+      for (let r = 0; r < config.warmup.concurrentRounds; r++) {
+        await Promise.all(Array.from({ length: config.warmup.concurrency }, (_, i) => oneRun(api!, tenants[i % tenants.length]!, i % tenants.length, 'warmup', r, warm)));
+      }
+      const warmFailures = warm.filter((s) => s.error || s.status !== 'SUCCEEDED');
+      if (warmFailures.length) throw new Error(`warm-up runs failed: ${warmFailures[0]!.error ?? warmFailures[0]!.status}`);
+      ctx.log(`  warm-up: ${warm.length} runs`);
+      await delay(500);
+
+      // Idle cost: nothing running, the workers only poll.
+      if (pg.info.statStatements) await resetStatements(dbUrl).catch(() => {});
+      const endIdle = cpuWindow(api.pid, pg.postmasterPid);
+      await delay(quick ? 2_000 : 5_000);
+      const idleCpu = endIdle();
+      const idleTop = pg.info.statStatements ? await topStatements(dbUrl, 10).catch(() => null) : null;
+      const idleFetches = idleTop?.find((t) => t.query.startsWith('pg-boss fetch'));
+      idle = { cpu: idleCpu, fetchesPerSecond: idleFetches ? round(idleFetches.calls / idleCpu.wallSeconds, 1) : null, topStatements: idleTop };
+      ctx.log(`  idle ${idleCpu.wallSeconds} s: API ${idleCpu.apiSeconds} cpu-s, postgres ${idleCpu.postgresSeconds} cpu-s`);
+
+      const only = process.env.BENCH_LEVELS?.split(',').map((v) => v.trim());
+      const longStreamMs = config.provider.firstByteDelayMs + config.provider.long.chunks * config.provider.long.chunkDelayMs;
+      for (const spec of config.levels.filter((l) => !only || only.includes(l.label))) {
+        levels.push(await runLevel(ctx, spec, api, tenants, fake, pg, dbUrl, config.levelTimeBudgetMs, longStreamMs));
+      }
+    } finally {
+      for (const t of tenants) await t.ws.dispose();
+      await api?.stop();
+      await fake.close();
+      await pg.dropDatabase(dbName);
+    }
+
+    const tables: Table[] = [
+      {
+        title: 'Orchestration overhead (ms): startRun → first TOKEN at the subscriber, minus provider TTFT',
+        columns: ['concurrent', 'mode', 'orgs', 'runs', 'failed', 'p50', 'p90', 'p99', 'max', 'mean', 'e2e p50', 'provider TTFT p50'],
+        rows: levels.map((l) => [l.label, l.mode, l.orgs, l.runs - l.failed, `${l.runsFailed}/${l.runsExecuted}`, l.overhead.p50, l.overhead.p90, l.overhead.p99, l.overhead.max, l.overhead.mean, l.endToEnd.p50, l.providerTtft.p50]),
+      },
+      {
+        title: 'Breakdown, p50 / p99 (ms; API timestamps have 1 ms resolution)',
+        columns: ['concurrent', 'startRun RTT', 'request→insert', 'queue pickup', 'claim→provider req', 'first chunk→client'],
+        rows: levels.map((l) => [
+          l.label,
+          `${l.breakdown.mutationRoundTrip!.p50} / ${l.breakdown.mutationRoundTrip!.p99}`,
+          `${l.breakdown.requestToInsert!.p50} / ${l.breakdown.requestToInsert!.p99}`,
+          `${l.breakdown.queuePickup!.p50} / ${l.breakdown.queuePickup!.p99}`,
+          `${l.breakdown.claimToProviderRequest!.p50} / ${l.breakdown.claimToProviderRequest!.p99}`,
+          `${l.breakdown.firstTokenToClient!.p50} / ${l.breakdown.firstTokenToClient!.p99}`,
+        ]),
+      },
+      {
+        title: 'CPU (seconds during the level; "others" = every other process on the machine meanwhile)',
+        columns: ['concurrent', 'wall s', 'API', 'postgres', 'bench', 'others', 'API ms/run', 'pg ms/run', 'API loop p99 ms', 'SQL/run', 'pg-boss SQL/run'],
+        rows: [
+          ...levels.map((l) => [
+            l.label,
+            l.cpu.wallSeconds,
+            l.cpu.apiSeconds,
+            l.cpu.postgresSeconds,
+            l.cpu.benchSeconds,
+            l.cpu.otherSeconds,
+            l.apiCpuMsPerRun,
+            l.postgresCpuMsPerRun,
+            l.api?.eventLoopDelayP99Ms ?? null,
+            l.statementsPerRun,
+            l.pgBossStatementsPerRun,
+          ]),
+          ...(idle ? [['idle', idle.cpu.wallSeconds, idle.cpu.apiSeconds, idle.cpu.postgresSeconds, idle.cpu.benchSeconds, idle.cpu.otherSeconds, null, null, null, null, idle.fetchesPerSecond === null ? null : `${idle.fetchesPerSecond} fetches/s`]] : []),
+        ],
+      },
+    ];
+    for (const l of levels) {
+      if (!l.apiProfile) continue;
+      tables.push({
+        title: `API CPU profile, ${l.label} concurrent (${l.apiProfile.totalMs} ms sampled; ${l.apiProfile.file})`,
+        columns: ['self ms', '%', 'where'],
+        rows: l.apiProfile.byPackage.slice(0, 8).map((r) => [r.ms, r.percent, r.name]),
+      });
+    }
+    const at50 = levels.find((l) => l.label === '50');
+    const targets: Target[] = at50
+      ? [
+          { name: 'overhead p50 at 50 concurrent', target: '<= 3 ms', actual: `${at50.overhead.p50} ms`, met: at50.overhead.p50 <= 3 },
+          { name: 'overhead p99 at 50 concurrent', target: '<= 15 ms', actual: `${at50.overhead.p99} ms`, met: at50.overhead.p99 <= 15 },
+        ]
+      : [];
+    const busiest = levels.find((l) => l.label === '50') ?? levels.reduce((a, b) => (b.concurrency > a.concurrency ? b : a), levels[0]!);
+    if (busiest?.topStatements) {
+      tables.push({
+        title: `Most frequent SQL statements during the ${busiest.label}-concurrent level (pg_stat_statements)`,
+        columns: ['calls', 'calls/run', 'total ms', 'mean ms', 'statement'],
+        rows: busiest.topStatements
+          .slice(0, 8)
+          .map((t) => [t.calls, round(t.calls / Math.max(1, busiest.runsExecuted), 1), t.totalMs, t.meanMs, t.query]),
+      });
+    }
+    const notes = [
+      'overhead = (first TOKEN received - startRun sent) - (fake provider first content chunk - request arrival), same process clock (performance.now()).',
+      'Reference: LiteLLM publishes p50 12 ms / p99 43 ms proxy overhead.',
+    ];
+    if (process.env.BENCH_QUEUE) notes.push(`DIAGNOSTIC RUN: BENCH_QUEUE=${process.env.BENCH_QUEUE} replaced the pg-boss queue; not the shipped configuration.`);
+    for (const l of levels) {
+      const cores = l.cpu.otherSeconds !== null ? l.cpu.otherSeconds / l.cpu.wallSeconds : 0;
+      if (cores > 0.25) notes.push(`WARNING: during the ${l.label} level other processes kept ${cores.toFixed(2)} cores busy on average; latencies are inflated by CPU contention.`);
+    }
+    return {
+      name: 'orchestration',
+      title: 'Orchestration overhead on PostgreSQL',
+      config: { ...config, postgres: pg.info, measuredAt: new Date(wallNow()).toISOString() },
+      figures: { levels, idle },
+      tables,
+      targets,
+      notes,
+    };
+  },
+};

@@ -1,0 +1,172 @@
+/**
+ * A small Markdown renderer for model output and run input: headings, paragraphs, ordered and
+ * unordered lists (nested by indentation), block quotes, rules, fenced code, inline code,
+ * bold, italic, strikethrough and http(s)/mailto links.
+ *
+ * Safe by construction: the source is HTML-escaped before any Markdown is recognised, and the only
+ * tags in the output are the ones emitted here, with no attributes taken from the input except
+ * link targets that passed the scheme check. Incomplete input (a stream cut mid-way, an unclosed
+ * fence) still renders sensibly, so it can be re-rendered as tokens arrive.
+ */
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => ESCAPES[ch]!);
+}
+
+/** Model `#` headings sit below the page's own headings, so `#` renders as h3. */
+const HEADING_OFFSET = 2;
+
+// Placeholders keep code spans and finished links out of later inline passes. NUL never survives
+// into them from the input: it is stripped first.
+const SLOT = '\u0000';
+
+function renderInline(escaped: string): string {
+  const slots: string[] = [];
+  const hold = (html: string) => `${SLOT}${slots.push(html) - 1}${SLOT}`;
+
+  let out = escaped.replace(/(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/g, (_m, _ticks: string, code: string) =>
+    hold(`<code>${code.trim() === '' ? code : code.replace(/^ (.*) $/, '$1')}</code>`),
+  );
+
+  out = out.replace(/\[([^\]\n]+)\]\(([^)\s]+)\)/g, (match, label: string, href: string) => {
+    // `href` is already escaped, so it cannot close the attribute; only the scheme needs checking.
+    if (!/^(https?:\/\/|mailto:)/i.test(href)) return match;
+    return hold(`<a href="${href}" target="_blank" rel="noopener noreferrer nofollow">${emphasis(label)}</a>`);
+  });
+
+  out = out.replace(/(^|[\s(])(https?:\/\/(?:[^\s<&]|&amp;)+)/g, (_m, before: string, found: string) => {
+    // Sentence punctuation after a bare URL belongs to the sentence.
+    const url = found.replace(/[.,;:!?)\]]+$/, '');
+    const link = `<a href="${url}" target="_blank" rel="noopener noreferrer nofollow">${url}</a>`;
+    return `${before}${hold(link)}${found.slice(url.length)}`;
+  });
+
+  out = emphasis(out);
+  return out.replace(new RegExp(`${SLOT}(\\d+)${SLOT}`, 'g'), (_m, i: string) => slots[Number(i)] ?? '');
+}
+
+function emphasis(text: string): string {
+  return text
+    .replace(/(\*\*|__)(?=\S)([\s\S]*?\S)\1/g, '<strong>$2</strong>')
+    .replace(/~~(?=\S)([\s\S]*?\S)~~/g, '<del>$1</del>')
+    .replace(/(^|[^\w*])\*(?=[^\s*])([^*]*?[^\s*])\*(?!\w)/g, '$1<em>$2</em>')
+    .replace(/(^|[^\w])_(?=[^\s_])([^_]*?[^\s_])_(?!\w)/g, '$1<em>$2</em>');
+}
+
+interface ListFrame {
+  indent: number;
+  tag: 'ul' | 'ol';
+}
+
+const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)/;
+const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
+const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
+const QUOTE = /^ {0,3}&gt;\s?(.*)$/;
+const LIST_ITEM = /^(\s*)([-*+]|(\d{1,9})[.)])\s+(.*)$/;
+
+/** Renders Markdown to HTML that is safe to insert with `{@html}`. */
+export function renderMarkdown(source: string): string {
+  const lines = escapeHtml(source.replace(/\u0000/g, '').replace(/\r\n?/g, '\n')).split('\n');
+  const html: string[] = [];
+  let paragraph: string[] = [];
+  const lists: ListFrame[] = [];
+  let itemOpen = false;
+
+  const closeParagraph = () => {
+    if (paragraph.length > 0) html.push(`<p>${renderInline(paragraph.join('\n')).replace(/\n/g, '<br>')}</p>`);
+    paragraph = [];
+  };
+  const closeListsTo = (depth: number) => {
+    while (lists.length > depth) {
+      html.push(`</li></${lists.pop()!.tag}>`);
+      itemOpen = lists.length > 0;
+    }
+  };
+  const closeBlocks = () => {
+    closeParagraph();
+    closeListsTo(0);
+  };
+
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+
+    const fence = FENCE.exec(line);
+    if (fence) {
+      closeParagraph();
+      const marker = fence[1]!;
+      const body: string[] = [];
+      while (++i < lines.length && !lines[i]!.trimStart().startsWith(marker)) body.push(lines[i]!);
+      const lang = fence[2] ? ` data-lang="${fence[2]}"` : '';
+      html.push(`<pre${lang}><code>${body.join('\n')}</code></pre>`);
+      continue;
+    }
+
+    if (line.trim() === '') {
+      closeParagraph();
+      // A blank line inside a list keeps it open when the next line continues it.
+      const next = lines.slice(i + 1).find((l) => l.trim() !== '');
+      if (lists.length > 0 && next !== undefined && (LIST_ITEM.test(next) || /^\s{2,}\S/.test(next))) continue;
+      closeListsTo(0);
+      continue;
+    }
+
+    const item = LIST_ITEM.exec(line);
+    if (item && !RULE.test(line)) {
+      closeParagraph();
+      const indent = item[1]!.replace(/\t/g, '    ').length;
+      const tag = item[3] === undefined ? 'ul' : 'ol';
+      while (lists.length > 0 && indent < lists.at(-1)!.indent) closeListsTo(lists.length - 1);
+      const top = lists.at(-1);
+      if (!top || indent > top.indent) {
+        const start = tag === 'ol' && item[3] !== '1' ? ` start="${Number(item[3])}"` : '';
+        html.push(`<${tag}${start}><li>`);
+        lists.push({ indent, tag });
+      } else if (top.tag !== tag) {
+        closeListsTo(lists.length - 1);
+        html.push(`<${tag}><li>`);
+        lists.push({ indent, tag });
+      } else {
+        html.push('</li><li>');
+      }
+      itemOpen = true;
+      html.push(renderInline(item[4]!));
+      continue;
+    }
+
+    if (itemOpen && /^\s+\S/.test(line)) {
+      // An indented continuation of the current list item.
+      html.push(`<br>${renderInline(line.trim())}`);
+      continue;
+    }
+
+    const heading = HEADING.exec(line);
+    if (heading) {
+      closeBlocks();
+      const level = Math.min(6, heading[1]!.length + HEADING_OFFSET);
+      html.push(`<h${level}>${renderInline(heading[2]!)}</h${level}>`);
+      continue;
+    }
+
+    if (RULE.test(line)) {
+      closeBlocks();
+      html.push('<hr>');
+      continue;
+    }
+
+    const quote = QUOTE.exec(line);
+    if (quote) {
+      closeBlocks();
+      const body = [quote[1]!];
+      while (i + 1 < lines.length && QUOTE.test(lines[i + 1]!)) body.push(QUOTE.exec(lines[++i]!)![1]!);
+      html.push(`<blockquote><p>${renderInline(body.join('\n')).replace(/\n/g, '<br>')}</p></blockquote>`);
+      continue;
+    }
+
+    closeListsTo(0);
+    paragraph.push(line.trim());
+  }
+  closeBlocks();
+  return html.join('');
+}

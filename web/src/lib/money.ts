@@ -1,0 +1,47 @@
+const MICROS_PER_DOLLAR = 1_000_000n;
+const MICRO_DIGITS = 6;
+
+export type ParsedDollars = { ok: true; micros: string } | { ok: false; error: string };
+
+// Whole dollars either plain ("12500") or grouped by thousands ("12,500"); then an optional fraction.
+const AMOUNT = /^(\d+|\d{1,3}(?:,\d{3})+)?(?:\.(\d*))?$/;
+
+/**
+ * Parses an amount a person typed in dollars (`25`, `$12.50`, `1,250.75`, `.5`) into the API's
+ * `Money`: integer micro-dollars as a decimal string. Works on the digits themselves, never
+ * through a float, so `0.1` is exactly `"100000"`.
+ */
+export function parseDollars(input: string): ParsedDollars {
+  let text = input.trim();
+  if (/^\$?\s*-/.test(text)) {
+    return { ok: false, error: 'The amount cannot be negative.' };
+  }
+  text = text.replace(/^\$\s*/, '');
+  if (text === '') return { ok: false, error: 'Enter an amount in dollars.' };
+
+  const match = AMOUNT.exec(text);
+  const whole = match?.[1] ?? '';
+  const fraction = (match?.[2] ?? '').replace(/0+$/, '');
+  if (!match || (whole === '' && (match[2] ?? '') === '')) {
+    return { ok: false, error: 'Enter an amount in dollars, like 25 or 12.50.' };
+  }
+  if (fraction.length > MICRO_DIGITS) {
+    return { ok: false, error: 'Use at most 6 decimal places (one micro-dollar).' };
+  }
+
+  const micros = BigInt(whole.replaceAll(',', '') || '0') * MICROS_PER_DOLLAR + BigInt(fraction.padEnd(MICRO_DIGITS, '0'));
+  return { ok: true, micros: micros.toString() };
+}
+
+/**
+ * Micro-dollars as a plain amount for an input field, the inverse of `parseDollars`: `"25000000"`
+ * → `25`, `"12500000"` → `12.50`, `"1500"` → `0.0015`. No currency sign, no grouping.
+ */
+export function dollarsInput(micros: string | bigint): string {
+  const value = typeof micros === 'bigint' ? micros : BigInt(micros);
+  const sign = value < 0n ? '-' : '';
+  const abs = value < 0n ? -value : value;
+  const whole = (abs / MICROS_PER_DOLLAR).toString();
+  const fraction = (abs % MICROS_PER_DOLLAR).toString().padStart(MICRO_DIGITS, '0').replace(/0+$/, '');
+  return fraction ? `${sign}${whole}.${fraction.padEnd(2, '0')}` : `${sign}${whole}`;
+}

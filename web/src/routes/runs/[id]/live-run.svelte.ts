@@ -1,0 +1,209 @@
+import type { Client, CombinedError } from '@urql/core';
+import { isFinished } from '$lib/components/RunStatusBadge.svelte';
+import {
+  RunPageBlockDocument,
+  RunPageDocument,
+  RunPageEventsDocument,
+  type RunPageEventsSubscription,
+  type RunPageRunFragment,
+  type RunStatus,
+} from '$lib/graphql/_generated/graphql';
+
+type RunEvent = RunPageEventsSubscription['runEvents'];
+
+export interface LiveUsage {
+  inputTokens: number;
+  cachedInputTokens: number;
+  outputTokens: number;
+  costMicros: string;
+}
+
+/** Why a run was BLOCKED, from its BUDGET_EXCEEDED error event (amounts are micro-dollars). */
+export interface BudgetBlock {
+  period: 'DAILY' | 'MONTHLY';
+  /** The project's own budget rather than the organization's. */
+  projectBudget: boolean;
+  limitMicros: string;
+  spentMicros: string;
+  reservedMicros: string;
+  requestedMicros: string;
+  resetsAt: string;
+}
+
+function budgetBlock(payload: unknown): BudgetBlock | undefined {
+  const p = (payload ?? {}) as Partial<Record<string, unknown>>;
+  if (p.code !== 'BUDGET_EXCEEDED' || (p.period !== 'DAILY' && p.period !== 'MONTHLY')) return undefined;
+  const micros = (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? v : '0');
+  return {
+    period: p.period,
+    projectBudget: Boolean(p.projectId),
+    limitMicros: micros(p.limitMicros),
+    spentMicros: micros(p.spentMicros),
+    reservedMicros: micros(p.reservedMicros),
+    requestedMicros: micros(p.requestedMicros),
+    resetsAt: typeof p.resetsAt === 'string' ? p.resetsAt : '',
+  };
+}
+
+export interface AttemptError {
+  seq: number;
+  message: string;
+  provider?: string;
+  model?: string;
+}
+
+/**
+ * One run, kept live: loaded once, then (while it is not finished) followed through the
+ * `runEvents` subscription, which replays the stored events and then streams new ones. The
+ * stream text is rebuilt from TOKEN events; when the final STATUS arrives the run is re-read so
+ * the authoritative output, usage and permissions replace the live figures.
+ *
+ * Create it while a component initialises; it starts in the browser and stops on unmount.
+ */
+export class LiveRun {
+  /** `undefined` while loading, `null` when the run does not exist or is not visible. */
+  run = $state<RunPageRunFragment | null | undefined>();
+  loadError = $state<CombinedError | undefined>();
+  loading = $state(false);
+
+  /** Output streamed so far, exactly as the TOKEN events delivered it. */
+  streamed = $state('');
+  /** True while the run's events are being followed, until its final status arrives. */
+  streaming = $state(false);
+  /** The latest status seen, from the subscription or the last read. */
+  liveStatus = $state<RunStatus | undefined>();
+  liveStartedAt = $state<string | undefined>();
+  liveFirstTokenAt = $state<string | undefined>();
+  liveUsage = $state<LiveUsage | undefined>();
+  attemptErrors = $state<AttemptError[]>([]);
+  budgetBlock = $state<BudgetBlock | undefined>();
+  /** The live connection gave up (graphql-ws retries a dropped socket a few times first). */
+  connectionLost = $state(false);
+
+  /** Highest event seq applied; never reactive, read by the subscription on every (re)subscribe. */
+  #lastSeq = 0;
+  #unsubscribe: (() => void) | undefined;
+  #disposed = false;
+
+  constructor(
+    private readonly client: Client,
+    readonly id: string,
+  ) {
+    $effect(() => {
+      void this.load();
+      return () => {
+        this.#disposed = true;
+        this.#unsubscribe?.();
+      };
+    });
+  }
+
+  get status(): RunStatus | undefined {
+    return this.liveStatus ?? this.run?.status;
+  }
+
+  get finished(): boolean {
+    return this.status !== undefined && isFinished(this.status);
+  }
+
+  /** Reads the run; follows it live when it is still queued or running. */
+  async load(): Promise<void> {
+    this.loading = true;
+    const result = await this.client.query(RunPageDocument, { id: this.id }, { requestPolicy: 'network-only' }).toPromise();
+    if (this.#disposed) return;
+    this.loading = false;
+    this.loadError = result.error;
+    if (!result.data) return;
+    const run = result.data.run;
+    this.run = run;
+    if (!run) return;
+    // A finished read is authoritative; a live status that is still catching up must not override it.
+    if (isFinished(run.status)) this.liveStatus = run.status;
+    else if (!this.#unsubscribe) this.follow();
+    if (run.status === 'BLOCKED' && !this.budgetBlock) void this.#loadBudgetBlock();
+  }
+
+  async #loadBudgetBlock(): Promise<void> {
+    const result = await this.client.query(RunPageBlockDocument, { id: this.id }, { requestPolicy: 'network-only' }).toPromise();
+    if (this.#disposed) return;
+    const events = result.data?.run?.events ?? [];
+    this.budgetBlock ??= events.map((e) => (e.type === 'ERROR' ? budgetBlock(e.payload) : undefined)).findLast(Boolean);
+  }
+
+  /** (Re)subscribes from the last event seen, e.g. after the connection was lost for good. */
+  follow(): void {
+    this.#unsubscribe?.();
+    this.connectionLost = false;
+    if (this.#lastSeq === 0) {
+      this.streamed = '';
+      this.streaming = true;
+    }
+    const seen = () => this.#lastSeq;
+    // graphql-ws re-sends this payload (JSON-serialised again) whenever it re-subscribes after a
+    // dropped socket, so a getter makes every automatic resume start after the last seq seen.
+    const variables = {
+      runId: this.id,
+      get afterSeq() {
+        return seen();
+      },
+    };
+    const { unsubscribe } = this.client.subscription(RunPageEventsDocument, variables).subscribe((result) => {
+      if (result.error) {
+        this.connectionLost = true;
+        return;
+      }
+      const event = result.data?.runEvents;
+      // Belt and braces: whatever a server replays, an event is applied once.
+      if (event && event.seq > this.#lastSeq) {
+        this.#lastSeq = event.seq;
+        this.#apply(event);
+      }
+    });
+    this.#unsubscribe = unsubscribe;
+  }
+
+  #apply(event: RunEvent): void {
+    switch (event.type) {
+      case 'TOKEN':
+        this.liveFirstTokenAt ??= event.createdAt;
+        this.streamed += event.text ?? '';
+        break;
+      case 'STATUS': {
+        if (!event.status) break;
+        this.liveStatus = event.status;
+        if (event.status === 'RUNNING') this.liveStartedAt ??= event.createdAt;
+        if (isFinished(event.status)) {
+          this.streaming = false;
+          this.#unsubscribe = undefined;
+          void this.load();
+        }
+        break;
+      }
+      case 'USAGE': {
+        const p = event.payload as Partial<Record<string, unknown>>;
+        this.liveUsage = {
+          inputTokens: Number(p.inputTokens ?? 0),
+          cachedInputTokens: Number(p.cachedInputTokens ?? 0),
+          outputTokens: Number(p.outputTokens ?? 0),
+          costMicros: String(p.costMicros ?? '0'),
+        };
+        break;
+      }
+      case 'ERROR': {
+        const p = event.payload as Partial<Record<string, unknown>>;
+        const block = budgetBlock(p);
+        if (block) {
+          this.budgetBlock = block;
+          break;
+        }
+        this.attemptErrors.push({
+          seq: event.seq,
+          message: String(p.message ?? 'Unknown error'),
+          provider: typeof p.provider === 'string' ? p.provider : undefined,
+          model: typeof p.model === 'string' ? p.model : undefined,
+        });
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { renderMarkdown } from '../src/lib/markdown.js';
+
+// Every tag the renderer may emit; attribute values cannot contain a quote (it is escaped).
+const SAFE_TAG =
+  /^<\/?(p|br|h[3-6]|ul|li|blockquote|hr|strong|em|del|code|pre( data-lang="[\w+#.-]+")?|ol( start="\d+")?|a( href="(https?:\/\/|mailto:)[^"]*" target="_blank" rel="noopener noreferrer nofollow")?)>$/;
+
+describe('renderMarkdown', () => {
+  it('renders the offline provider’s reply', () => {
+    const html = renderMarkdown(
+      [
+        '### Offline draft',
+        '',
+        '**Request:** "Plan the launch"',
+        '',
+        '**Plan:**',
+        '1. Clarify the goal for **launch**.',
+        '2. Draft a first pass at **plan**.',
+        '',
+        '**Risks:**',
+        '- Scope creep around **launch**.',
+        '',
+        '_Offline provider: generated locally, no AI model called._',
+      ].join('\n'),
+    );
+    expect(html).toBe(
+      '<h5>Offline draft</h5>' +
+        '<p><strong>Request:</strong> &quot;Plan the launch&quot;</p>' +
+        '<p><strong>Plan:</strong></p>' +
+        '<ol><li>Clarify the goal for <strong>launch</strong>.</li><li>Draft a first pass at <strong>plan</strong>.</li></ol>' +
+        '<p><strong>Risks:</strong></p>' +
+        '<ul><li>Scope creep around <strong>launch</strong>.</li></ul>' +
+        '<p><em>Offline provider: generated locally, no AI model called.</em></p>',
+    );
+  });
+
+  it('never lets HTML through, wherever it appears', () => {
+    const attacks = [
+      '<script>alert(1)</script>',
+      '<img src=x onerror=alert(1)>',
+      '**<b onmouseover=alert(1)>x</b>**',
+      '`<iframe>`',
+      '```html\n<script>alert(1)</script>\n```',
+      '# <svg onload=alert(1)>',
+      '- <a href="javascript:alert(1)">x</a>',
+      '> <style>*{}</style>',
+      '[click](javascript:alert(1))',
+      '[click](https://example.com" onclick="alert(1))',
+      'https://example.com/"><script>alert(1)</script>',
+      '\u0000<script>',
+    ];
+    for (const attack of attacks) {
+      for (const tag of renderMarkdown(attack).match(/<[^>]*>/g) ?? []) expect(tag).toMatch(SAFE_TAG);
+    }
+  });
+
+  it('links only http(s) and mailto targets', () => {
+    expect(renderMarkdown('[docs](https://example.com/a?b=1&c=2)')).toBe(
+      '<p><a href="https://example.com/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer nofollow">docs</a></p>',
+    );
+    expect(renderMarkdown('[x](javascript:alert(1))')).toBe('<p>[x](javascript:alert(1))</p>');
+    expect(renderMarkdown('See https://example.com.')).toBe(
+      '<p>See <a href="https://example.com" target="_blank" rel="noopener noreferrer nofollow">https://example.com</a>.</p>',
+    );
+  });
+
+  it('keeps code verbatim', () => {
+    expect(renderMarkdown('Use `**not bold**` here')).toBe('<p>Use <code>**not bold**</code> here</p>');
+    expect(renderMarkdown('```ts\nconst a = 1 < 2;\n# not a heading\n```')).toBe(
+      '<pre data-lang="ts"><code>const a = 1 &lt; 2;\n# not a heading</code></pre>',
+    );
+  });
+
+  it('renders an unfinished stream without losing text', () => {
+    expect(renderMarkdown('```\npartial code')).toBe('<pre><code>partial code</code></pre>');
+    expect(renderMarkdown('Some **bold')).toBe('<p>Some **bold</p>');
+    expect(renderMarkdown('1. first\n2. sec')).toBe('<ol><li>first</li><li>sec</li></ol>');
+  });
+
+  it('nests lists by indentation and keeps soft line breaks', () => {
+    expect(renderMarkdown('- a\n  - b\n- c')).toBe('<ul><li>a<ul><li>b</li></ul></li><li>c</li></ul>');
+    expect(renderMarkdown('line one\nline two')).toBe('<p>line one<br>line two</p>');
+    expect(renderMarkdown('3. three\n4. four')).toBe('<ol start="3"><li>three</li><li>four</li></ol>');
+  });
+});

@@ -90,7 +90,8 @@ export const budget: Benchmark = {
               continue;
             }
             reserveMs.push(performance.now() - t0);
-            await new Promise((r) => setTimeout(r, PROVIDER_MS));
+            // Provider calls take 50-150 ms, so runs do not move in lockstep.
+            await new Promise((r) => setTimeout(r, PROVIDER_MS / 2 + Math.random() * PROVIDER_MS));
             const t1 = performance.now();
             await guard.settle(hold, rc, attempt, outcome);
             settleMs.push(performance.now() - t1);

@@ -9,7 +9,10 @@ import type { Logger } from './logger.js';
  */
 export interface EventBus {
   publish(channel: string, payload: unknown): Promise<void>;
-  /** Returns an unsubscribe function. Handlers run in the order messages arrive. */
+  /**
+   * Returns an unsubscribe function. Handlers run in the order messages arrive; a `null` payload means
+   * "you may have missed messages" (the PostgreSQL bus reconnected): re-read from the database.
+   */
   subscribe(channel: string, handler: (payload: unknown) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
@@ -90,4 +93,23 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
       await listener?.end().catch(() => {});
     },
   };
+}
+
+/** Every message published on `channel` from now on, as an async iterator; `null` reconnect hints are skipped. */
+export async function* channelMessages<T>(bus: EventBus, channel: string): AsyncGenerator<T> {
+  const pending: T[] = [];
+  let wake: (() => void) | null = null;
+  const unsubscribe = await bus.subscribe(channel, (message) => {
+    if (message !== null) pending.push(message as T);
+    wake?.();
+  });
+  try {
+    for (;;) {
+      while (pending.length > 0) yield pending.shift()!;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    }
+  } finally {
+    await unsubscribe();
+  }
 }

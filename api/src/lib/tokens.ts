@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /** Secrets are stored only as their SHA-256; lookups go by hash so no plaintext ever reaches the database. */
 export const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
@@ -7,9 +7,3 @@ export const randomToken = (bytes = 32) => randomBytes(bytes).toString('base64ur
 
 export const API_TOKEN_PREFIX = 'hub_pat_';
 export const newApiToken = () => `${API_TOKEN_PREFIX}${randomToken(30)}`;
-
-export function safeEqual(a: string, b: string) {
-  const ab = Buffer.from(a);
-  const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
-}

@@ -33,10 +33,6 @@ export class Orchestrator {
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
-  get queue() {
-    return this.deps.queue;
-  }
-
   /** Queues a run that was just created (the row is already QUEUED). */
   enqueue(job: RunJob) {
     return this.deps.queue.enqueue(job);

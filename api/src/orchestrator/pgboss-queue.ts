@@ -108,7 +108,4 @@ export class PgBossRunQueue implements RunQueue {
     await this.boss.stop({ graceful: true, wait: true, timeout: 10_000 }).catch((err) => this.logger.warn({ err }, 'pg-boss stop'));
   }
 
-  stats() {
-    return { waiting: 0, active: this.active };
-  }
 }

@@ -18,8 +18,6 @@ export interface RunQueue {
   start(handler: (job: RunJob) => Promise<JobOutcome>): Promise<void>;
   /** Stops taking jobs and waits for the ones in progress. */
   stop(): Promise<void>;
-  /** What this process holds right now. */
-  stats(): { waiting: number; active: number };
 }
 
 export interface QueueLimits {
@@ -62,9 +60,6 @@ export class LocalRunQueue implements RunQueue {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  stats() {
-    return { waiting: this.queued.size, active: this.active };
-  }
 
   private pump() {
     if (!this.handler) return;

@@ -1,6 +1,7 @@
 import { builder } from '../../schema/builder.js';
 import { ErrorInterface } from '../../schema/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
+import { channelMessages } from '../../lib/pubsub.js';
 import { authorize } from '../authorize.js';
 import { can } from '../permissions.js';
 import { OrganizationRef } from '../orgs/orgs.type.js';
@@ -217,21 +218,7 @@ builder.subscriptionField('budgetAlerts', (t) =>
     subscribe: async function* (_r, { organizationId }, ctx) {
       const orgId = fromGlobalId(String(organizationId), 'Organization');
       await authorize(ctx, orgId, 'budget.read', 'Organization');
-      const pending: unknown[] = [];
-      let wake: (() => void) | null = null;
-      const unsubscribe = await ctx.bus.subscribe(budgetChannel(orgId), (a) => {
-        if (a) pending.push(a);
-        wake?.();
-      });
-      try {
-        for (;;) {
-          while (pending.length > 0) yield pending.shift() as never;
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = null;
-        }
-      } finally {
-        await unsubscribe();
-      }
+      yield* channelMessages<never>(ctx.bus, budgetChannel(orgId));
     },
     resolve: (a) => a,
   }),

@@ -77,11 +77,10 @@ export async function usageReport(
     attempts: Number(r.attempts),
     runs: Number(r.runs),
   }));
-  const totalRuns = await prisma.usageRecord.findMany({
-    where: { organizationId: organization.id, createdAt: { gte: from, lt: to } },
-    distinct: ['runId'],
-    select: { runId: true },
-  });
+  // Runs can span groups (a fallback changes the model), so the distinct total needs its own count.
+  const [counted] = await prisma.$queryRaw<{ runs: bigint }[]>`
+    SELECT count(DISTINCT "runId")::bigint AS runs FROM "UsageRecord"
+    WHERE "organizationId" = ${organization.id}::uuid AND "createdAt" >= ${from} AND "createdAt" < ${to}`;
   const total = out.reduce<UsageRow>(
     (t, r) => ({
       ...t,
@@ -91,7 +90,7 @@ export async function usageReport(
       outputTokens: t.outputTokens + r.outputTokens,
       attempts: t.attempts + r.attempts,
     }),
-    { key: 'total', label: 'Total', costMicros: 0n, inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, attempts: 0, runs: totalRuns.length },
+    { key: 'total', label: 'Total', costMicros: 0n, inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, attempts: 0, runs: Number(counted?.runs ?? 0n) },
   );
   return { from, to, groupBy, rows: out, total };
 }

@@ -1,5 +1,6 @@
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { fromGlobalId } from '../../lib/ids.js';
+import { channelMessages } from '../../lib/pubsub.js';
 import { projectChannel, streamRunEvents, type RunEventRecord } from '../../orchestrator/events.js';
 import '../agents/agents.type.js';
 import { ProviderEnum } from '../agents/agents.type.js';
@@ -250,21 +251,7 @@ builder.subscriptionField('projectRunUpdates', (t) =>
     subscribe: async function* (_r, { projectId }, ctx) {
       const project = await loadProject(ctx, fromGlobalId(String(projectId), 'Project'));
       await authorize(ctx, project.organizationId, 'run.read', 'Project');
-      const queue: { runId: string; status: string }[] = [];
-      let wake: (() => void) | null = null;
-      const unsubscribe = await ctx.bus.subscribe(projectChannel(project.id), (u) => {
-        if (u) queue.push(u as { runId: string; status: string });
-        wake?.();
-      });
-      try {
-        for (;;) {
-          while (queue.length > 0) yield queue.shift()!;
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = null;
-        }
-      } finally {
-        await unsubscribe();
-      }
+      yield* channelMessages<{ runId: string; status: string }>(ctx.bus, projectChannel(project.id));
     },
     resolve: (u) => u,
   }),

@@ -1,7 +1,8 @@
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { channelMessages } from '../../lib/pubsub.js';
-import { projectChannel, streamRunEvents, type RunEventRecord } from '../../orchestrator/events.js';
+import { streamRunEvents } from '../../orchestrator/event-stream.js';
+import { projectChannel, type RunEventRecord } from '../../orchestrator/events.js';
 import '../agents/agents.type.js';
 import { ProviderEnum } from '../agents/agents.type.js';
 import { authorize } from '../authorize.js';

@@ -19,6 +19,12 @@ export interface Database {
   /** Set for PostgreSQL: a pool shared by the queue and the event bus. */
   pool?: pg.Pool;
   url?: string;
+  /**
+   * One raw SQL statement straight on the driver, bypassing Prisma: for hot paths that need a single round
+   * trip. Columns come back as the driver parses them, which differs between pg and PGlite for int8,
+   * numeric and timestamp without time zone: cast those to text or return json from such statements.
+   */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -46,6 +52,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
       kind: 'postgresql',
       pool,
       url: opts.url,
+      async query<T>(text: string, params?: unknown[]) {
+        return (await pool.query(text, params)).rows as T[];
+      },
       async close() {
         await prisma.$disconnect();
         await pool.end();
@@ -65,6 +74,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     prisma,
     kind: 'pglite',
     pglite,
+    async query<T>(text: string, params?: unknown[]) {
+      return (await pglite.query<T>(text, params)).rows;
+    },
     async close() {
       await prisma.$disconnect();
       await pglite.close();

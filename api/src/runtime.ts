@@ -53,7 +53,7 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
   const queue =
     opts.queue ?? (db.kind === 'postgresql' ? await PgBossRunQueue.create(db.url!, bus, limits, logger) : new LocalRunQueue(limits));
   const orchestrator = new Orchestrator({
-    prisma: db.prisma,
+    db,
     bus,
     logger,
     providers,

@@ -1,14 +1,16 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../_generated/prisma/client.js';
 import { applyMigrations, pgExecutor, pgliteExecutor } from './migrations.js';
 
 export type { PrismaClient };
 export type DbKind = 'pglite' | 'postgresql';
+
+export type SqlQuery = <T = Record<string, unknown>>(text: string, params?: unknown[]) => Promise<T[]>;
 
 /** One open database: the Prisma client plus the raw driver for what Prisma cannot do (LISTEN/NOTIFY, queue). */
 export interface Database {
@@ -24,7 +26,9 @@ export interface Database {
    * trip. Columns come back as the driver parses them, which differs between pg and PGlite for int8,
    * numeric and timestamp without time zone: cast those to text or return json from such statements.
    */
-  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  query: SqlQuery;
+  /** Runs `fn` in one transaction on one connection, with the same raw-statement call; rolls back if it throws. */
+  transaction<T>(fn: (query: SqlQuery) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -42,6 +46,20 @@ export interface OpenDatabaseOptions {
   return this.toString();
 };
 
+/**
+ * Raw statements run as named prepared statements: each connection parses and plans a statement once,
+ * then only binds and executes it (the hot paths run the same few statements thousands of times).
+ */
+const statementNames = new Map<string, string>();
+function statementName(text: string) {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `hub_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    if (statementNames.size < 1_000) statementNames.set(text, name);
+  }
+  return name;
+}
+
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 20 });
@@ -53,7 +71,21 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
       pool,
       url: opts.url,
       async query<T>(text: string, params?: unknown[]) {
-        return (await pool.query(text, params)).rows as T[];
+        return (await pool.query({ name: statementName(text), text, values: params })).rows as T[];
+      },
+      async transaction(fn) {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          const result = await fn(async <T>(text: string, params?: unknown[]) => (await client.query({ name: statementName(text), text, values: params })).rows as T[]);
+          await client.query('COMMIT');
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        } finally {
+          client.release();
+        }
       },
       async close() {
         await prisma.$disconnect();
@@ -67,6 +99,8 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     location = resolve(dir, 'pglite');
     mkdirSync(location, { recursive: true });
   }
+  // Loaded only for the embedded database: its WebAssembly build is tens of megabytes a PostgreSQL process never needs.
+  const [{ PGlite }, { PrismaPGlite }] = await Promise.all([import('@electric-sql/pglite'), import('pglite-prisma-adapter')]);
   const pglite = await PGlite.create(location);
   if (opts.migrate !== false) await applyMigrations(pgliteExecutor(pglite));
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
@@ -76,6 +110,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     pglite,
     async query<T>(text: string, params?: unknown[]) {
       return (await pglite.query<T>(text, params)).rows;
+    },
+    transaction(fn) {
+      return pglite.transaction((tx) => fn(async <T>(text: string, params?: unknown[]) => (await tx.query<T>(text, params)).rows));
     },
     async close() {
       await prisma.$disconnect();

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from './logger.js';
+import type { SqlParams } from './sql.js';
 
 /**
  * Cross-process notifications. Payloads are small JSON hints ("run X has events up to seq N"), never the
@@ -14,7 +15,30 @@ export interface EventBus {
    * "you may have missed messages" (the PostgreSQL bus reconnected): re-read from the database.
    */
   subscribe(channel: string, handler: (payload: unknown) => void): Promise<() => Promise<void>>;
+  /**
+   * PostgreSQL only: the message as the text of a `pg_notify(NOTIFY_CHANNEL, text)` call, so a statement
+   * can announce its own writes in the same round trip (PostgreSQL delivers it when the statement commits,
+   * never before). Absent on the in-process bus, where the writer publishes after the statement.
+   */
+  encode?(channel: string, payload: unknown): string;
   close(): Promise<void>;
+}
+
+/** Messages that ride inside one SQL statement (PostgreSQL) or are published right after it (in process). */
+export interface StatementNotifications {
+  /** `pg_notify(...)` expressions to select in the statement; empty on the in-process bus. */
+  sql: string[];
+  /** Publishes on the in-process bus; a no-op when the messages rode inside the statement. */
+  publishAfter(): Promise<void>;
+}
+
+/** Builds the notifications for a statement with parameters `params` (their texts are appended to it). */
+export function statementNotifications(bus: EventBus, messages: [channel: string, payload: unknown][], params: SqlParams): StatementNotifications {
+  if (!bus.encode) {
+    return { sql: [], publishAfter: async () => void (await Promise.all(messages.map(([c, p]) => bus.publish(c, p)))) };
+  }
+  const sql = messages.map(([c, p]) => `pg_notify('${NOTIFY_CHANNEL}', ${params.add(bus.encode!(c, p))})`);
+  return { sql, publishAfter: async () => {} };
 }
 
 /** One process (embedded database): an in-memory emitter. */
@@ -39,7 +63,7 @@ export function createLocalBus(): EventBus {
 
 // PostgreSQL channel names are identifiers (max 63 bytes); ours are hashed into one shared channel and
 // demultiplexed here, so thousands of subscribed runs cost one LISTEN, not thousands.
-const PG_CHANNEL = 'hub_events';
+export const NOTIFY_CHANNEL = 'hub_events';
 const MAX_NOTIFY_BYTES = 7_900;
 
 /** Many processes (PostgreSQL): LISTEN/NOTIFY on one dedicated connection, local fan-out per channel. */
@@ -66,18 +90,23 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
       if (!closed) setTimeout(() => void connect().catch((e) => logger.error({ err: e }, 'reconnect failed')), 500);
     });
     await client.connect();
-    await client.query(`LISTEN ${PG_CHANNEL}`);
+    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
     listener = client;
     // Subscribers may have missed messages while disconnected: tell them to re-read from the database.
     local.emit('*reconnected', null);
   };
   await connect();
 
+  function encode(channel: string, payload: unknown) {
+    const text = JSON.stringify({ c: channel, p: payload });
+    if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new Error(`notification on ${channel} too large`);
+    return text;
+  }
+
   return {
+    encode,
     async publish(channel, payload) {
-      const text = JSON.stringify({ c: channel, p: payload });
-      if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new Error(`notification on ${channel} too large`);
-      await publisher.query('SELECT pg_notify($1, $2)', [PG_CHANNEL, text]);
+      await publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, encode(channel, payload)]);
     },
     async subscribe(channel, handler) {
       local.on(channel, handler);

@@ -16,7 +16,12 @@ export function requireViewer(ctx: Context) {
  */
 export async function authorize(ctx: Context, organizationId: string, action: Action, entity = 'Object'): Promise<Role> {
   requireViewer(ctx);
-  const role = await ctx.roleIn(organizationId);
+  return authorizeRole(ctx, organizationId, await ctx.roleIn(organizationId), action, entity);
+}
+
+/** `authorize` for a caller that already read the viewer's role in the organization (null: not a member). */
+export async function authorizeRole(ctx: Context, organizationId: string, role: Role | null, action: Action, entity = 'Object'): Promise<Role> {
+  requireViewer(ctx);
   if (!role) throw new NotFoundError(entity);
   if (!can(role, action)) throw await deny(ctx, organizationId, action, role, `Your role (${role}) cannot ${action.replace('.', ' ')}`);
   return role;

@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import type { PrismaClient } from '../lib/db.js';
+import type { Database, SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
 import type { EventBus } from '../lib/pubsub.js';
 import { CircuitBreaker, type ProviderRegistry, type RetryPolicy } from '../providers/index.js';
 import { RunEventWriter } from './events.js';
 import type { RunJob, RunQueue } from './queue.js';
-import { announceStatus, cancelChannel, executeRun, type AttemptBudget } from './run-executor.js';
+import { cancelChannel, executeRun, statusAnnouncement, type AttemptBudget } from './run-executor.js';
+import { utcWall } from '../lib/sql.js';
 
 /** How many times a run is retried after its worker died before it fails for good. */
 export const MAX_WORKER_ATTEMPTS = 3;
 
 export interface OrchestratorDeps {
-  prisma: PrismaClient;
+  db: Database;
   bus: EventBus;
   logger: Logger;
   providers: ProviderRegistry;
@@ -33,9 +34,21 @@ export class Orchestrator {
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
-  /** Queues a run that was just created (the row is already QUEUED). */
+  /** Queues a run that was just created (the row is already QUEUED and committed). */
   enqueue(job: RunJob) {
     return this.deps.queue.enqueue(job);
+  }
+
+  /**
+   * Queues a run inside the transaction that creates it (`query` runs on that transaction), so a run and
+   * its job commit together or not at all. Call the returned function once the transaction has committed:
+   * it hands the job to this process's workers at once (an in-process queue only takes it then).
+   */
+  async enqueueWithin(job: RunJob, query: SqlQuery): Promise<() => void> {
+    const queue = this.deps.queue;
+    if (!queue.durable) return () => void queue.enqueue(job);
+    await queue.enqueue(job, query);
+    return () => queue.poke?.();
   }
 
   /** Asks whichever worker holds the run to stop its provider request. */
@@ -61,7 +74,7 @@ export class Orchestrator {
 
   /** The in-process queue forgets on restart: put back every run still waiting in the database. */
   private async requeueWaiting() {
-    const queued = await this.deps.prisma.agentRun.findMany({
+    const queued = await this.deps.db.prisma.agentRun.findMany({
       where: { status: 'QUEUED' },
       select: { id: true, organizationId: true },
       orderBy: { queuedAt: 'asc' },
@@ -80,7 +93,7 @@ export class Orchestrator {
   private run(job: RunJob) {
     return executeRun(
       {
-        prisma: this.deps.prisma,
+        db: this.deps.db,
         bus: this.deps.bus,
         logger: this.deps.logger,
         providers: this.deps.providers,
@@ -100,8 +113,8 @@ export class Orchestrator {
    * MAX_WORKER_ATTEMPTS. Events already stored are kept; a status event explains what happened.
    */
   async recover(now = new Date()): Promise<number> {
-    const { prisma, bus } = this.deps;
-    const stale = await prisma.agentRun.findMany({
+    const { db, bus } = this.deps;
+    const stale = await db.prisma.agentRun.findMany({
       where: { status: 'RUNNING', leaseExpiresAt: { lt: now } },
       select: { id: true, organizationId: true, projectId: true, attempts: true, lastSeq: true, leaseOwner: true },
       take: 100,
@@ -110,24 +123,25 @@ export class Orchestrator {
     for (const run of stale) {
       const retry = run.attempts < MAX_WORKER_ATTEMPTS;
       const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
-      const writer = new RunEventWriter(prisma, bus, run.id, run.lastSeq);
+      const writer = new RunEventWriter(db.query, bus, run.id, run.lastSeq);
       const changed = await writer.finish(
         'STATUS',
         retry ? { status: 'QUEUED', reason: `${reason}; retrying` } : { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' },
-        async (tx, seq) =>
-          (
-            await tx.agentRun.updateMany({
-              where: { id: run.id, status: 'RUNNING', leaseOwner: run.leaseOwner, leaseExpiresAt: { lt: now } },
-              data: retry
-                ? { status: 'QUEUED', leaseOwner: null, leaseExpiresAt: null, queuedAt: now, lastSeq: seq }
-                : { status: 'FAILED', leaseOwner: null, leaseExpiresAt: null, finishedAt: now, lastSeq: seq, error: `${reason}; gave up after ${run.attempts} attempts`, errorCode: 'WORKER_LOST' },
-            })
-          ).count === 1,
+        (p, seq) => {
+          const at = p.add(utcWall(now));
+          const set = retry
+            ? `status = 'QUEUED', "queuedAt" = ${at}::timestamp(3)`
+            : `status = 'FAILED', "finishedAt" = ${at}::timestamp(3), error = ${p.add(`${reason}; gave up after ${run.attempts} attempts`)}, "errorCode" = 'WORKER_LOST'`;
+          return `UPDATE "AgentRun" SET ${set}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}
+                  WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND "leaseOwner" IS NOT DISTINCT FROM ${p.add(run.leaseOwner)}
+                    AND "leaseExpiresAt" < ${at}::timestamp(3)
+                  RETURNING id`;
+        },
+        [statusAnnouncement(run.projectId, run.id, retry ? 'QUEUED' : 'FAILED')],
       );
       if (!changed) continue;
       recovered++;
       await this.deps.budget.releaseHolds({ runId: run.id });
-      await announceStatus(bus, run.projectId, run.id, retry ? 'QUEUED' : 'FAILED');
       if (retry) await this.deps.queue.enqueue({ runId: run.id, organizationId: run.organizationId });
     }
     await this.deps.budget.releaseHolds({ expiredBefore: now });

@@ -1,10 +1,16 @@
+import { randomUUID } from 'node:crypto';
 import PgBoss from 'pg-boss';
+import type { SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
-import type { EventBus } from '../lib/pubsub.js';
+import { NOTIFY_CHANNEL, type EventBus } from '../lib/pubsub.js';
 import type { JobOutcome, QueueLimits, RunJob, RunQueue } from './queue.js';
 
 const QUEUE = 'agent-runs';
 const WAKE = 'queue:wake';
+/** Sent on every enqueue; `from` lets the sender ignore its own. */
+interface WakeMessage {
+  from: string;
+}
 /** When an organization is at its cap across processes, look again after this long. */
 const BUSY_RETRY_SECONDS = 1;
 
@@ -23,6 +29,7 @@ export class PgBossRunQueue implements RunQueue {
   private fetching: Promise<void> | null = null;
   private again = false;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly instance = randomUUID();
 
   private constructor(
     private readonly boss: PgBoss,
@@ -44,14 +51,40 @@ export class PgBossRunQueue implements RunQueue {
     return new PgBossRunQueue(boss, bus, limits, logger);
   }
 
-  async enqueue(job: RunJob) {
-    await this.boss.send(QUEUE, job);
-    await this.bus.publish(WAKE, null);
+  async enqueue(job: RunJob, within?: SqlQuery) {
+    const wake: WakeMessage = { from: this.instance };
+    if (!within || !this.bus.encode) {
+      await this.boss.send(QUEUE, job, within ? { db: { executeSql: async (text, values) => ({ rows: await within(text, values) }) } } : {});
+      await this.bus.publish(WAKE, wake);
+      this.pump();
+      return;
+    }
+    // One round trip: pg-boss's own INSERT … RETURNING, plus the wake-up for every other process, which
+    // PostgreSQL delivers only when the caller's transaction commits.
+    const notice = this.bus.encode(WAKE, wake);
+    await this.boss.send(QUEUE, job, {
+      db: {
+        executeSql: async (text: string, values: unknown[] = []) => ({
+          rows: await within(`WITH job AS (${text}) SELECT job.*, pg_notify($${values.length + 1}, $${values.length + 2}) FROM job`, [
+            ...values,
+            NOTIFY_CHANNEL,
+            notice,
+          ]),
+        }),
+      },
+    });
+  }
+
+  poke() {
+    this.pump();
   }
 
   async start(handler: (job: RunJob) => Promise<JobOutcome>) {
     this.handler = handler;
-    this.unsubscribeWake = await this.bus.subscribe(WAKE, () => this.pump());
+    // Our own wake-ups come back through PostgreSQL too: this process already looked when it enqueued.
+    this.unsubscribeWake = await this.bus.subscribe(WAKE, (m) => {
+      if ((m as WakeMessage | null)?.from !== this.instance) this.pump();
+    });
     this.timer = setInterval(() => this.pump(), 2_000);
     this.timer.unref();
     this.pump();

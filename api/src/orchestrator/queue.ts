@@ -1,3 +1,5 @@
+import type { SqlQuery } from '../lib/db.js';
+
 export interface RunJob {
   runId: string;
   organizationId: string;
@@ -13,7 +15,13 @@ export type JobOutcome = 'done' | 'busy';
 export interface RunQueue {
   /** True when jobs survive a restart by themselves; otherwise the orchestrator re-enqueues QUEUED runs on start. */
   readonly durable: boolean;
-  enqueue(job: RunJob): Promise<void>;
+  /**
+   * Adds a job. A durable engine given `within` (a statement runner on the caller's open transaction)
+   * stores the job in that transaction, so it commits or rolls back with the run it belongs to.
+   */
+  enqueue(job: RunJob, within?: SqlQuery): Promise<void>;
+  /** Looks for work now (after a job was enqueued within a transaction that has just committed). */
+  poke?(): void;
   /** Begins consuming: at most `concurrency` jobs at once in this process, at most `perOrg` per organization. */
   start(handler: (job: RunJob) => Promise<JobOutcome>): Promise<void>;
   /** Stops taking jobs and waits for the ones in progress. */

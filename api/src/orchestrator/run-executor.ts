@@ -1,8 +1,9 @@
 import type { Prisma } from '../_generated/prisma/client.js';
 import type { RunStatus } from '../_generated/prisma/enums.js';
-import type { PrismaClient } from '../lib/db.js';
+import type { Database, SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
 import type { EventBus } from '../lib/pubsub.js';
+import { utcWall, type SqlParams } from '../lib/sql.js';
 import {
   executeCompletion,
   ProviderError,
@@ -10,11 +11,12 @@ import {
   type AttemptOutcome,
   type ChainEntry,
   type CircuitBreaker,
+  type ExecuteResult,
   type ProviderId,
   type ProviderRegistry,
   type RetryPolicy,
 } from '../providers/index.js';
-import { projectChannel, RunEventWriter } from './events.js';
+import { projectChannel, RunEventWriter, type Announcement } from './events.js';
 import type { JobOutcome } from './queue.js';
 
 /** A worker renews its lease every third of it; a lease that lapses means the worker is gone. */
@@ -52,7 +54,7 @@ export interface RunContext {
 }
 
 export interface ExecutorDeps {
-  prisma: PrismaClient;
+  db: Pick<Database, 'prisma' | 'query'>;
   bus: EventBus;
   logger: Logger;
   providers: ProviderRegistry;
@@ -65,23 +67,23 @@ export interface ExecutorDeps {
   leaseMs?: number;
 }
 
+/** What a claim returns about the run and its agent: everything the executor needs, in the same round trip. */
+interface ClaimedRun {
+  run: { id: string; organizationId: string; projectId: string; agentId: string; input: string; attempts: number; lastSeq: number; cancelRequested: boolean };
+  agent: { provider: ProviderId; model: string; systemPrompt: string; temperature: number | null; maxOutputTokens: number; fallbackChain: Prisma.JsonValue };
+}
+
 /**
  * QUEUED → RUNNING under a per-organization advisory lock, so N processes together never exceed the
- * organization's cap (each process's queue also caps itself; this is the cross-process guarantee).
+ * organization's cap (each process's queue also caps itself; this is the cross-process guarantee). One
+ * round trip: the `hub_claim_run` function (see its migration) locks, counts, claims and returns the run.
  */
-async function claimRun(prisma: PrismaClient, runId: string, workerId: string, perOrgCap: number, leaseMs: number, now: Date) {
-  return prisma.$transaction(async (tx) => {
-    const run = await tx.agentRun.findUnique({ where: { id: runId }, select: { organizationId: true, status: true } });
-    if (!run || run.status !== 'QUEUED') return 'gone' as const;
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${run.organizationId}, 0))`;
-    const running = await tx.agentRun.count({ where: { organizationId: run.organizationId, status: 'RUNNING' } });
-    if (running >= perOrgCap) return 'busy' as const;
-    const claimed = await tx.agentRun.updateMany({
-      where: { id: runId, status: 'QUEUED' },
-      data: { status: 'RUNNING', leaseOwner: workerId, leaseExpiresAt: new Date(now.getTime() + leaseMs), startedAt: now, attempts: { increment: 1 } },
-    });
-    return claimed.count === 1 ? ('claimed' as const) : ('gone' as const);
-  });
+async function claimRun(query: SqlQuery, runId: string, workerId: string, perOrgCap: number, leaseMs: number, now: Date) {
+  const [row] = await query<{ claim: { outcome: 'gone' | 'busy' } | ({ outcome: 'claimed' } & ClaimedRun) }>(
+    'SELECT hub_claim_run($1::uuid, $2, $3::int, $4::int, $5::timestamp(3)) AS claim',
+    [runId, workerId, perOrgCap, leaseMs, utcWall(now)],
+  );
+  return row!.claim;
 }
 
 export function parseChain(provider: ProviderId, model: string, fallback: Prisma.JsonValue): ChainEntry[] {
@@ -93,10 +95,10 @@ export function parseChain(provider: ProviderId, model: string, fallback: Prisma
   return [{ provider, model }, ...rest];
 }
 
-/** Announces a status change to dashboards watching the project. */
-export async function announceStatus(bus: EventBus, projectId: string, runId: string, status: RunStatus) {
-  await bus.publish(projectChannel(projectId), { runId, status });
-}
+/** A status change for dashboards watching the project, sent with the write that makes it true. */
+export const statusAnnouncement = (projectId: string, runId: string, status: RunStatus): Announcement => [projectChannel(projectId), { runId, status }];
+
+type FinalState = { status: RunStatus; error?: string; errorCode?: string; output?: string; details?: Record<string, unknown>; result?: ExecuteResult };
 
 /**
  * Runs one queued run to its end. Only the worker holding the run's lease writes to it; every final
@@ -105,42 +107,50 @@ export async function announceStatus(bus: EventBus, projectId: string, runId: st
  * claimable: already taken, cancelled or finished).
  */
 export async function executeRun(deps: ExecutorDeps, runId: string): Promise<JobOutcome> {
-  const { prisma, bus, logger, workerId } = deps;
+  const { db, bus, logger, workerId } = deps;
   const now = new Date();
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
-  const claim = await claimRun(prisma, runId, workerId, deps.perOrgCap, leaseMs, now);
-  if (claim !== 'claimed') return claim === 'busy' ? 'busy' : 'done';
-  const run = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, include: { agent: true } });
-  const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
-  const writer = new RunEventWriter(prisma, bus, runId, run.lastSeq);
-  writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
-  await announceStatus(bus, run.projectId, runId, 'RUNNING');
-
+  // Listen for a cancel before claiming: one requested earlier is in the claimed row, a later one on the bus.
   const abort = new AbortController();
   const unsubscribeCancel = await bus.subscribe(cancelChannel(runId), () => abort.abort());
+  let claim;
+  try {
+    claim = await claimRun(db.query, runId, workerId, deps.perOrgCap, leaseMs, now);
+  } catch (err) {
+    await unsubscribeCancel();
+    throw err;
+  }
+  if (claim.outcome !== 'claimed') {
+    await unsubscribeCancel();
+    return claim.outcome === 'busy' ? 'busy' : 'done';
+  }
+  const { run, agent } = claim;
+  if (run.cancelRequested) abort.abort();
+  const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
+  const writer = new RunEventWriter(db.query, bus, runId, run.lastSeq);
+  writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));
+  writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
+
   const heartbeat = setInterval(() => {
     Promise.all([
-      prisma.agentRun.updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + leaseMs) } }),
+      db.prisma.agentRun.updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + leaseMs) } }),
       deps.budget.extend(runId),
     ]).catch((err) => logger.warn({ err, runId }, 'lease renewal failed'));
   }, leaseMs / 3);
   heartbeat.unref();
-  // Re-read after subscribing: a cancel that raced the claim is seen either here or on the bus.
-  const { cancelRequested } = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, select: { cancelRequested: true } });
-  if (cancelRequested) abort.abort();
 
   let output = '';
   let firstTokenAt: Date | null = null;
-  let final: { status: RunStatus; error?: string; errorCode?: string; data?: Prisma.AgentRunUpdateManyMutationInput } = { status: 'FAILED' };
+  let final: FinalState = { status: 'FAILED' };
   const holds = new Map<number, unknown>();
   try {
     const result = await executeCompletion({
-      chain: parseChain(run.agent.provider, run.agent.model, run.agent.fallbackChain),
+      chain: parseChain(agent.provider, agent.model, agent.fallbackChain),
       request: {
-        system: run.agent.systemPrompt || undefined,
+        system: agent.systemPrompt || undefined,
         messages: [{ role: 'user', content: run.input }],
-        temperature: run.agent.temperature ?? undefined,
-        maxOutputTokens: run.agent.maxOutputTokens,
+        temperature: agent.temperature ?? undefined,
+        maxOutputTokens: agent.maxOutputTokens,
         signal: abort.signal,
       },
       registry: deps.providers,
@@ -156,9 +166,7 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
         }
       },
       onDelta: (text) => {
-        if (!firstTokenAt) {
-          firstTokenAt = new Date();
-        }
+        if (!firstTokenAt) firstTokenAt = new Date();
         output += text;
         writer.append('TOKEN', { text });
       },
@@ -172,34 +180,18 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
       costMicros: String(result.costMicros ?? 0n),
       attempts: result.attempts.filter((a) => a.number !== null).length,
     });
-    final = {
-      status: 'SUCCEEDED',
-      data: {
-        output: result.text,
-        provider: result.provider,
-        model: result.model,
-        inputTokens: result.usage.inputTokens,
-        cachedInputTokens: result.usage.cachedInputTokens,
-        outputTokens: result.usage.outputTokens,
-        costMicros: await totalCost(prisma, runId),
-      },
-    };
+    final = { status: 'SUCCEEDED', output: result.text, result };
   } catch (err) {
     if (err instanceof RunBlockedError) {
-      final = {
-        status: 'BLOCKED',
-        error: err.message,
-        errorCode: 'BUDGET_EXCEEDED',
-        data: { output, costMicros: await totalCost(prisma, runId), errorDetails: err.details as Prisma.InputJsonValue },
-      };
+      final = { status: 'BLOCKED', error: err.message, errorCode: 'BUDGET_EXCEEDED', output, details: err.details };
       writer.append('ERROR', { message: err.message, code: 'BUDGET_EXCEEDED', ...err.details });
     } else if (abort.signal.aborted || (err instanceof ProviderError && err.kind === 'aborted')) {
-      final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', data: { output, costMicros: await totalCost(prisma, runId) } };
+      final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', output };
     } else if (err instanceof ProviderError) {
-      final = { status: 'FAILED', error: err.message, errorCode: `PROVIDER_${err.kind.toUpperCase()}`, data: { output, costMicros: await totalCost(prisma, runId) } };
+      final = { status: 'FAILED', error: err.message, errorCode: `PROVIDER_${err.kind.toUpperCase()}`, output };
     } else {
       logger.error({ err, runId }, 'run crashed');
-      final = { status: 'FAILED', error: 'Internal error while running the agent', errorCode: 'INTERNAL', data: { output } };
+      final = { status: 'FAILED', error: 'Internal error while running the agent', errorCode: 'INTERNAL', output };
     }
   } finally {
     clearInterval(heartbeat);
@@ -209,30 +201,43 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
   const finished = await writer.finish(
     'STATUS',
     { status: final.status, ...(final.error ? { error: final.error, errorCode: final.errorCode } : {}) },
-    async (tx, seq) =>
-      (
-        await tx.agentRun.updateMany({
-          where: { id: runId, leaseOwner: workerId, status: 'RUNNING' },
-          data: {
-            ...final.data,
-            status: final.status,
-            error: final.error ?? null,
-            errorCode: final.errorCode ?? null,
-            firstTokenAt,
-            finishedAt: new Date(),
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            lastSeq: seq,
-          },
-        })
-      ).count === 1,
+    (p, seq) => finalUpdate(p, seq, runId, workerId, final, firstTokenAt),
+    [statusAnnouncement(run.projectId, runId, final.status)],
   );
-  if (finished) await announceStatus(bus, run.projectId, runId, final.status);
-  else logger.warn({ runId }, 'lease lost before the run finished; another worker owns it now');
+  if (!finished) logger.warn({ runId }, 'lease lost before the run finished; another worker owns it now');
   return 'done';
 }
 
-async function totalCost(prisma: PrismaClient, runId: string): Promise<bigint> {
-  const agg = await prisma.usageRecord.aggregate({ where: { runId }, _sum: { costMicros: true } });
-  return agg._sum.costMicros ?? 0n;
+/**
+ * The run's final row, written only while this worker still holds the lease. Its cost is the sum of its
+ * ledger rows (every attempt, fallbacks and failures included), computed in the same statement.
+ */
+function finalUpdate(p: SqlParams, seq: number, runId: string, workerId: string, final: FinalState, firstTokenAt: Date | null) {
+  const r = final.result;
+  const id = p.add(runId);
+  const set = [
+    `status = ${p.add(final.status)}::"RunStatus"`,
+    `output = ${p.add(final.output ?? null)}`,
+    `error = ${p.add(final.error ?? null)}`,
+    `"errorCode" = ${p.add(final.errorCode ?? null)}`,
+    `"errorDetails" = ${p.add(final.details ? JSON.stringify(final.details) : null)}::jsonb`,
+    `"firstTokenAt" = ${p.add(firstTokenAt ? utcWall(firstTokenAt) : null)}::timestamp(3)`,
+    `"finishedAt" = ${p.add(utcWall(new Date()))}::timestamp(3)`,
+    `"leaseOwner" = NULL`,
+    `"leaseExpiresAt" = NULL`,
+    `"lastSeq" = ${p.add(seq)}`,
+    // An internal crash keeps whatever cost was recorded so far out of the run row, as before.
+    ...(final.errorCode === 'INTERNAL' ? [] : [`"costMicros" = (SELECT coalesce(sum(u."costMicros"), 0) FROM "UsageRecord" u WHERE u."runId" = ${id}::uuid)`]),
+    ...(r
+      ? [
+          `provider = ${p.add(r.provider)}::"Provider"`,
+          `model = ${p.add(r.model)}`,
+          `"inputTokens" = ${p.add(r.usage.inputTokens)}`,
+          `"cachedInputTokens" = ${p.add(r.usage.cachedInputTokens)}`,
+          `"outputTokens" = ${p.add(r.usage.outputTokens)}`,
+        ]
+      : []),
+  ];
+  return `UPDATE "AgentRun" SET ${set.join(', ')}
+          WHERE id = ${id}::uuid AND "leaseOwner" = ${p.add(workerId)} AND status = 'RUNNING' RETURNING id`;
 }

@@ -47,10 +47,12 @@ export async function resolveViewer(
 ): Promise<Viewer | null> {
   if (creds.bearer) {
     if (!creds.bearer.startsWith(API_TOKEN_PREFIX)) throw new InvalidCredentialsError('Invalid API token');
-    const token = await prisma.apiToken.findUnique({
-      where: { tokenHash: sha256(creds.bearer) },
-      include: { user: true },
-    });
+    // One round trip for the token and its user (this runs on every API request).
+    const [token] = await prisma.$queryRaw<
+      { id: string; userId: string; email: string; name: string; lastUsedAt: Date | null; expiresAt: Date | null; revokedAt: Date | null }[]
+    >`SELECT t.id, t."userId", u.email, u.name, t."lastUsedAt", t."expiresAt", t."revokedAt"
+      FROM "ApiToken" t JOIN "User" u ON u.id = t."userId"
+      WHERE t."tokenHash" = ${sha256(creds.bearer)}`;
     if (!token || token.revokedAt || (token.expiresAt && token.expiresAt <= now)) {
       throw new InvalidCredentialsError('Invalid, expired or revoked API token');
     }
@@ -58,7 +60,7 @@ export async function resolveViewer(
     if (!token.lastUsedAt || now.getTime() - token.lastUsedAt.getTime() > 60_000) {
       await prisma.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: now } });
     }
-    return { userId: token.userId, email: token.user.email, name: token.user.name, via: 'token', tokenId: token.id };
+    return { userId: token.userId, email: token.email, name: token.name, via: 'token', tokenId: token.id };
   }
   if (creds.sessionToken) {
     const session = await prisma.session.findUnique({

@@ -1,13 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { Prisma } from '../../_generated/prisma/client.js';
+import type { AgentRun } from '../../_generated/prisma/client.js';
+import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
 import { NotFoundError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
-import { announceStatus } from '../../orchestrator/run-executor.js';
-import { authorize, requireViewer } from '../authorize.js';
-import { loadAgent } from '../agents/agents.service.js';
+import { statusAnnouncement } from '../../orchestrator/run-executor.js';
+import { statementNotifications } from '../../lib/pubsub.js';
+import { SqlParams, utcWall } from '../../lib/sql.js';
+import { authorize, authorizeRole, requireViewer } from '../authorize.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const TERMINAL: RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'];
 
@@ -28,9 +33,19 @@ export async function loadRun(ctx: Context, runId: string) {
 
 /** Creates a QUEUED run and hands it to the queue. The same idempotency key returns the same run. */
 export async function startRun(ctx: Context, agentId: string, raw: unknown, extra: { parentRunId?: string } = {}) {
-  const agent = await loadAgent(ctx, agentId);
-  await authorize(ctx, agent.organizationId, 'run.start', 'Agent');
-  if (agent.archivedAt) throw new ValidationError([{ path: ['agentId'], message: 'This agent is archived' }]);
+  const viewer = requireViewer(ctx);
+  // The agent and the viewer's role in its organization in one round trip (the hot path of the API).
+  const [agent] = UUID.test(agentId)
+    ? await ctx.db.query<{ id: string; organizationId: string; projectId: string; archived: boolean; role: Role | null }>(
+        `SELECT a.id, a."organizationId", a."projectId", a."archivedAt" IS NOT NULL AS archived, m.role::text AS role
+         FROM "Agent" a JOIN "Membership" m ON m."organizationId" = a."organizationId" AND m."userId" = $2::uuid
+         WHERE a.id = $1::uuid`,
+        [agentId, viewer.userId],
+      )
+    : [];
+  if (!agent) throw new NotFoundError('Agent');
+  await authorizeRole(ctx, agent.organizationId, agent.role, 'run.start', 'Agent');
+  if (agent.archived) throw new ValidationError([{ path: ['agentId'], message: 'This agent is archived' }]);
   const input = parseInput(StartRun, raw);
   if (input.idempotencyKey) {
     const existing = await ctx.prisma.agentRun.findUnique({
@@ -40,37 +55,82 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
   }
   // Charged only when a run is actually created, so a replayed idempotent start never trips the limit.
   await ctx.limits.consume('runsOrg', agent.organizationId);
-  let run;
-  try {
-    run = await ctx.prisma.$transaction(async (tx) => {
-      const created = await tx.agentRun.create({
-        data: {
-          organizationId: agent.organizationId,
-          projectId: agent.projectId,
-          agentId: agent.id,
-          createdById: ctx.viewer!.userId,
-          input: input.input,
-          idempotencyKey: input.idempotencyKey ?? null,
-          parentRunId: extra.parentRunId ?? null,
-          lastSeq: 1,
-        },
-      });
-      await tx.runEvent.create({ data: { runId: created.id, seq: 1, type: 'STATUS', payload: { status: 'QUEUED' } } });
-      return created;
-    });
-  } catch (err) {
+  const now = new Date();
+  const run: AgentRun = {
+    ...RUN_DEFAULTS,
+    id: randomUUID(),
+    organizationId: agent.organizationId,
+    projectId: agent.projectId,
+    agentId: agent.id,
+    createdById: ctx.viewer!.userId,
+    input: input.input,
+    idempotencyKey: input.idempotencyKey ?? null,
+    parentRunId: extra.parentRunId ?? null,
+    lastSeq: 1,
+    createdAt: now,
+    queuedAt: now,
+  };
+  const job = { runId: run.id, organizationId: run.organizationId };
+  // One transaction, three statements: the run with its first event (and, on PostgreSQL, the project's
+    // status notification riding along), then the queue's job; all commit together or not at all.
+  const created = await ctx.db.transaction(async (query) => {
+      const p = new SqlParams();
+      const at = p.add(utcWall(now));
+      const notes = statementNotifications(ctx.bus, [statusAnnouncement(run.projectId, run.id, 'QUEUED')], p);
+      const rows = await query(
+        `WITH run AS (
+           INSERT INTO "AgentRun" (id, "organizationId", "projectId", "agentId", "createdById", input, "idempotencyKey", "parentRunId", "lastSeq", "createdAt", "queuedAt")
+           VALUES (${p.add(run.id)}::uuid, ${p.add(run.organizationId)}::uuid, ${p.add(run.projectId)}::uuid, ${p.add(run.agentId)}::uuid,
+                   ${p.add(run.createdById)}::uuid, ${p.add(run.input)}, ${p.add(run.idempotencyKey)}, ${p.add(run.parentRunId)}::uuid, 1, ${at}::timestamp(3), ${at}::timestamp(3))
+           ON CONFLICT ("organizationId", "idempotencyKey") DO NOTHING
+           RETURNING id),
+         ev AS (
+           INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt")
+           SELECT id, 1, 'STATUS', '{"status":"QUEUED"}'::jsonb, ${at}::timestamp(3) FROM run RETURNING 1)
+         SELECT ${['1', ...notes.sql].join(', ')} FROM ev`,
+        p.values,
+      );
+      if (rows.length === 0) return null; // the idempotency key was taken meanwhile
+      const afterCommit = await ctx.orchestrator.enqueueWithin(job, query);
+      return { afterCommit, published: notes.publishAfter };
+  });
+  if (!created) {
     // Two concurrent starts with one key: the loser returns the winner's run.
-    if (input.idempotencyKey && err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
-      return ctx.prisma.agentRun.findUniqueOrThrow({
-        where: { organizationId_idempotencyKey: { organizationId: agent.organizationId, idempotencyKey: input.idempotencyKey } },
-      });
-    }
-    throw err;
+    return ctx.prisma.agentRun.findUniqueOrThrow({
+      where: { organizationId_idempotencyKey: { organizationId: agent.organizationId, idempotencyKey: input.idempotencyKey! } },
+    });
   }
-  await announceStatus(ctx.bus, run.projectId, run.id, 'QUEUED');
-  await ctx.orchestrator.enqueue({ runId: run.id, organizationId: run.organizationId });
+  created.afterCommit();
+  await created.published();
   return run;
 }
+
+/** Columns of a new run that take their database defaults (checked against the model by the type). */
+const RUN_DEFAULTS: Omit<
+  AgentRun,
+  'id' | 'organizationId' | 'projectId' | 'agentId' | 'createdById' | 'input' | 'idempotencyKey' | 'parentRunId' | 'lastSeq' | 'createdAt' | 'queuedAt'
+> = {
+  status: 'QUEUED',
+  output: null,
+  error: null,
+  errorCode: null,
+  errorDetails: null,
+  provider: null,
+  model: null,
+  inputTokens: 0,
+  cachedInputTokens: 0,
+  outputTokens: 0,
+  costMicros: 0n,
+  attempts: 0,
+  leaseOwner: null,
+  leaseExpiresAt: null,
+  cancelRequested: false,
+  startedAt: null,
+  firstTokenAt: null,
+  finishedAt: null,
+  workflowRunId: null,
+  workflowStepIndex: null,
+};
 
 /** Cancels a queued run at once; asks the worker of a running one to stop (it records what was produced). */
 export async function cancelRun(ctx: Context, runId: string) {
@@ -78,18 +138,18 @@ export async function cancelRun(ctx: Context, runId: string) {
   await authorize(ctx, run.organizationId, 'run.cancel', 'Run');
   if (TERMINAL.includes(run.status)) return run;
   const now = new Date();
-  const writer = new RunEventWriter(ctx.prisma, ctx.bus, run.id, run.lastSeq);
-  const fromQueue = await writer.finish('STATUS', { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' }, async (tx, seq) =>
-    (
-      await tx.agentRun.updateMany({
-        where: { id: run.id, status: 'QUEUED', lastSeq: run.lastSeq },
-        data: { status: 'CANCELLED', cancelRequested: true, finishedAt: now, error: 'Cancelled by a user', errorCode: 'CANCELLED', lastSeq: seq },
-      })
-    ).count === 1,
+  const writer = new RunEventWriter(ctx.db.query, ctx.bus, run.id, run.lastSeq);
+  const fromQueue = await writer.finish(
+    'STATUS',
+    { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' },
+    (p, seq) => `UPDATE "AgentRun"
+        SET status = 'CANCELLED', "cancelRequested" = true, "finishedAt" = ${p.add(utcWall(now))}::timestamp(3),
+            error = 'Cancelled by a user', "errorCode" = 'CANCELLED', "lastSeq" = ${p.add(seq)}
+        WHERE id = ${p.add(run.id)}::uuid AND status = 'QUEUED' AND "lastSeq" = ${p.add(run.lastSeq)}
+        RETURNING id`,
+    [statusAnnouncement(run.projectId, run.id, 'CANCELLED')],
   );
-  if (fromQueue) {
-    await announceStatus(ctx.bus, run.projectId, run.id, 'CANCELLED');
-  } else {
+  if (!fromQueue) {
     await ctx.prisma.agentRun.update({ where: { id: run.id }, data: { cancelRequested: true } });
     await ctx.orchestrator.requestCancel(run.id);
   }

@@ -11,6 +11,8 @@ export interface Context extends Runtime {
   viewer: Viewer | null;
   /** The viewer's role in an organization, or null when not a member (memoised per request). */
   roleIn(organizationId: string): Promise<Role | null>;
+  /** Remembers a role read by a query of its own (so `roleIn` does not ask the database again). */
+  knowRole(organizationId: string, role: Role | null): void;
   /** HTTP only: lets auth mutations set and clear the session cookie. */
   res?: Response;
 }
@@ -51,6 +53,9 @@ export async function createContext(runtime: Runtime, input: ContextInput): Prom
     transport: input.transport,
     viewer,
     res: input.res,
+    knowRole(organizationId, role) {
+      if (viewer) roles.set(organizationId, Promise.resolve(role));
+    },
     roleIn(organizationId) {
       if (!viewer) return Promise.resolve(null);
       let role = roles.get(organizationId);

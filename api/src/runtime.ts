@@ -3,6 +3,7 @@ import { openDatabase, type Database, type PrismaClient } from './lib/db.js';
 import type { Logger } from './lib/logger.js';
 import { createLocalBus, createPgBus, type EventBus } from './lib/pubsub.js';
 import { RateLimits, type RateLimitOptions } from './lib/rate-limit.js';
+import { EventLog } from './orchestrator/events.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { BudgetGuard } from './modules/budgets/budget-guard.js';
 import { PgBossRunQueue } from './orchestrator/pgboss-queue.js';
@@ -18,6 +19,10 @@ export interface Runtime {
   bus: EventBus;
   providers: ProviderRegistry;
   orchestrator: Orchestrator;
+  /** Stores run events for every run of this process (group commit across runs). */
+  events: EventLog;
+  /** Budget admission: this process's allowance leases and its group-committed settlements. */
+  budget: BudgetGuard;
   /** Rate limiters: shared through PostgreSQL, or in memory on the embedded database. */
   limits: RateLimits;
   startedAt: Date;
@@ -52,23 +57,27 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
   const limits = { concurrency: config.WORKER_CONCURRENCY, perOrg: config.ORG_CONCURRENCY };
   const queue =
     opts.queue ?? (db.kind === 'postgresql' ? await PgBossRunQueue.create(db.url!, bus, limits, logger) : new LocalRunQueue(limits));
+  const budget = new BudgetGuard(db, bus, logger, { holdTtlMs: Math.max(120_000, config.RUN_LEASE_MS * 2) });
+  const events = new EventLog(db.query, bus);
   const orchestrator = new Orchestrator({
     db,
+    events,
     bus,
     logger,
     providers,
     queue,
-    budget: new BudgetGuard(db.prisma, bus, logger, Math.max(120_000, config.RUN_LEASE_MS * 2)),
+    budget,
     perOrgCap: config.ORG_CONCURRENCY,
     leaseMs: config.RUN_LEASE_MS,
   });
   const rateLimits = await RateLimits.create(db, opts.rateLimits);
-  return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, limits: rateLimits, startedAt: new Date(), version: VERSION };
+  return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, events, budget, limits: rateLimits, startedAt: new Date(), version: VERSION };
 }
 
-/** Stops the worker, the bus and the database, in that order. */
+/** Stops the worker, returns the budget allowance it leased, then stops the bus and the database. */
 export async function closeRuntime(rt: Runtime, { closeDatabase = true } = {}) {
   await rt.orchestrator.stop();
+  await rt.budget.close();
   await rt.bus.close();
   rt.limits.close();
   if (closeDatabase) await rt.db.close();

@@ -1,6 +1,6 @@
 import type { RunEventType } from '../_generated/prisma/enums.js';
 import type { SqlQuery } from '../lib/db.js';
-import { statementNotifications, type EventBus, type StatementNotifications } from '../lib/pubsub.js';
+import { NOTIFY_CHANNEL, statementNotifications, type EventBus } from '../lib/pubsub.js';
 import { SqlParams, utcWall } from '../lib/sql.js';
 
 export interface RunEventRecord {
@@ -25,11 +25,92 @@ const INLINE_LIMIT_BYTES = 6_000;
 /** A message for another channel that goes out with the run's next stored batch (e.g. a project's status feed). */
 export type Announcement = [channel: string, payload: unknown];
 
+/** One run's batch on its way to the database. */
+interface StoredBatch {
+  events: RunEventRecord[];
+  /** Sent after the batch is stored: the run's hint first, then the announcements. */
+  messages: Announcement[];
+}
+
+/**
+ * Stores run events for the whole process. Group commit across runs: while one statement is in flight,
+ * the batches of every run that arrive wait and then go together in the next statement: their rows, each
+ * run's `lastSeq` and, on PostgreSQL, their notifications (delivered once the statement has committed).
+ * Fifty streaming runs then cost a handful of statements per second instead of one per run per token.
+ */
+export class EventLog {
+  private waiting: { batch: StoredBatch; done: (err?: unknown) => void }[] = [];
+  private writing = false;
+
+  constructor(
+    readonly query: SqlQuery,
+    readonly bus: EventBus,
+  ) {}
+
+  /** Resolves once the batch is stored and its messages are sent. */
+  store(batch: StoredBatch): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ batch, done: (err) => (err ? reject(err) : resolve()) });
+      if (!this.writing) void this.run();
+    });
+  }
+
+  private async run() {
+    this.writing = true;
+    // Let batches appended in the same tick join the first statement.
+    await Promise.resolve();
+    try {
+      while (this.waiting.length > 0) {
+        const group = this.waiting;
+        this.waiting = [];
+        try {
+          await this.write(group.map((g) => g.batch));
+          for (const g of group) g.done();
+        } catch (err) {
+          if (group.length === 1) {
+            group[0]!.done(err);
+            continue;
+          }
+          // One run's failure (say, a run deleted meanwhile) must not fail the others: write them one by one.
+          for (const g of group) await this.write([g.batch]).then(() => g.done(), (e: unknown) => g.done(e));
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async write(batches: StoredBatch[]) {
+    const rows = batches.flatMap((b) =>
+      b.events.map((e) => ({ runId: e.runId, seq: e.seq, type: e.type, payload: e.payload, createdAt: utcWall(e.createdAt) })),
+    );
+    const messages = batches.flatMap((b) => b.messages);
+    const p = new SqlParams();
+    const encode = this.bus.encode;
+    const notes = encode ? messages.map(([c, m]) => encode(c, m)) : [];
+    const select = encode ? `SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${p.add(notes)}::text[]) AS n` : 'SELECT 1';
+    if (rows.length > 0) {
+      await this.query(
+        `WITH b AS (
+           SELECT * FROM jsonb_to_recordset(${p.add(JSON.stringify(rows))}::jsonb)
+             AS x("runId" uuid, seq int, type "RunEventType", payload jsonb, "createdAt" timestamp(3))),
+         ins AS (INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt") SELECT "runId", seq, type, payload, "createdAt" FROM b),
+         upd AS (UPDATE "AgentRun" r SET "lastSeq" = m.last FROM (SELECT "runId", max(seq) AS last FROM b GROUP BY "runId") m WHERE r.id = m."runId")
+         ${select}`,
+        p.values,
+      );
+    } else if (encode) {
+      await this.query(select, p.values);
+    }
+    if (!encode) for (const [c, m] of messages) await this.bus.publish(c, m);
+  }
+}
+
 /**
  * Appends one run's events: persisted first, then announced. Group commit: the first event goes out at
  * once; events arriving while a write is in flight are batched into the next write, and consecutive
- * TOKEN deltas merge into one row. Each batch is ONE statement: the rows, the run's `lastSeq` and, on
- * PostgreSQL, the notifications (delivered by PostgreSQL only once the statement has committed).
+ * TOKEN deltas merge into one row. Batches go through the process's EventLog, which stores the batches of
+ * all runs together.
  */
 export class RunEventWriter {
   private pending: { type: RunEventType; payload: Record<string, unknown> }[] = [];
@@ -38,8 +119,7 @@ export class RunEventWriter {
   private failed: unknown = null;
 
   constructor(
-    private readonly query: SqlQuery,
-    private readonly bus: EventBus,
+    private readonly log: EventLog,
     readonly runId: string,
     /** Highest seq already stored for the run (AgentRun.lastSeq). */
     private seq: number,
@@ -89,8 +169,8 @@ export class RunEventWriter {
     const event: RunEventRecord = { runId: this.runId, seq, type, payload, createdAt };
     const p = new SqlParams();
     const updateSql = update(p, seq);
-    const notes = statementNotifications(this.bus, [[runChannel(this.runId), { seq, events: [event] } satisfies RunEventHint], ...announce], p);
-    const rows = await this.query(
+    const notes = statementNotifications(this.log.bus, [[runChannel(this.runId), { seq, events: [event] } satisfies RunEventHint], ...announce], p);
+    const rows = await this.log.query(
       `WITH upd AS (${updateSql}),
        ev AS (INSERT INTO "RunEvent" ("runId", "seq", "type", "payload", "createdAt")
               SELECT upd.id, ${p.add(seq)}, ${p.add(type)}::"RunEventType", ${p.add(JSON.stringify(payload))}::jsonb, ${p.add(utcWall(createdAt))}::timestamp(3)
@@ -105,6 +185,8 @@ export class RunEventWriter {
   }
 
   private async drain(): Promise<void> {
+    // Let whatever the caller appends or announces in the same tick join the first batch.
+    await Promise.resolve();
     try {
       while (this.pending.length > 0 || this.announcements.length > 0) {
         const batch = this.pending;
@@ -116,25 +198,9 @@ export class RunEventWriter {
         const createdAt = new Date();
         const events: RunEventRecord[] = batch.map((e, i) => ({ runId: this.runId, seq: first + i, type: e.type, payload: e.payload, createdAt }));
         const hint: RunEventHint = { seq: lastSeq };
-        const inline = JSON.stringify(batch);
-        if (inline.length < INLINE_LIMIT_BYTES) hint.events = events;
-        const p = new SqlParams();
-        let notes: StatementNotifications;
-        if (batch.length > 0) {
-          const runId = p.add(this.runId);
-          const statement = `WITH ins AS (
-               INSERT INTO "RunEvent" ("runId", "seq", "type", "payload", "createdAt")
-               SELECT ${runId}::uuid, ${p.add(first)}::int + e.o::int - 1, (e.v->>'type')::"RunEventType", e.v->'payload', ${p.add(utcWall(createdAt))}::timestamp(3)
-               FROM jsonb_array_elements(${p.add(inline)}::jsonb) WITH ORDINALITY AS e(v, o)),
-             upd AS (UPDATE "AgentRun" SET "lastSeq" = ${p.add(lastSeq)} WHERE id = ${runId}::uuid)`;
-          notes = statementNotifications(this.bus, [[runChannel(this.runId), hint], ...announcements], p);
-          await this.query(`${statement} SELECT ${['1', ...notes.sql].join(', ')}`, p.values);
-          this.seq = lastSeq;
-        } else {
-          notes = statementNotifications(this.bus, announcements, p);
-          if (notes.sql.length > 0) await this.query(`SELECT ${notes.sql.join(', ')}`, p.values);
-        }
-        await notes.publishAfter();
+        if (events.length > 0 && JSON.stringify(batch).length < INLINE_LIMIT_BYTES) hint.events = events;
+        await this.log.store({ events, messages: events.length > 0 ? [[runChannel(this.runId), hint], ...announcements] : announcements });
+        this.seq = lastSeq;
       }
     } catch (err) {
       this.failed = err;

@@ -3,7 +3,7 @@ import type { Database, SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
 import type { EventBus } from '../lib/pubsub.js';
 import { CircuitBreaker, type ProviderRegistry, type RetryPolicy } from '../providers/index.js';
-import { RunEventWriter } from './events.js';
+import { RunEventWriter, type EventLog } from './events.js';
 import type { RunJob, RunQueue } from './queue.js';
 import { cancelChannel, executeRun, statusAnnouncement, type AttemptBudget } from './run-executor.js';
 import { utcWall } from '../lib/sql.js';
@@ -13,6 +13,7 @@ export const MAX_WORKER_ATTEMPTS = 3;
 
 export interface OrchestratorDeps {
   db: Database;
+  events: EventLog;
   bus: EventBus;
   logger: Logger;
   providers: ProviderRegistry;
@@ -94,6 +95,7 @@ export class Orchestrator {
     return executeRun(
       {
         db: this.deps.db,
+        events: this.deps.events,
         bus: this.deps.bus,
         logger: this.deps.logger,
         providers: this.deps.providers,
@@ -113,7 +115,7 @@ export class Orchestrator {
    * MAX_WORKER_ATTEMPTS. Events already stored are kept; a status event explains what happened.
    */
   async recover(now = new Date()): Promise<number> {
-    const { db, bus } = this.deps;
+    const { db } = this.deps;
     const stale = await db.prisma.agentRun.findMany({
       where: { status: 'RUNNING', leaseExpiresAt: { lt: now } },
       select: { id: true, organizationId: true, projectId: true, attempts: true, lastSeq: true, leaseOwner: true },
@@ -123,7 +125,7 @@ export class Orchestrator {
     for (const run of stale) {
       const retry = run.attempts < MAX_WORKER_ATTEMPTS;
       const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
-      const writer = new RunEventWriter(db.query, bus, run.id, run.lastSeq);
+      const writer = new RunEventWriter(this.deps.events, run.id, run.lastSeq);
       const changed = await writer.finish(
         'STATUS',
         retry ? { status: 'QUEUED', reason: `${reason}; retrying` } : { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' },

@@ -16,7 +16,7 @@ import {
   type ProviderRegistry,
   type RetryPolicy,
 } from '../providers/index.js';
-import { projectChannel, RunEventWriter, type Announcement } from './events.js';
+import { projectChannel, RunEventWriter, type Announcement, type EventLog } from './events.js';
 import type { JobOutcome } from './queue.js';
 
 /** A worker renews its lease every third of it; a lease that lapses means the worker is gone. */
@@ -55,6 +55,7 @@ export interface RunContext {
 
 export interface ExecutorDeps {
   db: Pick<Database, 'prisma' | 'query'>;
+  events: EventLog;
   bus: EventBus;
   logger: Logger;
   providers: ProviderRegistry;
@@ -127,9 +128,9 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
   const { run, agent } = claim;
   if (run.cancelRequested) abort.abort();
   const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
-  const writer = new RunEventWriter(db.query, bus, runId, run.lastSeq);
-  writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));
+  const writer = new RunEventWriter(deps.events, runId, run.lastSeq);
   writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
+  writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));
 
   const heartbeat = setInterval(() => {
     Promise.all([

@@ -44,6 +44,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
       )
     : [];
   if (!agent) throw new NotFoundError('Agent');
+  ctx.knowRole(agent.organizationId, agent.role);
   await authorizeRole(ctx, agent.organizationId, agent.role, 'run.start', 'Agent');
   if (agent.archived) throw new ValidationError([{ path: ['agentId'], message: 'This agent is archived' }]);
   const input = parseInput(StartRun, raw);
@@ -138,7 +139,7 @@ export async function cancelRun(ctx: Context, runId: string) {
   await authorize(ctx, run.organizationId, 'run.cancel', 'Run');
   if (TERMINAL.includes(run.status)) return run;
   const now = new Date();
-  const writer = new RunEventWriter(ctx.db.query, ctx.bus, run.id, run.lastSeq);
+  const writer = new RunEventWriter(ctx.events, run.id, run.lastSeq);
   const fromQueue = await writer.finish(
     'STATUS',
     { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' },

@@ -1,7 +1,8 @@
+import type { AgentRun } from '../../_generated/prisma/client.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { channelMessages } from '../../lib/pubsub.js';
-import { streamRunEvents } from '../../orchestrator/event-stream.js';
+import { streamRunEvents, withReadSlot } from '../../orchestrator/event-stream.js';
 import { projectChannel, type RunEventRecord } from '../../orchestrator/events.js';
 import '../agents/agents.type.js';
 import { ProviderEnum } from '../agents/agents.type.js';
@@ -169,11 +170,12 @@ builder.queryField('run', (t) =>
 );
 
 const runPayload = (name: string) =>
-  builder.objectRef<{ id: string }>(name).implement({
+  builder.objectRef<AgentRun>(name).implement({
     fields: (t) => ({
       run: t.prismaField({
         type: 'AgentRun',
-        resolve: (query, p, _a, ctx) => ctx.prisma.agentRun.findUniqueOrThrow({ ...query, where: { id: p.id } }),
+        // The mutation returns the whole row; read it again only when the selection needs its relations.
+        resolve: (query, p, _a, ctx) => (Object.keys(query).length === 0 ? p : ctx.prisma.agentRun.findUniqueOrThrow({ ...query, where: { id: p.id } })),
       }),
     }),
   });
@@ -224,11 +226,21 @@ builder.subscriptionField('runEvents', (t) =>
     description:
       'Every stored event with seq > afterSeq, then live ones: each exactly once, in order. Resume after a disconnect by passing the last seq you saw. Completes after the final status.',
     args: { runId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
-    subscribe: async function* (_r, { runId, afterSeq }, ctx) {
-      const run = await runs.loadRun(ctx, fromGlobalId(String(runId), 'Run'));
-      await authorize(ctx, run.organizationId, 'run.read', 'Run');
-      yield* streamRunEvents(ctx.prisma, ctx.bus, run.id, afterSeq ?? 0);
-    },
+    subscribe: (_r, { runId, afterSeq }, ctx) =>
+      // Authorized when the stream starts, in one of the slots that bound a burst of subscribers' queries.
+      streamRunEvents(
+        ctx.prisma,
+        ctx.bus,
+        () =>
+          withReadSlot(async () => {
+            const run = await runs.loadRun(ctx, fromGlobalId(String(runId), 'Run'));
+            await authorize(ctx, run.organizationId, 'run.read', 'Run');
+            return run.id;
+          }),
+        afterSeq ?? 0,
+      ),
+    // Nothing below this field may read the viewer: every subscriber of a run shares one result per event
+    // (VIEWER_INDEPENDENT_SUBSCRIPTIONS in schema/shared-subscribe.ts).
     resolve: (e) => e,
   }),
 );

@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getTestDatabase } from '../../test/db.js';
+import type { Database, SqlQuery } from '../lib/db.js';
+import { createLocalBus, type EventBus } from '../lib/pubsub.js';
+import { EventLog, RunEventWriter, runChannel, type RunEventHint } from './events.js';
+
+let db: Database;
+let bus: EventBus;
+let org: { id: string };
+let project: { id: string };
+let agent: { id: string };
+
+async function newRun() {
+  return db.prisma.agentRun.create({
+    data: { organizationId: org.id, projectId: project.id, agentId: agent.id, input: 'x', status: 'RUNNING' },
+    select: { id: true, lastSeq: true },
+  });
+}
+
+/** The real statement runner, counting the statements it sends. */
+function counting(query: SqlQuery) {
+  const counter = { statements: 0 };
+  const wrapped: SqlQuery = (text, params) => {
+    counter.statements++;
+    return query(text, params);
+  };
+  return { counter, query: wrapped };
+}
+
+beforeAll(async () => {
+  db = await getTestDatabase();
+  bus = createLocalBus();
+  org = await db.prisma.organization.create({ data: { slug: `ev-${randomUUID().slice(0, 8)}`, name: 'Events' } });
+  project = await db.prisma.project.create({ data: { organizationId: org.id, slug: 'p', name: 'P' } });
+  agent = await db.prisma.agent.create({ data: { organizationId: org.id, projectId: project.id, name: 'A', provider: 'OFFLINE', model: 'offline-echo' } });
+});
+
+afterAll(async () => {
+  await bus.close();
+});
+
+describe('EventLog: group commit across runs', () => {
+  it('stores the batches of several runs in one statement, each run in order with its lastSeq, announced', async () => {
+    const runs = await Promise.all([newRun(), newRun(), newRun()]);
+    const { counter, query } = counting(db.query);
+    const log = new EventLog(query, bus);
+    const seen = new Map<string, number[]>();
+    for (const r of runs) {
+      await bus.subscribe(runChannel(r.id), (m) => {
+        const hint = m as RunEventHint;
+        seen.set(r.id, [...(seen.get(r.id) ?? []), ...(hint.events ?? []).map((e) => e.seq)]);
+      });
+    }
+    const writers = runs.map((r) => new RunEventWriter(log, r.id, r.lastSeq));
+    // Appended in the same tick: one statement for all three runs.
+    for (const w of writers) {
+      w.append('STATUS', { status: 'RUNNING' });
+      w.append('TOKEN', { text: 'a' });
+      w.append('TOKEN', { text: 'b' }); // merges with the previous token
+    }
+    await Promise.all(writers.map((w) => w.flush()));
+    expect(counter.statements).toBe(1);
+    // While the next statement is in flight, later batches of every run wait and go together.
+    for (const w of writers) w.append('TOKEN', { text: 'c' });
+    for (const w of writers) w.append('ERROR', { message: 'late' });
+    await Promise.all(writers.map((w) => w.flush()));
+    expect(counter.statements).toBe(2);
+
+    for (const r of runs) {
+      const events = await db.prisma.runEvent.findMany({ where: { runId: r.id }, orderBy: { seq: 'asc' } });
+      expect(events.map((e) => [e.seq, e.type, e.payload])).toEqual([
+        [1, 'STATUS', { status: 'RUNNING' }],
+        [2, 'TOKEN', { text: 'ab' }],
+        [3, 'TOKEN', { text: 'c' }],
+        [4, 'ERROR', { message: 'late' }],
+      ]);
+      expect((await db.prisma.agentRun.findUniqueOrThrow({ where: { id: r.id } })).lastSeq).toBe(4);
+      expect(seen.get(r.id)).toEqual([1, 2, 3, 4]);
+    }
+  });
+
+  it('a batch that cannot be stored fails only its own run; the others in the same statement are stored', async () => {
+    const good = await newRun();
+    const log = new EventLog(db.query, bus);
+    const ok = new RunEventWriter(log, good.id, good.lastSeq);
+    const orphan = new RunEventWriter(log, randomUUID(), 0); // no such run: the foreign key refuses it
+    ok.append('TOKEN', { text: 'kept' });
+    orphan.append('TOKEN', { text: 'refused' });
+    await expect(orphan.flush()).rejects.toThrow();
+    await ok.flush();
+    const events = await db.prisma.runEvent.findMany({ where: { runId: good.id } });
+    expect(events.map((e) => e.payload)).toEqual([{ text: 'kept' }]);
+    expect(await db.prisma.runEvent.count({ where: { runId: orphan.runId } })).toBe(0);
+  });
+
+  it('finish writes the final event only while its condition holds, and then announces it', async () => {
+    const run = await newRun();
+    const log = new EventLog(db.query, bus);
+    const statuses: unknown[] = [];
+    await bus.subscribe('project:test', (m) => statuses.push(m));
+    const writer = new RunEventWriter(log, run.id, run.lastSeq);
+    writer.append('TOKEN', { text: 'hi' });
+    const refused = await writer.finish(
+      'STATUS',
+      { status: 'SUCCEEDED' },
+      (p, seq) => `UPDATE "AgentRun" SET status = 'SUCCEEDED', "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(run.id)}::uuid AND "leaseOwner" = 'someone else' RETURNING id`,
+      [['project:test', { status: 'SUCCEEDED' }]],
+    );
+    expect(refused).toBe(false);
+    expect(statuses).toEqual([]);
+    const applied = await writer.finish(
+      'STATUS',
+      { status: 'SUCCEEDED' },
+      (p, seq) => `UPDATE "AgentRun" SET status = 'SUCCEEDED', "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(run.id)}::uuid RETURNING id`,
+      [['project:test', { status: 'SUCCEEDED' }]],
+    );
+    expect(applied).toBe(true);
+    expect(statuses).toEqual([{ status: 'SUCCEEDED' }]);
+    const row = await db.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });
+    expect([row.status, row.lastSeq]).toEqual(['SUCCEEDED', 2]);
+    expect((await db.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } })).map((e) => e.type)).toEqual(['TOKEN', 'STATUS']);
+  });
+});

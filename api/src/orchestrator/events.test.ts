@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestDatabase } from '../../test/db.js';
 import type { Database, SqlQuery } from '../lib/db.js';
-import { createLocalBus, type EventBus } from '../lib/pubsub.js';
+import { createLogger } from '../lib/logger.js';
+import { createLocalBus, createPgBus, type EventBus } from '../lib/pubsub.js';
 import { EventLog, RunEventWriter, runChannel, type RunEventHint } from './events.js';
 
 let db: Database;
@@ -120,5 +121,29 @@ describe('EventLog: group commit across runs', () => {
     const row = await db.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });
     expect([row.status, row.lastSeq]).toEqual(['SUCCEEDED', 2]);
     expect((await db.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } })).map((e) => e.type)).toEqual(['TOKEN', 'STATUS']);
+  });
+
+  it('a final event too long to ride in a notification is stored, and its hint tells subscribers to read it', async () => {
+    // On PostgreSQL this goes through LISTEN/NOTIFY, whose payloads are limited to 8,000 bytes.
+    const realBus = db.kind === 'postgresql' ? await createPgBus(db.url!, db.pool!, createLogger('silent')) : bus;
+    try {
+      const run = await newRun();
+      const hints: RunEventHint[] = [];
+      await realBus.subscribe(runChannel(run.id), (m) => m && hints.push(m as RunEventHint));
+      const writer = new RunEventWriter(new EventLog(db.query, realBus), run.id, run.lastSeq);
+      const error = 'é'.repeat(5_000); // 5,000 characters, 10,000 bytes
+      const applied = await writer.finish(
+        'STATUS',
+        { status: 'FAILED', error },
+        (p, seq) => `UPDATE "AgentRun" SET status = 'FAILED', "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(run.id)}::uuid RETURNING id`,
+      );
+      expect(applied).toBe(true);
+      const stored = await db.prisma.runEvent.findFirstOrThrow({ where: { runId: run.id, seq: 1 } });
+      expect((stored.payload as { error: string }).error).toBe(error);
+      await expect.poll(() => hints.length).toBe(1);
+      expect(hints[0]).toEqual({ seq: 1 });
+    } finally {
+      if (realBus !== bus) await realBus.close();
+    }
   });
 });

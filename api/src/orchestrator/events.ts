@@ -169,7 +169,9 @@ export class RunEventWriter {
     const event: RunEventRecord = { runId: this.runId, seq, type, payload, createdAt };
     const p = new SqlParams();
     const updateSql = update(p, seq);
-    const notes = statementNotifications(this.log.bus, [[runChannel(this.runId), { seq, events: [event] } satisfies RunEventHint], ...announce], p);
+    // A long final event (say, a provider's error page) is not inlined: subscribers read it from the database.
+    const hint: RunEventHint = Buffer.byteLength(JSON.stringify(payload)) < INLINE_LIMIT_BYTES ? { seq, events: [event] } : { seq };
+    const notes = statementNotifications(this.log.bus, [[runChannel(this.runId), hint], ...announce], p);
     const rows = await this.log.query(
       `WITH upd AS (${updateSql}),
        ev AS (INSERT INTO "RunEvent" ("runId", "seq", "type", "payload", "createdAt")
@@ -198,7 +200,7 @@ export class RunEventWriter {
         const createdAt = new Date();
         const events: RunEventRecord[] = batch.map((e, i) => ({ runId: this.runId, seq: first + i, type: e.type, payload: e.payload, createdAt }));
         const hint: RunEventHint = { seq: lastSeq };
-        if (events.length > 0 && JSON.stringify(batch).length < INLINE_LIMIT_BYTES) hint.events = events;
+        if (events.length > 0 && Buffer.byteLength(JSON.stringify(batch)) < INLINE_LIMIT_BYTES) hint.events = events;
         await this.log.store({ events, messages: events.length > 0 ? [[runChannel(this.runId), hint], ...announcements] : announcements });
         this.seq = lastSeq;
       }

@@ -102,6 +102,7 @@ async function runVariant(
   const pg = kind === 'postgresql' ? await ctx.postgres() : null;
   const subs: Subscriber[] = [];
   const samples: Samples = { perChunk: [], perEvent: [], sinceCreated: [] };
+  const received: { recv: number; text: string; createdAt: string }[] = [];
   let firstStartPeak: number | null = null;
   try {
     const dbEnv: Record<string, string> = {};
@@ -190,14 +191,9 @@ async function runVariant(
             s.tokenEvents++;
             s.text += e.text;
             if (!s.liveAtRelease) return;
-            let oldest = Infinity;
-            for (const m of e.text.matchAll(STAMP)) {
-              const sent = Number(m[1]);
-              samples.perChunk.push(recv - sent);
-              if (sent < oldest) oldest = sent;
-            }
-            if (oldest !== Infinity) samples.perEvent.push(recv - oldest);
-            samples.sinceCreated.push(recv - Date.parse(e.createdAt));
+            // The stamps are read after the stream: this process shares the cores with the API, and its
+            // own work per message delays the messages still waiting in the other 999 sockets.
+            received.push({ recv, text: e.text, createdAt: e.createdAt });
           },
           error: (err) => {
             s.error = String((err as Error)?.message ?? JSON.stringify(err));
@@ -245,6 +241,16 @@ async function runVariant(
     const stats = await api.stats().catch(() => null);
     const mem = api.memory();
     const profFile = await api.profileStop(`fanout-${kind}`);
+    for (const { recv, text, createdAt } of received) {
+      let oldest = Infinity;
+      for (const m of text.matchAll(STAMP)) {
+        const sent = Number(m[1]);
+        samples.perChunk.push(recv - sent);
+        if (sent < oldest) oldest = sent;
+      }
+      if (oldest !== Infinity) samples.perEvent.push(recv - oldest);
+      samples.sinceCreated.push(recv - Date.parse(createdAt));
+    }
     const profile = profFile ? summarizeProfile(profFile) : null;
 
     const gated = fake.requests.find((r) => r.gated);

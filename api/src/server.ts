@@ -7,7 +7,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import helmet from 'helmet';
 import { WebSocketServer } from 'ws';
@@ -19,6 +19,7 @@ import { checkHealth } from './modules/system/system.service.js';
 import type { Runtime } from './runtime.js';
 import { schema } from './schema/index.js';
 import { LIMIT_RULES, PARSE_OPTIONS, prepareOperation, queryCostPlugin } from './schema/limits.js';
+import { subscribeShared, type MessageSink } from './schema/shared-subscribe.js';
 
 export interface HubServer {
   httpServer: Server;
@@ -29,6 +30,10 @@ export interface HubServer {
 }
 
 const BODY_LIMIT = '1mb';
+/** The same 1 MB bound for one graphql-ws message as for one HTTP body. */
+const WS_MAX_PAYLOAD = 1024 * 1024;
+/** Bytes a socket may have waiting to be sent before a subscription waits for it to drain. */
+const WS_HIGH_WATER = 64 * 1024;
 const SUGGESTION = / ?Did you mean(.+?)\?$/;
 
 /** The errors of the HTTP edge, as the GraphQL error the client will read (status and headers in `http`). */
@@ -112,10 +117,15 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     return ctx;
   }
 
-  const wss = new WebSocketServer({ server: httpServer, path: '/graphql' });
+  // No per-message compression: it costs a zlib context per socket and CPU per message, for messages of a few hundred bytes.
+  const wss = new WebSocketServer({ server: httpServer, path: '/graphql', perMessageDeflate: false, maxPayload: WS_MAX_PAYLOAD });
+  // Each prepared operation's socket and id, so results shared by many subscribers are written straight to it.
+  const sinks = new WeakMap<ExecutionArgs, MessageSink>();
   const wsCleanup = useServer<Record<string, unknown>, { ctxInput?: Awaited<ReturnType<typeof createContext>> }>(
     {
       schema,
+      // Events that every subscriber of a run receives alike are executed and serialized once for all of them.
+      subscribe: (args) => subscribeShared(args, sinks.get(args)),
       onConnect: async (ctx) => {
         try {
           ctx.extra.ctxInput = await createContext(rt, {
@@ -135,7 +145,7 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
       },
       // Each operation gets a fresh context reusing the connection's viewer, the same limits as HTTP,
       // and counts against the same request budget.
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const contextValue: Context = { ...ctx.extra.ctxInput!, requestId: randomUUID() };
         try {
           await rt.limits.consumeRequest(contextValue.viewer, contextValue.ip);
@@ -143,7 +153,19 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
           if (!(err instanceof RateLimitedError)) throw err;
           return [new GraphQLError(err.message, { extensions: { code: err.code, retryAfterSeconds: err.retryAfterSeconds } })];
         }
-        return prepareOperation(schema, payload, contextValue, { introspection: !production });
+        const prepared = prepareOperation(schema, payload, contextValue, { introspection: !production });
+        if (!Array.isArray(prepared)) {
+          const socket = ctx.extra.socket;
+          sinks.set(prepared as ExecutionArgs, {
+            id,
+            write(message) {
+              if (socket.readyState !== socket.OPEN) return;
+              if (socket.bufferedAmount < WS_HIGH_WATER) return void socket.send(message);
+              return new Promise<void>((resolve) => socket.send(message, () => resolve()));
+            },
+          });
+        }
+        return prepared;
       },
       onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(formatWsError) } : undefined),
       onError: (_ctx, _id, _payload, errors) => errors.map(formatWsError),

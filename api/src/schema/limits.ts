@@ -118,8 +118,96 @@ export function queryCostPlugin<TContext extends object>(): ApolloServerPlugin<T
 }
 
 /**
+ * A bounded LRU of valid documents by query text, per schema and introspection setting: clients repeat the
+ * same few operations (1,000 subscribers of one run send one text), so each is parsed and validated once.
+ * Bounded by count and by the total length of the texts, which a client controls.
+ */
+export class DocumentCache {
+  private readonly entries = new Map<string, DocumentNode>();
+  private chars = 0;
+
+  constructor(
+    readonly maxEntries = 500,
+    readonly maxChars = 512 * 1024,
+  ) {}
+
+  get size() {
+    return this.entries.size;
+  }
+
+  get(key: string): DocumentNode | undefined {
+    const document = this.entries.get(key);
+    if (document) {
+      // Most recently used last.
+      this.entries.delete(key);
+      this.entries.set(key, document);
+    }
+    return document;
+  }
+
+  set(key: string, document: DocumentNode): void {
+    if (key.length > this.maxChars / 8 || this.entries.has(key)) return;
+    this.entries.set(key, document);
+    this.chars += key.length;
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries && this.chars <= this.maxChars) break;
+      this.entries.delete(oldest);
+      this.chars -= oldest.length;
+    }
+  }
+}
+
+const documentCaches = new WeakMap<GraphQLSchema, DocumentCache>();
+
+/** Parses and validates `query`, or returns the request errors; valid documents come from the cache. */
+function validDocument(schema: GraphQLSchema, query: string, introspection: boolean): DocumentNode | readonly GraphQLError[] {
+  let cache = documentCaches.get(schema);
+  if (!cache) documentCaches.set(schema, (cache = new DocumentCache()));
+  const key = (introspection ? 'i:' : 'n:') + query;
+  const cached = cache.get(key);
+  if (cached) return cached;
+  let document: DocumentNode;
+  try {
+    document = parse(query, PARSE_OPTIONS);
+  } catch (err) {
+    return [withCode(err instanceof GraphQLError ? err : new GraphQLError(String(err)), 'GRAPHQL_PARSE_FAILED')];
+  }
+  const rules = [...specifiedRules, ...LIMIT_RULES, ...(introspection ? [] : [NoSchemaIntrospectionCustomRule])];
+  const invalid = validate(schema, document, rules);
+  if (invalid.length > 0) return invalid.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+  cache.set(key, document);
+  return document;
+}
+
+const MEASURES_PER_DOCUMENT = 64;
+const measures = new WeakMap<DocumentNode, Map<string, Measured>>();
+
+/**
+ * `measureOperation` for a cached document, remembered per operation and variables (the cost depends on
+ * them, e.g. page sizes, and on nothing else: no field's complexity in this schema reads the context).
+ */
+function measureCached(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  context: object,
+  request: { variables?: Record<string, unknown> | null; operationName?: string | null },
+): Measured {
+  let byRequest = measures.get(document);
+  if (!byRequest) measures.set(document, (byRequest = new Map()));
+  const key = `${request.operationName ?? ''}\u0000${JSON.stringify(request.variables ?? null)}`;
+  let measured = byRequest.get(key);
+  if (!measured) {
+    measured = measureOperation(schema, document, { context, ...request });
+    if (byRequest.size >= MEASURES_PER_DOCUMENT) byRequest.clear();
+    byRequest.set(key, measured);
+  }
+  return measured;
+}
+
+/**
  * The same parse, validation and cost checks for operations that arrive over graphql-ws, which
  * does not go through Apollo's pipeline. Returns the execution arguments or the errors to send.
+ * Identical query texts share one parsed document (never modified by execution).
  */
 export function prepareOperation(
   schema: GraphQLSchema,
@@ -127,16 +215,9 @@ export function prepareOperation(
   contextValue: object,
   { introspection }: { introspection: boolean },
 ): ExecutionArgs | readonly GraphQLError[] {
-  let document: DocumentNode;
-  try {
-    document = parse(payload.query, PARSE_OPTIONS);
-  } catch (err) {
-    return [withCode(err instanceof GraphQLError ? err : new GraphQLError(String(err)), 'GRAPHQL_PARSE_FAILED')];
-  }
-  const rules = [...specifiedRules, ...LIMIT_RULES, ...(introspection ? [] : [NoSchemaIntrospectionCustomRule])];
-  const invalid = validate(schema, document, rules);
-  if (invalid.length > 0) return invalid.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
-  const measured = measureOperation(schema, document, { context: contextValue, ...payload });
+  const document = validDocument(schema, payload.query, introspection);
+  if (!('kind' in document)) return document;
+  const measured = measureCached(schema, document, contextValue, payload);
   if (measured.errors.length > 0) return measured.errors;
   return {
     schema,

@@ -1,0 +1,204 @@
+import { GraphQLError, GraphQLInt, type DocumentNode, GraphQLObjectType, GraphQLSchema, GraphQLString, parse, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { subscribeShared, VIEWER_INDEPENDENT_SUBSCRIPTIONS, type MessageSink } from './shared-subscribe.js';
+
+interface Ev {
+  n: number;
+  text: string;
+}
+
+interface Ctx {
+  viewer: string;
+  events: AsyncIterable<Ev>;
+}
+
+let textResolves = 0;
+
+const EvType = new GraphQLObjectType<Ev, Ctx>({
+  name: 'Ev',
+  fields: {
+    n: { type: GraphQLInt },
+    text: {
+      type: GraphQLString,
+      resolve: (e) => {
+        textResolves++;
+        return e.text;
+      },
+    },
+    broken: {
+      type: GraphQLString,
+      resolve: () => {
+        throw new Error('broken field');
+      },
+    },
+  },
+});
+
+const ViewerEvType = new GraphQLObjectType<Ev, Ctx>({
+  name: 'ViewerEv',
+  fields: {
+    n: { type: GraphQLInt },
+    seenBy: { type: GraphQLString, resolve: (_e, _a, ctx) => ctx.viewer },
+  },
+});
+
+const schema = new GraphQLSchema({
+  query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }),
+  subscription: new GraphQLObjectType<unknown, Ctx>({
+    name: 'Subscription',
+    fields: {
+      // Named like the real viewer-independent field, so the events of this one are shared.
+      runEvents: { type: EvType, subscribe: (_r, _a, ctx) => ctx.events, resolve: (e) => e },
+      viewerEvents: { type: ViewerEvType, subscribe: (_r, _a, ctx) => ctx.events, resolve: (e) => e },
+    },
+  }),
+});
+
+/** One feed of shared event objects, read by any number of subscribers. */
+function feed() {
+  const queues: { items: Ev[]; wake: (() => void) | null; done: boolean }[] = [];
+  return {
+    subscriber(): AsyncIterable<Ev> {
+      const q = { items: [] as Ev[], wake: null as (() => void) | null, done: false };
+      queues.push(q);
+      return {
+        async *[Symbol.asyncIterator]() {
+          for (;;) {
+            while (q.items.length) yield q.items.shift()!;
+            if (q.done) return;
+            await new Promise<void>((r) => (q.wake = r));
+          }
+        },
+      };
+    },
+    publish(e: Ev) {
+      for (const q of queues) {
+        q.items.push(e);
+        q.wake?.();
+      }
+    },
+    end() {
+      for (const q of queues) {
+        q.done = true;
+        q.wake?.();
+      }
+    },
+  };
+}
+
+// One parsed document per text, as the server's document cache provides.
+const documents = new Map<string, DocumentNode>();
+
+function args(query: string, contextValue: Ctx, variableValues?: Record<string, unknown>): ExecutionArgs {
+  let document = documents.get(query);
+  if (!document) documents.set(query, (document = parse(query)));
+  return { schema, document, contextValue, variableValues };
+}
+
+async function collect(result: Awaited<ReturnType<typeof subscribeShared>>) {
+  if (!(Symbol.asyncIterator in result)) throw new Error(`not a stream: ${JSON.stringify(result)}`);
+  const out: ExecutionResult[] = [];
+  for await (const r of result) out.push(r);
+  return out;
+}
+
+const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
+
+describe('subscribeShared', () => {
+  it('executes each event once for subscribers with the same document and variables', async () => {
+    expect(VIEWER_INDEPENDENT_SUBSCRIPTIONS.has('runEvents')).toBe(true);
+    const f = feed();
+    const query = 'subscription { runEvents { n text } }';
+    const streams = await Promise.all(['ada', 'bob', 'cy'].map((viewer) => subscribeShared(args(query, { viewer, events: f.subscriber() }))));
+    const results = Promise.all(streams.map(collect));
+    textResolves = 0;
+    for (let n = 1; n <= 5; n++) f.publish({ n, text: `t${n}` });
+    f.end();
+    const [a, b, c] = await results;
+    const expected = Array.from({ length: 5 }, (_, i) => ({ data: { runEvents: { n: i + 1, text: `t${i + 1}` } } }));
+    expect(plain(a!)).toEqual(expected);
+    expect(plain(b!)).toEqual(expected);
+    expect(plain(c!)).toEqual(expected);
+    expect(textResolves).toBe(5);
+  });
+
+  it('gives subscribers with different selections or variables their own, correct payloads', async () => {
+    const f = feed();
+    const withVar = 'subscription($withText: Boolean!) { runEvents { n text @include(if: $withText) } }';
+    const streams = await Promise.all([
+      subscribeShared(args(withVar, { viewer: 'a', events: f.subscriber() }, { withText: true })),
+      subscribeShared(args(withVar, { viewer: 'b', events: f.subscriber() }, { withText: false })),
+      subscribeShared(args('subscription { e: runEvents { text } }', { viewer: 'c', events: f.subscriber() })),
+      subscribeShared(args('subscription { ...F } fragment F on Subscription { runEvents { n } }', { viewer: 'd', events: f.subscriber() })),
+    ]);
+    const results = Promise.all(streams.map(collect));
+    f.publish({ n: 1, text: 'one' });
+    f.end();
+    expect(plain(await results)).toEqual([
+      [{ data: { runEvents: { n: 1, text: 'one' } } }],
+      [{ data: { runEvents: { n: 1 } } }],
+      [{ data: { e: { text: 'one' } } }],
+      [{ data: { runEvents: { n: 1 } } }],
+    ]);
+  });
+
+  it('executes other subscriptions for each subscriber, with its own context', async () => {
+    const f = feed();
+    const query = 'subscription { viewerEvents { n seenBy } }';
+    const streams = await Promise.all(['ada', 'bob'].map((viewer) => subscribeShared(args(query, { viewer, events: f.subscriber() }))));
+    const results = Promise.all(streams.map(collect));
+    f.publish({ n: 1, text: 'x' });
+    f.end();
+    expect(plain(await results)).toEqual([[{ data: { viewerEvents: { n: 1, seenBy: 'ada' } } }], [{ data: { viewerEvents: { n: 1, seenBy: 'bob' } } }]]);
+  });
+
+  it('writes results straight to the sink, with the operation id, and leaves results with errors to graphql-ws', async () => {
+    const f = feed();
+    const written: string[] = [];
+    const sink: MessageSink = { id: 'op-1', write: (m) => void written.push(m) };
+    const query = 'subscription($b: Boolean!) { runEvents { n broken @include(if: $b) } }';
+    const stream = await subscribeShared(args(query, { viewer: 'a', events: f.subscriber() }, { b: false }), sink);
+    const errorsStream = await subscribeShared(args(query, { viewer: 'b', events: f.subscriber() }, { b: true }), { id: 'op-2', write: (m) => void written.push(m) });
+    const yielded = collect(stream);
+    const errored = collect(errorsStream);
+    f.publish({ n: 1, text: '' });
+    f.publish({ n: 2, text: '' });
+    f.end();
+    expect(await yielded).toEqual([]);
+    expect(written.map((m) => JSON.parse(m) as unknown)).toEqual([
+      { id: 'op-1', type: 'next', payload: { data: { runEvents: { n: 1 } } } },
+      { id: 'op-1', type: 'next', payload: { data: { runEvents: { n: 2 } } } },
+    ]);
+    const withErrors = await errored;
+    expect(withErrors).toHaveLength(2);
+    expect(withErrors[0]!.errors![0]).toBeInstanceOf(GraphQLError);
+    expect(plain(withErrors)).toMatchObject([{ data: { runEvents: { n: 1, broken: null } }, errors: [{ message: 'broken field', path: ['runEvents', 'broken'] }] }, {}]);
+  });
+
+  it('stops writing once the subscription is returned, and waits for a backed-up sink', async () => {
+    const f = feed();
+    const written: string[] = [];
+    let drained!: () => void;
+    const sink: MessageSink = {
+      id: 'op',
+      write: (m) => {
+        written.push(m);
+        return written.length === 1 ? new Promise<void>((r) => (drained = r)) : undefined;
+      },
+    };
+    const stream = (await subscribeShared(args('subscription { runEvents { n } }', { viewer: 'a', events: f.subscriber() }), sink)) as AsyncGenerator<ExecutionResult>;
+    const pending = stream.next();
+    f.publish({ n: 1, text: '' });
+    f.publish({ n: 2, text: '' });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(written).toHaveLength(1);
+    drained();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(written).toHaveLength(2);
+    const returned = stream.return(undefined);
+    f.publish({ n: 3, text: '' });
+    await returned;
+    expect(await pending).toEqual({ value: undefined, done: true });
+    expect(written).toHaveLength(2);
+  });
+});

@@ -1,0 +1,171 @@
+import {
+  createSourceEventStream,
+  execute,
+  getOperationAST,
+  Kind,
+  subscribe,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type SelectionSetNode,
+} from 'graphql';
+
+/**
+ * Subscription fields whose events render the same for every subscriber: authorization happens once, when
+ * subscribing, and no resolver below them reads the viewer or the context. Their results are computed once
+ * per (document, operation, variables, event) and shared by every subscriber that receives the same event
+ * object (e.g. the 1,000 subscribers of one run). A field that starts reading the viewer must leave this set.
+ */
+export const VIEWER_INDEPENDENT_SUBSCRIPTIONS: ReadonlySet<string> = new Set(['runEvents']);
+
+/**
+ * Where one operation's `next` messages can be written directly, skipping graphql-ws' per-message work
+ * (the result is serialized once for every subscriber; only the operation id differs). `write` returns a
+ * promise when the socket is backed up, and nothing once the socket is gone.
+ */
+export interface MessageSink {
+  id: string;
+  write(message: string): void | Promise<void>;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+/** One event's result for one request key, with its JSON when it has no errors (then it is sent as is). */
+interface SharedResult {
+  result: ExecutionResult;
+  json: string | null;
+}
+
+/** Per event object, by request key; entries go when the event object does. */
+const results = new WeakMap<object, Map<string, MaybePromise<SharedResult>>>();
+const documentIds = new WeakMap<DocumentNode, number>();
+let nextDocumentId = 1;
+
+/** The single root field a subscription operation selects (validation guarantees there is exactly one). */
+function rootFieldName(document: DocumentNode, selectionSet: SelectionSetNode): string | null {
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) return selection.name.value;
+    const fragment =
+      selection.kind === Kind.INLINE_FRAGMENT
+        ? selection
+        : document.definitions.find((d) => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === selection.name.value);
+    const name = fragment && 'selectionSet' in fragment ? rootFieldName(document, fragment.selectionSet) : null;
+    if (name) return name;
+  }
+  return null;
+}
+
+/** What makes two subscribers' results for one event identical, or null when they may differ. */
+function sharingKey(args: ExecutionArgs): string | null {
+  const operation = getOperationAST(args.document, args.operationName);
+  if (operation?.operation !== 'subscription') return null;
+  const field = rootFieldName(args.document, operation.selectionSet);
+  if (!field || !VIEWER_INDEPENDENT_SUBSCRIPTIONS.has(field)) return null;
+  let id = documentIds.get(args.document);
+  if (id === undefined) documentIds.set(args.document, (id = nextDocumentId++));
+  return `${id}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? null)}`;
+}
+
+const isPromise = <T>(value: MaybePromise<T>): value is Promise<T> => typeof (value as Promise<T> | null)?.then === 'function';
+
+/**
+ * graphql-js builds result objects without a prototype, which V8 keeps in dictionary mode: slow to
+ * serialize, and a result with errors is serialized once per subscriber (by graphql-ws, after our error
+ * formatting). So the data is kept as plain objects: the same JSON (it holds serialized scalars only).
+ */
+function share(result: ExecutionResult): SharedResult {
+  if (result.errors) return { result: { ...result, data: result.data && (JSON.parse(JSON.stringify(result.data)) as ExecutionResult['data']) }, json: null };
+  const json = JSON.stringify(result);
+  return { result: JSON.parse(json) as ExecutionResult, json };
+}
+
+function executeShared(args: ExecutionArgs, key: string, event: unknown): MaybePromise<SharedResult> {
+  if (typeof event !== 'object' || event === null) {
+    const executed = execute({ ...args, rootValue: event });
+    return isPromise(executed) ? executed.then(share) : share(executed);
+  }
+  let byKey = results.get(event);
+  if (!byKey) results.set(event, (byKey = new Map()));
+  let shared = byKey.get(key);
+  if (!shared) {
+    const executed = execute({ ...args, rootValue: event });
+    shared = isPromise(executed) ? executed.then(share) : share(executed);
+    byKey.set(key, shared);
+  }
+  return shared;
+}
+
+const DONE: IteratorReturnResult<void> = Object.freeze({ value: undefined, done: true });
+
+/**
+ * The operation's results, for graphql-ws to send. With a sink, results without errors are written
+ * straight to it and the iterator only yields the others (for graphql-ws to format and send, in order:
+ * both go through the same socket). return() and throw() reach the source at once, as graphql-js' own
+ * mapping does.
+ */
+function sharedResults(
+  source: AsyncIterable<unknown>,
+  results: (event: unknown) => MaybePromise<SharedResult>,
+  sink: MessageSink | undefined,
+): AsyncGenerator<ExecutionResult, void, void> {
+  const iterator = source[Symbol.asyncIterator]();
+  const prefix = sink ? `{"id":${JSON.stringify(sink.id)},"type":"next","payload":` : '';
+  let closed = false;
+  const fail = async (error: unknown): Promise<never> => {
+    try {
+      await iterator.return?.();
+    } catch {
+      // The mapping's own error is the one to report.
+    }
+    throw error;
+  };
+  async function next(): Promise<IteratorResult<ExecutionResult, void>> {
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done || closed) return DONE;
+      let shared: SharedResult;
+      try {
+        const pending = results(step.value);
+        shared = isPromise(pending) ? await pending : pending;
+      } catch (error) {
+        return fail(error);
+      }
+      if (!sink || shared.json === null) return { value: shared.result, done: false };
+      const backedUp = sink.write(`${prefix}${shared.json}}`);
+      if (backedUp) await backedUp;
+    }
+  }
+  return {
+    next,
+    async return() {
+      closed = true;
+      if (iterator.return) await iterator.return();
+      return DONE;
+    },
+    async throw(error: unknown) {
+      closed = true;
+      if (iterator.throw) await iterator.throw(error);
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    // Node 20 types async generators as async disposable; graphql-ws only needs next/return/throw.
+  } as AsyncGenerator<ExecutionResult, void, void>;
+}
+
+/**
+ * graphql-js' subscribe, except that for viewer-independent subscriptions each event is executed and
+ * serialized once for every subscriber with the same document and variables, and (given the operation's
+ * sink) written to each socket without further work.
+ */
+export async function subscribeShared(
+  args: ExecutionArgs,
+  sink?: MessageSink,
+): Promise<AsyncGenerator<ExecutionResult, void, void> | ExecutionResult> {
+  const key = sharingKey(args);
+  if (key === null) return subscribe(args);
+  const stream = await createSourceEventStream(args);
+  if (!(Symbol.asyncIterator in stream)) return stream as ExecutionResult;
+  return sharedResults(stream as AsyncIterable<unknown>, (event) => executeShared(args, key, event), sink);
+}

@@ -269,8 +269,10 @@ describe('agents, runs and live streaming', () => {
     await page.getByText('Showing 3 of 3 runs').waitFor();
 
     // Live: a run started elsewhere appears under Active without a reload, and leaves when it ends.
+    // Each filter subscribes anew; the badge says the subscription has been sent on an open connection.
     await page.getByRole('link', { name: 'Active', exact: true }).click();
     await page.getByRole('heading', { name: 'No active runs' }).waitFor();
+    await page.getByText('Live', { exact: true }).waitFor();
     await api(START_RUN, { input: { agentId: await agentGid(), input: 'A run started from the SDK' } });
     const liveRow = page.getByTestId('run-row').filter({ hasText: 'A run started from the SDK' });
     await liveRow.waitFor();
@@ -284,17 +286,61 @@ describe('agents, runs and live streaming', () => {
       .waitFor();
   });
 
+  it('catches up on runs that changed before the live connection was up, and pages on from there', async () => {
+    // A second tab whose WebSocket is held back: nothing the server sends reaches it until released,
+    // so its subscription is not even sent (graphql-ws waits for the connection's acknowledgement).
+    const tab = await browser.page.context().newPage();
+    tab.on('pageerror', (err) => browser.errors.push(err.message));
+    tab.on('console', (msg) => {
+      if (msg.type() === 'error') browser.errors.push(msg.text());
+    });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await tab.routeWebSocket(/\/graphql$/, (ws) => {
+      ws.connectToServer().onMessage(async (message) => {
+        await held;
+        ws.send(message);
+      });
+    });
+    try {
+      await tab.goto('/runs');
+      await tab.getByText('Showing 25 of 33 runs').waitFor();
+
+      // A run starts and finishes while the tab cannot hear of it.
+      const started = await api(START_RUN, { input: { agentId: await agentGid(), input: 'A run the other tab missed' } });
+      await expect.poll(() => runStatus(started.startRun.run.id), { timeout: 20_000 }).toBe('SUCCEEDED');
+      const row = tab.getByTestId('run-row').filter({ hasText: 'A run the other tab missed' });
+      expect(await row.count()).toBe(0);
+      expect(await tab.getByText('Live', { exact: true }).count()).toBe(0);
+
+      // Once the subscription is listening, the tab reads again the runs it shows: the missed one is
+      // on top, the 25 shown before are all still there, and Load more goes on after the last of them.
+      release();
+      await tab.getByText('Live', { exact: true }).waitFor();
+      await row.getByText('Succeeded').waitFor();
+      await tab.getByText('Showing 26 of 34 runs').waitFor();
+      await tab.getByRole('button', { name: 'Load more' }).click();
+      await tab.getByText('Showing 34 of 34 runs').waitFor();
+      const ids = await tab.getByTestId('run-row').evaluateAll((rows) => rows.map((r) => r.querySelector('a')?.getAttribute('href')));
+      expect(new Set(ids).size).toBe(34);
+      expect(await tab.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+    } finally {
+      await tab.close();
+    }
+  });
+
   it('updates the Command Deck live as runs start and finish', async () => {
     const { page } = browser;
     await page.goto('/');
     await page.getByRole('table', { name: 'Recent runs' }).waitFor();
-    await page.getByText('View all 33').waitFor();
+    await page.getByText('View all 34').waitFor();
+    await page.getByText('Live', { exact: true }).waitFor();
 
     await api(START_RUN, { input: { agentId: await agentGid(), input: 'Deck check: summarise the launch risks' } });
     const row = page.getByTestId('run-row').filter({ hasText: 'Deck check' });
     await row.waitFor();
     await row.getByText('Succeeded').waitFor({ timeout: 20_000 });
-    await page.getByText('View all 34').waitFor();
+    await page.getByText('View all 35').waitFor();
     await screenshot(page, `${SCREENSHOTS}/hub-deck.png`);
   });
 
@@ -362,6 +408,12 @@ describe('agents, runs and live streaming', () => {
   it('logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });
+
+  /** A run's status as the API reports it now. */
+  async function runStatus(id: string): Promise<string> {
+    const result = await api(/* GraphQL */ `query ($id: ID!) { run(id: $id) { status } }`, { id });
+    return result.run.status;
+  }
 
   /** The agent's global id, as the API and the UI know it. */
   async function agentGid(): Promise<string> {

@@ -15,10 +15,51 @@ function sameOriginWsUrl(path: string): string {
   return url.toString();
 }
 
-function wsExchange(path: string): Exchange {
-  // Lazy: the socket opens with the first subscription and closes after the last one ends.
-  // The hub_session cookie rides along on the same-origin upgrade request.
-  const ws: WsClient = createWsClient({ url: () => sameOriginWsUrl(path), lazy: true, retryAttempts: 5 });
+/** The subscription connection of a client, for code that must know when its subscriptions are listening. */
+export interface SubscriptionSocket {
+  /** A connection is open and acknowledged: a subscription started now is sent on it at once. */
+  readonly connected: boolean;
+  /**
+   * Calls `listener` after each acknowledged connection (the first and every reconnect), once the
+   * subscriptions waiting for it have been sent; returns a function that stops listening.
+   */
+  onConnected(listener: () => void): () => void;
+  /** Calls `listener` when the connection closes; returns a function that stops listening. */
+  onClosed(listener: () => void): () => void;
+}
+
+const sockets = new WeakMap<Client, SubscriptionSocket>();
+
+/** The subscription connection of a client made by `createHubClient`; undefined on the server. */
+export const subscriptionSocket = (client: Client): SubscriptionSocket | undefined => sockets.get(client);
+
+function socketOf(ws: WsClient): SubscriptionSocket {
+  let current: WebSocket | undefined;
+  ws.on('connected', (socket) => (current = socket as WebSocket));
+  return {
+    // A socket being closed for want of subscriptions is no longer OPEN, though `closed` has not fired yet.
+    get connected() {
+      return current?.readyState === WebSocket.OPEN;
+    },
+    onConnected(listener) {
+      // graphql-ws sends the waiting subscriptions in the microtasks that follow this event.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stop = ws.on('connected', () => {
+        clearTimeout(timer);
+        timer = setTimeout(listener, 0);
+      });
+      return () => {
+        stop();
+        clearTimeout(timer);
+      };
+    },
+    onClosed(listener) {
+      return ws.on('closed', () => listener());
+    },
+  };
+}
+
+function wsExchange(ws: WsClient): Exchange {
   return subscriptionExchange({
     forwardSubscription(request) {
       const operation = { ...request, query: request.query ?? '' };
@@ -39,12 +80,18 @@ function wsExchange(path: string): Exchange {
 export function createHubClient(options: HubClientOptions = {}): Client {
   const url = options.url ?? '/graphql';
   const exchanges: Exchange[] = [cacheExchange, fetchExchange];
-  if (typeof window !== 'undefined') exchanges.push(wsExchange(url));
-  return new Client({
+  // Lazy: the socket opens with the first subscription and closes after the last one ends.
+  // The hub_session cookie rides along on the same-origin upgrade request.
+  const ws =
+    typeof window === 'undefined' ? undefined : createWsClient({ url: () => sameOriginWsUrl(url), lazy: true, retryAttempts: 5 });
+  if (ws) exchanges.push(wsExchange(ws));
+  const client = new Client({
     url,
     exchanges,
     preferGetMethod: false,
     fetch: options.fetch,
     fetchOptions: { credentials: 'same-origin' },
   });
+  if (ws) sockets.set(client, socketOf(ws));
+  return client;
 }

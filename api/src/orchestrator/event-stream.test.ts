@@ -4,6 +4,7 @@ import { getTestDatabase } from '../../test/db.js';
 import type { Prisma } from '../_generated/prisma/client.js';
 import type { Database, PrismaClient } from '../lib/db.js';
 import { createLocalBus, type EventBus } from '../lib/pubsub.js';
+import type { SyncEventSource } from '../schema/shared-subscribe.js';
 import { streamRunEvents } from './event-stream.js';
 import { runChannel, type RunEventHint, type RunEventRecord } from './events.js';
 
@@ -162,6 +163,25 @@ describe('streamRunEvents', () => {
     expect(await drain(streamRunEvents(db.prisma, bus, randomUUID(), 0))).toEqual([]);
   });
 
+  it('replays a long log page by page, then goes live', async () => {
+    const runId = await aRun();
+    await store(runId, tokens(...Array.from({ length: 1203 }, (_, i) => `${i}`)));
+    const { counts, prisma } = counting(db.prisma);
+    const stream = streamRunEvents(prisma, bus, runId, 0);
+    const seen: RunEventRecord[] = [];
+    await firstEvents(stream, 1203, seen);
+    await append(runId, [finished], 'SUCCEEDED');
+    seen.push(...(await drain(stream)));
+    expect(seen.map((e) => e.seq)).toEqual(Array.from({ length: 1204 }, (_, i) => i + 1));
+    expect(counts.eventReads).toBe(3);
+  });
+
+  it('fails with the authorization error, before subscribing to anything', async () => {
+    const stream = streamRunEvents(db.prisma, bus, () => Promise.reject(new Error('refused')), 0);
+    await expect(stream.next()).rejects.toThrow('refused');
+    expect(await stream.next()).toEqual({ value: undefined, done: true });
+  });
+
   it('serves a burst of subscribers with a few shared reads', async () => {
     const runId = await aRun();
     await store(runId, tokens('a', 'b', 'c'));
@@ -198,6 +218,29 @@ describe('streamRunEvents', () => {
     expect((await aFirst).value).toMatchObject({ seq: 1 });
     expect((await drain(a)).map((e) => e.seq)).toEqual([2]);
     expect((await bAll).map((e) => e.seq)).toEqual([1, 2]);
+  });
+
+  it('hands live events over synchronously, within the bus dispatch, to a consumer that takes them', async () => {
+    const runId = await aRun();
+    await store(runId, tokens('a'));
+    const stream = streamRunEvents(db.prisma, bus, runId, 0) as AsyncGenerator<RunEventRecord, void, void> & SyncEventSource;
+    expect(stream.needsNext).toBe(true); // not open, nothing replayed yet
+    expect((await stream.next()).value).toMatchObject({ seq: 1 });
+    expect(stream.needsNext).toBe(false);
+    const taken: unknown[] = [];
+    stream.onArrival = () => {
+      for (let e = stream.takeNow(); e !== undefined; e = stream.takeNow()) taken.push((e as RunEventRecord).seq);
+    };
+    const rows = await store(runId, tokens('b', 'c'));
+    void bus.publish(runChannel(runId), { seq: 3, events: rows } satisfies RunEventHint); // the local bus dispatches at once
+    expect(taken).toEqual([2, 3]);
+    // What the bus did not carry is for next() to read.
+    await store(runId, [finished], 'SUCCEEDED');
+    void bus.publish(runChannel(runId), { seq: 4 } satisfies RunEventHint);
+    expect(taken).toEqual([2, 3]);
+    expect(stream.needsNext).toBe(true);
+    stream.onArrival = null;
+    expect((await drain(stream)).map((e) => e.seq)).toEqual([4]);
   });
 
   it('return() ends a subscription that is waiting for the next event, and releases it', async () => {

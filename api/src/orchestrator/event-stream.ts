@@ -104,6 +104,8 @@ function readStoredRange(prisma: PrismaClient, runId: string, afterSeq: number):
   return read;
 }
 
+const DONE: IteratorReturnResult<void> = Object.freeze({ value: undefined, done: true });
+
 /**
  * Every event of a run with seq > afterSeq, exactly once and in order: stored ones first, then live ones,
  * with no gap between the two (the bus subscription opens before the first read, and any hole in what
@@ -111,113 +113,194 @@ function readStoredRange(prisma: PrismaClient, runId: string, afterSeq: number):
  * are shared with the run's other subscribers in this process: they are frozen.
  *
  * `run` is the run's id, or a function that authorizes the subscriber and returns it: it runs when the
- * stream is first read (so a refusal is the stream's error), without an extra generator per event.
- * return() ends the stream at once, even while it waits for the run's next event (an async generator
- * alone would only notice at that event), so a client that goes away releases its subscription.
+ * stream is first read, so a refusal is the stream's error. return() ends the stream at once, even while
+ * it waits for the run's next event, so a client that goes away releases its subscription.
  */
 export function streamRunEvents(
   prisma: PrismaClient,
   bus: EventBus,
   run: string | (() => Promise<string>),
   afterSeq: number,
-  signal?: AbortSignal,
 ): AsyncGenerator<RunEventRecord, void, void> {
-  const stop = new AbortController();
-  const events = runEvents(prisma, bus, run, afterSeq, signal ? AbortSignal.any([signal, stop.signal]) : stop.signal);
-  return {
-    next: () => events.next(),
-    return: () => {
-      stop.abort();
-      return events.return();
-    },
-    throw: (error: unknown) => {
-      stop.abort();
-      return events.throw(error);
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    // Node 20 types async generators as async disposable; GraphQL only needs next/return/throw.
-  } as AsyncGenerator<RunEventRecord, void, void>;
+  // Node 20 types async generators as async disposable; GraphQL and graphql-ws need next/return/throw.
+  return new RunEventStream(prisma, bus, run, afterSeq) as unknown as AsyncGenerator<RunEventRecord, void, void>;
 }
 
-async function* runEvents(
-  prisma: PrismaClient,
-  bus: EventBus,
-  run: string | (() => Promise<string>),
-  afterSeq: number,
-  signal: AbortSignal,
-): AsyncGenerator<RunEventRecord, void, void> {
-  const runId = typeof run === 'string' ? run : await run();
-  let delivered = afterSeq;
-  let mustRead = true; // replay first
-  // Live batches in arrival order (each one message's events, ascending); consumed from `head`.
-  let inbox: (readonly RunEventRecord[])[] = [];
-  let head = 0;
-  let wake: (() => void) | null = null;
-  let dirty = false; // something arrived since the loop last looked
-  const unsubscribe = await bus.subscribe(runChannel(runId), (raw) => {
-    const hint = raw as RunEventHint | null;
-    dirty = true;
-    if (hint?.events) {
-      if (hint.events.length > 0) inbox.push(eventsOf(hint as RunEventHint & { events: RunEventRecord[] }));
-    } else {
-      // No events inline, or a bus reconnect (null): what we missed is in the database.
-      mustRead = true;
-    }
-    wake?.();
-  });
-  const onAbort = () => wake?.();
-  signal.addEventListener('abort', onAbort);
-  try {
-    while (!signal.aborted) {
-      dirty = false;
-      // Live events, for as long as they continue the sequence without a hole.
-      while (!mustRead && head < inbox.length) {
-        const batch = inbox[head]!;
-        if (batch[batch.length - 1]!.seq <= delivered) {
-          head++;
-        } else if (batch[0]!.seq > delivered + 1) {
-          mustRead = true; // a hole (e.g. a message too large to carry its events): read the missing range
-        } else {
-          head++;
-          for (const e of batch) {
-            if (e.seq <= delivered) continue;
-            delivered = e.seq;
-            yield e;
-            if (isTerminalEvent(e)) return;
+/**
+ * One subscriber's position in a run's log. Written as an iterator rather than an async generator: an
+ * event already received is handed over without a turn of the generator machinery (this runs once per
+ * subscriber per event), and return() can end a wait.
+ */
+class RunEventStream implements AsyncIterator<RunEventRecord, void, void> {
+  private opened: Promise<void> | null = null;
+  private isOpen = false; // subscribed to the bus
+  private runId = '';
+  private unsubscribe: (() => Promise<void>) | null = null;
+  private delivered: number;
+  private mustRead = true; // replay first
+  /** Events to hand over, oldest first: what a read returned, then what the bus carried, batch by batch. */
+  private batches: (readonly RunEventRecord[])[] = [];
+  private pos = 0; // next index in batches[0]
+  /** Set by a read: once `at` is delivered, read the next page, or end (the run had finished). */
+  private afterRead: { at: number; then: 'read' | 'end' } | null = null;
+  private ended = false;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly bus: EventBus,
+    private readonly run: string | (() => Promise<string>),
+    afterSeq: number,
+  ) {
+    this.delivered = afterSeq;
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<RunEventRecord, void>> {
+    try {
+      if (this.ended) {
+        // Finished, failed or returned.
+        await this.release();
+        return DONE;
+      }
+      this.opened ??= this.open();
+      await this.opened;
+      for (;;) {
+        if (this.afterRead && this.delivered >= this.afterRead.at) {
+          if (this.afterRead.then === 'end') this.ended = true;
+          else this.mustRead = true;
+          this.afterRead = null;
+        }
+        if (this.ended) {
+          await this.release();
+          return DONE;
+        }
+        if (!this.mustRead) {
+          const e = this.take();
+          if (e) {
+            if (isTerminalEvent(e)) this.ended = true;
+            return { value: e, done: false };
           }
         }
-      }
-      if (head === inbox.length) {
-        inbox = [];
-        head = 0;
-      }
-      if (mustRead) {
-        mustRead = false;
-        const stored = await readStoredRange(prisma, runId, delivered);
-        for (const e of stored.events) {
-          if (e.seq !== delivered + 1) break;
-          delivered = e.seq;
-          yield e;
-          if (isTerminalEvent(e)) return;
+        if (this.mustRead) {
+          this.mustRead = false;
+          await this.read();
+          continue;
         }
-        if (!stored.exists) return;
-        if (!stored.run) {
-          mustRead = true; // a full page: read on
-        } else if (TERMINAL_STATUSES.includes(stored.run.status) && stored.run.lastSeq <= delivered) {
-          return; // a finished run whose last event we have (e.g. resuming at or past its end)
-        }
+        await new Promise<void>((resolve) => this.waiters.push(resolve));
+      }
+    } catch (error) {
+      this.ended = true;
+      await this.release();
+      throw error;
+    }
+  }
+
+  async return(): Promise<IteratorResult<RunEventRecord, void>> {
+    this.ended = true;
+    this.onArrival = null;
+    this.wakeAll();
+    await this.release();
+    return DONE;
+  }
+
+  async throw(error: unknown): Promise<IteratorResult<RunEventRecord, void>> {
+    await this.return();
+    throw error;
+  }
+
+  private async open() {
+    const runId = typeof this.run === 'string' ? this.run : await this.run();
+    if (this.ended) return;
+    this.runId = runId;
+    this.unsubscribe = await this.bus.subscribe(runChannel(runId), this.onMessage);
+    this.isOpen = true;
+    if (this.ended) await this.release(); // returned meanwhile
+  }
+
+  /**
+   * Whether next() has work besides waiting for the bus: opening, a read (replay, next page, a hole), or
+   * the end. Until then, what arrives can be taken with takeNow().
+   */
+  get needsNext(): boolean {
+    return !this.isOpen || this.ended || this.mustRead || (this.afterRead !== null && this.delivered >= this.afterRead.at);
+  }
+
+  /** The next event if it is already at hand (no read, no wait); counts as delivered, as from next(). */
+  takeNow(): RunEventRecord | undefined {
+    if (this.needsNext) return undefined;
+    const e = this.take();
+    if (!e) return undefined;
+    if (isTerminalEvent(e)) this.ended = true;
+    return e;
+  }
+
+  /**
+   * Set by a consumer that takes events with takeNow() instead of waiting in next(): called synchronously
+   * when a bus message arrives, so a fan-out to many subscribers costs no promise per subscriber.
+   */
+  onArrival: (() => void) | null = null;
+
+  private readonly onMessage = (raw: unknown) => {
+    const hint = raw as RunEventHint | null;
+    if (hint?.events) {
+      if (hint.events.length > 0) this.batches.push(eventsOf(hint as RunEventHint & { events: RunEventRecord[] }));
+    } else {
+      // No events inline, or a bus reconnect (null): what we missed is in the database.
+      this.mustRead = true;
+    }
+    if (this.onArrival) this.onArrival();
+    else this.wakeAll();
+  };
+
+  private wakeAll() {
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** The next event in sequence, if at hand; a hole in the sequence asks for a read. */
+  private take(): RunEventRecord | null {
+    while (this.batches.length > 0) {
+      const batch = this.batches[0]!;
+      while (this.pos < batch.length && batch[this.pos]!.seq <= this.delivered) this.pos++;
+      if (this.pos === batch.length) {
+        this.batches.shift();
+        this.pos = 0;
         continue;
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        if (dirty || mustRead || signal.aborted) resolve();
-      });
-      wake = null;
+      const e = batch[this.pos]!;
+      if (e.seq !== this.delivered + 1) {
+        this.mustRead = true; // e.g. a message too large to carry its events: read the missing range
+        return null;
+      }
+      this.pos++;
+      this.delivered = e.seq;
+      return e;
     }
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    await unsubscribe();
+    return null;
+  }
+
+  private async read() {
+    const stored = await readStoredRange(this.prisma, this.runId, this.delivered);
+    const last = stored.events.length > 0 ? stored.events[stored.events.length - 1]!.seq : this.delivered;
+    if (stored.events.length > 0) {
+      // Ahead of anything the bus brought: those are later events, or the same ones (skipped).
+      this.batches.unshift(stored.events);
+      this.pos = 0;
+    }
+    // A finished run whose last event is in hand (e.g. resuming at or past its end): nothing more will come.
+    const finished = !stored.exists || (stored.run !== null && TERMINAL_STATUSES.includes(stored.run.status) && stored.run.lastSeq <= last);
+    this.afterRead = finished ? { at: last, then: 'end' } : stored.run ? null : { at: last, then: 'read' }; // null run: a full page
+  }
+
+  private async release() {
+    const unsubscribe = this.unsubscribe;
+    this.unsubscribe = null;
+    if (unsubscribe) await unsubscribe();
   }
 }

@@ -1,6 +1,6 @@
 import { GraphQLError, GraphQLInt, type DocumentNode, GraphQLObjectType, GraphQLSchema, GraphQLString, parse, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { subscribeShared, VIEWER_INDEPENDENT_SUBSCRIPTIONS, type MessageSink } from './shared-subscribe.js';
+import { subscribeShared, VIEWER_INDEPENDENT_SUBSCRIPTIONS, type MessageSink, type SyncEventSource } from './shared-subscribe.js';
 
 interface Ev {
   n: number;
@@ -10,6 +10,56 @@ interface Ev {
 interface Ctx {
   viewer: string;
   events: AsyncIterable<Ev>;
+}
+
+/** A source that also hands events over synchronously, as the run event stream does. */
+class SyncFeed implements SyncEventSource, AsyncIterator<Ev, void> {
+  items: Ev[] = [];
+  ended = false;
+  onArrival: (() => void) | null = null;
+  private waiter: (() => void) | null = null;
+
+  get needsNext() {
+    return this.ended && this.items.length === 0;
+  }
+
+  takeNow() {
+    return this.items.shift();
+  }
+
+  push(e: Ev) {
+    this.items.push(e);
+    this.arrived();
+  }
+
+  end() {
+    this.ended = true;
+    this.arrived();
+  }
+
+  private arrived() {
+    if (this.onArrival) this.onArrival();
+    else this.waiter?.();
+  }
+
+  async next(): Promise<IteratorResult<Ev, void>> {
+    for (;;) {
+      if (this.items.length > 0) return { value: this.items.shift()!, done: false };
+      if (this.ended) return { value: undefined, done: true };
+      await new Promise<void>((r) => (this.waiter = r));
+      this.waiter = null;
+    }
+  }
+
+  async return(): Promise<IteratorResult<Ev, void>> {
+    this.ended = true;
+    this.waiter?.();
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
 }
 
 let textResolves = 0;
@@ -27,8 +77,9 @@ const EvType = new GraphQLObjectType<Ev, Ctx>({
     },
     broken: {
       type: GraphQLString,
-      resolve: () => {
-        throw new Error('broken field');
+      resolve: (e) => {
+        if (e.n !== 0) throw new Error('broken field');
+        return 'fine';
       },
     },
   },
@@ -156,7 +207,7 @@ describe('subscribeShared', () => {
     const f = feed();
     const written: string[] = [];
     const sink: MessageSink = { id: 'op-1', write: (m) => void written.push(m) };
-    const query = 'subscription($b: Boolean!) { runEvents { n broken @include(if: $b) } }';
+    const query = 'subscription($b: Boolean!) { runEvents { n broken @include(if: $b) } }'; // broken throws unless n is 0
     const stream = await subscribeShared(args(query, { viewer: 'a', events: f.subscriber() }, { b: false }), sink);
     const errorsStream = await subscribeShared(args(query, { viewer: 'b', events: f.subscriber() }, { b: true }), { id: 'op-2', write: (m) => void written.push(m) });
     const yielded = collect(stream);
@@ -200,5 +251,36 @@ describe('subscribeShared', () => {
     await returned;
     expect(await pending).toEqual({ value: undefined, done: true });
     expect(written).toHaveLength(2);
+  });
+
+  it('writes from the dispatch of a source that hands events over synchronously, in order with the rest', async () => {
+    const feeds = [new SyncFeed(), new SyncFeed()];
+    const written: string[][] = [[], []];
+    const query = 'subscription($b: Boolean!) { runEvents { n broken @include(if: $b) } }';
+    const streams = (await Promise.all(
+      feeds.map((events, i) => subscribeShared(args(query, { viewer: `v${i}`, events }, { b: true }), { id: `op-${i}`, write: (m) => void written[i]!.push(m) })),
+    )) as AsyncGenerator<ExecutionResult, void, void>[];
+    const pending = streams.map((s) => s.next());
+    await new Promise((r) => setTimeout(r, 5)); // both consumers are parked on their source
+    const publish = (e: Ev) => feeds.forEach((f) => f.push(e));
+    publish({ n: 0, text: 'a' });
+    // Written during the dispatch itself, before any turn of the event loop.
+    expect(written.map((w) => w.map((m) => JSON.parse(m) as unknown))).toEqual([
+      [{ id: 'op-0', type: 'next', payload: { data: { runEvents: { n: 0, broken: 'fine' } } } }],
+      [{ id: 'op-1', type: 'next', payload: { data: { runEvents: { n: 0, broken: 'fine' } } } }],
+    ]);
+    // A result with errors goes back to graphql-ws (which formats it), after what was written before it.
+    publish({ n: 1, text: 'b' });
+    const withErrors = await Promise.all(pending);
+    expect(plain(withErrors.map((r) => r.value))).toMatchObject([
+      { data: { runEvents: { n: 1, broken: null } }, errors: [{ message: 'broken field' }] },
+      { data: { runEvents: { n: 1, broken: null } }, errors: [{ message: 'broken field' }] },
+    ]);
+    const rest = streams.map((s) => collect(s));
+    await new Promise((r) => setTimeout(r, 5));
+    publish({ n: 0, text: 'c' });
+    expect(written.map((w) => w.length)).toEqual([2, 2]);
+    feeds.forEach((f) => f.end());
+    expect(await Promise.all(rest)).toEqual([[], []]);
   });
 });

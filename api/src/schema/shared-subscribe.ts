@@ -98,8 +98,22 @@ function executeShared(args: ExecutionArgs, key: string, event: unknown): MaybeP
 const DONE: IteratorReturnResult<void> = Object.freeze({ value: undefined, done: true });
 
 /**
+ * An event source that can also hand over the events it already received without a turn of the event
+ * loop, and call back when more arrive (the run event stream does): then a fan-out writes to every
+ * subscriber's socket from the bus message's own dispatch, with no promise per subscriber.
+ */
+export interface SyncEventSource {
+  /** True when next() has work besides waiting (opening, reading, ending): takeNow() gives nothing then. */
+  readonly needsNext: boolean;
+  takeNow(): unknown;
+  onArrival: (() => void) | null;
+}
+
+const isSyncSource = (source: object): source is SyncEventSource => typeof (source as Partial<SyncEventSource>).takeNow === 'function';
+
+/**
  * The operation's results, for graphql-ws to send. With a sink, results without errors are written
- * straight to it and the iterator only yields the others (for graphql-ws to format and send, in order:
+ * straight to it, and the iterator only yields the others (for graphql-ws to format and send, in order:
  * both go through the same socket). return() and throw() reach the source at once, as graphql-js' own
  * mapping does.
  */
@@ -109,8 +123,15 @@ function sharedResults(
   sink: MessageSink | undefined,
 ): AsyncGenerator<ExecutionResult, void, void> {
   const iterator = source[Symbol.asyncIterator]();
+  const fast = sink && isSyncSource(iterator) ? iterator : null;
   const prefix = sink ? `{"id":${JSON.stringify(sink.id)},"type":"next","payload":` : '';
   let closed = false;
+  /** An event taken on the fast path that it could not send (a result still running, or with errors). */
+  let carried: { event: unknown } | null = null;
+  /** A write that found the socket backed up. */
+  let backedUp: Promise<void> | null = null;
+  let resume: (() => void) | null = null;
+
   const fail = async (error: unknown): Promise<never> => {
     try {
       await iterator.return?.();
@@ -119,31 +140,94 @@ function sharedResults(
     }
     throw error;
   };
+
+  /** Writes every event at hand; true when there is nothing left to do but wait for the bus. */
+  const writeAtHand = (source: SyncEventSource): boolean => {
+    for (;;) {
+      if (closed) return false;
+      const event = source.takeNow();
+      if (event === undefined) return !source.needsNext;
+      let shared: MaybePromise<SharedResult>;
+      try {
+        shared = results(event);
+      } catch {
+        carried = { event }; // the slow path runs it again and reports the error
+        return false;
+      }
+      if (isPromise(shared) || shared.json === null) {
+        carried = { event };
+        return false;
+      }
+      const pending = sink!.write(`${prefix}${shared.json}}`);
+      if (pending) {
+        backedUp = pending;
+        return false;
+      }
+    }
+  };
+
+  const onArrival = () => {
+    if (writeAtHand(fast!)) return;
+    fast!.onArrival = null;
+    resume?.();
+  };
+
   async function next(): Promise<IteratorResult<ExecutionResult, void>> {
     for (;;) {
-      const step = await iterator.next();
-      if (step.done || closed) return DONE;
+      if (closed) return DONE;
+      if (backedUp) {
+        const pending = backedUp;
+        backedUp = null;
+        await pending;
+        continue;
+      }
+      let event: unknown;
+      if (carried) {
+        event = carried.event;
+        carried = null;
+      } else {
+        if (fast && writeAtHand(fast)) {
+          // Parked: the bus dispatch writes what arrives, until something needs this path.
+          await new Promise<void>((r) => {
+            resume = r;
+            fast.onArrival = onArrival;
+          });
+          resume = null;
+          continue;
+        }
+        if (carried || backedUp || closed) continue;
+        const step = await iterator.next();
+        if (step.done || closed) return DONE;
+        event = step.value;
+      }
       let shared: SharedResult;
       try {
-        const pending = results(step.value);
+        const pending = results(event);
         shared = isPromise(pending) ? await pending : pending;
       } catch (error) {
         return fail(error);
       }
       if (!sink || shared.json === null) return { value: shared.result, done: false };
-      const backedUp = sink.write(`${prefix}${shared.json}}`);
-      if (backedUp) await backedUp;
+      const pending = sink.write(`${prefix}${shared.json}}`);
+      if (pending) await pending;
     }
   }
+
+  const stop = () => {
+    closed = true;
+    if (fast) fast.onArrival = null;
+    resume?.();
+  };
+
   return {
     next,
     async return() {
-      closed = true;
+      stop();
       if (iterator.return) await iterator.return();
       return DONE;
     },
     async throw(error: unknown) {
-      closed = true;
+      stop();
       if (iterator.throw) await iterator.throw(error);
       throw error;
     },

@@ -25,6 +25,7 @@ import { summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
 import { GATE, STAMP, startStampedOpenAI, type StampedOpenAI } from './lib/stamped-openai.js';
 import { round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
+import { startFloorServer } from './lib/ws-floor.js';
 
 const env = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
 
@@ -310,6 +311,67 @@ async function runVariant(
   }
 }
 
+interface FloorResult {
+  subscribers: number;
+  messagesPerSubscriber: Summary;
+  latencyPerChunk: Summary;
+  serverCpuMicrosPerDelivery: number | null;
+  cpuDuringStream: CpuWindow;
+}
+
+/**
+ * The same clients against a bare graphql-transport-ws server (bench/lib/ws-floor.ts) sending one message
+ * per chunk on the provider's schedule: the best the API could do on this machine, with these clients.
+ */
+async function runFloor(ctx: BenchContext, cfg: { subscribers: number; chunks: number; intervalMs: number; connectParallelism: number }): Promise<FloorResult> {
+  const server = await startFloorServer();
+  const clients: Client[] = [];
+  try {
+    const received: { recv: number; text: string }[] = [];
+    const counts: number[] = [];
+    let done = 0;
+    let allDone!: () => void;
+    const finished = new Promise<void>((r) => (allDone = r));
+    await mapLimit(Array.from({ length: cfg.subscribers }), cfg.connectParallelism, async (_, i) => {
+      const client = await connectWs(server.wsUrl, 'unused', 60_000);
+      clients.push(client);
+      counts[i] = 0;
+      client.subscribe<{ runEvents: WireEvent }>(
+        { query: RUN_EVENTS, variables: { runId: 'floor', afterSeq: 0 } },
+        {
+          next: (msg) => {
+            const recv = wallNow();
+            counts[i]!++;
+            received.push({ recv, text: msg.data!.runEvents.text! });
+          },
+          error: () => ++done === cfg.subscribers && allDone(),
+          complete: () => ++done === cfg.subscribers && allDone(),
+        },
+      );
+    });
+    await server.subscribed(cfg.subscribers);
+    await delay(200);
+    const endCpu = cpuWindow(server.pid, null);
+    await Promise.all([server.stream(cfg.chunks, cfg.intervalMs), Promise.race([finished, delay(cfg.chunks * cfg.intervalMs + 60_000)])]);
+    const cpu = endCpu();
+    const perChunk: number[] = [];
+    for (const { recv, text } of received) for (const m of text.matchAll(STAMP)) perChunk.push(recv - Number(m[1]));
+    ctx.log(`  transport floor: ${received.length}/${cfg.subscribers * cfg.chunks} messages delivered by a bare graphql-transport-ws server`);
+    return {
+      subscribers: cfg.subscribers,
+      messagesPerSubscriber: roundSummary(summarize(counts)),
+      latencyPerChunk: roundSummary(summarize(perChunk)),
+      serverCpuMicrosPerDelivery: cpu.apiSeconds !== null && received.length ? round((1e6 * cpu.apiSeconds) / received.length, 1) : null,
+      cpuDuringStream: cpu,
+    };
+  } finally {
+    await mapLimit(clients, 100, async (c) => {
+      await c.dispose();
+    });
+    await server.stop();
+  }
+}
+
 export const fanout: Benchmark = {
   name: 'fanout',
   description: '1,000 graphql-ws subscribers on one streaming run: delivery latency and API memory',
@@ -324,6 +386,7 @@ export const fanout: Benchmark = {
     const which = (process.env.BENCH_FANOUT_DATABASES ?? 'postgresql,pglite').split(',').map((s) => s.trim()) as ('postgresql' | 'pglite')[];
     const variants: VariantResult[] = [];
     for (const kind of which) variants.push(await runVariant(ctx, kind, cfg));
+    const floor = process.env.BENCH_FANOUT_FLOOR === '0' ? null : await runFloor(ctx, cfg);
 
     const tables: Table[] = [
       {
@@ -335,6 +398,28 @@ export const fanout: Benchmark = {
           ['', 'event createdAt → receive', v.latencySinceCreatedAt.n, v.latencySinceCreatedAt.p50, v.latencySinceCreatedAt.p90, v.latencySinceCreatedAt.p99, v.latencySinceCreatedAt.max, v.latencySinceCreatedAt.mean],
         ]),
       },
+      ...(floor
+        ? [
+            {
+              title: `Transport floor: the same ${floor.subscribers} clients, a bare graphql-transport-ws server (no GraphQL, no database), one message per chunk`,
+              columns: ['measure', 'samples', 'p50', 'p90', 'p99', 'max', 'mean', 'server µs/delivery', 'bench cpu s', 'others cpu s'],
+              rows: [
+                [
+                  'per chunk (send → receive)',
+                  floor.latencyPerChunk.n,
+                  floor.latencyPerChunk.p50,
+                  floor.latencyPerChunk.p90,
+                  floor.latencyPerChunk.p99,
+                  floor.latencyPerChunk.max,
+                  floor.latencyPerChunk.mean,
+                  floor.serverCpuMicrosPerDelivery,
+                  floor.cpuDuringStream.benchSeconds,
+                  floor.cpuDuringStream.otherSeconds,
+                ],
+              ],
+            } satisfies Table,
+          ]
+        : []),
       {
         title: 'API process memory (RSS, MB) and load',
         columns: ['database', 'start-up peak', 'after start', 'after warm-up', 'connected', 'subscribed', 'peak in stream', 'process peak', 'events/sub', 'exact subs', 'API cpu s', 'API µs/delivery', 'others cpu s', 'API loop p99', 'bench loop p99'],
@@ -373,6 +458,11 @@ export const fanout: Benchmark = {
       'Latency per chunk: the fake provider stamps each chunk with its send time; subscribers in this process read the same clock on receipt.',
       'Memory: /proc/<api pid>/status; "process peak" is VmHWM (kernel high-water mark since the process started, start-up included).',
     ];
+    if (floor) {
+      notes.push(
+        `Transport floor: ${floor.subscribers} sockets and these same clients on this machine, one message per chunk (the API sends as many when each chunk is its own event, fewer when chunks merge); the API's latency can at best approach it (BENCH_FANOUT_FLOOR=0 skips it).`,
+      );
+    }
     for (const v of variants) {
       if (v.liveAtRelease < v.connected) {
         notes.push(`${v.database}: only ${v.liveAtRelease}/${v.connected} subscribers were live when the stream started (the gate waits at most ${cfg.gateMaxMs} ms); the others are left out of the latency figures.`);
@@ -389,7 +479,7 @@ export const fanout: Benchmark = {
       name: 'fanout',
       title: 'Fan-out: one run, many graphql-ws subscribers',
       config: { ...cfg, databases: which, api: 'WORKER_CONCURRENCY/ORG_CONCURRENCY at their defaults', subscriberConnections: 'one WebSocket per subscriber, one API token' },
-      figures: { variants },
+      figures: { variants, floor },
       tables,
       targets,
       notes,

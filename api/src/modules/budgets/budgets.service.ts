@@ -6,6 +6,7 @@ import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
 import { loadProject } from '../projects/projects.service.js';
+import { announceBudgetChange } from './budget-guard.js';
 import { windowEnd, windowStart } from './windows.js';
 
 const SetBudget = z.object({
@@ -28,16 +29,12 @@ export interface BudgetView {
   resetsAt: Date;
 }
 
-export async function viewBudget(ctx: Pick<Context, 'prisma'>, budget: Budget, timeZone: string, now = new Date()): Promise<BudgetView> {
+export function viewBudget(budget: Budget, timeZone: string, now = new Date()): BudgetView {
   const start = windowStart(budget.period, timeZone, now);
-  let spent = budget.spentMicros;
-  let reserved = budget.reservedMicros;
-  if (budget.windowStart < start) {
-    // Not rolled yet (rolling happens under lock at the next reservation): show what the roll will give.
-    spent = 0n;
-    const held = await ctx.prisma.budgetReservation.aggregate({ where: { budgetId: budget.id, status: 'OPEN' }, _sum: { amountMicros: true } });
-    reserved = held._sum.amountMicros ?? 0n;
-  }
+  // A period that has ended but not rolled yet (that happens under lock at the next settlement or lease)
+  // reads as the roll will leave it: nothing spent; what is held stays held.
+  const spent = budget.windowStart < start ? 0n : budget.spentMicros;
+  const reserved = budget.reservedMicros;
   const remaining = budget.limitMicros - spent - reserved;
   return {
     budget,
@@ -60,7 +57,7 @@ export async function setBudget(ctx: Context, organizationId: string, projectId:
   }
   const input = parseInput(SetBudget, { period: raw.period, limitMicros: raw.limit });
   const org = await ctx.prisma.organization.findUniqueOrThrow({ where: { id: organizationId } });
-  return ctx.prisma.$transaction(async (tx) => {
+  const saved = await ctx.prisma.$transaction(async (tx) => {
     // Serialise changes to this organization's budgets: (org, NULL project, period) cannot rely on a unique index.
     await tx.$queryRaw`SELECT id FROM "Organization" WHERE id = ${organizationId}::uuid FOR UPDATE`;
     const existing = await tx.budget.findFirst({ where: { organizationId, projectId, period: input.period } });
@@ -80,6 +77,9 @@ export async function setBudget(ctx: Context, organizationId: string, projectId:
     });
     return budget;
   });
+  // Every process's budget guard looks the organization's budgets up again before admitting more from spare allowance.
+  await announceBudgetChange(ctx.bus, organizationId);
+  return saved;
 }
 
 export async function removeBudget(ctx: Context, budgetId: string) {
@@ -101,5 +101,6 @@ export async function removeBudget(ctx: Context, budgetId: string) {
       ip: ctx.ip,
     });
   });
+  await announceBudgetChange(ctx.bus, budget.organizationId);
   return budget;
 }

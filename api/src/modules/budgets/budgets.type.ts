@@ -1,3 +1,4 @@
+import type { Context } from '../../context.js';
 import { builder } from '../../schema/builder.js';
 import { ErrorInterface } from '../../schema/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
@@ -34,7 +35,11 @@ const BudgetExceededRef = builder.objectRef<BudgetExceeded>('BudgetExceededError
     period: t.field({ type: BudgetPeriodEnum, resolve: (e) => e.details.period }),
     limit: t.field({ type: 'Money', resolve: (e) => BigInt(e.details.limitMicros) }),
     spent: t.field({ type: 'Money', resolve: (e) => BigInt(e.details.spentMicros) }),
-    reserved: t.field({ type: 'Money', resolve: (e) => BigInt(e.details.reservedMicros) }),
+    reserved: t.field({
+      type: 'Money',
+      description: "Held by attempts in flight and leased by other processes when the run was refused (the refusing process's own spare allowance is not counted).",
+      resolve: (e) => BigInt(e.details.reservedMicros),
+    }),
     requested: t.field({ type: 'Money', description: 'Worst-case cost of the attempt that was refused.', resolve: (e) => BigInt(e.details.requestedMicros) }),
     resetsAt: t.field({ type: 'DateTime', resolve: (e) => new Date(e.details.resetsAt) }),
     projectScoped: t.boolean({ description: 'True when the budget is a project budget.', resolve: (e) => e.details.projectId !== null }),
@@ -68,8 +73,15 @@ builder.prismaNode('Budget', {
     project: t.relation('project', { nullable: true }),
     limit: t.expose('limitMicros', { type: 'Money' }),
     spent: t.field({ type: 'Money', description: 'Settled spend this period.', resolve: async (b, _a, ctx) => (await view(ctx, b)).spentMicros }),
-    reserved: t.field({ type: 'Money', description: 'Held by runs in flight.', resolve: async (b, _a, ctx) => (await view(ctx, b)).reservedMicros }),
-    remaining: t.field({ type: 'Money', resolve: async (b, _a, ctx) => (await view(ctx, b)).remainingMicros }),
+    reserved: t.field({
+      type: 'Money',
+      description:
+        'Held and not yet spent: the worst-case cost of provider attempts in flight, plus allowance that worker processes have ' +
+        'leased in advance to admit runs without a database round trip (given back after about 2 s without new runs, at ' +
+        'shutdown, or when the budget nears its limit and another process needs it). Never available to other spending.',
+      resolve: async (b, _a, ctx) => (await view(ctx, b)).reservedMicros,
+    }),
+    remaining: t.field({ type: 'Money', description: 'limit - spent - reserved, never below zero.', resolve: async (b, _a, ctx) => (await view(ctx, b)).remainingMicros }),
     percentUsed: t.float({ description: '(spent + reserved) / limit, in percent.', resolve: async (b, _a, ctx) => (await view(ctx, b)).percentUsed }),
     windowStart: t.field({ type: 'DateTime', resolve: async (b, _a, ctx) => (await view(ctx, b)).windowStart }),
     resetsAt: t.field({ type: 'DateTime', resolve: async (b, _a, ctx) => (await view(ctx, b)).resetsAt }),
@@ -79,14 +91,14 @@ builder.prismaNode('Budget', {
 
 // One view per budget per request, whichever of its fields are selected.
 const views = new WeakMap<object, Map<string, Promise<budgets.BudgetView>>>();
-function view(ctx: Parameters<typeof budgets.viewBudget>[0] & object, b: Parameters<typeof budgets.viewBudget>[1]) {
+function view(ctx: Pick<Context, 'prisma'>, b: Parameters<typeof budgets.viewBudget>[0]) {
   let perRequest = views.get(ctx);
   if (!perRequest) views.set(ctx, (perRequest = new Map()));
   let v = perRequest.get(b.id);
   if (!v) {
     v = ctx.prisma.organization
       .findUniqueOrThrow({ where: { id: b.organizationId }, select: { timeZone: true } })
-      .then((o) => budgets.viewBudget(ctx, b, o.timeZone));
+      .then((o) => budgets.viewBudget(b, o.timeZone));
     perRequest.set(b.id, v);
   }
   return v;

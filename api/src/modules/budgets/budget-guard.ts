@@ -358,7 +358,8 @@ export class BudgetGuard implements AttemptBudget {
   private async loadScope(key: string, organizationId: string, projectId: string) {
     const expiresAt = Date.now() + this.scopeTtlMs;
     const generation = this.generation;
-    const [row] = await this.db.query<{ budgets: Pick<AppliedBudget, 'id' | 'organizationId' | 'projectId' | 'period' | 'limitMicros' | 'spentMicros' | 'reservedMicros'>[] }>(
+    const [row] = await this.statement<{ budgets: Pick<AppliedBudget, 'id' | 'organizationId' | 'projectId' | 'period' | 'limitMicros' | 'spentMicros' | 'reservedMicros'>[] }>(
+      'hub_budget_scope',
       `SELECT coalesce(json_agg(json_build_object(
          'id', b.id, 'organizationId', b."organizationId", 'projectId', b."projectId", 'period', b.period,
          'limitMicros', b."limitMicros"::text, 'spentMicros', b."spentMicros"::text, 'reservedMicros', b."reservedMicros"::text) ORDER BY b.id), '[]') AS budgets
@@ -470,10 +471,11 @@ export class BudgetGuard implements AttemptBudget {
 
   // ——— the group commit ———
 
+  /** Starts the group commit unless it runs; what arrives in the same tick (a burst of reservations) goes with it. */
   private kick() {
     if (this.running) return;
     this.running = true;
-    void this.pump();
+    queueMicrotask(() => void this.pump());
   }
 
   private async pump() {
@@ -553,6 +555,7 @@ export class BudgetGuard implements AttemptBudget {
     const ledger = batch.settlements.flatMap((s) => (s.ledger ? [s.ledger] : []));
     this.statements++;
     const [row] = await this.statement<{ r: Applied }>(
+      'hub_budget_apply',
       'SELECT hub_budget_apply($1, $2::timestamp(3), $3::timestamp(3), $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb) AS r',
       [
         this.holder,
@@ -568,12 +571,12 @@ export class BudgetGuard implements AttemptBudget {
   }
 
   /**
-   * On PostgreSQL the group commit has a connection of its own: its statements run one at a time anyway, and
-   * this way they never queue behind other work for a pooled connection, and run on a session where the
-   * function is compiled and the statement prepared (a fresh session pays ~20 ms for that). Any error
-   * discards the connection; the next statement opens another.
+   * On PostgreSQL the guard has a connection of its own: the group commit's statements run one at a time
+   * anyway, and this way they never queue behind other work for a pooled connection, and run on a session
+   * where the function is compiled and the statements prepared (a fresh session pays ~20 ms for that). Any
+   * error discards the connection; the next statement opens another.
    */
-  private async statement<T>(text: string, params: unknown[]): Promise<T[]> {
+  private async statement<T>(name: string, text: string, params: unknown[]): Promise<T[]> {
     const pool = this.db.pool;
     if (!pool || this.closed) return this.db.query<T>(text, params);
     const session = (this.session ??= pool.connect());
@@ -585,7 +588,7 @@ export class BudgetGuard implements AttemptBudget {
       throw err;
     }
     try {
-      return (await client.query({ name: 'hub_budget_apply', text, values: params })).rows as T[];
+      return (await client.query({ name, text, values: params })).rows as T[];
     } catch (err) {
       if (this.session === session) this.session = null;
       client.release(err as Error);

@@ -138,6 +138,29 @@ async function keepingAnOwner<T>(ctx: Context, organizationId: string, field: st
   });
 }
 
+/**
+ * Role checks run before the organization lock is taken. Under the lock, make sure neither the target's
+ * role nor the actor's (when it mattered) changed since: otherwise two admins demoting each other at the
+ * same moment could both succeed, each on the strength of a role the other had just taken away.
+ */
+async function rolesUnchanged(
+  tx: Parameters<Parameters<Context['prisma']['$transaction']>[0]>[0],
+  target: { id: string; organizationId: string; role: Role },
+  actorRole: Role | null,
+  actorUserId: string,
+) {
+  const now = await tx.membership.findMany({
+    where: { organizationId: target.organizationId, OR: [{ id: target.id }, { userId: actorUserId }] },
+    select: { id: true, userId: true, role: true },
+  });
+  const current = now.find((r) => r.id === target.id);
+  if (!current) throw new NotFoundError('Membership');
+  const actor = now.find((r) => r.userId === actorUserId);
+  if (current.role !== target.role || (actorRole !== null && actor?.role !== actorRole)) {
+    throw new ConflictError('Roles in this organization changed meanwhile; reload and try again');
+  }
+}
+
 export async function updateMemberRole(ctx: Context, membershipId: string, newRole: Role) {
   const m = await loadMembership(ctx, membershipId);
   const actorRole = await authorize(ctx, m.organizationId, 'member.updateRole', 'Membership');
@@ -146,6 +169,7 @@ export async function updateMemberRole(ctx: Context, membershipId: string, newRo
     throw await deny(ctx, m.organizationId, 'member.updateRole', actorRole, 'You cannot change a role above your own, or grant one', { from: m.role, to: newRole });
   }
   return keepingAnOwner(ctx, m.organizationId, 'role', async (tx) => {
+    await rolesUnchanged(tx, m, actorRole, ctx.viewer!.userId);
     const updated = await tx.membership.update({ where: { id: m.id }, data: { role: newRole } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: 'member.role_changed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, from: m.role, to: newRole }, ip: ctx.ip });
     return updated;
@@ -156,13 +180,15 @@ export async function removeMember(ctx: Context, membershipId: string) {
   const m = await loadMembership(ctx, membershipId);
   const self = m.userId === ctx.viewer!.userId;
   // Anyone may leave; removing someone else needs member.remove and a role at least theirs.
+  let actorRole: Role | null = null;
   if (!self) {
-    const actorRole = await authorize(ctx, m.organizationId, 'member.remove', 'Membership');
+    actorRole = await authorize(ctx, m.organizationId, 'member.remove', 'Membership');
     if (!canAssignRole(actorRole, m.role, m.role)) {
       throw await deny(ctx, m.organizationId, 'member.remove', actorRole, 'You cannot remove someone above your role', { targetRole: m.role });
     }
   }
   return keepingAnOwner(ctx, m.organizationId, 'membershipId', async (tx) => {
+    await rolesUnchanged(tx, m, actorRole, ctx.viewer!.userId);
     await tx.membership.delete({ where: { id: m.id } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: self ? 'member.left' : 'member.removed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, role: m.role }, ip: ctx.ip });
     return m;

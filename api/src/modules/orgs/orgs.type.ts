@@ -197,7 +197,7 @@ const UpdateMemberRoleInput = builder.inputType('UpdateMemberRoleInput', {
 builder.mutationField('updateMemberRole', (t) =>
   t.field({
     type: membershipPayload('UpdateMemberRolePayload'),
-    errors: {},
+    errors: { types: [ConflictError] },
     authScopes: { loggedIn: true },
     args: { input: t.arg({ type: UpdateMemberRoleInput, required: true }) },
     resolve: async (_r, { input }, ctx) =>
@@ -216,7 +216,7 @@ const RemoveMemberPayload = builder.objectRef<{ removedId: string }>('RemoveMemb
 builder.mutationField('removeMember', (t) =>
   t.field({
     type: RemoveMemberPayload,
-    errors: {},
+    errors: { types: [ConflictError] },
     authScopes: { loggedIn: true },
     args: { input: t.arg({ type: RemoveMemberInput, required: true }) },
     resolve: async (_r, { input }, ctx) => {

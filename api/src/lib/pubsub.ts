@@ -13,6 +13,9 @@ export interface EventBus {
   /**
    * Returns an unsubscribe function. Handlers run in the order messages arrive; a `null` payload means
    * "you may have missed messages" (the PostgreSQL bus reconnected): re-read from the database.
+   * Every local handler of a channel receives the SAME payload object (decoded once per message): the
+   * run-event fan-out relies on it to execute and serialize an event once for all its subscribers, so
+   * handlers must treat payloads as read-only.
    */
   subscribe(channel: string, handler: (payload: unknown) => void): Promise<() => Promise<void>>;
   /**

@@ -29,8 +29,12 @@ export interface EventBus {
 
 /** Messages that ride inside one SQL statement (PostgreSQL) or are published right after it (in process). */
 export interface StatementNotifications {
-  /** `pg_notify(...)` expressions to select in the statement; empty on the in-process bus. */
-  sql: string[];
+  /**
+   * One SQL expression to select in the statement: it sends every message, in order, when it is evaluated
+   * (PostgreSQL delivers them at commit). Its text does not depend on how many messages there are, so the
+   * statement stays one prepared statement. `0` on the in-process bus.
+   */
+  sql: string;
   /** Publishes on the in-process bus; a no-op when the messages rode inside the statement. */
   publishAfter(): Promise<void>;
 }
@@ -38,10 +42,15 @@ export interface StatementNotifications {
 /** Builds the notifications for a statement with parameters `params` (their texts are appended to it). */
 export function statementNotifications(bus: EventBus, messages: [channel: string, payload: unknown][], params: SqlParams): StatementNotifications {
   if (!bus.encode) {
-    return { sql: [], publishAfter: async () => void (await Promise.all(messages.map(([c, p]) => bus.publish(c, p)))) };
+    return {
+      sql: '0',
+      publishAfter: async () => {
+        for (const [c, p] of messages) await bus.publish(c, p);
+      },
+    };
   }
-  const sql = messages.map(([c, p]) => `pg_notify('${NOTIFY_CHANNEL}', ${params.add(bus.encode!(c, p))})`);
-  return { sql, publishAfter: async () => {} };
+  const texts = params.add(messages.map(([c, p]) => bus.encode!(c, p)));
+  return { sql: `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${texts}::text[]) AS n)`, publishAfter: async () => {} };
 }
 
 /** One process (embedded database): an in-memory emitter. */

@@ -19,6 +19,16 @@ async function newRun() {
   });
 }
 
+/** The bus the product uses on this database: LISTEN/NOTIFY on PostgreSQL, in process on PGlite. */
+async function onRealBus(fn: (bus: EventBus) => Promise<void>) {
+  const realBus = db.kind === 'postgresql' ? await createPgBus(db.url!, db.pool!, createLogger('silent')) : bus;
+  try {
+    await fn(realBus);
+  } finally {
+    if (realBus !== bus) await realBus.close();
+  }
+}
+
 /** The real statement runner, counting the statements it sends. */
 function counting(query: SqlQuery) {
   const counter = { statements: 0 };
@@ -95,38 +105,41 @@ describe('EventLog: group commit across runs', () => {
     expect(await db.prisma.runEvent.count({ where: { runId: orphan.runId } })).toBe(0);
   });
 
-  it('finish writes the final event only while its condition holds, and then announces it', async () => {
-    const run = await newRun();
-    const log = new EventLog(db.query, bus);
-    const statuses: unknown[] = [];
-    await bus.subscribe('project:test', (m) => statuses.push(m));
-    const writer = new RunEventWriter(log, run.id, run.lastSeq);
-    writer.append('TOKEN', { text: 'hi' });
-    const refused = await writer.finish(
-      'STATUS',
-      { status: 'SUCCEEDED' },
-      (p, seq) => `UPDATE "AgentRun" SET status = 'SUCCEEDED', "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(run.id)}::uuid AND "leaseOwner" = 'someone else' RETURNING id`,
-      [['project:test', { status: 'SUCCEEDED' }]],
-    );
-    expect(refused).toBe(false);
-    expect(statuses).toEqual([]);
-    const applied = await writer.finish(
-      'STATUS',
-      { status: 'SUCCEEDED' },
-      (p, seq) => `UPDATE "AgentRun" SET status = 'SUCCEEDED', "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(run.id)}::uuid RETURNING id`,
-      [['project:test', { status: 'SUCCEEDED' }]],
-    );
-    expect(applied).toBe(true);
-    expect(statuses).toEqual([{ status: 'SUCCEEDED' }]);
-    const row = await db.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });
-    expect([row.status, row.lastSeq]).toEqual(['SUCCEEDED', 2]);
-    expect((await db.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } })).map((e) => e.type)).toEqual(['TOKEN', 'STATUS']);
+  it('finish writes the final event only while its condition holds, and only then announces it', async () => {
+    await onRealBus(async (realBus) => {
+      const run = await newRun();
+      const log = new EventLog(db.query, realBus);
+      const statuses: unknown[] = [];
+      const channel = `project:${run.id}`;
+      await realBus.subscribe(channel, (m) => m && statuses.push(m));
+      const writer = new RunEventWriter(log, run.id, run.lastSeq);
+      writer.append('TOKEN', { text: 'hi' });
+      const refused = await writer.finish(
+        'STATUS',
+        { status: 'SUCCEEDED' },
+        (p, seq) => `UPDATE "AgentRun" SET status = 'SUCCEEDED', "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(run.id)}::uuid AND "leaseOwner" = 'someone else' RETURNING id`,
+        [[channel, { status: 'REFUSED' }]],
+      );
+      expect(refused).toBe(false);
+      const applied = await writer.finish(
+        'STATUS',
+        { status: 'SUCCEEDED' },
+        (p, seq) => `UPDATE "AgentRun" SET status = 'SUCCEEDED', "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(run.id)}::uuid RETURNING id`,
+        [[channel, { status: 'SUCCEEDED' }]],
+      );
+      expect(applied).toBe(true);
+      // Messages arrive in order, so the refused finish would show up before this one.
+      await expect.poll(() => statuses.length).toBe(1);
+      expect(statuses).toEqual([{ status: 'SUCCEEDED' }]);
+      const row = await db.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });
+      expect([row.status, row.lastSeq]).toEqual(['SUCCEEDED', 2]);
+      expect((await db.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } })).map((e) => e.type)).toEqual(['TOKEN', 'STATUS']);
+    });
   });
 
   it('a final event too long to ride in a notification is stored, and its hint tells subscribers to read it', async () => {
     // On PostgreSQL this goes through LISTEN/NOTIFY, whose payloads are limited to 8,000 bytes.
-    const realBus = db.kind === 'postgresql' ? await createPgBus(db.url!, db.pool!, createLogger('silent')) : bus;
-    try {
+    await onRealBus(async (realBus) => {
       const run = await newRun();
       const hints: RunEventHint[] = [];
       await realBus.subscribe(runChannel(run.id), (m) => m && hints.push(m as RunEventHint));
@@ -142,8 +155,6 @@ describe('EventLog: group commit across runs', () => {
       expect((stored.payload as { error: string }).error).toBe(error);
       await expect.poll(() => hints.length).toBe(1);
       expect(hints[0]).toEqual({ seq: 1 });
-    } finally {
-      if (realBus !== bus) await realBus.close();
-    }
+    });
   });
 });

@@ -1,6 +1,6 @@
 import type { RunEventType } from '../_generated/prisma/enums.js';
 import type { SqlQuery } from '../lib/db.js';
-import { NOTIFY_CHANNEL, statementNotifications, type EventBus } from '../lib/pubsub.js';
+import { statementNotifications, type EventBus } from '../lib/pubsub.js';
 import { SqlParams, utcWall } from '../lib/sql.js';
 
 export interface RunEventRecord {
@@ -84,11 +84,8 @@ export class EventLog {
     const rows = batches.flatMap((b) =>
       b.events.map((e) => ({ runId: e.runId, seq: e.seq, type: e.type, payload: e.payload, createdAt: utcWall(e.createdAt) })),
     );
-    const messages = batches.flatMap((b) => b.messages);
     const p = new SqlParams();
-    const encode = this.bus.encode;
-    const notes = encode ? messages.map(([c, m]) => encode(c, m)) : [];
-    const select = encode ? `SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${p.add(notes)}::text[]) AS n` : 'SELECT 1';
+    const notes = statementNotifications(this.bus, batches.flatMap((b) => b.messages), p);
     if (rows.length > 0) {
       await this.query(
         `WITH b AS (
@@ -96,13 +93,13 @@ export class EventLog {
              AS x("runId" uuid, seq int, type "RunEventType", payload jsonb, "createdAt" timestamp(3))),
          ins AS (INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt") SELECT "runId", seq, type, payload, "createdAt" FROM b),
          upd AS (UPDATE "AgentRun" r SET "lastSeq" = m.last FROM (SELECT "runId", max(seq) AS last FROM b GROUP BY "runId") m WHERE r.id = m."runId")
-         ${select}`,
+         SELECT ${notes.sql}`,
         p.values,
       );
-    } else if (encode) {
-      await this.query(select, p.values);
+    } else if (this.bus.encode) {
+      await this.query(`SELECT ${notes.sql}`, p.values);
     }
-    if (!encode) for (const [c, m] of messages) await this.bus.publish(c, m);
+    await notes.publishAfter();
   }
 }
 
@@ -177,7 +174,7 @@ export class RunEventWriter {
        ev AS (INSERT INTO "RunEvent" ("runId", "seq", "type", "payload", "createdAt")
               SELECT upd.id, ${p.add(seq)}, ${p.add(type)}::"RunEventType", ${p.add(JSON.stringify(payload))}::jsonb, ${p.add(utcWall(createdAt))}::timestamp(3)
               FROM upd RETURNING 1)
-       SELECT ${['1 AS applied', ...notes.sql].join(', ')} FROM ev`,
+       SELECT 1 AS applied, ${notes.sql} FROM ev`,
       p.values,
     );
     if (rows.length === 0) return false;

@@ -88,7 +88,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
          ev AS (
            INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt")
            SELECT id, 1, 'STATUS', '{"status":"QUEUED"}'::jsonb, ${at}::timestamp(3) FROM run RETURNING 1)
-         SELECT ${['1', ...notes.sql].join(', ')} FROM ev`,
+         SELECT 1, ${notes.sql} FROM ev`,
         p.values,
       );
       if (rows.length === 0) return null; // the idempotency key was taken meanwhile

@@ -5,7 +5,18 @@ import type { EventBus } from '../lib/pubsub.js';
 import { CircuitBreaker, type ProviderRegistry, type RetryPolicy } from '../providers/index.js';
 import { RunEventWriter, type EventLog } from './events.js';
 import type { RunJob, RunQueue } from './queue.js';
-import { cancelChannel, executeRun, statusAnnouncement, type AttemptBudget } from './run-executor.js';
+import {
+  cancelChannel,
+  claimRun,
+  DEFAULT_LEASE_MS,
+  executeClaimed,
+  executeRun,
+  listenForCancel,
+  statusAnnouncement,
+  type AttemptBudget,
+  type ClaimOutcome,
+  type ExecutorDeps,
+} from './run-executor.js';
 import { utcWall } from '../lib/sql.js';
 
 /** How many times a run is retried after its worker died before it fails for good. */
@@ -32,6 +43,7 @@ export class Orchestrator {
   private readonly breaker = new CircuitBreaker({ failureThreshold: 5, windowMs: 60_000, cooldownMs: 30_000 });
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
+  private executor: ExecutorDeps | null = null;
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
@@ -41,15 +53,42 @@ export class Orchestrator {
   }
 
   /**
-   * Queues a run inside the transaction that creates it (`query` runs on that transaction), so a run and
-   * its job commit together or not at all. Call the returned function once the transaction has committed:
-   * it hands the job to this process's workers at once (an in-process queue only takes it then).
+   * Hands a run over inside the transaction that creates it (`query` runs on that transaction), so a run
+   * and its hand-over commit together or not at all. When a worker of this process is free, the run is
+   * claimed right there (RUNNING under this worker's lease, the organization's cap checked as for any
+   * claim) and starts the moment the transaction commits, with no queue round trips; a run whose worker
+   * dies is recovered through its lease like any other. Otherwise it is queued.
+   * Call `committed()` once the transaction has committed, `abandoned()` if it did not.
    */
-  async enqueueWithin(job: RunJob, query: SqlQuery): Promise<() => void> {
+  async handOverWithin(job: RunJob, query: SqlQuery): Promise<{ committed(): void; abandoned(): void }> {
     const queue = this.deps.queue;
-    if (!queue.durable) return () => void queue.enqueue(job);
+    const slot = queue.acquire(job.organizationId);
+    if (slot) {
+      const cancel = await listenForCancel(this.deps.bus, job.runId);
+      let claim: ClaimOutcome | null = null;
+      try {
+        claim = await claimRun(query, job.runId, this.workerId, this.deps.perOrgCap, this.deps.leaseMs ?? DEFAULT_LEASE_MS);
+      } finally {
+        if (claim?.outcome !== 'claimed') {
+          slot(null);
+          await cancel.stop();
+        }
+      }
+      if (claim.outcome === 'claimed') {
+        const claimed = claim;
+        return {
+          committed: () => slot(executeClaimed(this.executorDeps, claimed, cancel)),
+          abandoned: () => {
+            slot(null);
+            void cancel.stop();
+          },
+        };
+      }
+      // 'busy': the organization is at its cap across processes; the run waits in the queue like any other.
+    }
+    if (!queue.durable) return { committed: () => void queue.enqueue(job), abandoned: () => {} };
     await queue.enqueue(job, query);
-    return () => queue.poke?.();
+    return { committed: () => queue.poke?.(), abandoned: () => {} };
   }
 
   /** Asks whichever worker holds the run to stop its provider request. */
@@ -91,23 +130,24 @@ export class Orchestrator {
     await this.deps.queue.stop();
   }
 
+  private get executorDeps(): ExecutorDeps {
+    return (this.executor ??= {
+      db: this.deps.db,
+      events: this.deps.events,
+      bus: this.deps.bus,
+      logger: this.deps.logger,
+      providers: this.deps.providers,
+      breaker: this.breaker,
+      retry: this.deps.retry ?? { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 8_000 },
+      budget: this.deps.budget,
+      workerId: this.workerId,
+      perOrgCap: this.deps.perOrgCap,
+      leaseMs: this.deps.leaseMs,
+    });
+  }
+
   private run(job: RunJob) {
-    return executeRun(
-      {
-        db: this.deps.db,
-        events: this.deps.events,
-        bus: this.deps.bus,
-        logger: this.deps.logger,
-        providers: this.deps.providers,
-        breaker: this.breaker,
-        retry: this.deps.retry ?? { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 8_000 },
-        budget: this.deps.budget,
-        workerId: this.workerId,
-        perOrgCap: this.deps.perOrgCap,
-        leaseMs: this.deps.leaseMs,
-      },
-      job.runId,
-    );
+    return executeRun(this.executorDeps, job.runId);
   }
 
   /**

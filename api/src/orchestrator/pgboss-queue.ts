@@ -3,7 +3,7 @@ import PgBoss from 'pg-boss';
 import type { SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
 import { NOTIFY_CHANNEL, type EventBus } from '../lib/pubsub.js';
-import type { JobOutcome, QueueLimits, RunJob, RunQueue } from './queue.js';
+import { slotHandle, type JobOutcome, type QueueLimits, type RunJob, type RunQueue, type SlotHandle } from './queue.js';
 
 const QUEUE = 'agent-runs';
 const WAKE = 'queue:wake';
@@ -113,23 +113,30 @@ export class PgBossRunQueue implements RunQueue {
       });
   }
 
+  acquire(): SlotHandle | null {
+    if (!this.handler || this.active >= this.limits.concurrency) return null;
+    this.active++;
+    return slotHandle(this.inFlight, () => this.release());
+  }
+
+  private release() {
+    this.active--;
+    this.pump();
+  }
+
   private run(job: PgBoss.Job<RunJob>) {
     this.active++;
-    const p: Promise<void> = this.handler!(job.data)
-      .then(async (outcome) => {
-        if (outcome === 'busy') await this.boss.send(QUEUE, job.data, { startAfter: BUSY_RETRY_SECONDS });
-        await this.boss.complete(QUEUE, job.id);
-      })
-      .catch(async (err) => {
-        this.logger.error({ err, runId: job.data.runId }, 'run handler failed');
-        await this.boss.fail(QUEUE, job.id).catch(() => {});
-      })
-      .finally(() => {
-        this.active--;
-        this.inFlight.delete(p);
-        this.pump();
-      });
-    this.inFlight.add(p);
+    slotHandle(this.inFlight, () => this.release())(
+      this.handler!(job.data)
+        .then(async (outcome) => {
+          if (outcome === 'busy') await this.boss.send(QUEUE, job.data, { startAfter: BUSY_RETRY_SECONDS });
+          await this.boss.complete(QUEUE, job.id);
+        })
+        .catch(async (err) => {
+          this.logger.error({ err, runId: job.data.runId }, 'run handler failed');
+          await this.boss.fail(QUEUE, job.id).catch(() => {});
+        }),
+    );
   }
 
   async stop() {

@@ -24,8 +24,37 @@ export interface RunQueue {
   poke?(): void;
   /** Begins consuming: at most `concurrency` jobs at once in this process, at most `perOrg` per organization. */
   start(handler: (job: RunJob) => Promise<JobOutcome>): Promise<void>;
-  /** Stops taking jobs and waits for the ones in progress. */
+  /**
+   * Takes one of this process's worker slots for a run claimed outside the queue (startRun claims the run
+   * it creates when a worker here is free, skipping the queue's round trips), or null when none is free or
+   * this process does not consume. Hand the slot back with the run's work (freed when it settles), or with
+   * null (freed now).
+   */
+  acquire(organizationId: string): SlotHandle | null;
+  /** Stops taking jobs and waits for the ones in progress (claimed ones included). */
   stop(): Promise<void>;
+}
+
+export type SlotHandle = (work: Promise<unknown> | null) => void;
+
+/** A slot handle over `release`: called once, when the work settles (tracked in `inFlight` meanwhile) or at once. */
+export function slotHandle(inFlight: Set<Promise<void>>, release: () => void): SlotHandle {
+  let handed = false;
+  return (work) => {
+    if (handed) return;
+    handed = true;
+    if (!work) return release();
+    const p: Promise<void> = work
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        inFlight.delete(p);
+        release();
+      });
+    inFlight.add(p);
+  };
 }
 
 export interface QueueLimits {
@@ -68,6 +97,23 @@ export class LocalRunQueue implements RunQueue {
     await Promise.allSettled([...this.inFlight]);
   }
 
+  acquire(organizationId: string): SlotHandle | null {
+    if (!this.handler || this.active >= this.limits.concurrency || (this.activeByOrg.get(organizationId) ?? 0) >= this.limits.perOrg) return null;
+    this.take(organizationId);
+    return slotHandle(this.inFlight, () => this.release(organizationId));
+  }
+
+  private take(organizationId: string) {
+    this.active++;
+    this.activeByOrg.set(organizationId, (this.activeByOrg.get(organizationId) ?? 0) + 1);
+  }
+
+  private release(organizationId: string) {
+    this.active--;
+    this.activeByOrg.set(organizationId, this.activeByOrg.get(organizationId)! - 1);
+    this.pump();
+  }
+
 
   private pump() {
     if (!this.handler) return;
@@ -75,20 +121,12 @@ export class LocalRunQueue implements RunQueue {
       const job = this.next();
       if (!job) return;
       this.queued.delete(job.runId);
-      this.active++;
-      this.activeByOrg.set(job.organizationId, (this.activeByOrg.get(job.organizationId) ?? 0) + 1);
-      const p: Promise<void> = this.handler(job)
-        .then((outcome) => {
+      this.take(job.organizationId);
+      slotHandle(this.inFlight, () => this.release(job.organizationId))(
+        this.handler(job).then((outcome) => {
           if (outcome === 'busy') setTimeout(() => void this.enqueue(job), 250).unref();
-        })
-        .catch(() => {})
-        .finally(() => {
-          this.active--;
-          this.activeByOrg.set(job.organizationId, this.activeByOrg.get(job.organizationId)! - 1);
-          this.inFlight.delete(p);
-          this.pump();
-        });
-      this.inFlight.add(p);
+        }),
+      );
     }
   }
 

@@ -69,22 +69,42 @@ export interface ExecutorDeps {
 }
 
 /** What a claim returns about the run and its agent: everything the executor needs, in the same round trip. */
-interface ClaimedRun {
+export interface ClaimedRun {
   run: { id: string; organizationId: string; projectId: string; agentId: string; input: string; attempts: number; lastSeq: number; cancelRequested: boolean };
   agent: { provider: ProviderId; model: string; systemPrompt: string; temperature: number | null; maxOutputTokens: number; fallbackChain: Prisma.JsonValue };
 }
+
+export type ClaimOutcome = { outcome: 'gone' | 'busy' } | ({ outcome: 'claimed' } & ClaimedRun);
 
 /**
  * QUEUED → RUNNING under a per-organization advisory lock, so N processes together never exceed the
  * organization's cap (each process's queue also caps itself; this is the cross-process guarantee). One
  * round trip: the `hub_claim_run` function (see its migration) locks, counts, claims and returns the run.
+ * `query` may be a transaction's: startRun claims the run it is creating when this process has a free worker.
  */
-async function claimRun(query: SqlQuery, runId: string, workerId: string, perOrgCap: number, leaseMs: number, now: Date) {
-  const [row] = await query<{ claim: { outcome: 'gone' | 'busy' } | ({ outcome: 'claimed' } & ClaimedRun) }>(
-    'SELECT hub_claim_run($1::uuid, $2, $3::int, $4::int, $5::timestamp(3)) AS claim',
-    [runId, workerId, perOrgCap, leaseMs, utcWall(now)],
-  );
+export async function claimRun(query: SqlQuery, runId: string, workerId: string, perOrgCap: number, leaseMs: number, now = new Date()): Promise<ClaimOutcome> {
+  const [row] = await query<{ claim: ClaimOutcome }>('SELECT hub_claim_run($1::uuid, $2, $3::int, $4::int, $5::timestamp(3)) AS claim', [
+    runId,
+    workerId,
+    perOrgCap,
+    leaseMs,
+    utcWall(now),
+  ]);
   return row!.claim;
+}
+
+/** A subscription to a run's cancel requests, taken before its claim: one requested earlier is in the claimed row, a later one arrives here. */
+export interface CancelListener {
+  signal: AbortSignal;
+  /** Cancels from within (the claimed row says a cancel was requested). */
+  abort(): void;
+  stop(): Promise<void>;
+}
+
+export async function listenForCancel(bus: EventBus, runId: string): Promise<CancelListener> {
+  const abort = new AbortController();
+  const stop = await bus.subscribe(cancelChannel(runId), () => abort.abort());
+  return { signal: abort.signal, abort: () => abort.abort(), stop };
 }
 
 export function parseChain(provider: ProviderId, model: string, fallback: Prisma.JsonValue): ChainEntry[] {
@@ -108,25 +128,29 @@ type FinalState = { status: RunStatus; error?: string; errorCode?: string; outpu
  * claimable: already taken, cancelled or finished).
  */
 export async function executeRun(deps: ExecutorDeps, runId: string): Promise<JobOutcome> {
-  const { db, bus, logger, workerId } = deps;
-  const now = new Date();
-  const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
-  // Listen for a cancel before claiming: one requested earlier is in the claimed row, a later one on the bus.
-  const abort = new AbortController();
-  const unsubscribeCancel = await bus.subscribe(cancelChannel(runId), () => abort.abort());
-  let claim;
+  const cancel = await listenForCancel(deps.bus, runId);
+  let claim: ClaimOutcome;
   try {
-    claim = await claimRun(db.query, runId, workerId, deps.perOrgCap, leaseMs, now);
+    claim = await claimRun(deps.db.query, runId, deps.workerId, deps.perOrgCap, deps.leaseMs ?? DEFAULT_LEASE_MS);
   } catch (err) {
-    await unsubscribeCancel();
+    await cancel.stop();
     throw err;
   }
   if (claim.outcome !== 'claimed') {
-    await unsubscribeCancel();
+    await cancel.stop();
     return claim.outcome === 'busy' ? 'busy' : 'done';
   }
+  await executeClaimed(deps, claim, cancel);
+  return 'done';
+}
+
+/** Runs a run this worker has claimed (its lease is held) to its end; stops `cancel` when done. */
+export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, cancel: CancelListener): Promise<void> {
+  const { db, logger, workerId } = deps;
+  const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+  const runId = claim.run.id;
   const { run, agent } = claim;
-  if (run.cancelRequested) abort.abort();
+  if (run.cancelRequested) cancel.abort();
   const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
   const writer = new RunEventWriter(deps.events, runId, run.lastSeq);
   writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
@@ -152,7 +176,7 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
         messages: [{ role: 'user', content: run.input }],
         temperature: agent.temperature ?? undefined,
         maxOutputTokens: agent.maxOutputTokens,
-        signal: abort.signal,
+        signal: cancel.signal,
       },
       registry: deps.providers,
       retry: deps.retry,
@@ -186,7 +210,7 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
     if (err instanceof RunBlockedError) {
       final = { status: 'BLOCKED', error: err.message, errorCode: 'BUDGET_EXCEEDED', output, details: err.details };
       writer.append('ERROR', { message: err.message, code: 'BUDGET_EXCEEDED', ...err.details });
-    } else if (abort.signal.aborted || (err instanceof ProviderError && err.kind === 'aborted')) {
+    } else if (cancel.signal.aborted || (err instanceof ProviderError && err.kind === 'aborted')) {
       final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', output };
     } else if (err instanceof ProviderError) {
       final = { status: 'FAILED', error: err.message, errorCode: `PROVIDER_${err.kind.toUpperCase()}`, output };
@@ -196,7 +220,7 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
     }
   } finally {
     clearInterval(heartbeat);
-    await unsubscribeCancel();
+    await cancel.stop();
   }
 
   const finished = await writer.finish(
@@ -206,7 +230,6 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
     [statusAnnouncement(run.projectId, runId, final.status)],
   );
   if (!finished) logger.warn({ runId }, 'lease lost before the run finished; another worker owns it now');
-  return 'done';
 }
 
 /**

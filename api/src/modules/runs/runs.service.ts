@@ -72,8 +72,10 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     queuedAt: now,
   };
   const job = { runId: run.id, organizationId: run.organizationId };
-  // One transaction, three statements: the run with its first event (and, on PostgreSQL, the project's
-    // status notification riding along), then the queue's job; all commit together or not at all.
+  // One transaction, two statements: the run with its first event (and, on PostgreSQL, the project's
+  // status notification riding along), then its hand-over: claimed by a free worker of this process, or
+  // the queue's job. All commit together or not at all.
+  let handOver: Awaited<ReturnType<typeof ctx.orchestrator.handOverWithin>> | null = null;
   const created = await ctx.db.transaction(async (query) => {
       const p = new SqlParams();
       const at = p.add(utcWall(now));
@@ -92,8 +94,11 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
         p.values,
       );
       if (rows.length === 0) return null; // the idempotency key was taken meanwhile
-      const afterCommit = await ctx.orchestrator.enqueueWithin(job, query);
-      return { afterCommit, published: notes.publishAfter };
+      handOver = await ctx.orchestrator.handOverWithin(job, query);
+      return { handOver, published: notes.publishAfter };
+  }).catch((err: unknown) => {
+    handOver?.abandoned();
+    throw err;
   });
   if (!created) {
     // Two concurrent starts with one key: the loser returns the winner's run.
@@ -101,7 +106,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
       where: { organizationId_idempotencyKey: { organizationId: agent.organizationId, idempotencyKey: input.idempotencyKey! } },
     });
   }
-  created.afterCommit();
+  created.handOver.committed();
   await created.published();
   return run;
 }

@@ -199,6 +199,8 @@ async function postgresTarget(url: string): Promise<Target> {
   const pg = createRequire(apiRequire.resolve('@prisma/adapter-pg'))('pg') as Pg;
   const { PrismaPg } = apiRequire('@prisma/adapter-pg') as AdapterPg;
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  // An idle connection the server closed (e.g. its database dropped WITH (FORCE)) is simply dropped.
+  pool.on('error', () => {});
   // The engine's catalog queries return PostgreSQL's internal "char" type (oid 18), which
   // adapter-pg 7.10.0 rejects as unsupported; its values are plain one-letter strings, so report it as text.
   const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<QueryResult>;

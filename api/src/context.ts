@@ -43,7 +43,7 @@ export async function createContext(runtime: Runtime, input: ContextInput): Prom
         : undefined;
   const bearer = bearerFrom(paramAuth ?? header(input.headers, 'authorization'));
   const sessionToken = cookieValue(header(input.headers, 'cookie'), SESSION_COOKIE);
-  const viewer = await resolveViewer(runtime.prisma, { bearer, sessionToken });
+  const viewer = await resolveViewer(runtime.prisma, { bearer, sessionToken }, new Date(), runtime.tokens);
 
   const roles = new Map<string, Promise<Role | null>>();
   return {

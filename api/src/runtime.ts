@@ -9,6 +9,7 @@ import { BudgetGuard } from './modules/budgets/budget-guard.js';
 import { PgBossRunQueue } from './orchestrator/pgboss-queue.js';
 import { LocalRunQueue, type RunQueue } from './orchestrator/queue.js';
 import { createProviders, type ProviderRegistry } from './providers/index.js';
+import { TokenCache } from './modules/auth/viewer.js';
 
 /** Long-lived process-wide dependencies, built once at start-up and shared by every request. */
 export interface Runtime {
@@ -25,6 +26,8 @@ export interface Runtime {
   budget: BudgetGuard;
   /** Rate limiters: shared through PostgreSQL, or in memory on the embedded database. */
   limits: RateLimits;
+  /** API tokens verified recently (revocations are announced on the bus). */
+  tokens: TokenCache;
   startedAt: Date;
   version: string;
 }
@@ -71,13 +74,14 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
     leaseMs: config.RUN_LEASE_MS,
   });
   const rateLimits = await RateLimits.create(db, opts.rateLimits);
-  return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, events, budget, limits: rateLimits, startedAt: new Date(), version: VERSION };
+  return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, events, budget, limits: rateLimits, tokens: new TokenCache(bus), startedAt: new Date(), version: VERSION };
 }
 
 /** Stops the worker, returns the budget allowance it leased, then stops the bus and the database. */
 export async function closeRuntime(rt: Runtime, { closeDatabase = true } = {}) {
   await rt.orchestrator.stop();
   await rt.budget.close();
+  await rt.tokens.close();
   await rt.bus.close();
   rt.limits.close();
   if (closeDatabase) await rt.db.close();

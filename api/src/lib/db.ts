@@ -63,6 +63,9 @@ function statementName(text: string) {
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 20 });
+    // An idle connection the server closed (restart, failover, pg_terminate_backend) is dropped by the
+    // pool and the next query opens a new one; unhandled, its 'error' event would end the process.
+    pool.on('error', () => {});
     if (opts.migrate !== false) await applyMigrations(pgExecutor(pool));
     const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
     return {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from './logger.js';
@@ -21,9 +22,12 @@ export interface EventBus {
   /**
    * PostgreSQL only: the message as the text of a `pg_notify(NOTIFY_CHANNEL, text)` call, so a statement
    * can announce its own writes in the same round trip (PostgreSQL delivers it when the statement commits,
-   * never before). Absent on the in-process bus, where the writer publishes after the statement.
+   * never before) to the OTHER processes: the sender delivers to its own subscribers with `deliverLocally`
+   * once the statement has committed. Absent on the in-process bus, where the writer publishes after the statement.
    */
   encode?(channel: string, payload: unknown): string;
+  /** PostgreSQL only: hands a message to this process's subscribers without a round trip (see encode). */
+  deliverLocally?(channel: string, payload: unknown): void;
   close(): Promise<void>;
 }
 
@@ -35,7 +39,10 @@ export interface StatementNotifications {
    * statement stays one prepared statement. `0` on the in-process bus.
    */
   sql: string;
-  /** Publishes on the in-process bus; a no-op when the messages rode inside the statement. */
+  /**
+   * Call once the statement has committed: delivers the messages to this process's own subscribers at
+   * once (PostgreSQL delivers the notifications to the other processes; this one does not wait for them).
+   */
   publishAfter(): Promise<void>;
 }
 
@@ -50,7 +57,12 @@ export function statementNotifications(bus: EventBus, messages: [channel: string
     };
   }
   const texts = params.add(messages.map(([c, p]) => bus.encode!(c, p)));
-  return { sql: `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${texts}::text[]) AS n)`, publishAfter: async () => {} };
+  return {
+    sql: `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${texts}::text[]) AS n)`,
+    publishAfter: async () => {
+      for (const [c, p] of messages) bus.deliverLocally!(c, p);
+    },
+  };
 }
 
 /** One process (embedded database): an in-memory emitter. */
@@ -78,10 +90,16 @@ export function createLocalBus(): EventBus {
 export const NOTIFY_CHANNEL = 'hub_events';
 const MAX_NOTIFY_BYTES = 7_900;
 
-/** Many processes (PostgreSQL): LISTEN/NOTIFY on one dedicated connection, local fan-out per channel. */
+/**
+ * Many processes (PostgreSQL): LISTEN/NOTIFY on one dedicated connection, local fan-out per channel.
+ * A process delivers its own messages to its own subscribers directly (after the write that they announce
+ * has committed) and skips their echo from PostgreSQL: one hop less for a run's subscribers on the API
+ * process whose worker executes it.
+ */
 export async function createPgBus(connectionString: string, publisher: pg.Pool, logger: Logger): Promise<EventBus> {
   const local = new EventEmitter();
   local.setMaxListeners(0);
+  const origin = randomUUID();
   let listener: pg.Client | undefined;
   let closed = false;
 
@@ -90,8 +108,8 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
     client.on('notification', (msg) => {
       if (!msg.payload) return;
       try {
-        const { c, p } = JSON.parse(msg.payload) as { c: string; p: unknown };
-        local.emit(c, p);
+        const { c, p, o } = JSON.parse(msg.payload) as { c: string; p: unknown; o?: string };
+        if (o !== origin) local.emit(c, p);
       } catch (err) {
         logger.warn({ err }, 'ignoring malformed notification');
       }
@@ -110,7 +128,7 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
   await connect();
 
   function encode(channel: string, payload: unknown) {
-    const text = JSON.stringify({ c: channel, p: payload });
+    const text = JSON.stringify({ c: channel, p: payload, o: origin });
     if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new Error(`notification on ${channel} too large`);
     return text;
   }
@@ -119,6 +137,10 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
     encode,
     async publish(channel, payload) {
       await publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, encode(channel, payload)]);
+      local.emit(channel, payload);
+    },
+    deliverLocally(channel, payload) {
+      local.emit(channel, payload);
     },
     async subscribe(channel, handler) {
       local.on(channel, handler);

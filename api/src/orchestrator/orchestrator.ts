@@ -7,17 +7,37 @@ import { RunEventWriter, type EventLog } from './events.js';
 import type { RunJob, RunQueue } from './queue.js';
 import {
   cancelChannel,
-  claimRun,
   DEFAULT_LEASE_MS,
   executeClaimed,
   executeRun,
   listenForCancel,
   statusAnnouncement,
   type AttemptBudget,
-  type ClaimOutcome,
+  type ClaimedRun,
   type ExecutorDeps,
 } from './run-executor.js';
 import { utcWall } from '../lib/sql.js';
+
+/** The SQLSTATE hub_start_run raises when the organization is at its concurrency cap. */
+const ORG_AT_CAP = 'HB001';
+
+/** Who claims a run as it is created: a worker of this process with a free slot. */
+export interface ClaimRequest {
+  workerId: string;
+  perOrgCap: number;
+  leaseMs: number;
+}
+
+/** hub_start_run's answer; null when the idempotency key was taken (nothing written). */
+export type StartOutcome = { outcome: 'queued' } | ({ outcome: 'claimed' } & ClaimedRun);
+
+/** How the caller creates its run (see Orchestrator.start). */
+export interface RunCreation {
+  /** One statement: hub_start_run with `claim` (null: no claim), plus whatever rides along; returns its answer. */
+  insert(query: SqlQuery, claim: ClaimRequest | null): Promise<StartOutcome | null>;
+  /** Called once the run is committed, before it starts (e.g. to announce it to this process's subscribers). */
+  committed(): Promise<void>;
+}
 
 /** How many times a run is retried after its worker died before it fails for good. */
 export const MAX_WORKER_ATTEMPTS = 3;
@@ -53,42 +73,47 @@ export class Orchestrator {
   }
 
   /**
-   * Hands a run over inside the transaction that creates it (`query` runs on that transaction), so a run
-   * and its hand-over commit together or not at all. When a worker of this process is free, the run is
-   * claimed right there (RUNNING under this worker's lease, the organization's cap checked as for any
-   * claim) and starts the moment the transaction commits, with no queue round trips; a run whose worker
-   * dies is recovered through its lease like any other. Otherwise it is queued.
-   * Call `committed()` once the transaction has committed, `abandoned()` if it did not.
+   * Creates a run and hands it over, all or nothing. When a worker of this process is free, one statement
+   * creates the run already claimed by it (RUNNING under its lease, the organization's cap checked as for
+   * any claim), and it starts at once, with no queue round trips; a run whose worker dies is recovered
+   * through its lease like any other. Otherwise (or when the organization is at its cap) the run and its
+   * queue job are written in one transaction. Returns false when `insert` found the idempotency key taken.
    */
-  async handOverWithin(job: RunJob, query: SqlQuery): Promise<{ committed(): void; abandoned(): void }> {
-    const queue = this.deps.queue;
+  async start(job: RunJob, creation: RunCreation): Promise<boolean> {
+    const { queue, db } = this.deps;
     const slot = queue.acquire(job.organizationId);
     if (slot) {
       const cancel = await listenForCancel(this.deps.bus, job.runId);
-      let claim: ClaimOutcome | null = null;
+      let outcome: StartOutcome | null | 'at cap' = null;
       try {
-        claim = await claimRun(query, job.runId, this.workerId, this.deps.perOrgCap, this.deps.leaseMs ?? DEFAULT_LEASE_MS);
+        outcome = await creation.insert(db.query, { workerId: this.workerId, perOrgCap: this.deps.perOrgCap, leaseMs: this.deps.leaseMs ?? DEFAULT_LEASE_MS });
+      } catch (err) {
+        if ((err as { code?: unknown } | null)?.code !== ORG_AT_CAP) throw err;
+        // The organization is at its cap across processes: the run waits in the queue like any other.
+        outcome = 'at cap';
       } finally {
-        if (claim?.outcome !== 'claimed') {
+        if (outcome === null || outcome === 'at cap' || outcome.outcome !== 'claimed') {
           slot(null);
           await cancel.stop();
         }
       }
-      if (claim.outcome === 'claimed') {
-        const claimed = claim;
-        return {
-          committed: () => slot(executeClaimed(this.executorDeps, claimed, cancel)),
-          abandoned: () => {
-            slot(null);
-            void cancel.stop();
-          },
-        };
+      if (outcome === null) return false;
+      if (outcome !== 'at cap' && outcome.outcome === 'claimed') {
+        await creation.committed();
+        slot(executeClaimed(this.executorDeps, outcome, cancel));
+        return true;
       }
-      // 'busy': the organization is at its cap across processes; the run waits in the queue like any other.
     }
-    if (!queue.durable) return { committed: () => void queue.enqueue(job), abandoned: () => {} };
-    await queue.enqueue(job, query);
-    return { committed: () => queue.poke?.(), abandoned: () => {} };
+    const created = await db.transaction(async (query) => {
+      if ((await creation.insert(query, null)) === null) return false;
+      if (queue.durable) await queue.enqueue(job, query);
+      return true;
+    });
+    if (!created) return false;
+    await creation.committed();
+    if (queue.durable) queue.poke?.();
+    else await queue.enqueue(job);
+    return true;
   }
 
   /** Asks whichever worker holds the run to stop its provider request. */

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import PgBoss from 'pg-boss';
 import type { SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
@@ -6,11 +5,8 @@ import { NOTIFY_CHANNEL, type EventBus } from '../lib/pubsub.js';
 import { slotHandle, type JobOutcome, type QueueLimits, type RunJob, type RunQueue, type SlotHandle } from './queue.js';
 
 const QUEUE = 'agent-runs';
+/** Sent on every enqueue; the bus does not echo a process's own messages, and the sender looks for work itself. */
 const WAKE = 'queue:wake';
-/** Sent on every enqueue; `from` lets the sender ignore its own. */
-interface WakeMessage {
-  from: string;
-}
 /** When an organization is at its cap across processes, look again after this long. */
 const BUSY_RETRY_SECONDS = 1;
 
@@ -29,7 +25,6 @@ export class PgBossRunQueue implements RunQueue {
   private fetching: Promise<void> | null = null;
   private again = false;
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly instance = randomUUID();
 
   private constructor(
     private readonly boss: PgBoss,
@@ -52,16 +47,14 @@ export class PgBossRunQueue implements RunQueue {
   }
 
   async enqueue(job: RunJob, within?: SqlQuery) {
-    const wake: WakeMessage = { from: this.instance };
     if (!within || !this.bus.encode) {
       await this.boss.send(QUEUE, job, within ? { db: { executeSql: async (text, values) => ({ rows: await within(text, values) }) } } : {});
-      await this.bus.publish(WAKE, wake);
-      this.pump();
+      await this.bus.publish(WAKE, {});
       return;
     }
     // One round trip: pg-boss's own INSERT … RETURNING, plus the wake-up for every other process, which
     // PostgreSQL delivers only when the caller's transaction commits.
-    const notice = this.bus.encode(WAKE, wake);
+    const notice = this.bus.encode(WAKE, {});
     await this.boss.send(QUEUE, job, {
       db: {
         executeSql: async (text: string, values: unknown[] = []) => ({
@@ -81,10 +74,7 @@ export class PgBossRunQueue implements RunQueue {
 
   async start(handler: (job: RunJob) => Promise<JobOutcome>) {
     this.handler = handler;
-    // Our own wake-ups come back through PostgreSQL too: this process already looked when it enqueued.
-    this.unsubscribeWake = await this.bus.subscribe(WAKE, (m) => {
-      if ((m as WakeMessage | null)?.from !== this.instance) this.pump();
-    });
+    this.unsubscribeWake = await this.bus.subscribe(WAKE, () => this.pump());
     this.timer = setInterval(() => this.pump(), 2_000);
     this.timer.unref();
     this.pump();

@@ -6,7 +6,7 @@ import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { requireViewer } from '../authorize.js';
 import { hashPassword, timingDummyHash, verifyPassword } from './password.js';
-import { SESSION_COOKIE, SESSION_IDLE_MS } from './viewer.js';
+import { SESSION_COOKIE, SESSION_IDLE_MS, TOKENS_CHANNEL, type TokenMessage } from './viewer.js';
 
 export const email = z.string().trim().toLowerCase().email('Enter a valid email address').max(254);
 const password = z.string().min(10, 'Use at least 10 characters').max(200, 'Use at most 200 characters');
@@ -125,6 +125,8 @@ export async function revokeApiToken(ctx: Context, tokenId: string) {
   const revoked = token.revokedAt
     ? token
     : await ctx.prisma.apiToken.update({ where: { id: token.id }, data: { revokedAt: new Date() } });
+  // Every process forgets the token now (see TokenCache), not when its cache entry would expire.
+  await ctx.bus.publish(TOKENS_CHANNEL, { revoked: token.id } satisfies TokenMessage);
   await audit(ctx.prisma, { actorId: viewer.userId, action: 'token.revoked', targetType: 'ApiToken', targetId: token.id, metadata: { name: token.name }, ip: ctx.ip });
   return revoked;
 }

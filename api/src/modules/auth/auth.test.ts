@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, startTestServer, type TestServer } from '../../../test/harness.js';
+import { usingPostgres } from '../../../test/db.js';
 import { given } from '../../../test/factories.js';
 
 let app: TestServer;
@@ -86,6 +87,38 @@ describe('API tokens', () => {
     expect(revoked.data!.revokeApiToken.__typename).toBe('RevokeApiTokenPayload');
     expect((await gql(app.url, VIEWER, {}, { token: secret })).status).toBe(401);
     expect(await app.rt.prisma.auditLog.count({ where: { action: { in: ['token.created', 'token.revoked'] } } })).toBe(2);
+  });
+
+  it('an expiring token stops working when it expires, also after it was just used', async () => {
+    const user = await given(app).aUser();
+    const created = await user.gql(`mutation($at: DateTime!) { createApiToken(input: { name: "short", expiresAt: $at }) {
+      ... on CreateApiTokenPayload { secret } } }`, { at: new Date(Date.now() + 1_500).toISOString() });
+    const { secret } = created.data!.createApiToken;
+    expect((await gql(app.url, VIEWER, {}, { token: secret })).data!.viewer.user.email).toBe(user.email);
+    await new Promise((r) => setTimeout(r, 1_600));
+    expect((await gql(app.url, VIEWER, {}, { token: secret })).status).toBe(401);
+  });
+
+  it.runIf(usingPostgres())('a token revoked through one API process stops working in the others at once', async () => {
+    // A second API process in all but the OS process: its own event-bus connection and its own token cache.
+    const other = await startTestServer({ worker: false });
+    try {
+      const user = await given(app).aUser();
+      const created = await user.gql(`mutation { createApiToken(input: { name: "shared" }) { ... on CreateApiTokenPayload { secret apiToken { id } } } }`);
+      const { secret, apiToken } = created.data!.createApiToken;
+      expect((await gql(other.url, VIEWER, {}, { token: secret })).data!.viewer.user.email).toBe(user.email);
+      await user.gql(`mutation($id: ID!) { revokeApiToken(input: { id: $id }) { __typename } }`, { id: apiToken.id });
+      // The announcement crosses PostgreSQL (LISTEN/NOTIFY) to the other process: well under a second.
+      const until = Date.now() + 1_000;
+      let status = 200;
+      while (status !== 401 && Date.now() < until) {
+        status = (await gql(other.url, VIEWER, {}, { token: secret })).status;
+        if (status !== 401) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(status).toBe(401);
+    } finally {
+      await other.close();
+    }
   });
 
   it("cannot revoke someone else's token (it does not exist for them)", async () => {

@@ -1,4 +1,5 @@
 import type { PrismaClient } from '../../lib/db.js';
+import type { EventBus } from '../../lib/pubsub.js';
 import { API_TOKEN_PREFIX, sha256 } from '../../lib/tokens.js';
 
 export const SESSION_COOKIE = 'hub_session';
@@ -39,20 +40,82 @@ export function cookieValue(cookieHeader: string | undefined | null, name: strin
   return null;
 }
 
+/** Where a revoked API token is announced, so that every process forgets it at once. */
+export const TOKENS_CHANNEL = 'auth:tokens';
+export interface TokenMessage {
+  revoked: string;
+}
+
+/**
+ * API tokens verified recently, by hash: integrators send one with every request, and looking it up was
+ * the largest part of a request's own time. A revoked token leaves every process's cache at once (it is
+ * announced on the bus; a bus that reconnected may have missed announcements, so it empties the cache),
+ * an entry never outlives its token's expiry, and `ttlMs` bounds everything else (e.g. a renamed user).
+ */
+export class TokenCache {
+  private readonly byHash = new Map<string, { viewer: Viewer; until: number }>();
+  /** Bumped by every revocation: a lookup that started before one does not fill the cache. */
+  private generation = 0;
+  private readonly subscription: Promise<() => Promise<void>>;
+
+  constructor(
+    bus: EventBus,
+    private readonly ttlMs = 10_000,
+    private readonly max = 10_000,
+  ) {
+    this.subscription = bus.subscribe(TOKENS_CHANNEL, (m) => this.forget((m as TokenMessage | null)?.revoked ?? null));
+  }
+
+  get(hash: string, now: number): Viewer | null {
+    const entry = this.byHash.get(hash);
+    if (!entry) return null;
+    if (entry.until > now) return entry.viewer;
+    this.byHash.delete(hash);
+    return null;
+  }
+
+  /** A ticket to `set` with, taken before the lookup. */
+  ticket(): number {
+    return this.generation;
+  }
+
+  set(ticket: number, hash: string, viewer: Viewer, tokenExpiresAt: Date | null, now: number) {
+    if (ticket !== this.generation) return;
+    if (this.byHash.size >= this.max) this.byHash.delete(this.byHash.keys().next().value!);
+    this.byHash.set(hash, { viewer, until: Math.min(now + this.ttlMs, tokenExpiresAt?.getTime() ?? Infinity) });
+  }
+
+  /** Drops a revoked token, or everything (null). */
+  forget(tokenId: string | null) {
+    this.generation++;
+    if (tokenId === null) return this.byHash.clear();
+    for (const [hash, entry] of this.byHash) if (entry.viewer.tokenId === tokenId) this.byHash.delete(hash);
+  }
+
+  async close() {
+    await (await this.subscription)();
+  }
+}
+
 /** Resolves who is calling from a bearer token or a session cookie. Bad credentials throw; none gives null. */
 export async function resolveViewer(
   prisma: PrismaClient,
   creds: { bearer: string | null; sessionToken: string | null },
   now = new Date(),
+  tokens?: TokenCache,
 ): Promise<Viewer | null> {
   if (creds.bearer) {
     if (!creds.bearer.startsWith(API_TOKEN_PREFIX)) throw new InvalidCredentialsError('Invalid API token');
+    const hash = sha256(creds.bearer);
+    const cached = tokens?.get(hash, now.getTime());
+    if (cached) return cached;
+    const ticket = tokens?.ticket();
     // One round trip for the token and its user (this runs on every API request).
     const [token] = await prisma.$queryRaw<
       { id: string; userId: string; email: string; name: string; lastUsedAt: Date | null; expiresAt: Date | null; revokedAt: Date | null }[]
     >`SELECT t.id, t."userId", u.email, u.name, t."lastUsedAt", t."expiresAt", t."revokedAt"
       FROM "ApiToken" t JOIN "User" u ON u.id = t."userId"
-      WHERE t."tokenHash" = ${sha256(creds.bearer)}`;
+      WHERE t."tokenHash" = ${hash}`;
     if (!token || token.revokedAt || (token.expiresAt && token.expiresAt <= now)) {
       throw new InvalidCredentialsError('Invalid, expired or revoked API token');
     }
@@ -60,7 +123,9 @@ export async function resolveViewer(
     if (!token.lastUsedAt || now.getTime() - token.lastUsedAt.getTime() > 60_000) {
       await prisma.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: now } });
     }
-    return { userId: token.userId, email: token.email, name: token.name, via: 'token', tokenId: token.id };
+    const viewer: Viewer = { userId: token.userId, email: token.email, name: token.name, via: 'token', tokenId: token.id };
+    tokens?.set(ticket!, hash, viewer, token.expiresAt, now.getTime());
+    return viewer;
   }
   if (creds.sessionToken) {
     const session = await prisma.session.findUnique({

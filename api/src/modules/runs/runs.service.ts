@@ -8,6 +8,7 @@ import { NotFoundError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
 import { statusAnnouncement } from '../../orchestrator/run-executor.js';
+import type { StartOutcome } from '../../orchestrator/orchestrator.js';
 import { statementNotifications } from '../../lib/pubsub.js';
 import { SqlParams, utcWall } from '../../lib/sql.js';
 import { authorize, authorizeRole, requireViewer } from '../authorize.js';
@@ -71,43 +72,33 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     createdAt: now,
     queuedAt: now,
   };
-  const job = { runId: run.id, organizationId: run.organizationId };
-  // One transaction, two statements: the run with its first event (and, on PostgreSQL, the project's
-  // status notification riding along), then its hand-over: claimed by a free worker of this process, or
-  // the queue's job. All commit together or not at all.
-  let handOver: Awaited<ReturnType<typeof ctx.orchestrator.handOverWithin>> | null = null;
-  const created = await ctx.db.transaction(async (query) => {
-      const p = new SqlParams();
-      const at = p.add(utcWall(now));
-      const notes = statementNotifications(ctx.bus, [statusAnnouncement(run.projectId, run.id, 'QUEUED')], p);
-      const rows = await query(
-        `WITH run AS (
-           INSERT INTO "AgentRun" (id, "organizationId", "projectId", "agentId", "createdById", input, "idempotencyKey", "parentRunId", "lastSeq", "createdAt", "queuedAt")
-           VALUES (${p.add(run.id)}::uuid, ${p.add(run.organizationId)}::uuid, ${p.add(run.projectId)}::uuid, ${p.add(run.agentId)}::uuid,
-                   ${p.add(run.createdById)}::uuid, ${p.add(run.input)}, ${p.add(run.idempotencyKey)}, ${p.add(run.parentRunId)}::uuid, 1, ${at}::timestamp(3), ${at}::timestamp(3))
-           ON CONFLICT ("organizationId", "idempotencyKey") DO NOTHING
-           RETURNING id),
-         ev AS (
-           INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt")
-           SELECT id, 1, 'STATUS', '{"status":"QUEUED"}'::jsonb, ${at}::timestamp(3) FROM run RETURNING 1)
-         SELECT 1, ${notes.sql} FROM ev`,
-        p.values,
-      );
-      if (rows.length === 0) return null; // the idempotency key was taken meanwhile
-      handOver = await ctx.orchestrator.handOverWithin(job, query);
-      return { handOver, published: notes.publishAfter };
-  }).catch((err: unknown) => {
-    handOver?.abandoned();
-    throw err;
-  });
+  // One statement creates the run with its first event (and, on PostgreSQL, the project's status
+  // notification riding along), claimed by a free worker of this process or, in the same transaction,
+  // queued: see Orchestrator.start.
+  const announce = [statusAnnouncement(run.projectId, run.id, 'QUEUED')];
+  let published = async () => {};
+  const created = await ctx.orchestrator.start(
+    { runId: run.id, organizationId: run.organizationId },
+    {
+      async insert(query, claim) {
+        const p = new SqlParams();
+        const args = [run.id, run.organizationId, run.projectId, run.agentId, run.createdById, run.input, run.idempotencyKey, run.parentRunId, utcWall(now)];
+        const start = `hub_start_run(${args.map((v) => p.add(v)).join(', ')}, ${p.add(claim?.workerId ?? null)}, ${p.add(claim?.perOrgCap ?? null)}::int, ${p.add(claim?.leaseMs ?? null)}::int)`;
+        const notes = statementNotifications(ctx.bus, announce, p);
+        // The notifications go out only when a run was created (a taken idempotency key creates nothing).
+        const [row] = await query<{ start: StartOutcome | null }>(`SELECT s.start, CASE WHEN s.start IS NULL THEN 0 ELSE ${notes.sql} END FROM (SELECT ${start} AS start) s`, p.values);
+        published = notes.publishAfter;
+        return row!.start;
+      },
+      committed: () => published(),
+    },
+  );
   if (!created) {
     // Two concurrent starts with one key: the loser returns the winner's run.
     return ctx.prisma.agentRun.findUniqueOrThrow({
       where: { organizationId_idempotencyKey: { organizationId: agent.organizationId, idempotencyKey: input.idempotencyKey! } },
     });
   }
-  created.handOver.committed();
-  await created.published();
   return run;
 }
 

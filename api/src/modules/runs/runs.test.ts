@@ -27,7 +27,7 @@ async function createAgent(input: Record<string, unknown>) {
 
 async function startRun(agentId: string, input = 'Summarise the plan', extra: Record<string, unknown> = {}) {
   const res = await owner.gql(START, { input: { agentId, input, ...extra } });
-  expect(res.data!.startRun.__typename, JSON.stringify(res)).toBe('StartRunPayload');
+  expect(res.data?.startRun?.__typename, JSON.stringify(res)).toBe('StartRunPayload');
   return res.data!.startRun.run.id as string;
 }
 
@@ -140,6 +140,32 @@ describe('runs on the offline provider', () => {
     }
     expect(maxRunning).toBeLessThanOrEqual(2);
     expect(maxRunning).toBeGreaterThan(0);
+  });
+
+  it('a run started while other processes hold the organization at its cap waits in the queue, then runs', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const agent = await app.rt.prisma.agent.findFirstOrThrow({ where: { projectId: project.id }, orderBy: { createdAt: 'desc' } });
+    // Two runs held by a worker of another process (live leases): this process's own slots are all free,
+    // so startRun tries to claim its run at once, and the claim finds the organization at its cap of 2.
+    const elsewhere = await Promise.all(
+      [1, 2].map(() =>
+        app.rt.prisma.agentRun.create({
+          data: {
+            organizationId: agent.organizationId, projectId: project.id, agentId: agent.id, input: 'held elsewhere',
+            status: 'RUNNING', leaseOwner: 'worker-elsewhere', leaseExpiresAt: new Date(Date.now() + 60_000), attempts: 1,
+          },
+        }),
+      ),
+    );
+    const runId = fromGlobalId(await startRun(agentId, 'wait your turn'), 'Run');
+    await new Promise((r) => setTimeout(r, 300));
+    const waiting = await app.rt.prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, include: { events: true } });
+    expect(waiting).toMatchObject({ status: 'QUEUED', attempts: 0, leaseOwner: null });
+    expect(waiting.events.map((e) => [e.seq, e.type, e.payload])).toEqual([[1, 'STATUS', { status: 'QUEUED' }]]);
+
+    await app.rt.prisma.agentRun.updateMany({ where: { id: { in: elsewhere.map((r) => r.id) } }, data: { status: 'SUCCEEDED', leaseOwner: null, leaseExpiresAt: null } });
+    const done = await waitForStatus(toGlobalId('Run', runId), ['SUCCEEDED', 'FAILED']);
+    expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
   });
 });
 

@@ -60,6 +60,9 @@ function statementName(text: string) {
   return name;
 }
 
+/** Shared buffers of the embedded database (see openDatabase). */
+export const EMBEDDED_SHARED_BUFFERS = '32MB';
+
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 20 });
@@ -104,7 +107,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   }
   // Loaded only for the embedded database: its WebAssembly build is tens of megabytes a PostgreSQL process never needs.
   const [{ PGlite }, { PrismaPGlite }] = await Promise.all([import('@electric-sql/pglite'), import('pglite-prisma-adapter')]);
-  const pglite = await PGlite.create(location);
+  // PostgreSQL's default 128 MB of shared buffers would be most of this process's memory; the embedded
+  // database serves one process and its files sit in the OS page cache anyway.
+  const pglite = await PGlite.create(location, { postgresqlconf: [`shared_buffers = ${EMBEDDED_SHARED_BUFFERS}`] });
   if (opts.migrate !== false) await applyMigrations(pgliteExecutor(pglite));
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
   return {

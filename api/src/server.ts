@@ -10,11 +10,11 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import { GraphQLError, type ExecutionArgs, type GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import helmet from 'helmet';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { createContext, type Context } from './context.js';
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
 import { auditLogExport } from './modules/audit/audit.export.js';
-import { InvalidCredentialsError } from './modules/auth/viewer.js';
+import { ACCESS_CHANNEL, accessEnds, InvalidCredentialsError, type AccessChange, type Viewer } from './modules/auth/viewer.js';
 import { checkHealth } from './modules/system/system.service.js';
 import type { Runtime } from './runtime.js';
 import { schema } from './schema/index.js';
@@ -121,6 +121,16 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', perMessageDeflate: false, maxPayload: WS_MAX_PAYLOAD });
   // Each prepared operation's socket and id, so results shared by many subscribers are written straight to it.
   const sinks = new WeakMap<ExecutionArgs, MessageSink>();
+  // Open connections and who they act for: a change of access (revoked token, sign-out, removed membership)
+  // closes the ones it affects, in every process, so no subscription outlives the access it was granted on.
+  const connections = new Map<WebSocket, Viewer>();
+  const unsubscribeAccess = await rt.bus.subscribe(ACCESS_CHANNEL, (message) => {
+    if (message === null) return;
+    for (const [socket, viewer] of connections) {
+      const end = accessEnds(viewer, message as AccessChange);
+      if (end) socket.close(end.code, end.reason);
+    }
+  });
   const wsCleanup = useServer<Record<string, unknown>, { ctxInput?: Awaited<ReturnType<typeof createContext>> }>(
     {
       schema,
@@ -134,6 +144,12 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
             ip: ctx.extra.request.socket.remoteAddress ?? null,
             connectionParams: ctx.connectionParams,
           });
+          const { viewer } = ctx.extra.ctxInput;
+          const socket = ctx.extra.socket;
+          if (viewer && socket.readyState === socket.OPEN) {
+            connections.set(socket, viewer);
+            socket.once('close', () => connections.delete(socket));
+          }
           return true;
         } catch (err) {
           if (err instanceof InvalidCredentialsError) {
@@ -278,6 +294,7 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
       });
     },
     async close() {
+      await unsubscribeAccess();
       await apollo.stop();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));

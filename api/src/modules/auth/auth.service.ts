@@ -6,7 +6,7 @@ import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { requireViewer } from '../authorize.js';
 import { hashPassword, timingDummyHash, verifyPassword } from './password.js';
-import { SESSION_COOKIE, SESSION_IDLE_MS, TOKENS_CHANNEL, type TokenMessage } from './viewer.js';
+import { ACCESS_CHANNEL, SESSION_COOKIE, SESSION_IDLE_MS, type AccessChange } from './viewer.js';
 
 export const email = z.string().trim().toLowerCase().email('Enter a valid email address').max(254);
 const password = z.string().min(10, 'Use at least 10 characters').max(200, 'Use at most 200 characters');
@@ -93,8 +93,10 @@ export async function signOut(ctx: Context, everywhere: boolean) {
   const viewer = requireViewer(ctx);
   if (everywhere) {
     await ctx.prisma.session.deleteMany({ where: { userId: viewer.userId } });
+    await ctx.bus.publish(ACCESS_CHANNEL, { userSessions: viewer.userId } satisfies AccessChange);
   } else if (viewer.sessionId) {
     await ctx.prisma.session.deleteMany({ where: { id: viewer.sessionId } });
+    await ctx.bus.publish(ACCESS_CHANNEL, { sessions: [viewer.sessionId] } satisfies AccessChange);
   }
   ctx.res?.clearCookie(SESSION_COOKIE, { path: '/' });
   await audit(ctx.prisma, { actorId: viewer.userId, action: everywhere ? 'auth.sign_out_everywhere' : 'auth.sign_out', ip: ctx.ip });
@@ -125,8 +127,8 @@ export async function revokeApiToken(ctx: Context, tokenId: string) {
   const revoked = token.revokedAt
     ? token
     : await ctx.prisma.apiToken.update({ where: { id: token.id }, data: { revokedAt: new Date() } });
-  // Every process forgets the token now (see TokenCache), not when its cache entry would expire.
-  await ctx.bus.publish(TOKENS_CHANNEL, { revoked: token.id } satisfies TokenMessage);
+  // Every process forgets the token now (see TokenCache) and closes the connections that use it.
+  await ctx.bus.publish(ACCESS_CHANNEL, { token: token.id } satisfies AccessChange);
   await audit(ctx.prisma, { actorId: viewer.userId, action: 'token.revoked', targetType: 'ApiToken', targetId: token.id, metadata: { name: token.name }, ip: ctx.ip });
   return revoked;
 }

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gql, startTestServer, type TestServer } from '../../../test/harness.js';
 import { usingPostgres } from '../../../test/db.js';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { toGlobalId } from '../../lib/ids.js';
+import { ACCESS_CHANGED_CLOSE, accessEnds } from './viewer.js';
 import { given } from '../../../test/factories.js';
 
 let app: TestServer;
@@ -135,5 +139,85 @@ describe('API tokens', () => {
     const user = await given(app).aUser();
     await app.rt.prisma.apiToken.updateMany({ where: { userId: user.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
     expect((await user.gql(VIEWER)).status).toBe(401);
+  });
+});
+
+describe('open subscriptions follow changes of access', () => {
+  const UPDATES = `subscription($projectId: ID!) { projectRunUpdates(projectId: $projectId) { status } }`;
+
+  /** A live subscription on its own connection; resolves `closed` with the close code the server sent. */
+  function listen(token: string, projectId: string) {
+    let closedWith: (code: number) => void = () => {};
+    const closed = new Promise<number>((r) => (closedWith = r));
+    const errors: unknown[] = [];
+    const client = createClient({
+      url: app.wsUrl,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${token}` },
+      on: { closed: (e) => closedWith((e as { code: number }).code) },
+    });
+    let connected: () => void = () => {};
+    const ready = new Promise<void>((r) => (connected = r));
+    client.on('connected', () => connected());
+    client.subscribe({ query: UPDATES, variables: { projectId } }, { next: () => {}, error: (e) => errors.push(e), complete: () => {} });
+    return { client, closed, errors, ready };
+  }
+
+  const within = <T,>(p: Promise<T>, ms = 2_000) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms))]);
+
+  it('revoking a token closes the connections that use it (4401), and only those', async () => {
+    const org = await given(app).anOrganization();
+    const project = await given(app).aProject(org);
+    const created = await org.owner.gql(`mutation { createApiToken(input: { name: "ws" }) { ... on CreateApiTokenPayload { secret apiToken { id } } } }`);
+    const { secret, apiToken } = created.data!.createApiToken;
+    const revoked = listen(secret, project.gid);
+    const other = listen(org.owner.token, project.gid);
+    await Promise.all([revoked.ready, other.ready]);
+    await org.owner.gql(`mutation($id: ID!) { revokeApiToken(input: { id: $id }) { __typename } }`, { id: apiToken.id });
+    expect(await within(revoked.closed)).toBe(4401);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(other.errors).toEqual([]);
+    await Promise.all([revoked.client.dispose(), other.client.dispose()]);
+  });
+
+  it('removing a member makes their connections reconnect, and the organization is then closed to them', async () => {
+    const org = await given(app).anOrganization();
+    const project = await given(app).aProject(org);
+    const member = await given(app).aMemberOf(org, 'MEMBER');
+    const live = listen(member.token, project.gid);
+    await live.ready;
+    const membership = await app.rt.prisma.membership.findFirstOrThrow({ where: { organizationId: org.id, userId: member.id } });
+    const removed = await org.owner.gql(`mutation($id: ID!) { removeMember(input: { membershipId: $id }) { __typename } }`, {
+      id: toGlobalId('Membership', membership.id),
+    });
+    expect(removed.data!.removeMember.__typename).toBe('RemoveMemberPayload');
+    expect(await within(live.closed)).toBe(ACCESS_CHANGED_CLOSE);
+    await live.client.dispose();
+
+    // Reconnecting, the same subscription is refused: the project no longer exists for them.
+    const again = listen(member.token, project.gid);
+    await again.ready;
+    await within(
+      (async () => {
+        while (again.errors.length === 0) await new Promise((r) => setTimeout(r, 20));
+      })(),
+    );
+    expect(JSON.stringify(again.errors)).toMatch(/not found/i);
+    await again.client.dispose();
+  });
+
+  it('says which connections a change ends, and how', () => {
+    const byToken = { userId: 'u1', email: 'a@b.c', name: 'A', via: 'token' as const, tokenId: 't1' };
+    const bySession = { userId: 'u1', email: 'a@b.c', name: 'A', via: 'session' as const, sessionId: 's1' };
+    expect(accessEnds(byToken, { token: 't1' })).toMatchObject({ code: 4401 });
+    expect(accessEnds(byToken, { token: 't2' })).toBeNull();
+    expect(accessEnds(bySession, { sessions: ['s0', 's1'] })).toMatchObject({ code: 4401 });
+    expect(accessEnds(bySession, { sessions: ['s2'] })).toBeNull();
+    expect(accessEnds(bySession, { userSessions: 'u1' })).toMatchObject({ code: 4401 });
+    expect(accessEnds(byToken, { userSessions: 'u1' })).toBeNull();
+    expect(accessEnds(byToken, { member: 'u1', organization: 'o1' })).toMatchObject({ code: ACCESS_CHANGED_CLOSE });
+    expect(accessEnds(bySession, { member: 'u2', organization: 'o1' })).toBeNull();
   });
 });

@@ -40,10 +40,34 @@ export function cookieValue(cookieHeader: string | undefined | null, name: strin
   return null;
 }
 
-/** Where a revoked API token is announced, so that every process forgets it at once. */
-export const TOKENS_CHANNEL = 'auth:tokens';
-export interface TokenMessage {
-  revoked: string;
+/**
+ * Where changes of access are announced, so that every process acts on them at once: its token cache
+ * forgets a revoked token, and open WebSocket connections the change affects are closed (see accessEnds).
+ */
+export const ACCESS_CHANNEL = 'auth:access';
+export type AccessChange =
+  /** An API token was revoked. */
+  | { token: string }
+  /** Sessions ended (sign-out). */
+  | { sessions: string[] }
+  /** Every session of a user ended (sign-out everywhere). */
+  | { userSessions: string }
+  /** A user left or was removed from an organization. */
+  | { member: string; organization: string };
+
+/** Close code for a connection whose access changed: not fatal, so clients reconnect and are authorized afresh. */
+export const ACCESS_CHANGED_CLOSE = 4205;
+
+/**
+ * How a connection acting for `viewer` must end after `change`, or null when it is unaffected. Revoked
+ * credentials end it for good (4401, as a bad token at connection time); a removed membership makes it
+ * reconnect, so that every subscription it re-opens is authorized again (the ones in that organization fail).
+ */
+export function accessEnds(viewer: Viewer, change: AccessChange): { code: number; reason: string } | null {
+  if ('token' in change) return viewer.tokenId === change.token ? { code: 4401, reason: 'API token revoked' } : null;
+  if ('sessions' in change) return viewer.sessionId && change.sessions.includes(viewer.sessionId) ? { code: 4401, reason: 'Signed out' } : null;
+  if ('userSessions' in change) return viewer.via === 'session' && viewer.userId === change.userSessions ? { code: 4401, reason: 'Signed out' } : null;
+  return viewer.userId === change.member ? { code: ACCESS_CHANGED_CLOSE, reason: 'Access changed; reconnect' } : null;
 }
 
 /**
@@ -63,7 +87,11 @@ export class TokenCache {
     private readonly ttlMs = 10_000,
     private readonly max = 10_000,
   ) {
-    this.subscription = bus.subscribe(TOKENS_CHANNEL, (m) => this.forget((m as TokenMessage | null)?.revoked ?? null));
+    this.subscription = bus.subscribe(ACCESS_CHANNEL, (m) => {
+      const change = m as AccessChange | null;
+      if (change === null) this.forget(null);
+      else if ('token' in change) this.forget(change.token);
+    });
   }
 
   get(hash: string, now: number): Viewer | null {

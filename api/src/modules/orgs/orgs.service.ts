@@ -7,6 +7,7 @@ import { audit } from '../audit/audit.service.js';
 import { email } from '../auth/auth.service.js';
 import { authorize, deny, requireViewer } from '../authorize.js';
 import { canAssignRole } from '../permissions.js';
+import { ACCESS_CHANNEL, type AccessChange } from '../auth/viewer.js';
 
 export const slug = z
   .string()
@@ -187,10 +188,13 @@ export async function removeMember(ctx: Context, membershipId: string) {
       throw await deny(ctx, m.organizationId, 'member.remove', actorRole, 'You cannot remove someone above your role', { targetRole: m.role });
     }
   }
-  return keepingAnOwner(ctx, m.organizationId, 'membershipId', async (tx) => {
+  const removed = await keepingAnOwner(ctx, m.organizationId, 'membershipId', async (tx) => {
     await rolesUnchanged(tx, m, actorRole, ctx.viewer!.userId);
     await tx.membership.delete({ where: { id: m.id } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: self ? 'member.left' : 'member.removed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, role: m.role }, ip: ctx.ip });
     return m;
   });
+  // Their open subscriptions were authorized with the membership: their connections reconnect and are authorized again.
+  await ctx.bus.publish(ACCESS_CHANNEL, { member: m.userId, organization: m.organizationId } satisfies AccessChange);
+  return removed;
 }

@@ -84,21 +84,23 @@ export class Orchestrator {
     const slot = queue.acquire(job.organizationId);
     if (slot) {
       const cancel = await listenForCancel(this.deps.bus, job.runId);
-      let outcome: StartOutcome | null | 'at cap' = null;
-      try {
-        outcome = await creation.insert(db.query, { workerId: this.workerId, perOrgCap: this.deps.perOrgCap, leaseMs: this.deps.leaseMs ?? DEFAULT_LEASE_MS });
-      } catch (err) {
-        if ((err as { code?: unknown } | null)?.code !== ORG_AT_CAP) throw err;
+      const release = async () => {
+        slot(null);
+        await cancel.stop();
+      };
+      const claim = { workerId: this.workerId, perOrgCap: this.deps.perOrgCap, leaseMs: this.deps.leaseMs ?? DEFAULT_LEASE_MS };
+      const outcome = await creation.insert(db.query, claim).catch(async (err: unknown) => {
+        await release();
         // The organization is at its cap across processes: the run waits in the queue like any other.
-        outcome = 'at cap';
-      } finally {
-        if (outcome === null || outcome === 'at cap' || outcome.outcome !== 'claimed') {
-          slot(null);
-          await cancel.stop();
-        }
+        if ((err as { code?: unknown } | null)?.code === ORG_AT_CAP) return 'at cap' as const;
+        throw err;
+      });
+      if (outcome === null) {
+        await release(); // the idempotency key is taken: nothing was written
+        return false;
       }
-      if (outcome === null) return false;
-      if (outcome !== 'at cap' && outcome.outcome === 'claimed') {
+      if (outcome !== 'at cap') {
+        if (outcome.outcome !== 'claimed') throw new Error('hub_start_run answered without claiming the run');
         await creation.committed();
         slot(executeClaimed(this.executorDeps, outcome, cancel));
         return true;

@@ -1,0 +1,197 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
+import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
+import { openBrowser, type BrowserSession, type Page } from './browser.js';
+
+const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
+const TIME_ZONE = 'America/New_York';
+
+const SIGN_UP = /* GraphQL */ `
+  mutation ($input: SignUpInput!) {
+    signUp(input: $input) { __typename ... on Error { message } }
+  }
+`;
+const CREATE_ORG = /* GraphQL */ `
+  mutation ($input: CreateOrganizationInput!) {
+    createOrganization(input: $input) { __typename ... on CreateOrganizationPayload { organization { id } } ... on Error { message } }
+  }
+`;
+const CREATE_PROJECT = /* GraphQL */ `
+  mutation ($input: CreateProjectInput!) {
+    createProject(input: $input) { __typename ... on CreateProjectPayload { project { id } } ... on Error { message } }
+  }
+`;
+const SET_BUDGET = /* GraphQL */ `
+  mutation ($input: SetBudgetInput!) {
+    setBudget(input: $input) { __typename ... on SetBudgetPayload { budget { id } } ... on Error { message } }
+  }
+`;
+const START_RUN = /* GraphQL */ `
+  mutation ($input: StartRunInput!) {
+    startRun(input: $input) { __typename ... on StartRunPayload { run { id } } ... on Error { message } }
+  }
+`;
+
+async function screenshot(page: Page, name: string) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: `${SCREENSHOTS}/hub-deck-${name}.png`, fullPage: true, animations: 'disabled' });
+}
+
+// A loaded two-core machine can take a while to start a browser and finish a run.
+describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () => {
+  let server: TestServer;
+  let browser: BrowserSession;
+  let api: (query: string, variables: Record<string, unknown>) => Promise<Record<string, any>>;
+  let org: { gid: string; id: string };
+  /** Global ids by name; "Website relaunch" is created last, so the deck opens on it. */
+  const projects: Record<string, string> = {};
+  let agentGid: string;
+
+  /** Sets a budget through the API, as the budgets page does. */
+  async function setBudget(period: 'DAILY' | 'MONTHLY', limit: bigint, project?: string) {
+    const input = { organizationId: org.gid, period, limit: limit.toString(), projectId: project ? projects[project] : undefined };
+    const result = await api(SET_BUDGET, { input });
+    expect(result.setBudget.__typename).toBe('SetBudgetPayload');
+    return fromGlobalId(result.setBudget.budget.id, 'Budget');
+  }
+
+  /** What the budget guard does as a run settles: records the spend on the budget. */
+  async function recordSpend(budgetId: string, spentMicros: bigint) {
+    await server.rt.prisma.budget.update({ where: { id: budgetId }, data: { spentMicros } });
+  }
+
+  const budgets: Record<'orgDaily' | 'projectMonthly' | 'otherDaily', string> = { orgDaily: '', projectMonthly: '', otherDaily: '' };
+
+  beforeAll(async () => {
+    server = await startTestServer({ web: true });
+    const signUp = await gql(server.url, SIGN_UP, {
+      input: { email: `deck-${Date.now()}@example.test`, name: 'Dee Decker', password: 'correct horse battery staple' },
+    });
+    expect(signUp.data?.signUp.__typename).toBe('AuthPayload');
+    const session = /hub_session=([^;]+)/.exec(signUp.headers.get('set-cookie') ?? '')?.[1];
+    expect(session).toBeTruthy();
+    api = async (query, variables) => {
+      const result = await gql(server.url, query, variables, { cookie: `hub_session=${session}` });
+      expect(result.errors).toBeUndefined();
+      return result.data!;
+    };
+
+    const created = (await api(CREATE_ORG, { input: { name: 'Spend Labs', timeZone: TIME_ZONE } })).createOrganization.organization;
+    org = { gid: created.id, id: fromGlobalId(created.id, 'Organization') };
+    for (const name of ['Data pipeline', 'Website relaunch']) {
+      projects[name] = (await api(CREATE_PROJECT, { input: { organizationId: org.gid, name } })).createProject.project.id;
+    }
+    const agent = await server.rt.prisma.agent.create({
+      data: {
+        organizationId: org.id,
+        projectId: fromGlobalId(projects['Website relaunch']!, 'Project'),
+        name: 'Release planner',
+        provider: 'OFFLINE',
+        model: 'offline-small',
+      },
+    });
+    agentGid = toGlobalId('Agent', agent.id);
+    // Another project's budget: it limits that project only, never this deck's.
+    budgets.otherDaily = await setBudget('DAILY', 5_000_000n, 'Data pipeline');
+
+    browser = await openBrowser({ baseURL: server.url, viewport: { width: 1360, height: 900 } });
+    browser.page.setDefaultTimeout(10_000);
+    await browser.page.context().addCookies([{ name: 'hub_session', value: session!, url: server.url, httpOnly: true }]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  const main = () => browser.page.getByRole('main');
+  const spend = () => main().getByRole('region', { name: 'Spend' });
+  const budget = (name: string) => spend().getByRole('listitem', { name });
+  const spendStat = () => main().getByTestId('deck-stat').filter({ hasText: 'Spend' });
+
+  it('says spending is unlimited when no budget applies, and links to the budgets page', async () => {
+    const { page } = browser;
+    await page.goto('/');
+    await page.getByText('What is running in Website relaunch right now, live.').waitFor();
+    await spend().getByText('Spending is unlimited').waitFor();
+
+    expect(await spend().getByRole('link', { name: 'Set a budget' }).getAttribute('href')).toBe('/budgets');
+    expect(await spend().getByRole('link', { name: 'Budgets & Usage' }).getAttribute('href')).toBe('/budgets');
+    expect(await spend().getByRole('listitem').count()).toBe(0);
+    expect(await spendStat().innerText()).toMatch(/^Spend\s+Unlimited\s+No budget applies to this project$/);
+    // The providers stat moved into its section.
+    expect(await main().getByTestId('deck-providers-ready').innerText()).toBe('1 of 5 ready');
+    await screenshot(page, 'spend-empty');
+  });
+
+  it('shows each budget that applies as spent of limit, and the tightest in the stat row', async () => {
+    const { page } = browser;
+    budgets.orgDaily = await setBudget('DAILY', 30_000_000n);
+    budgets.projectMonthly = await setBudget('MONTHLY', 100_500_000n, 'Website relaunch');
+    await recordSpend(budgets.orgDaily, 24_000_000n);
+    await recordSpend(budgets.projectMonthly, 12_060_000n);
+    // Tighter than both, but in another project.
+    await recordSpend(budgets.otherDaily, 4_500_000n);
+
+    await page.reload();
+    const daily = budget('Daily budget, Organization-wide');
+    const monthly = budget('Monthly budget, Website relaunch');
+    await daily.waitFor();
+    // Organization-wide first, then the project's own; nothing of Data pipeline.
+    expect(await spend().getByRole('listitem').count()).toBe(2);
+    expect(await spend().getByTestId('deck-budget').evaluateAll((items) => items.map((li) => li.getAttribute('aria-label')))).toEqual([
+      'Daily budget, Organization-wide',
+      'Monthly budget, Website relaunch',
+    ]);
+    expect(await spend().getByText('Data pipeline').count()).toBe(0);
+
+    expect(await daily.getByTestId('deck-budget-spent').innerText()).toBe('$24.00 of $30.00');
+    expect(await daily.getByTestId('deck-budget-percent').innerText()).toBe('80 %');
+    expect(await daily.getByRole('progressbar').getAttribute('value')).toBe('80');
+    expect(await daily.getByRole('progressbar').getAttribute('class')).toContain('progress-warning');
+    expect(await daily.getByTestId('deck-budget-resets').innerText()).toMatch(/^Resets in (\d+ (hours?|minutes?)|less than a minute)$/);
+
+    expect(await monthly.getByTestId('deck-budget-spent').innerText()).toBe('$12.06 of $100.50');
+    expect(await monthly.getByTestId('deck-budget-percent').innerText()).toBe('12 %');
+    expect(await monthly.getByRole('progressbar').getAttribute('value')).toBe('12');
+    expect(await monthly.getByRole('progressbar').getAttribute('class')).toContain('progress-success');
+    expect(await monthly.getByTestId('deck-budget-resets').innerText()).toMatch(/^Resets (tomorrow|in \d+ (days?|hours?|minutes?))$/);
+
+    expect(await spendStat().innerText()).toMatch(/^Spend\s+80 %\s+\$24\.00 of \$30\.00 today, org-wide$/);
+    expect(await spend().getByText('Spending is unlimited').count()).toBe(0);
+    await screenshot(page, 'spend');
+  });
+
+  it('refreshes with the deck when a run finishes', async () => {
+    const { page } = browser;
+    await recordSpend(budgets.projectMonthly, 90_450_000n);
+    // Nothing reloads the page: the finished run's status update makes the deck read everything again.
+    await api(START_RUN, { input: { agentId: agentGid, input: 'Spend check' } });
+    await main().getByTestId('run-row').filter({ hasText: 'Spend check' }).getByText('Succeeded').waitFor({ timeout: 20_000 });
+
+    const monthly = budget('Monthly budget, Website relaunch');
+    await monthly.getByTestId('deck-budget-spent').getByText('$90.45 of $100.50').waitFor();
+    expect(await monthly.getByTestId('deck-budget-percent').innerText()).toBe('90 %');
+    expect(await monthly.getByRole('progressbar').getAttribute('class')).toContain('progress-warning');
+    // Now the project's budget is the one a run would hit first.
+    expect(await spendStat().innerText()).toMatch(/^Spend\s+90 %\s+\$90\.45 of \$100\.50 this month, this project$/);
+  });
+
+  it('marks a used-up budget as an error', async () => {
+    const { page } = browser;
+    await recordSpend(budgets.orgDaily, 31_000_000n);
+    await page.reload();
+    const daily = budget('Daily budget, Organization-wide');
+    await daily.getByTestId('deck-budget-spent').getByText('$31.00 of $30.00').waitFor();
+    expect(await daily.getByTestId('deck-budget-percent').innerText()).toBe('103 %');
+    expect(await daily.getByRole('progressbar').getAttribute('value')).toBe('100');
+    expect(await daily.getByRole('progressbar').getAttribute('class')).toContain('progress-error');
+    expect(await spendStat().innerText()).toMatch(/^Spend\s+103 %\s+\$31\.00 of \$30\.00 today, org-wide$/);
+    expect(await spendStat().locator('dd').first().getAttribute('class')).toContain('text-error');
+    await screenshot(page, 'spend-over');
+  });
+
+  it('logged no console errors, hydration warnings or page errors', () => {
+    expect(browser.errors).toEqual([]);
+  });
+});

@@ -102,7 +102,15 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   };
   const formatWsError = (err: GraphQLError) => formatError(err.toJSON(), err);
 
-  /** Authenticates an HTTP request and charges it to the caller's request budget. */
+  /**
+   * Each HTTP request's charge to the caller's request budget, started with its context and awaited once
+   * the operation is parsed and validated, before anything runs: the counter's round trip overlaps
+   * Apollo's own work instead of preceding it.
+   */
+  const ADMISSION = Symbol('admission');
+  type Admitted = Context & { [ADMISSION]?: Promise<void> };
+
+  /** Authenticates an HTTP request and starts charging it to the caller's request budget. */
   async function httpContext(req: Request, res: Response): Promise<Context> {
     const ip = req.ip ?? null;
     let ctx: Context;
@@ -113,9 +121,23 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
       if (err instanceof InvalidCredentialsError) await rt.limits.consume('apiAnonymous', ip ?? 'unknown');
       throw err;
     }
-    await rt.limits.consumeRequest(ctx.viewer, ip);
+    const admission = rt.limits.consumeRequest(ctx.viewer, ip);
+    admission.catch(() => {}); // reported by the plugin below; a request that never gets there spent its point all the same
+    (ctx as Admitted)[ADMISSION] = admission;
     return ctx;
   }
+
+  const requestAdmission: ApolloServerPlugin<Context> = {
+    async requestDidStart({ contextValue }) {
+      return {
+        async didResolveOperation() {
+          await (contextValue as Admitted)[ADMISSION]?.catch((err: unknown) => {
+            throw edgeGraphQLError(err);
+          });
+        },
+      };
+    },
+  };
 
   // No per-message compression: it costs a zlib context per socket and CPU per message, for messages of a few hundred bytes.
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', perMessageDeflate: false, maxPayload: WS_MAX_PAYLOAD });
@@ -219,6 +241,7 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+      requestAdmission,
       queryCostPlugin<Context>(),
       legacyJsonStatus,
     ],

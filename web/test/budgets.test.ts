@@ -4,27 +4,12 @@ import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { budgetChannel } from '../../api/src/modules/budgets/budget-guard.js';
 import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
 import { addDays, daysBetween, eachDay, startOfDay, zonedDay } from '../src/routes/budgets/dates.js';
+import { CREATE_ORG, CREATE_PROJECT, SIGN_UP } from './operations.js';
 import { openBrowser, type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 const TIME_ZONE = 'America/New_York';
 const DAY_MS = 86_400_000;
-
-const SIGN_UP = /* GraphQL */ `
-  mutation ($input: SignUpInput!) {
-    signUp(input: $input) { __typename ... on Error { message } }
-  }
-`;
-const CREATE_ORG = /* GraphQL */ `
-  mutation ($input: CreateOrganizationInput!) {
-    createOrganization(input: $input) { __typename ... on CreateOrganizationPayload { organization { id slug } } ... on Error { message } }
-  }
-`;
-const CREATE_PROJECT = /* GraphQL */ `
-  mutation ($input: CreateProjectInput!) {
-    createProject(input: $input) { __typename ... on CreateProjectPayload { project { id } } ... on Error { message } }
-  }
-`;
 
 /** Signs up over HTTP, as the sign-up page would, and returns the session cookie's value. */
 async function signUp(server: TestServer, name: string): Promise<{ session: string; email: string }> {

@@ -4,30 +4,10 @@ import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
+import { CREATE_ORG, CREATE_PROJECT, SIGN_UP, START_RUN } from './operations.js';
 import { openBrowser, type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
-
-const SIGN_UP = /* GraphQL */ `
-  mutation ($input: SignUpInput!) {
-    signUp(input: $input) { __typename ... on Error { message } }
-  }
-`;
-const CREATE_ORG = /* GraphQL */ `
-  mutation ($input: CreateOrganizationInput!) {
-    createOrganization(input: $input) { __typename ... on CreateOrganizationPayload { organization { id } } ... on Error { message } }
-  }
-`;
-const CREATE_PROJECT = /* GraphQL */ `
-  mutation ($input: CreateProjectInput!) {
-    createProject(input: $input) { __typename ... on CreateProjectPayload { project { id } } ... on Error { message } }
-  }
-`;
-const START_RUN = /* GraphQL */ `
-  mutation ($input: StartRunInput!) {
-    startRun(input: $input) { __typename ... on StartRunPayload { run { id } } ... on Error { message } }
-  }
-`;
 
 /** A full-page screenshot from the top, so sticky parts of the shell are drawn in place. */
 async function screenshot(page: Page, path: string) {

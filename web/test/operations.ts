@@ -1,0 +1,22 @@
+// GraphQL operations the browser tests use to set up their data through the real API.
+
+export const SIGN_UP = /* GraphQL */ `
+  mutation ($input: SignUpInput!) {
+    signUp(input: $input) { __typename ... on Error { message } }
+  }
+`;
+export const CREATE_ORG = /* GraphQL */ `
+  mutation ($input: CreateOrganizationInput!) {
+    createOrganization(input: $input) { __typename ... on CreateOrganizationPayload { organization { id slug } } ... on Error { message } }
+  }
+`;
+export const CREATE_PROJECT = /* GraphQL */ `
+  mutation ($input: CreateProjectInput!) {
+    createProject(input: $input) { __typename ... on CreateProjectPayload { project { id } } ... on Error { message } }
+  }
+`;
+export const START_RUN = /* GraphQL */ `
+  mutation ($input: StartRunInput!) {
+    startRun(input: $input) { __typename ... on StartRunPayload { run { id } } ... on Error { message } }
+  }
+`;

@@ -37,6 +37,27 @@ export const slugify = (s: string) =>
     .replace(/^-+|-+$/g, '')
     .slice(0, 40) || 'org';
 
+/** A unique-index violation on a slug (Prisma P2002): the index, not a prior lookup, decides who has a slug. */
+const isSlugTaken = (err: unknown) =>
+  (err as { code?: unknown } | null)?.code === 'P2002' && JSON.stringify((err as { meta?: unknown }).meta ?? {}).includes('slug');
+
+/**
+ * Creates something whose slug must be unique. An explicit slug that is taken is the caller's to fix (a
+ * ValidationError on `slug`); a generated one gets a short random suffix and is tried again. Two creations
+ * racing for one slug cannot both pass a check and then collide: the unique index decides.
+ */
+export async function withUniqueSlug<T>(wanted: string, explicit: boolean, takenMessage: string, create: (slug: string) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const candidate = attempt === 0 ? wanted : `${wanted.slice(0, 40)}-${Math.random().toString(36).slice(2, 7)}`;
+    try {
+      return await create(candidate);
+    } catch (err) {
+      if (!isSlugTaken(err) || attempt === 4) throw err;
+      if (explicit) throw new ValidationError([{ path: ['slug'], message: takenMessage }]);
+    }
+  }
+}
+
 const role = z.enum(['OWNER', 'ADMIN', 'MEMBER', 'VIEWER']);
 const name = z.string().trim().min(1, 'Enter a name').max(100, 'Use at most 100 characters');
 
@@ -47,25 +68,20 @@ const AddMember = z.object({ email, role });
 export async function createOrganization(ctx: Context, raw: unknown) {
   const viewer = requireViewer(ctx);
   const input = parseInput(CreateOrg, raw);
-  const wanted = input.slug ?? slugify(input.name);
-  let finalSlug = wanted;
-  // A generated slug gets a short suffix on collision; an explicit one is the caller's to fix.
-  if (await ctx.prisma.organization.findUnique({ where: { slug: wanted } })) {
-    if (input.slug) throw new ValidationError([{ path: ['slug'], message: 'This slug is taken' }]);
-    finalSlug = `${wanted.slice(0, 40)}-${Math.random().toString(36).slice(2, 7)}`;
-  }
-  return ctx.prisma.$transaction(async (tx) => {
-    const org = await tx.organization.create({
-      data: {
-        name: input.name,
-        slug: finalSlug,
-        timeZone: input.timeZone ?? 'UTC',
-        memberships: { create: { userId: viewer.userId, role: 'OWNER' } },
-      },
-    });
-    await audit(tx, { organizationId: org.id, actorId: viewer.userId, action: 'org.created', targetType: 'Organization', targetId: org.id, ip: ctx.ip });
-    return org;
-  });
+  return withUniqueSlug(input.slug ?? slugify(input.name), Boolean(input.slug), 'This slug is taken', (slug) =>
+    ctx.prisma.$transaction(async (tx) => {
+      const org = await tx.organization.create({
+        data: {
+          name: input.name,
+          slug,
+          timeZone: input.timeZone ?? 'UTC',
+          memberships: { create: { userId: viewer.userId, role: 'OWNER' } },
+        },
+      });
+      await audit(tx, { organizationId: org.id, actorId: viewer.userId, action: 'org.created', targetType: 'Organization', targetId: org.id, ip: ctx.ip });
+      return org;
+    }),
+  );
 }
 
 export async function updateOrganization(ctx: Context, organizationId: string, raw: unknown) {

@@ -4,7 +4,7 @@ import { NotFoundError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
-import { slug, slugify } from '../orgs/orgs.service.js';
+import { slug, slugify, withUniqueSlug } from '../orgs/orgs.service.js';
 
 const CreateProject = z.object({
   name: z.string().trim().min(1, 'Enter a name').max(100),
@@ -29,17 +29,15 @@ export async function loadProject(ctx: Context, projectId: string) {
 export async function createProject(ctx: Context, organizationId: string, raw: unknown) {
   await authorize(ctx, organizationId, 'project.create', 'Organization');
   const input = parseInput(CreateProject, raw);
-  const wanted = input.slug ?? slugify(input.name);
-  const taken = await ctx.prisma.project.findUnique({ where: { organizationId_slug: { organizationId, slug: wanted } } });
-  if (taken && input.slug) throw new ValidationError([{ path: ['slug'], message: 'A project with this slug exists' }]);
-  const finalSlug = taken ? `${wanted.slice(0, 40)}-${Math.random().toString(36).slice(2, 7)}` : wanted;
-  return ctx.prisma.$transaction(async (tx) => {
-    const project = await tx.project.create({
-      data: { organizationId, name: input.name, slug: finalSlug, description: input.description ?? '' },
-    });
-    await audit(tx, { organizationId, actorId: ctx.viewer!.userId, action: 'project.created', targetType: 'Project', targetId: project.id, metadata: { name: project.name }, ip: ctx.ip });
-    return project;
-  });
+  return withUniqueSlug(input.slug ?? slugify(input.name), Boolean(input.slug), 'A project with this slug exists', (slug) =>
+    ctx.prisma.$transaction(async (tx) => {
+      const project = await tx.project.create({
+        data: { organizationId, name: input.name, slug, description: input.description ?? '' },
+      });
+      await audit(tx, { organizationId, actorId: ctx.viewer!.userId, action: 'project.created', targetType: 'Project', targetId: project.id, metadata: { name: project.name }, ip: ctx.ip });
+      return project;
+    }),
+  );
 }
 
 export async function updateProject(ctx: Context, projectId: string, raw: unknown) {

@@ -7,6 +7,7 @@ import { wsClient } from '../test/subscribe.js';
 import { toGlobalId } from './lib/ids.js';
 import { schema } from './schema/index.js';
 import { MAX_ALIASES, MAX_TOKENS } from './schema/limits.js';
+import { QUERY_LIMITS } from './schema/builder.js';
 
 const APP_ORIGIN = 'http://app.test';
 // The first file on a test worker boots the shared database: slow on a busy machine, so allow it time.
@@ -176,7 +177,7 @@ describe('operation cost and shape', () => {
 
   it('reports the estimated cost of every operation in extensions.cost', async () => {
     const res = await post(app.graphqlUrl, '{ health { ok } }');
-    expect(res.json!.extensions.cost).toEqual({ requested: 2, limit: 2_000, depth: 2, breadth: 2 });
+    expect(res.json!.extensions.cost).toEqual({ requested: 2, limit: QUERY_LIMITS.complexity, depth: 2, breadth: 2 });
   });
 
   it('rejects too deep, too costly and too broad operations before running them', async () => {

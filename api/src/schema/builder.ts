@@ -5,6 +5,7 @@ import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
+import { getNamedType, isListType, isNonNullType, type GraphQLField, type GraphQLOutputType } from 'graphql';
 import { getDatamodel } from '../_generated/pothos-prisma-types.js';
 import type PrismaTypes from '../_generated/pothos-prisma-types.js';
 import type { Role } from '../_generated/prisma/enums.js';
@@ -13,8 +14,27 @@ import { authScopeInitializer } from './auth.js';
 import { ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from '../lib/errors.js';
 
 /** Limits on the shape and cost of one operation (GitHub/Shopify style; cost is reported in `extensions`). */
-export const QUERY_LIMITS = { complexity: 2_000, depth: 12, breadth: 120 } as const;
+/** Per operation: complexity is roughly the number of fields resolved, with each connection costed at its page size. */
+export const QUERY_LIMITS = { complexity: 10_000, depth: 12, breadth: 120 } as const;
 export const MAX_PAGE_SIZE = 100;
+/** What a connection is costed at when the request names no page size (the largest default page of any connection). */
+const UNSIZED_PAGE = 50;
+
+const isList = (type: GraphQLOutputType): boolean => (isNonNullType(type) ? isList(type.ofType) : isListType(type));
+
+/**
+ * Cost of a field: a connection costs its page size (`first` or `last`, at most MAX_PAGE_SIZE) times what
+ * each item selects, and its `edges` list then counts once; any other list is counted as 10 items.
+ * So `organizations(first: 1) { … projects(first: 1) { … } }` is cheap, and three nested pages of 100 are not.
+ */
+function connectionAwareComplexity(args: Record<string, unknown>, _ctx: Context, field: GraphQLField<unknown, Context>) {
+  if (field.args.some((a) => a.name === 'first')) {
+    const size = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : UNSIZED_PAGE;
+    return { field: 1, multiplier: Math.max(0, Math.min(size, MAX_PAGE_SIZE)) };
+  }
+  if (!isList(field.type)) return 1;
+  return { field: 1, multiplier: getNamedType(field.type).name.endsWith('Edge') ? 1 : 10 };
+}
 
 export interface AuthScopes {
   loggedIn: boolean;
@@ -69,6 +89,7 @@ export const builder = new SchemaBuilder<{
   complexity: {
     defaultComplexity: 1,
     defaultListMultiplier: 10,
+    fieldComplexity: connectionAwareComplexity,
     limit: { ...QUERY_LIMITS },
   },
 });

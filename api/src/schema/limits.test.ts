@@ -1,7 +1,8 @@
-import { GraphQLError, parse, type ExecutionArgs } from 'graphql';
+import { GraphQLError, Kind, parse, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { schema } from './index.js';
-import { DocumentCache, prepareOperation } from './limits.js';
+import { MAX_PAGE_SIZE } from './builder.js';
+import { DocumentCache, measureOperation, prepareOperation } from './limits.js';
 
 const prepare = (query: string, opts: { introspection?: boolean; variables?: Record<string, unknown> } = {}) =>
   prepareOperation(schema, { query, variables: opts.variables }, {}, { introspection: opts.introspection ?? false });
@@ -71,5 +72,50 @@ describe('DocumentCache', () => {
     for (let i = 0; i < 10; i++) cache.set(`${i}`.repeat(90), doc);
     expect(cache.size).toBe(8);
     expect(cache.get('x'.repeat(90))).toBeUndefined();
+  });
+});
+
+describe('operation cost: a connection costs its page size', () => {
+  const cost = (query: string, variables?: Record<string, unknown>) => measureOperation(schema, parse(query), { context: {}, variables });
+  const nested = (first: number) =>
+    `{ viewer { organizations(first: ${first}) { edges { node { projects(first: ${first}) { edges { node { agents(first: ${first}) { edges { node { id name model } } } } } } } } } } }`;
+
+  it('lets small nested pages through and refuses large ones', () => {
+    expect(cost(nested(1))).toMatchObject({ errors: [] });
+    expect(cost(nested(1)).cost!.requested).toBeLessThan(50);
+    const large = cost(nested(100));
+    expect(large.errors.map((e) => e.extensions.code)).toEqual(['QUERY_COMPLEXITY']);
+    expect(large.cost!.requested).toBeGreaterThan(1_000_000);
+    // The page size counts whether it is written in the document or passed as a variable.
+    const viaVariable = cost('query($n: Int) { viewer { organizations(first: $n) { edges { node { id } } } } }', { n: 7 });
+    expect(viaVariable.cost!.requested).toBe(cost('{ viewer { organizations(first: 7) { edges { node { id } } } } }').cost!.requested);
+  });
+
+  it('keeps every operation the SDK and the web app ship within the limits, at their largest page', async () => {
+    const modules = [await import('../../../sdk/src/_generated/graphql.js'), await import('../../../web/src/lib/graphql/_generated/graphql.js')];
+    const measured: string[] = [];
+    for (const module of modules) {
+      for (const [name, value] of Object.entries(module)) {
+        const document = value as DocumentNode;
+        const operation = document?.kind === Kind.DOCUMENT ? document.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION) : undefined;
+        if (!operation || operation.kind !== Kind.OPERATION_DEFINITION) continue;
+        // Required variables get a value of their type; every page size is the largest there is.
+        const variables: Record<string, unknown> = {};
+        for (const v of operation.variableDefinitions ?? []) {
+          let type = v.type;
+          while (type.kind !== Kind.NAMED_TYPE) type = type.type;
+          const key = v.variable.name.value;
+          const t = type.name.value;
+          variables[key] = key === 'first' ? MAX_PAGE_SIZE : t === 'Int' ? 1 : t === 'Boolean' ? false : t === 'DateTime' ? new Date().toISOString() : t === 'UsageGroupBy' ? 'DAY' : t === 'ID' || t === 'String' ? 'x' : {};
+        }
+        const result = measureOperation(schema, document, { context: {}, variables });
+        expect(result.errors.map((e) => e.message), name).toEqual([]);
+        // A mutation's input object cannot be made up here (its cost is then left to execution); they select payloads, not pages.
+        if (operation.operation === 'mutation' && result.cost === null) continue;
+        expect(result.cost, name).not.toBeNull();
+        measured.push(name);
+      }
+    }
+    expect(measured.length).toBeGreaterThan(40);
   });
 });

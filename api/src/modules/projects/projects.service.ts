@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Context } from '../../context.js';
-import { NotFoundError, ValidationError } from '../../lib/errors.js';
+import { NotFoundError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';

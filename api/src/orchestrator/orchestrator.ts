@@ -67,11 +67,6 @@ export class Orchestrator {
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
-  /** Queues a run that was just created (the row is already QUEUED and committed). */
-  enqueue(job: RunJob) {
-    return this.deps.queue.enqueue(job);
-  }
-
   /**
    * Creates a run and hands it over, all or nothing. When a worker of this process is free, one statement
    * creates the run already claimed by it (RUNNING under its lease, the organization's cap checked as for

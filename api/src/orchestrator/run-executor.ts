@@ -80,9 +80,8 @@ export type ClaimOutcome = { outcome: 'gone' | 'busy' } | ({ outcome: 'claimed' 
  * QUEUED → RUNNING under a per-organization advisory lock, so N processes together never exceed the
  * organization's cap (each process's queue also caps itself; this is the cross-process guarantee). One
  * round trip: the `hub_claim_run` function (see its migration) locks, counts, claims and returns the run.
- * `query` may be a transaction's: startRun claims the run it is creating when this process has a free worker.
  */
-export async function claimRun(query: SqlQuery, runId: string, workerId: string, perOrgCap: number, leaseMs: number, now = new Date()): Promise<ClaimOutcome> {
+async function claimRun(query: SqlQuery, runId: string, workerId: string, perOrgCap: number, leaseMs: number, now = new Date()): Promise<ClaimOutcome> {
   const [row] = await query<{ claim: ClaimOutcome }>('SELECT hub_claim_run($1::uuid, $2, $3::int, $4::int, $5::timestamp(3)) AS claim', [
     runId,
     workerId,

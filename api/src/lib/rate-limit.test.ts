@@ -279,5 +279,10 @@ describe('on sign-in, sign-up and agent runs', () => {
 
     // Another organization has its own budget.
     expect((await otherOrg.owner.gql(START, { input: { agentId: otherAgentGid, input: 'x' } })).data!.startRun.__typename).toBe('StartRunPayload');
+
+    // startRun counts in its own statement on PostgreSQL: the limiter and the statement share one budget.
+    await expect(app.rt.limits.ensureAvailable('runsOrg', org.id)).rejects.toBeInstanceOf(RateLimitedError);
+    await app.rt.limits.consume('runsOrg', otherOrg.id);
+    expect((await otherOrg.owner.gql(START, { input: { agentId: otherAgentGid, input: 'y' } })).data!.startRun.__typename).toBe('RateLimitedError');
   });
 });

@@ -46,7 +46,6 @@ export const RATE_LIMIT_TABLE = 'counters';
 // Keys are hashed so that emails and IPs are not stored in clear and always fit the table's varchar(255).
 const hashKey = (key: string) => createHash('sha256').update(key).digest('base64url');
 
-const retryAfter = (res: RateLimiterRes) => Math.max(1, Math.ceil(res.msBeforeNext / 1000));
 
 /**
  * The process's rate limiters. On PostgreSQL the counters live in one shared table, so every API
@@ -102,20 +101,40 @@ export class RateLimits {
     return this.rules[name];
   }
 
+  /** The error for a budget that refills in `msBeforeNext` milliseconds. */
+  static refused(msBeforeNext: number): RateLimitedError {
+    return new RateLimitedError(Math.max(1, Math.ceil(msBeforeNext / 1000)));
+  }
+
   /** Counts `points` for `key`; throws RateLimitedError once the budget is spent. */
   async consume(name: LimitName, key: string, points = 1): Promise<void> {
     try {
       await this.limiters[name].consume(hashKey(key), points);
     } catch (err) {
-      if (err instanceof RateLimiterRes) throw new RateLimitedError(retryAfter(err));
+      if (err instanceof RateLimiterRes) throw RateLimits.refused(err.msBeforeNext);
       throw err;
     }
+  }
+
+  /**
+   * For a statement that counts the point itself (see hub_start_run): the limiter's row key, budget and
+   * window when the counters live in PostgreSQL; null when they are in memory (count with `consume`).
+   */
+  sqlCounter(name: LimitName, key: string): { key: string; points: number; durationMs: number } | null {
+    if (this.engine !== 'postgres') return null;
+    const rule = this.rules[name];
+    return { key: this.limiters[name].getKey(hashKey(key)), points: rule.points, durationMs: rule.duration * 1000 };
+  }
+
+  /** Gives back points counted for an attempt that turned out not to need them. */
+  async refund(name: LimitName, key: string, points = 1): Promise<void> {
+    await this.limiters[name].reward(hashKey(key), points);
   }
 
   /** Throws RateLimitedError when `key` has already spent its budget, without counting anything. */
   async ensureAvailable(name: LimitName, key: string): Promise<void> {
     const res = await this.limiters[name].get(hashKey(key));
-    if (res && res.consumedPoints >= this.rules[name].points) throw new RateLimitedError(retryAfter(res));
+    if (res && res.consumedPoints >= this.rules[name].points) throw RateLimits.refused(res.msBeforeNext);
   }
 
   /** Counts one point without ever throwing: for failures whose caller already answers with its own error. */

@@ -12,6 +12,9 @@ import type { StartOutcome } from '../../orchestrator/orchestrator.js';
 import { statementNotifications } from '../../lib/pubsub.js';
 import { SqlParams, utcWall } from '../../lib/sql.js';
 import { authorize, authorizeRole, requireViewer } from '../authorize.js';
+import { can } from '../permissions.js';
+import { ROLE_RANK } from '../../schema/auth.js';
+import { RateLimits } from '../../lib/rate-limit.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -32,39 +35,77 @@ export async function loadRun(ctx: Context, runId: string) {
   return run;
 }
 
-/** Creates a QUEUED run and hands it to the queue. The same idempotency key returns the same run. */
+/** Where an agent lives; it never moves, so a process remembers it (see `placeAgent`). */
+interface Placement {
+  organizationId: string;
+  projectId: string;
+}
+const PLACEMENTS_KEPT = 10_000;
+const placements = new WeakMap<object, Map<string, Placement>>();
+
+/**
+ * The agent's organization and project, from this process's memory after the first look-up. Only a
+ * belief: hub_start_run finds the agent only where it says, and checks the caller's role there.
+ */
+async function placeAgent(ctx: Context, agentId: string): Promise<Placement | null> {
+  let known = placements.get(ctx.db);
+  if (!known) placements.set(ctx.db, (known = new Map()));
+  const hit = known.get(agentId);
+  if (hit) return hit;
+  const [row] = await ctx.db.query<Placement>('SELECT "organizationId", "projectId" FROM "Agent" WHERE id = $1::uuid', [agentId]);
+  if (!row) return null;
+  if (known.size >= PLACEMENTS_KEPT) known.delete(known.keys().next().value!);
+  known.set(agentId, row);
+  return row;
+}
+
+/** Roles that may start a run, for hub_start_run (the permission table decides). */
+const STARTERS = (Object.keys(ROLE_RANK) as Role[]).filter((r) => can(r, 'run.start'));
+
+/** What hub_start_run raises (see its migration) and what each means to the caller. */
+const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archived', HB005: 'rate limited' } as const;
+
+/**
+ * Creates a QUEUED run and hands it to the queue. The same idempotency key returns the same run.
+ * One statement does the checks and the creation (see hub_start_run): the caller's role in the agent's
+ * organization, the agent not archived, the organization's run rate limit, then the run, its first
+ * event and, with a free worker here, its claim.
+ */
 export async function startRun(ctx: Context, agentId: string, raw: unknown, extra: { parentRunId?: string } = {}) {
   const viewer = requireViewer(ctx);
-  // The agent and the viewer's role in its organization in one round trip (the hot path of the API).
-  const [agent] = UUID.test(agentId)
-    ? await ctx.db.query<{ id: string; organizationId: string; projectId: string; archived: boolean; role: Role | null }>(
-        `SELECT a.id, a."organizationId", a."projectId", a."archivedAt" IS NOT NULL AS archived, m.role::text AS role
-         FROM "Agent" a JOIN "Membership" m ON m."organizationId" = a."organizationId" AND m."userId" = $2::uuid
-         WHERE a.id = $1::uuid`,
-        [agentId, viewer.userId],
-      )
-    : [];
-  if (!agent) throw new NotFoundError('Agent');
-  ctx.knowRole(agent.organizationId, agent.role);
-  await authorizeRole(ctx, agent.organizationId, agent.role, 'run.start', 'Agent');
-  if (agent.archived) throw new ValidationError([{ path: ['agentId'], message: 'This agent is archived' }]);
-  const input = parseInput(StartRun, raw);
+  const placement = UUID.test(agentId) ? await placeAgent(ctx, agentId) : null;
+  if (!placement) throw new NotFoundError('Agent');
+  const { organizationId, projectId } = placement;
+  const parsed = StartRun.safeParse(raw);
+  if (!parsed.success) {
+    // Who may not start runs here learns that, not what was wrong with the input.
+    await authorize(ctx, organizationId, 'run.start', 'Agent');
+    parseInput(StartRun, raw);
+  }
+  const input = parsed.data!;
   if (input.idempotencyKey) {
     const existing = await ctx.prisma.agentRun.findUnique({
-      where: { organizationId_idempotencyKey: { organizationId: agent.organizationId, idempotencyKey: input.idempotencyKey } },
+      where: { organizationId_idempotencyKey: { organizationId, idempotencyKey: input.idempotencyKey } },
     });
-    if (existing) return existing;
+    if (existing) {
+      await authorize(ctx, organizationId, 'run.start', 'Agent');
+      return existing;
+    }
   }
-  // Charged only when a run is actually created, so a replayed idempotent start never trips the limit.
-  await ctx.limits.consume('runsOrg', agent.organizationId);
+  // Charged only when a run is created, so a replayed idempotent start never trips the limit: in the
+  // statement when the counters are in PostgreSQL; in memory, counted here and given back if not.
+  const counter = ctx.limits.sqlCounter('runsOrg', organizationId);
+  if (!counter) await ctx.limits.consume('runsOrg', organizationId);
+  let charged = !counter;
+
   const now = new Date();
   const run: AgentRun = {
     ...RUN_DEFAULTS,
     id: randomUUID(),
-    organizationId: agent.organizationId,
-    projectId: agent.projectId,
-    agentId: agent.id,
-    createdById: ctx.viewer!.userId,
+    organizationId,
+    projectId,
+    agentId,
+    createdById: viewer.userId,
     input: input.input,
     idempotencyKey: input.idempotencyKey ?? null,
     parentRunId: extra.parentRunId ?? null,
@@ -72,31 +113,70 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     createdAt: now,
     queuedAt: now,
   };
-  // One statement creates the run with its first event (and, on PostgreSQL, the project's status
-  // notification riding along), claimed by a free worker of this process or, in the same transaction,
-  // queued: see Orchestrator.start.
+  // The project's status notification rides along in the same statement on PostgreSQL; the run is
+  // claimed by a free worker of this process or, in the same transaction, queued: see Orchestrator.start.
   const announce = [statusAnnouncement(run.projectId, run.id, 'QUEUED')];
   let published = async () => {};
-  const created = await ctx.orchestrator.start(
-    { runId: run.id, organizationId: run.organizationId },
-    {
-      async insert(query, claim) {
-        const p = new SqlParams();
-        const args = [run.id, run.organizationId, run.projectId, run.agentId, run.createdById, run.input, run.idempotencyKey, run.parentRunId, utcWall(now)];
-        const start = `hub_start_run(${args.map((v) => p.add(v)).join(', ')}, ${p.add(claim?.workerId ?? null)}, ${p.add(claim?.perOrgCap ?? null)}::int, ${p.add(claim?.leaseMs ?? null)}::int)`;
-        const notes = statementNotifications(ctx.bus, announce, p);
-        // The notifications go out only when a run was created (a taken idempotency key creates nothing).
-        const [row] = await query<{ start: StartOutcome | null }>(`SELECT s.start, CASE WHEN s.start IS NULL THEN 0 ELSE ${notes.sql} END FROM (SELECT ${start} AS start) s`, p.values);
-        published = notes.publishAfter;
-        return row!.start;
+  let created: boolean;
+  try {
+    created = await ctx.orchestrator.start(
+      { runId: run.id, organizationId },
+      {
+        async insert(query, claim) {
+          const p = new SqlParams();
+          const args = [
+            `${p.add(run.id)}::uuid`,
+            `${p.add(organizationId)}::uuid`,
+            `${p.add(projectId)}::uuid`,
+            `${p.add(agentId)}::uuid`,
+            `${p.add(viewer.userId)}::uuid`,
+            `${p.add(STARTERS)}::text[]`,
+            p.add(run.input),
+            p.add(run.idempotencyKey),
+            `${p.add(run.parentRunId)}::uuid`,
+            `${p.add(utcWall(now))}::timestamp(3)`,
+            p.add(counter?.key ?? null),
+            `${p.add(counter?.points ?? null)}::int`,
+            `${p.add(counter?.durationMs ?? null)}::bigint`,
+            `${p.add(now.getTime())}::bigint`,
+            p.add(claim?.workerId ?? null),
+            `${p.add(claim?.perOrgCap ?? null)}::int`,
+            `${p.add(claim?.leaseMs ?? null)}::int`,
+          ];
+          const notes = statementNotifications(ctx.bus, announce, p);
+          // The notifications go out only when a run was created (a taken idempotency key creates nothing).
+          const [row] = await query<{ start: (StartOutcome | { outcome: 'exists' }) & { role: Role } }>(
+            `SELECT s.start, CASE WHEN s.start->>'outcome' = 'exists' THEN 0 ELSE ${notes.sql} END FROM (SELECT hub_start_run(${args.join(', ')}) AS start) s`,
+            p.values,
+          );
+          const { role, ...outcome } = row!.start;
+          ctx.knowRole(organizationId, role);
+          published = notes.publishAfter;
+          return outcome.outcome === 'exists' ? null : (outcome as StartOutcome);
+        },
+        committed: () => published(),
       },
-      committed: () => published(),
-    },
-  );
+    );
+  } catch (err) {
+    if (charged) await ctx.limits.refund('runsOrg', organizationId);
+    charged = false;
+    const code = (err as { code?: unknown } | null)?.code;
+    const refusal = typeof code === 'string' ? START_REFUSALS[code as keyof typeof START_REFUSALS] : undefined;
+    if (!refusal) throw err;
+    if (refusal === 'not found') throw new NotFoundError('Agent');
+    if (refusal === 'archived') throw new ValidationError([{ path: ['agentId'], message: 'This agent is archived' }]);
+    if (refusal === 'rate limited') throw RateLimits.refused(Number((err as { detail?: unknown }).detail) || 0);
+    // A role the permission table does not let start runs: refused, with the denial audited.
+    const role = String((err as { detail?: unknown }).detail) as Role;
+    ctx.knowRole(organizationId, role);
+    await authorizeRole(ctx, organizationId, role, 'run.start', 'Agent');
+    throw err;
+  }
   if (!created) {
+    if (charged) await ctx.limits.refund('runsOrg', organizationId);
     // Two concurrent starts with one key: the loser returns the winner's run.
     return ctx.prisma.agentRun.findUniqueOrThrow({
-      where: { organizationId_idempotencyKey: { organizationId: agent.organizationId, idempotencyKey: input.idempotencyKey! } },
+      where: { organizationId_idempotencyKey: { organizationId, idempotencyKey: input.idempotencyKey! } },
     });
   }
   return run;

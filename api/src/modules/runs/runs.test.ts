@@ -111,6 +111,27 @@ describe('runs on the offline provider', () => {
     expect(await app.rt.prisma.agentRun.count({ where: { idempotencyKey: 'key-1' } })).toBe(1);
   });
 
+  it('checks who starts what in the statement that creates the run: archived agent, viewer, outsider, bad input', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const viewer = await given(app).aMemberOf(project.org, 'VIEWER');
+    const outsider = await given(app).aUser();
+    const runsBefore = await app.rt.prisma.agentRun.count();
+    const start = (who: TestUser, input: string) => who.gql(START, { input: { agentId, input } }).then((r) => r.data!.startRun);
+
+    // A viewer is refused (and the denial audited) even with input that would not pass validation.
+    expect(await start(viewer, 'go')).toMatchObject({ __typename: 'ForbiddenError' });
+    expect(await start(viewer, '')).toMatchObject({ __typename: 'ForbiddenError' });
+    const denials = await app.rt.prisma.auditLog.count({ where: { actorId: viewer.id, action: 'access.denied' } });
+    expect(denials).toBe(2);
+    // Someone outside the organization learns nothing, not even that the agent exists.
+    expect(await start(outsider, 'go')).toMatchObject({ __typename: 'NotFoundError' });
+    expect(await start(owner, '')).toMatchObject({ __typename: 'ValidationError' });
+
+    await owner.gql(`mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`, { id: agentId });
+    expect(await start(owner, 'go')).toMatchObject({ __typename: 'ValidationError', message: 'agentId: This agent is archived' });
+    expect(await app.rt.prisma.agentRun.count()).toBe(runsBefore);
+  });
+
   it('cancelling a running run stops it within a second and keeps what was produced', async () => {
     const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 2000 });
     const runId = await startRun(agentId, 'Write a very long plan');

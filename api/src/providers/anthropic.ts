@@ -6,6 +6,7 @@ import type {
 } from '@anthropic-ai/sdk/resources/messages';
 import { ProviderError, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
+import { providerFetch } from './http-fetch.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, StreamChunk } from './types.js';
 
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
@@ -38,6 +39,7 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
         maxRetries: 0, // the executor owns retries
         timeout: timeouts.requestTimeoutMs,
         openTelemetry: false,
+        fetch: providerFetch, // node:http instead of undici: less CPU and latency per request
       })
     : undefined;
 

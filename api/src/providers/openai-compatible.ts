@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { ProviderError, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
+import { providerFetch } from './http-fetch.js';
 import { estimateInputTokens, estimateTextTokens } from './pricing.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, ProviderId, StreamChunk, TokenUsage } from './types.js';
 
@@ -30,6 +31,7 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
         webhookSecret: null,
         maxRetries: 0, // the executor owns retries
         timeout: timeouts.requestTimeoutMs,
+        fetch: providerFetch, // node:http instead of undici: less CPU and latency per request
       })
     : undefined;
 

@@ -98,6 +98,10 @@ export class Orchestrator {
         if (outcome.outcome !== 'claimed') throw new Error('hub_start_run answered without claiming the run');
         await creation.committed();
         slot(executeClaimed(this.executorDeps, outcome, cancel));
+        // Answer the caller one event-loop turn later: the run's provider request, started above, then goes
+        // out first. It is on the path to the first token and the answer is not; node:http sends a request
+        // from a nextTick, which would otherwise wait for the whole response to be serialized and written.
+        await new Promise((resolve) => setImmediate(resolve));
         return true;
       }
     }

@@ -66,7 +66,8 @@ export async function startApiProcess(env: Record<string, string>, log: (line: s
   const child: ChildProcess = fork(script, [], {
     cwd: repoRoot,
     env: childEnv(env),
-    execArgv: ['--import', 'tsx'],
+    // As `pnpm start` runs the API (package.json): the same V8 young-generation size.
+    execArgv: ['--max-semi-space-size=64', '--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let nextId = 1;

@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from '../../test/harness.js';
 import { wsClient } from '../../test/subscribe.js';
 import { RateLimitedError } from './errors.js';
 import { repoRoot } from './paths.js';
-import { RATE_LIMIT_DEFAULTS, RateLimits, type RateLimitOptions } from './rate-limit.js';
+import { leaseSize, RATE_LIMIT_DEFAULTS, RateLimits, type RateLimitOptions } from './rate-limit.js';
 
 const PEER = fileURLToPath(new URL('../../test/rate-limit-peer.ts', import.meta.url));
 
@@ -118,6 +118,39 @@ describe('across processes', () => {
     expect(await rejection(limits.consume('apiUser', 'shared-user'))).toBeInstanceOf(RateLimitedError);
     limits.close();
   }, 60_000);
+});
+
+describe('per-request budgets on PostgreSQL, taken in blocks', () => {
+  it.runIf(usingPostgres())('lets exactly the budget through across two processes, with one statement per block', async () => {
+    const namespace = `lease-${randomUUID()}`;
+    const rules = { apiUser: { points: 1_000, duration: 60 } };
+    expect(leaseSize(rules.apiUser)).toBe(10);
+    const [a, b] = await Promise.all([RateLimits.create(db, { namespace, rules }), RateLimits.create(db, { namespace, rules })]);
+    const row = async () => {
+      const [r] = await db.query<{ points: number }>(`SELECT points FROM "rate_limit"."counters" WHERE key LIKE $1`, [`${namespace}:apiUser:%`]);
+      return r?.points ?? 0;
+    };
+
+    // Three requests take one block of ten: the shared row says 10, not 3.
+    for (let i = 0; i < 3; i++) await a.consume('apiUser', 'ada');
+    expect(await row()).toBe(10);
+
+    // Both processes, 600 concurrent requests each: exactly the remaining 997 get through.
+    const attempt = (l: RateLimits) => l.consume('apiUser', 'ada').then(() => 1, (err) => (err instanceof RateLimitedError ? 0 : Promise.reject(err)));
+    const results = await Promise.all([...Array.from({ length: 600 }, () => attempt(a)), ...Array.from({ length: 600 }, () => attempt(b))]);
+    expect(results.reduce((n: number, r) => n + r, 0)).toBe(997);
+    const aGot = results.slice(0, 600).reduce((n: number, r) => n + r, 0);
+    expect(aGot).toBeGreaterThan(0);
+    expect(aGot).toBeLessThan(997);
+    // Spent: refused from memory, with the time until the window refills.
+    const err = await rejection(b.consume('apiUser', 'ada'));
+    expect((err as RateLimitedError).retryAfterSeconds).toBeGreaterThan(50);
+    // A reset forgives in the process that resets (the other keeps refusing until its window ends).
+    await a.reset('apiUser', 'ada');
+    await a.consume('apiUser', 'ada');
+    a.close();
+    b.close();
+  });
 });
 
 describe('over HTTP', () => {

@@ -29,6 +29,27 @@ export const RATE_LIMIT_DEFAULTS = {
 
 export type LimitName = keyof typeof RATE_LIMIT_DEFAULTS;
 
+/**
+ * Budgets a process may take from PostgreSQL in blocks (see `RateLimits.consume`): the per-request ones,
+ * counted on every HTTP request and WebSocket operation. The others are counted point by point.
+ */
+const LEASED: ReadonlySet<LimitName> = new Set(['apiUser', 'apiAnonymous']);
+
+/** Points a process takes at once: a hundredth of the budget, between 1 (no leasing) and 50. */
+export const leaseSize = (rule: LimitRule) => Math.min(50, Math.max(1, Math.floor(rule.points / 100)));
+
+/** Points a process took from the shared counter and has not spent yet, valid until the window ends. */
+interface Allowance {
+  left: number;
+  until: number;
+  /** The last block was cut short: the budget is spent until `until`. */
+  spent: boolean;
+  /** The block being taken, for callers that arrive meanwhile. */
+  taking: Promise<void> | null;
+}
+
+const MAX_ALLOWANCES = 10_000;
+
 export interface RateLimitOptions {
   /** Per-rule overrides, e.g. `{ apiUser: { points: 5 } }`. */
   rules?: Partial<Record<LimitName, Partial<LimitRule>>>;
@@ -52,6 +73,8 @@ const hashKey = (key: string) => createHash('sha256').update(key).digest('base64
  * process enforces one budget; on the embedded single-process database they are kept in memory.
  */
 export class RateLimits {
+  private readonly allowances = new Map<string, Allowance>();
+
   private constructor(
     readonly engine: RateLimitEngine,
     private readonly rules: Record<LimitName, LimitRule>,
@@ -106,8 +129,72 @@ export class RateLimits {
     return new RateLimitedError(Math.max(1, Math.ceil(msBeforeNext / 1000)));
   }
 
-  /** Counts `points` for `key`; throws RateLimitedError once the budget is spent. */
+  /**
+   * Counts `points` for `key`; throws RateLimitedError once the budget is spent.
+   *
+   * The per-request budgets on PostgreSQL are taken in blocks (`leaseSize`): a process counts a block in
+   * the shared row with one statement and then spends it in memory, so most requests make no round trip.
+   * The shared count never passes the budget by what is spent: a block that overshoots it is cut to what
+   * was left. What a process took and did not spend before the window ends is lost to the others (at most
+   * a block less than a block per process), and a spent budget is known in memory until it refills.
+   */
   async consume(name: LimitName, key: string, points = 1): Promise<void> {
+    const rule = this.rules[name];
+    const block = leaseSize(rule);
+    if (this.engine !== 'postgres' || !LEASED.has(name) || block === 1 || points !== 1) return this.consumeShared(name, key, points);
+    const id = `${name}\u0000${key}`;
+    for (;;) {
+      const now = Date.now();
+      let a = this.allowances.get(id);
+      if (a && a.until <= now && !a.taking) {
+        this.allowances.delete(id);
+        a = undefined;
+      }
+      if (a?.taking) {
+        await a.taking;
+        continue;
+      }
+      if (a && a.left > 0) {
+        a.left--;
+        return;
+      }
+      if (a?.spent) throw RateLimits.refused(a.until - now);
+      const fresh: Allowance = { left: 0, until: 0, spent: false, taking: null };
+      fresh.taking = this.takeBlock(name, key, block, fresh).finally(() => (fresh.taking = null));
+      if (this.allowances.size >= MAX_ALLOWANCES) this.pruneAllowances(now);
+      this.allowances.set(id, fresh);
+    }
+  }
+
+  /** Counts `block` points in the shared row and keeps what fitted in the budget. */
+  private async takeBlock(name: LimitName, key: string, block: number, into: Allowance) {
+    const limit = this.rules[name].points;
+    let res: RateLimiterRes;
+    try {
+      res = await this.limiters[name].consume(hashKey(key), block);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) {
+        this.allowances.delete(`${name}\u0000${key}`);
+        throw err;
+      }
+      res = err;
+    }
+    // The row counts everything ever asked for in the window; what this block got is what fitted.
+    into.left = Math.max(0, Math.min(block, limit - (res.consumedPoints - block)));
+    into.spent = into.left < block;
+    into.until = Date.now() + res.msBeforeNext;
+  }
+
+  private pruneAllowances(now: number) {
+    for (const [id, a] of this.allowances) if (a.until <= now && !a.taking) this.allowances.delete(id);
+    // Still full (a flood of distinct keys): forget the oldest; their holders just take a new block.
+    for (const id of this.allowances.keys()) {
+      if (this.allowances.size < MAX_ALLOWANCES) break;
+      this.allowances.delete(id);
+    }
+  }
+
+  private async consumeShared(name: LimitName, key: string, points: number): Promise<void> {
     try {
       await this.limiters[name].consume(hashKey(key), points);
     } catch (err) {
@@ -144,6 +231,7 @@ export class RateLimits {
 
   /** Forgets everything counted for `key`. */
   async reset(name: LimitName, key: string): Promise<void> {
+    this.allowances.delete(`${name}\u0000${key}`);
     await this.limiters[name].delete(hashKey(key));
   }
 

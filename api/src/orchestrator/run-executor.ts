@@ -72,6 +72,8 @@ export interface ExecutorDeps {
 export interface ClaimedRun {
   run: { id: string; organizationId: string; projectId: string; agentId: string; input: string; attempts: number; lastSeq: number; cancelRequested: boolean };
   agent: { provider: ProviderId; model: string; systemPrompt: string; temperature: number | null; maxOutputTokens: number; fallbackChain: Prisma.JsonValue };
+  /** The claim stored the run's RUNNING event (and its statement announced it): hub_start_run does. */
+  runningStored?: boolean;
 }
 
 export type ClaimOutcome = { outcome: 'gone' | 'busy' } | ({ outcome: 'claimed' } & ClaimedRun);
@@ -152,8 +154,10 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
   if (run.cancelRequested) cancel.abort();
   const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
   const writer = new RunEventWriter(deps.events, runId, run.lastSeq);
-  writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
-  writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));
+  if (!claim.runningStored) {
+    writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
+    writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));
+  }
 
   const heartbeat = setInterval(() => {
     Promise.all([

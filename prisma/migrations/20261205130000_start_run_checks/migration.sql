@@ -1,6 +1,8 @@
 -- Starting a run in ONE round trip, checks included: hub_start_run now also reads the caller's role in
 -- the agent's organization, refuses archived agents, and counts the organization's run rate limit, so the
 -- API's startRun makes one statement instead of three (agent and role; rate-limit counter; creation).
+-- A run it claims is inserted RUNNING with its RUNNING event (seq 2) next to the QUEUED one, so the worker
+-- starts the provider call with nothing left to write first.
 --
 -- p_org and p_project are where the caller believes the agent lives (an agent never moves, so the API
 -- caches it); the agent is found only where they say, so a wrong belief is "not found", never a run
@@ -10,14 +12,16 @@
 --   HB003  the caller's role is not in p_roles; DETAIL is the role (the API records the denial)
 --   HB004  the agent is archived
 --   HB005  the organization's run rate limit is spent; DETAIL is the milliseconds until it refills
---   HB001  as before: the claim found the organization at its concurrency cap
+--   HB001  as before: a claim (p_worker given) found the organization at its concurrency cap, counted
+--          under the organization's advisory lock exactly as hub_claim_run counts
 -- The rate limit (p_limit_key non-NULL, when the API's limiters keep their counters in PostgreSQL) is the
 -- row of the rate limiter's own table ("rate_limit"."counters": key, points, expire in epoch ms), updated
 -- as the limiter updates it, so both read and write the same budget. It is counted only for a run that is
 -- actually created (an idempotent replay is free), and a refused start counts nothing: the increment rolls
 -- back with the rest.
--- Returns {"outcome":"exists"} when the idempotency key is taken (nothing written), "queued" or the claim
--- as before; every answer carries the caller's role.
+-- Returns {"outcome":"exists"} when the idempotency key is taken (nothing written), {"outcome":"queued"}
+-- without p_worker (the caller queues the run in the same transaction), or the claim in hub_claim_run's
+-- shape; every answer carries the caller's role.
 DROP FUNCTION hub_start_run(uuid, uuid, uuid, uuid, uuid, text, text, uuid, timestamp(3), text, integer, integer);
 
 CREATE FUNCTION hub_start_run(
@@ -32,11 +36,16 @@ AS $$
 DECLARE
   v_role text;
   v_archived boolean;
+  v_agent jsonb;
+  v_running integer;
   v_points integer;
   v_expire bigint;
-  v_claim jsonb;
+  v_claimed boolean := p_worker IS NOT NULL;
 BEGIN
-  SELECT m.role::text, a."archivedAt" IS NOT NULL INTO v_role, v_archived
+  SELECT m.role::text, a."archivedAt" IS NOT NULL,
+         jsonb_build_object('provider', a.provider, 'model', a.model, 'systemPrompt', a."systemPrompt", 'temperature', a.temperature,
+                            'maxOutputTokens', a."maxOutputTokens", 'fallbackChain', a."fallbackChain")
+    INTO v_role, v_archived, v_agent
     FROM "Agent" a JOIN "Membership" m ON m."organizationId" = a."organizationId" AND m."userId" = p_user
    WHERE a.id = p_agent AND a."organizationId" = p_org AND a."projectId" = p_project;
   IF NOT FOUND THEN
@@ -49,8 +58,21 @@ BEGIN
     RAISE EXCEPTION 'agent is archived' USING ERRCODE = 'HB004';
   END IF;
 
-  INSERT INTO "AgentRun" (id, "organizationId", "projectId", "agentId", "createdById", input, "idempotencyKey", "parentRunId", "lastSeq", "createdAt", "queuedAt")
-  VALUES (p_id, p_org, p_project, p_agent, p_user, p_input, p_idempotency_key, p_parent, 1, p_now, p_now)
+  IF v_claimed THEN
+    -- As hub_claim_run: the count is taken after the lock is held, in this statement's fresh snapshot.
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_org::text, 0));
+    SELECT count(*) INTO v_running FROM "AgentRun" WHERE "organizationId" = p_org AND status = 'RUNNING';
+    IF v_running >= p_cap THEN
+      RAISE EXCEPTION 'organization % is at its concurrency cap', p_org USING ERRCODE = 'HB001';
+    END IF;
+  END IF;
+
+  INSERT INTO "AgentRun" (id, "organizationId", "projectId", "agentId", "createdById", input, "idempotencyKey", "parentRunId",
+                          status, attempts, "leaseOwner", "leaseExpiresAt", "startedAt", "lastSeq", "createdAt", "queuedAt")
+  VALUES (p_id, p_org, p_project, p_agent, p_user, p_input, p_idempotency_key, p_parent,
+          CASE WHEN v_claimed THEN 'RUNNING' ELSE 'QUEUED' END::"RunStatus", CASE WHEN v_claimed THEN 1 ELSE 0 END, p_worker,
+          CASE WHEN v_claimed THEN p_now + p_lease_ms * interval '1 millisecond' END, CASE WHEN v_claimed THEN p_now END,
+          CASE WHEN v_claimed THEN 2 ELSE 1 END, p_now, p_now)
   ON CONFLICT ("organizationId", "idempotencyKey") DO NOTHING;
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'exists', 'role', v_role);
@@ -68,13 +90,18 @@ BEGIN
   END IF;
 
   INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt") VALUES (p_id, 1, 'STATUS', '{"status":"QUEUED"}'::jsonb, p_now);
-  IF p_worker IS NULL THEN
+  IF NOT v_claimed THEN
     RETURN jsonb_build_object('outcome', 'queued', 'role', v_role);
   END IF;
-  v_claim := hub_claim_run(p_id, p_worker, p_cap, p_lease_ms, p_now);
-  IF v_claim->>'outcome' <> 'claimed' THEN
-    RAISE EXCEPTION 'organization % is at its concurrency cap', p_org USING ERRCODE = 'HB001';
-  END IF;
-  RETURN v_claim || jsonb_build_object('role', v_role);
+  INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt")
+  VALUES (p_id, 2, 'STATUS', jsonb_build_object('status', 'RUNNING', 'attempt', 1, 'worker', p_worker), p_now);
+  RETURN jsonb_build_object(
+    'outcome', 'claimed',
+    'role', v_role,
+    'runningStored', true,
+    'run', jsonb_build_object(
+      'id', p_id, 'organizationId', p_org, 'projectId', p_project, 'agentId', p_agent,
+      'input', p_input, 'attempts', 1, 'lastSeq', 2, 'cancelRequested', false),
+    'agent', v_agent);
 END;
 $$;

@@ -115,7 +115,9 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
   };
   // The project's status notification rides along in the same statement on PostgreSQL; the run is
   // claimed by a free worker of this process or, in the same transaction, queued: see Orchestrator.start.
-  const announce = [statusAnnouncement(run.projectId, run.id, 'QUEUED')];
+  const queued = statusAnnouncement(run.projectId, run.id, 'QUEUED');
+  // A claimed run is stored RUNNING, with its RUNNING event, by the same statement.
+  const running = statusAnnouncement(run.projectId, run.id, 'RUNNING');
   let published = async () => {};
   let created: boolean;
   try {
@@ -143,7 +145,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
             `${p.add(claim?.perOrgCap ?? null)}::int`,
             `${p.add(claim?.leaseMs ?? null)}::int`,
           ];
-          const notes = statementNotifications(ctx.bus, announce, p);
+          const notes = statementNotifications(ctx.bus, claim ? [queued, running] : [queued], p);
           // The notifications go out only when a run was created (a taken idempotency key creates nothing).
           const [row] = await query<{ start: (StartOutcome | { outcome: 'exists' }) & { role: Role } }>(
             `SELECT s.start, CASE WHEN s.start->>'outcome' = 'exists' THEN 0 ELSE ${notes.sql} END FROM (SELECT hub_start_run(${args.join(', ')}) AS start) s`,
@@ -152,6 +154,9 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
           const { role, ...outcome } = row!.start;
           ctx.knowRole(organizationId, role);
           published = notes.publishAfter;
+          if (outcome.outcome === 'claimed' && claim) {
+            Object.assign(run, { status: 'RUNNING', attempts: 1, lastSeq: 2, startedAt: now, leaseOwner: claim.workerId, leaseExpiresAt: new Date(now.getTime() + claim.leaseMs) });
+          }
           return outcome.outcome === 'exists' ? null : (outcome as StartOutcome);
         },
         committed: () => published(),

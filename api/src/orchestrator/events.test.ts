@@ -91,6 +91,37 @@ describe('EventLog: group commit across runs', () => {
     }
   });
 
+  it('with two statements allowed in flight, a run does not wait behind the write of another; the rest still group', async () => {
+    const [a, b, c, d] = await Promise.all([newRun(), newRun(), newRun(), newRun()]);
+    // The first statement is held until released, as a slow write would be.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const sent: number[] = [];
+    const query: SqlQuery = async (text, params) => {
+      sent.push(((params?.[0] as string | undefined)?.match(/"runId"/g) ?? []).length);
+      if (sent.length === 1) await held;
+      return db.query(text, params);
+    };
+    const log = new EventLog(query, bus, 2);
+    const [wa, wb, wc, wd] = [a, b, c, d].map((r) => new RunEventWriter(log, r!.id, r!.lastSeq));
+    wa!.append('TOKEN', { text: 'a' });
+    await new Promise((r) => setTimeout(r, 10));
+    wb!.append('TOKEN', { text: 'b' });
+    await wb!.flush(); // stored while a's statement is still held
+    expect(sent).toEqual([1, 1]);
+    // Appended in the same tick: c and d share the free slot's statement.
+    wc!.append('TOKEN', { text: 'c' });
+    wd!.append('TOKEN', { text: 'd' });
+    await Promise.all([wc!.flush(), wd!.flush()]);
+    expect(sent).toEqual([1, 1, 2]);
+    release();
+    await wa!.flush();
+    for (const [r, text] of [[a, 'a'], [b, 'b'], [c, 'c'], [d, 'd']] as const) {
+      const events = await db.prisma.runEvent.findMany({ where: { runId: r!.id } });
+      expect(events.map((e) => e.payload)).toEqual([{ text }]);
+    }
+  });
+
   it('a batch that cannot be stored fails only its own run; the others in the same statement are stored', async () => {
     const good = await newRun();
     const log = new EventLog(db.query, bus);

@@ -33,30 +33,34 @@ interface StoredBatch {
 }
 
 /**
- * Stores run events for the whole process. Group commit across runs: while one statement is in flight,
+ * Stores run events for the whole process. Group commit across runs: while statements are in flight,
  * the batches of every run that arrive wait and then go together in the next statement: their rows, each
  * run's `lastSeq` and, on PostgreSQL, their notifications (delivered once the statement has committed).
  * Fifty streaming runs then cost a handful of statements per second instead of one per run per token.
+ * Up to `maxInFlight` statements run at once (on PostgreSQL, on separate connections), so a run's first
+ * token does not wait behind another run's write; each run's own batches still go one after the other
+ * (its RunEventWriter waits for one to be stored before it sends the next).
  */
 export class EventLog {
   private waiting: { batch: StoredBatch; done: (err?: unknown) => void }[] = [];
-  private writing = false;
+  private inFlight = 0;
 
   constructor(
     readonly query: SqlQuery,
     readonly bus: EventBus,
+    private readonly maxInFlight = 1,
   ) {}
 
   /** Resolves once the batch is stored and its messages are sent. */
   store(batch: StoredBatch): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ batch, done: (err) => (err ? reject(err) : resolve()) });
-      if (!this.writing) void this.run();
+      if (this.inFlight < this.maxInFlight) void this.run();
     });
   }
 
   private async run() {
-    this.writing = true;
+    this.inFlight++;
     // Let batches appended in the same tick join the first statement.
     await Promise.resolve();
     try {
@@ -76,7 +80,7 @@ export class EventLog {
         }
       }
     } finally {
-      this.writing = false;
+      this.inFlight--;
     }
   }
 

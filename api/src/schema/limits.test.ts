@@ -2,7 +2,7 @@ import { GraphQLError, Kind, parse, type DocumentNode, type ExecutionArgs } from
 import { describe, expect, it } from 'vitest';
 import { schema } from './index.js';
 import { MAX_PAGE_SIZE } from './builder.js';
-import { DocumentCache, measureOperation, prepareOperation } from './limits.js';
+import { DocumentCache, measureCached, measureOperation, prepareOperation } from './limits.js';
 
 const prepare = (query: string, opts: { introspection?: boolean; variables?: Record<string, unknown> } = {}) =>
   prepareOperation(schema, { query, variables: opts.variables }, {}, { introspection: opts.introspection ?? false });
@@ -89,6 +89,17 @@ describe('operation cost: a connection costs its page size', () => {
     // The page size counts whether it is written in the document or passed as a variable.
     const viaVariable = cost('query($n: Int) { viewer { organizations(first: $n) { edges { node { id } } } } }', { n: 7 });
     expect(viaVariable.cost!.requested).toBe(cost('{ viewer { organizations(first: 7) { edges { node { id } } } } }').cost!.requested);
+  });
+
+  it('measures a document once per page size, whatever its other variables', () => {
+    const document = parse('query($n: Int, $after: String) { viewer { organizations(first: $n, after: $after) { edges { node { id name } } } } }');
+    const measure = (variables: Record<string, unknown>) => measureCached(schema, document, {}, { variables });
+    const seven = measure({ n: 7, after: 'a' });
+    expect(seven.cost!.requested).toBe(cost('{ viewer { organizations(first: 7) { edges { node { id name } } } } }').cost!.requested);
+    expect(measure({ n: 7, after: 'b' })).toBe(seven);
+    const hundred = measure({ n: 100, after: 'a' });
+    expect(hundred).not.toBe(seven);
+    expect(hundred.cost!.requested).toBeGreaterThan(seven.cost!.requested);
   });
 
   it('keeps every operation the SDK and the web app ship within the limits, at their largest page', async () => {

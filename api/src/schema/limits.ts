@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { createComplexityRule } from '@pothos/plugin-complexity';
 import {
   GraphQLError,
+  Kind,
   NoSchemaIntrospectionCustomRule,
   parse,
   specifiedRules,
@@ -11,6 +12,7 @@ import {
   type GraphQLSchema,
   type ParseOptions,
   type ValidationRule,
+  visit,
 } from 'graphql';
 import { QUERY_LIMITS } from './builder.js';
 
@@ -98,11 +100,7 @@ export function queryCostPlugin<TContext extends object>(): ApolloServerPlugin<T
         async didResolveOperation({ schema, document, request, contextValue, operation }) {
           // Without a selectable operation, execution reports the problem itself.
           if (!operation) return;
-          const measured = measureOperation(schema, document, {
-            context: contextValue,
-            variables: request.variables,
-            operationName: operation.name?.value,
-          });
+          const measured = measureCached(schema, document, contextValue, { variables: request.variables, operationName: operation.name?.value });
           cost = measured.cost;
           const [first] = measured.errors;
           if (first) throw new GraphQLError(first.message, { extensions: { ...first.extensions, http: { status: 400 } } });
@@ -181,12 +179,32 @@ function validDocument(schema: GraphQLSchema, query: string, introspection: bool
 
 const MEASURES_PER_DOCUMENT = 64;
 const measures = new WeakMap<DocumentNode, Map<string, Measured>>();
+const sizeVariables = new WeakMap<DocumentNode, string[]>();
 
 /**
- * `measureOperation` for a cached document, remembered per operation and variables (the cost depends on
- * them, e.g. page sizes, and on nothing else: no field's complexity in this schema reads the context).
+ * The variables a document passes as a page size (`first` / `last`): the only arguments the cost reads
+ * (see `connectionAwareComplexity` in builder.ts), so the only variables a measure depends on.
  */
-function measureCached(
+function pageSizeVariables(document: DocumentNode): string[] {
+  let names = sizeVariables.get(document);
+  if (!names) {
+    const found = new Set<string>();
+    visit(document, {
+      Argument(node) {
+        if ((node.name.value === 'first' || node.name.value === 'last') && node.value.kind === Kind.VARIABLE) found.add(node.value.name.value);
+      },
+    });
+    sizeVariables.set(document, (names = [...found]));
+  }
+  return names;
+}
+
+/**
+ * `measureOperation` for a cached document, remembered per operation and page-size variables (the cost
+ * depends on them and on nothing else: no field's complexity in this schema reads the context or another
+ * argument). So a mutation sent with new input every time is measured once.
+ */
+export function measureCached(
   schema: GraphQLSchema,
   document: DocumentNode,
   context: object,
@@ -194,10 +212,13 @@ function measureCached(
 ): Measured {
   let byRequest = measures.get(document);
   if (!byRequest) measures.set(document, (byRequest = new Map()));
-  const key = `${request.operationName ?? ''}\u0000${JSON.stringify(request.variables ?? null)}`;
+  const sizes = pageSizeVariables(document).map((name) => request.variables?.[name] ?? null);
+  const key = `${request.operationName ?? ''}\u0000${JSON.stringify(sizes)}`;
   let measured = byRequest.get(key);
   if (!measured) {
     measured = measureOperation(schema, document, { context, ...request });
+    // Not measured (variables that do not fit the operation, left to execution): nothing to remember.
+    if (measured.cost === null) return measured;
     if (byRequest.size >= MEASURES_PER_DOCUMENT) byRequest.clear();
     byRequest.set(key, measured);
   }

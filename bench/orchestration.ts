@@ -4,9 +4,10 @@
  * For each run: t0 = performance.now() just before the startRun mutation is POSTed; as soon as the
  * mutation returns the run id the client subscribes to runEvents(afterSeq: 0) on its already-open
  * graphql-ws connection (the subscription replays, so nothing is missed); t1 = performance.now() when
- * the first TOKEN event arrives. The fake OpenAI server (same process, same clock) records when the
- * provider request arrived and when it wrote its first content chunk; that provider time to first token
- * is subtracted:  overhead = (t1 - t0) - (firstChunkAt - receivedAt).
+ * the first TOKEN event arrives. The fake OpenAI server (in a process of its own, as a provider is another
+ * machine: bench/lib/fake-openai-process.ts) records on its clock when the provider request arrived and
+ * when it wrote its first content chunk; that provider time to first token is subtracted:
+ * overhead = (t1 - t0) - (firstChunkAt - receivedAt).
  *
  * The API runs alone in a child process (bench/api-process.ts) with the pg-boss queue and the
  * LISTEN/NOTIFY bus on a PostgreSQL database of its own; the provider is the real `openai` SDK talking
@@ -15,10 +16,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from 'graphql-ws';
-import { startOpenAIFake, type FakeProviderServer, type RecordedRequest } from '../api/test/fakes/index.js';
 import { startApiProcess, type ApiProcess, type ApiStats, type SeededOrg } from './lib/api-child.js';
 import { connectWs, createAgent, gql, mapLimit, RUN_EVENTS, RUN_TIMES, startRun, type WireEvent } from './lib/client.js';
 import { cpuWindow, type CpuWindow } from './lib/cpu.js';
+import { startFakeOpenAIProcess, type FakeOpenAIProcess, type FakeRequestTiming } from './lib/fake-openai-process.js';
 import { resetStatements, statementTotals, topStatements, type PostgresServer } from './lib/postgres.js';
 import { summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
@@ -141,13 +142,9 @@ async function oneRun(api: ApiProcess, tenant: Tenant, orgIndex: number, level: 
 }
 
 /** Joins each finished run with the provider's timing record and the API's own timestamps. */
-async function annotate(api: ApiProcess, tenants: Tenant[], fake: FakeProviderServer, samples: Sample[]) {
-  const byInput = new Map<string, RecordedRequest>();
-  for (const r of fake.requests) {
-    const msgs = (r.body?.messages ?? []) as { role: string; content: string }[];
-    const user = msgs.find((m) => m.role === 'user');
-    if (user) byInput.set(user.content, r);
-  }
+async function annotate(api: ApiProcess, tenants: Tenant[], fake: FakeOpenAIProcess, samples: Sample[]) {
+  const byInput = new Map<string, FakeRequestTiming>();
+  for (const r of await fake.requests()) if (r.input !== null) byInput.set(r.input, r);
   await mapLimit(samples, 16, async (s) => {
     const req = byInput.get(s.input);
     if (!req || req.firstChunkAt === null || s.tFirstToken === null || s.error) {
@@ -169,8 +166,8 @@ async function annotate(api: ApiProcess, tenants: Tenant[], fake: FakeProviderSe
     // API timestamps are JavaScript Dates (1 ms resolution) on the same machine clock as wallNow().
     s.toInsert = createdAt - perfToWall(s.t0);
     s.queuePickup = startedAt - createdAt;
-    s.claimToProvider = perfToWall(req.receivedAt) - startedAt;
-    s.firstTokenToClient = s.tFirstToken - req.firstChunkAt;
+    s.claimToProvider = req.receivedAt - startedAt;
+    s.firstTokenToClient = perfToWall(s.tFirstToken) - req.firstChunkAt;
   });
 }
 
@@ -207,7 +204,7 @@ async function runLevel(
   spec: LevelSpec,
   api: ApiProcess,
   tenants: Tenant[],
-  fake: FakeProviderServer,
+  fake: FakeOpenAIProcess,
   pg: PostgresServer,
   dbUrl: string,
   timeBudgetMs: number,
@@ -218,7 +215,7 @@ async function runLevel(
   if (pg.info.statStatements) await resetStatements(dbUrl).catch(() => {});
   await api.resetStats();
   await api.profileStart();
-  const endCpu = cpuWindow(api.pid, pg.postmasterPid);
+  const endCpu = cpuWindow(api.pid, pg.postmasterPid, [fake.pid]);
   const started = performance.now();
   let rounds = 0;
   /** Every run started in the window, measured or not (CPU and statements are divided by this). */
@@ -228,7 +225,7 @@ async function runLevel(
   if (spec.mode === 'steady' && spec.concurrency > 1) {
     // Closed loops, staggered over one stream length so that starts spread out; runs started during that
     // ramp-up are not measured.
-    fake.reset();
+    await fake.reset();
     const ramp = longStreamMs;
     const deadline = started + ramp + (spec.durationMs ?? 20_000);
     const all: Sample[] = [];
@@ -252,7 +249,7 @@ async function runLevel(
   }
   for (let r = 0; r < (spec.mode === 'burst' || spec.concurrency === 1 ? spec.rounds : 0); r++) {
     if (performance.now() - started > timeBudgetMs) break;
-    fake.reset();
+    await fake.reset();
     const roundSamples: Sample[] = [];
     if (spec.concurrency === 1) {
       const t = r % orgCount;
@@ -338,7 +335,7 @@ export const orchestration: Benchmark = {
       orgConcurrency: env('BENCH_ORG_CONCURRENCY', 256),
       organizations: env('BENCH_ORGS', 20),
       provider: {
-        fake: 'api/test/fakes OpenAI server via OPENAI_BASE_URL (real openai SDK, real SSE)',
+        fake: 'api/test/fakes OpenAI server in its own process (bench/lib/fake-openai-process.ts) via OPENAI_BASE_URL (real openai SDK, real SSE)',
         firstByteDelayMs: env('BENCH_PROVIDER_FIRST_BYTE_MS', 20),
         chunkDelayMs: env('BENCH_PROVIDER_CHUNK_DELAY_MS', 5),
         chunks: env('BENCH_PROVIDER_CHUNKS', 10),
@@ -364,20 +361,18 @@ export const orchestration: Benchmark = {
     const apiKey = 'sk-bench-openai';
     const text = Array.from({ length: config.provider.chunks }, (_, i) => `tok${i} `).join('');
     const longText = Array.from({ length: config.provider.long.chunks }, (_, i) => `tok${i} `).join('');
-    const fake = await startOpenAIFake({
+    const fake = await startFakeOpenAIProcess({
       apiKey,
-      respond: (req) =>
-        JSON.stringify(req.body?.messages ?? '').includes(LONG)
-          ? {
-              kind: 'reply',
-              text: longText,
-              chunks: config.provider.long.chunks,
-              firstByteDelayMs: config.provider.firstByteDelayMs,
-              chunkDelayMs: config.provider.long.chunkDelayMs,
-              usage: { inputTokens: 20, outputTokens: config.provider.long.chunks },
-            }
-          : undefined,
-      defaultBehavior: {
+      marker: LONG,
+      marked: {
+        kind: 'reply',
+        text: longText,
+        chunks: config.provider.long.chunks,
+        firstByteDelayMs: config.provider.firstByteDelayMs,
+        chunkDelayMs: config.provider.long.chunkDelayMs,
+        usage: { inputTokens: 20, outputTokens: config.provider.long.chunks },
+      },
+      reply: {
         kind: 'reply',
         text,
         chunks: config.provider.chunks,
@@ -422,7 +417,7 @@ export const orchestration: Benchmark = {
 
       // Idle cost: nothing running, the workers only poll.
       if (pg.info.statStatements) await resetStatements(dbUrl).catch(() => {});
-      const endIdle = cpuWindow(api.pid, pg.postmasterPid);
+      const endIdle = cpuWindow(api.pid, pg.postmasterPid, [fake.pid]);
       await delay(quick ? 2_000 : 5_000);
       const idleCpu = endIdle();
       const idleTop = pg.info.statStatements ? await topStatements(dbUrl, 10).catch(() => null) : null;
@@ -507,7 +502,7 @@ export const orchestration: Benchmark = {
       });
     }
     const notes = [
-      'overhead = (first TOKEN received - startRun sent) - (fake provider first content chunk - request arrival), same process clock (performance.now()).',
+      'overhead = (first TOKEN received - startRun sent, benchmark clock) - (fake provider first content chunk - request arrival, the fake process clock).',
       'Reference: LiteLLM publishes p50 12 ms / p99 43 ms proxy overhead.',
     ];
     if (process.env.BENCH_QUEUE) notes.push(`DIAGNOSTIC RUN: BENCH_QUEUE=${process.env.BENCH_QUEUE} replaced the pg-boss queue; not the shipped configuration.`);

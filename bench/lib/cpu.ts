@@ -60,11 +60,18 @@ export interface CpuWindow {
   machineBusyPercent: number | null;
 }
 
-/** Starts a window; calling the returned function closes it. */
-export function cpuWindow(apiPid: number | null, postmasterPid: number | null): () => CpuWindow {
+/** The CPU seconds of the benchmark's own helper processes (e.g. a fake provider), 0 for one that is gone. */
+const helpersCpu = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
+
+/**
+ * Starts a window; calling the returned function closes it. `helperPids`: processes of the benchmark
+ * itself (a fake provider), counted in `benchSeconds` with the load generator.
+ */
+export function cpuWindow(apiPid: number | null, postmasterPid: number | null, helperPids: number[] = []): () => CpuWindow {
   const t0 = performance.now();
   const api0 = apiPid ? processCpuSeconds(apiPid) : null;
   const pg0 = postgresCpuSeconds(postmasterPid);
+  const helpers0 = helpersCpu(helperPids);
   const bench0 = process.cpuUsage();
   const m0 = machineCpuSeconds();
   return () => {
@@ -74,7 +81,7 @@ export function cpuWindow(apiPid: number | null, postmasterPid: number | null): 
     const m1 = machineCpuSeconds();
     const apiSeconds = api0 !== null && api1 !== null ? api1 - api0 : null;
     const postgresSeconds = pg0 !== null && pg1 !== null ? pg1 - pg0 : null;
-    const benchSeconds = (b.user + b.system) / 1e6;
+    const benchSeconds = (b.user + b.system) / 1e6 + helpersCpu(helperPids) - helpers0;
     const busy = m0 && m1 ? m1.busy - m0.busy : null;
     const total = m0 && m1 ? m1.total - m0.total : null;
     const r2 = (v: number | null) => (v === null ? null : Number(v.toFixed(2)));

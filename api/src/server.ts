@@ -234,6 +234,9 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     csrfPrevention: true,
     // One operation per HTTP request, so one request is one unit of the rate limit and of the cost limit.
     allowBatchedHttpRequests: false,
+    // The process's own SIGTERM/SIGINT handling (main.ts) drains and stops everything in order; Apollo's
+    // handler, on by default outside tests, stopped the server first and left that drain waiting for good.
+    stopOnTerminationSignals: false,
     parseOptions: PARSE_OPTIONS,
     validationRules: LIMIT_RULES,
     maxRecursiveSelections: true,

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import { buildApi } from '../../scripts/build-api.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
@@ -61,13 +62,21 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * bench/api-process.ts compiled as `pnpm build:api` compiles the API (once per benchmark run), into
+ * api/dist so that its packages resolve from api/node_modules as the API's own do.
+ */
+let compiled: Promise<string> | null = null;
+const compiledApiProcess = () =>
+  (compiled ??= buildApi(['bench/api-process.ts'], 'api/dist/bench').then(() => resolve(repoRoot, 'api/dist/bench/api-process.mjs')));
+
 export async function startApiProcess(env: Record<string, string>, log: (line: string) => void): Promise<ApiProcess> {
-  const script = resolve(repoRoot, 'bench/api-process.ts');
+  const script = await compiledApiProcess();
   const child: ChildProcess = fork(script, [], {
     cwd: repoRoot,
     env: childEnv(env),
-    // As `pnpm start` runs the API (package.json): the same V8 young-generation size.
-    execArgv: ['--max-semi-space-size=64', '--import', 'tsx'],
+    // As `pnpm start` runs the API (package.json): compiled JavaScript, the same V8 flags.
+    execArgv: ['--max-semi-space-size=64', '--enable-source-maps'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let nextId = 1;

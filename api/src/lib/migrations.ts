@@ -5,11 +5,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { PGlite } from '@electric-sql/pglite';
 import type { ClientBase, Pool } from 'pg';
+import { repoRoot } from './paths.js';
 
-export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
+export const DEFAULT_MIGRATIONS_DIR = path.join(repoRoot, 'prisma/migrations');
 
 /** The key Prisma's schema engine passes to pg_advisory_lock, so this runner and the Prisma CLI exclude each other. */
 export const PRISMA_MIGRATE_LOCK_KEY = 72707369;

@@ -66,7 +66,8 @@ const STARTERS = (Object.keys(ROLE_RANK) as Role[]).filter((r) => can(r, 'run.st
 const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archived', HB005: 'rate limited' } as const;
 
 /**
- * Creates a QUEUED run and hands it to the queue. The same idempotency key returns the same run.
+ * Creates a run: claimed by a free worker of this process (stored RUNNING) or queued. The same
+ * idempotency key returns the same run.
  * One statement does the checks and the creation (see hub_start_run): the caller's role in the agent's
  * organization, the agent not archived, the organization's run rate limit, then the run, its first
  * event and, with a free worker here, its claim.

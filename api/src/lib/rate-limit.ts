@@ -67,6 +67,8 @@ export const RATE_LIMIT_TABLE = 'counters';
 // Keys are hashed so that emails and IPs are not stored in clear and always fit the table's varchar(255).
 const hashKey = (key: string) => createHash('sha256').update(key).digest('base64url');
 
+/** Where a process keeps its unspent block of `name` for `key`. */
+const allowanceId = (name: LimitName, key: string) => `${name}\u0000${key}`;
 
 /**
  * The process's rate limiters. On PostgreSQL the counters live in one shared table, so every API
@@ -142,7 +144,7 @@ export class RateLimits {
     const rule = this.rules[name];
     const block = leaseSize(rule);
     if (this.engine !== 'postgres' || !LEASED.has(name) || block === 1 || points !== 1) return this.consumeShared(name, key, points);
-    const id = `${name}\u0000${key}`;
+    const id = allowanceId(name, key);
     for (;;) {
       const now = Date.now();
       let a = this.allowances.get(id);
@@ -174,7 +176,7 @@ export class RateLimits {
       res = await this.limiters[name].consume(hashKey(key), block);
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) {
-        this.allowances.delete(`${name}\u0000${key}`);
+        this.allowances.delete(allowanceId(name, key));
         throw err;
       }
       res = err;
@@ -231,7 +233,7 @@ export class RateLimits {
 
   /** Forgets everything counted for `key`. */
   async reset(name: LimitName, key: string): Promise<void> {
-    this.allowances.delete(`${name}\u0000${key}`);
+    this.allowances.delete(allowanceId(name, key));
     await this.limiters[name].delete(hashKey(key));
   }
 

@@ -12,8 +12,8 @@
 --   HB003  the caller's role is not in p_roles; DETAIL is the role (the API records the denial)
 --   HB004  the agent is archived
 --   HB005  the organization's run rate limit is spent; DETAIL is the milliseconds until it refills
---   HB001  as before: a claim (p_worker given) found the organization at its concurrency cap, counted
---          under the organization's advisory lock exactly as hub_claim_run counts
+--   HB001  as before: a claim (p_worker given) found the organization at its concurrency cap
+--          (hub_org_has_room, which hub_claim_run now uses too)
 -- The rate limit (p_limit_key non-NULL, when the API's limiters keep their counters in PostgreSQL) is the
 -- row of the rate limiter's own table ("rate_limit"."counters": key, points, expire in epoch ms), updated
 -- as the limiter updates it, so both read and write the same budget. It is counted only for a run that is
@@ -23,6 +23,58 @@
 -- without p_worker (the caller queues the run in the same transaction), or the claim in hub_claim_run's
 -- shape; every answer carries the caller's role.
 DROP FUNCTION hub_start_run(uuid, uuid, uuid, uuid, uuid, text, text, uuid, timestamp(3), text, integer, integer);
+
+-- The organization's concurrency cap, in one place for every claim: takes the organization's advisory
+-- lock (held until the calling statement commits), then counts its RUNNING runs. A VOLATILE plpgsql
+-- function, so in READ COMMITTED the count gets a fresh snapshot taken after the lock was granted and
+-- sees every claim committed before it.
+CREATE FUNCTION hub_org_has_room(p_org uuid, p_cap integer)
+RETURNS boolean
+LANGUAGE plpgsql
+VOLATILE
+AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended(p_org::text, 0));
+  RETURN (SELECT count(*) FROM "AgentRun" WHERE "organizationId" = p_org AND status = 'RUNNING') < p_cap;
+END;
+$$;
+
+-- hub_claim_run as before, with its cap check through hub_org_has_room.
+CREATE OR REPLACE FUNCTION hub_claim_run(p_run uuid, p_worker text, p_cap integer, p_lease_ms integer, p_now timestamp(3))
+RETURNS jsonb
+LANGUAGE plpgsql
+VOLATILE
+AS $$
+DECLARE
+  v_org uuid;
+  v_run "AgentRun";
+BEGIN
+  SELECT "organizationId" INTO v_org FROM "AgentRun" WHERE id = p_run AND status = 'QUEUED';
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'gone');
+  END IF;
+  IF NOT hub_org_has_room(v_org, p_cap) THEN
+    RETURN jsonb_build_object('outcome', 'busy');
+  END IF;
+  UPDATE "AgentRun"
+     SET status = 'RUNNING', "leaseOwner" = p_worker, "leaseExpiresAt" = p_now + p_lease_ms * interval '1 millisecond',
+         "startedAt" = p_now, attempts = attempts + 1
+   WHERE id = p_run AND status = 'QUEUED'
+  RETURNING * INTO v_run;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'gone');
+  END IF;
+  RETURN jsonb_build_object(
+    'outcome', 'claimed',
+    'run', jsonb_build_object(
+      'id', v_run.id, 'organizationId', v_run."organizationId", 'projectId', v_run."projectId", 'agentId', v_run."agentId",
+      'input', v_run.input, 'attempts', v_run.attempts, 'lastSeq', v_run."lastSeq", 'cancelRequested', v_run."cancelRequested"),
+    'agent', (SELECT jsonb_build_object(
+      'provider', a.provider, 'model', a.model, 'systemPrompt', a."systemPrompt", 'temperature', a.temperature,
+      'maxOutputTokens', a."maxOutputTokens", 'fallbackChain', a."fallbackChain")
+      FROM "Agent" a WHERE a.id = v_run."agentId"));
+END;
+$$;
 
 CREATE FUNCTION hub_start_run(
   p_id uuid, p_org uuid, p_project uuid, p_agent uuid, p_user uuid, p_roles text[],
@@ -37,7 +89,6 @@ DECLARE
   v_role text;
   v_archived boolean;
   v_agent jsonb;
-  v_running integer;
   v_points integer;
   v_expire bigint;
   v_claimed boolean := p_worker IS NOT NULL;
@@ -58,13 +109,8 @@ BEGIN
     RAISE EXCEPTION 'agent is archived' USING ERRCODE = 'HB004';
   END IF;
 
-  IF v_claimed THEN
-    -- As hub_claim_run: the count is taken after the lock is held, in this statement's fresh snapshot.
-    PERFORM pg_advisory_xact_lock(hashtextextended(p_org::text, 0));
-    SELECT count(*) INTO v_running FROM "AgentRun" WHERE "organizationId" = p_org AND status = 'RUNNING';
-    IF v_running >= p_cap THEN
-      RAISE EXCEPTION 'organization % is at its concurrency cap', p_org USING ERRCODE = 'HB001';
-    END IF;
+  IF v_claimed AND NOT hub_org_has_room(p_org, p_cap) THEN
+    RAISE EXCEPTION 'organization % is at its concurrency cap', p_org USING ERRCODE = 'HB001';
   END IF;
 
   INSERT INTO "AgentRun" (id, "organizationId", "projectId", "agentId", "createdById", input, "idempotencyKey", "parentRunId",

@@ -97,7 +97,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
   // statement when the counters are in PostgreSQL; in memory, counted here and given back if not.
   const counter = ctx.limits.sqlCounter('runsOrg', organizationId);
   if (!counter) await ctx.limits.consume('runsOrg', organizationId);
-  let charged = !counter;
+  const charged = !counter;
 
   const now = new Date();
   const run: AgentRun = {
@@ -165,7 +165,6 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     );
   } catch (err) {
     if (charged) await ctx.limits.refund('runsOrg', organizationId);
-    charged = false;
     const code = (err as { code?: unknown } | null)?.code;
     const refusal = typeof code === 'string' ? START_REFUSALS[code as keyof typeof START_REFUSALS] : undefined;
     if (!refusal) throw err;

@@ -7,13 +7,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../api/src/lib/env.js';
 import { createLogger } from '../api/src/lib/logger.js';
 import { LocalRunQueue } from '../api/src/orchestrator/queue.js';
 import { closeRuntime, createRuntime } from '../api/src/runtime.js';
 import { createServer } from '../api/src/server.js';
 import { given } from '../api/test/factories.js';
+import { loopDelayMonitor } from './lib/stats.js';
 
 if (!process.send) {
   console.error('bench/api-process.ts is started by the benchmarks (it needs an IPC channel)');
@@ -38,8 +39,7 @@ await rt.orchestrator.startWorker();
 const server = await createServer(rt);
 const url = await server.listen(0, '127.0.0.1');
 
-const eld = monitorEventLoopDelay({ resolution: 5 });
-eld.enable();
+const eld = loopDelayMonitor();
 let eluMark = performance.eventLoopUtilization();
 let cpuMark = process.cpuUsage();
 
@@ -58,7 +58,6 @@ function stats() {
   const m = process.memoryUsage();
   const elu = performance.eventLoopUtilization(eluMark);
   const cpu = process.cpuUsage(cpuMark);
-  const ms = (ns: number) => ns / 1e6;
   return {
     rssMB: m.rss / 2 ** 20,
     heapUsedMB: m.heapUsed / 2 ** 20,
@@ -66,7 +65,7 @@ function stats() {
     externalMB: m.external / 2 ** 20,
     arrayBuffersMB: m.arrayBuffers / 2 ** 20,
     eventLoopUtilization: elu.utilization,
-    eventLoopDelayMs: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max) },
+    eventLoopDelayMs: { p50: eld.percentile(50), p99: eld.percentile(99), max: eld.max() },
     cpuMs: { user: cpu.user / 1000, system: cpu.system / 1000 },
   };
 }

@@ -15,7 +15,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from 'graphql-ws';
 import { startApiProcess, type ApiProcess } from './lib/api-child.js';
@@ -24,7 +23,7 @@ import { cpuWindow, type CpuWindow } from './lib/cpu.js';
 import { summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
 import { GATE, STAMP, startStampedOpenAI, type StampedOpenAI } from './lib/stamped-openai.js';
-import { round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
+import { loopDelayMonitor, round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
 import { startFloorServer } from './lib/ws-floor.js';
 
 const env = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
@@ -222,8 +221,7 @@ async function runVariant(
     // Stream. Sample RSS meanwhile; the kernel's high-water mark (VmHWM) backs it up.
     await api.resetStats();
     await api.profileStart();
-    const benchLoop = monitorEventLoopDelay({ resolution: 5 });
-    benchLoop.enable();
+    const benchLoop = loopDelayMonitor();
     const endCpu = cpuWindow(api.pid, pg?.postmasterPid ?? null);
     let peakDuringStream = subscribedIdle ?? 0;
     const sampler = setInterval(() => {
@@ -295,7 +293,7 @@ async function runVariant(
       timingsSeconds: { connect: round(connectSeconds), subscribe: round(subscribeSeconds), stream: round(streamSeconds) },
       cpuDuringStream: cpu,
       apiEventLoopDelayP99Ms: stats ? round(stats.eventLoopDelayMs.p99) : null,
-      benchEventLoopDelayP99Ms: round(benchLoop.percentile(99) / 1e6),
+      benchEventLoopDelayP99Ms: round(benchLoop.percentile(99)),
       fakeMaxLateMs: round(gated?.maxLateMs ?? NaN),
       errors: [...new Set(errors)].slice(0, 5),
       apiProfile: profile,

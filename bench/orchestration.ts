@@ -457,7 +457,7 @@ export const orchestration: Benchmark = {
       },
       {
         title: 'CPU (seconds during the level; "others" = every other process on the machine meanwhile)',
-        columns: ['concurrent', 'wall s', 'API', 'postgres', 'bench', 'others', 'API ms/run', 'pg ms/run', 'API loop p99 ms', 'SQL/run', 'pg-boss SQL/run'],
+        columns: ['concurrent', 'wall s', 'API', 'postgres', 'bench', 'others', 'API ms/run', 'pg ms/run', 'API loop delay p99 ms', 'SQL/run', 'pg-boss SQL/run'],
         rows: [
           ...levels.map((l) => [
             l.label,

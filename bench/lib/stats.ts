@@ -1,3 +1,5 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
 /** Percentiles by the nearest-rank method over a sorted copy; every figure in milliseconds unless named. */
 export interface Summary {
   n: number;
@@ -48,3 +50,19 @@ export function roundSummary(s: Summary, digits = 2): Summary {
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
 export const wallNow = () => performance.timeOrigin + performance.now();
 export const perfToWall = (perfMs: number) => performance.timeOrigin + perfMs;
+
+/**
+ * Event-loop delay in milliseconds beyond the monitor's own timer. Node's histogram records the whole
+ * interval between the timer's callbacks, so an idle loop reads `resolutionMs`, not 0: that is taken off.
+ */
+export function loopDelayMonitor(resolutionMs = 5) {
+  const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+  histogram.enable();
+  const excess = (ns: number) => Math.max(0, ns / 1e6 - resolutionMs);
+  return {
+    percentile: (p: number) => excess(histogram.percentile(p)),
+    max: () => excess(histogram.max),
+    reset: () => histogram.reset(),
+    disable: () => histogram.disable(),
+  };
+}

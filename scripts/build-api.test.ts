@@ -22,7 +22,7 @@ describe('the compiled API, started as `pnpm start` starts it', () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'hub-start-'));
     // A newcomer's environment: no NODE_ENV, no DATABASE_URL.
     const { NODE_ENV: _mode, DATABASE_URL: _db, ...env } = process.env;
-    child = spawn(process.execPath, ['--max-semi-space-size=64', '--enable-source-maps', path.join(repoRoot, OUT, 'main.mjs')], {
+    child = spawn(process.execPath, ['--max-semi-space-size=32', '--enable-source-maps', path.join(repoRoot, OUT, 'main.mjs')], {
       cwd: tmpdir(), // not the repository: the build must find its files on its own
       env: { ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', SEED_DEMO: 'true', LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],

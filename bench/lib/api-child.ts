@@ -77,7 +77,7 @@ export async function startApiProcess(env: Record<string, string>, log: (line: s
     env: childEnv(env),
     // As `pnpm start` runs the API (package.json): compiled JavaScript, the same V8 flags.
     // BENCH_API_NODE_FLAGS adds flags for a diagnosis (`--trace-gc`, say); the figures are taken without.
-    execArgv: ['--max-semi-space-size=64', '--enable-source-maps', ...(process.env.BENCH_API_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])],
+    execArgv: ['--max-semi-space-size=32', '--enable-source-maps', ...(process.env.BENCH_API_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let nextId = 1;

@@ -310,6 +310,11 @@ describe('on sign-in, sign-up and agent runs', () => {
     expect(retry.data!.retryRun.__typename).toBe('RateLimitedError');
     expect(await app.rt.prisma.agentRun.count()).toBe(runsBefore);
 
+    // A viewer of the spent organization learns that viewers cannot start runs, not that the budget is spent.
+    const viewer = await given(app).aMemberOf(org, 'VIEWER');
+    const refused = await viewer.gql(START, { input: { agentId: agentGid, input: 'viewer' } });
+    expect(refused.data!.startRun.__typename).toBe('ForbiddenError');
+
     // Another organization has its own budget.
     expect((await otherOrg.owner.gql(START, { input: { agentId: otherAgentGid, input: 'x' } })).data!.startRun.__typename).toBe('StartRunPayload');
 

@@ -4,7 +4,7 @@ import type { AgentRun } from '../../_generated/prisma/client.js';
 import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
-import { NotFoundError, ValidationError } from '../../lib/errors.js';
+import { NotFoundError, RateLimitedError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
 import { statusAnnouncement } from '../../orchestrator/run-executor.js';
@@ -96,7 +96,15 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
   // Charged only when a run is created, so a replayed idempotent start never trips the limit: in the
   // statement when the counters are in PostgreSQL; in memory, counted here and given back if not.
   const counter = ctx.limits.sqlCounter('runsOrg', organizationId);
-  if (!counter) await ctx.limits.consume('runsOrg', organizationId);
+  if (!counter) {
+    try {
+      await ctx.limits.consume('runsOrg', organizationId);
+    } catch (err) {
+      // As in hub_start_run: who may not start runs here learns that, not that the budget is spent.
+      if (err instanceof RateLimitedError) await authorize(ctx, organizationId, 'run.start', 'Agent');
+      throw err;
+    }
+  }
   const charged = !counter;
 
   const now = new Date();

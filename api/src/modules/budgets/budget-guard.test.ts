@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestDatabase, usingPostgres } from '../../../test/db.js';
 import type { Database } from '../../lib/db.js';
@@ -134,6 +135,38 @@ describe('admission from a leased allowance', () => {
     const ledger = await db.prisma.usageRecord.aggregate({ where: { runId: { in: runs.map((r) => r.runId) } }, _sum: { costMicros: true }, _count: true });
     expect(ledger._count).toBe(40);
     expect(ledger._sum.costMicros).toBe(40n * 400n);
+  });
+
+  it.runIf(usingPostgres())('never sends a statement on its own connection while another is still running there', async () => {
+    // A pool of our own whose connections count the statements in flight on each (pg queues a second
+    // one on a busy connection, which it deprecates: pg 9 throws instead).
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    let most = 0;
+    pool.on('connect', (client) => {
+      let active = 0;
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+      (client as unknown as { query: typeof query }).query = async (...args) => {
+        most = Math.max(most, ++active);
+        try {
+          return await query(...args);
+        } finally {
+          active--;
+        }
+      };
+    });
+    const guard = new BudgetGuard({ ...db, pool }, sharedBus, logger);
+    try {
+      // Eight organizations looked up at once, then admitted and settled while the others still look up.
+      const orgs = await Promise.all(Array.from({ length: 8 }, () => anOrganization(1_000_000n, 3)));
+      const runs = orgs.flatMap((o) => o.runs);
+      const holds = await Promise.all(runs.map((r) => guard.reserve(r, attempt())));
+      await Promise.all(runs.map((r, i) => guard.settle(holds[i], r, attempt(), outcome(400n))));
+      for (const o of orgs) expect((await expectConsistent(o.daily.id)).spentMicros).toBe(3n * 400n);
+      expect(most).toBe(1);
+    } finally {
+      await guard.close();
+      await pool.end();
+    }
   });
 
   it('holds and settles each attempt of a run on its own (a retry, then a fallback)', async () => {

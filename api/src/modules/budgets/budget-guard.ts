@@ -358,8 +358,9 @@ export class BudgetGuard implements AttemptBudget {
   private async loadScope(key: string, organizationId: string, projectId: string) {
     const expiresAt = Date.now() + this.scopeTtlMs;
     const generation = this.generation;
-    const [row] = await this.statement<{ budgets: Pick<AppliedBudget, 'id' | 'organizationId' | 'projectId' | 'period' | 'limitMicros' | 'spentMicros' | 'reservedMicros'>[] }>(
-      'hub_budget_scope',
+    // On the pool, not the group commit's connection: lookups of several scopes run at once, and a
+    // connection runs one statement at a time (pg queues the others, which pg 9 refuses).
+    const [row] = await this.db.query<{ budgets: Pick<AppliedBudget, 'id' | 'organizationId' | 'projectId' | 'period' | 'limitMicros' | 'spentMicros' | 'reservedMicros'>[] }>(
       `SELECT coalesce(json_agg(json_build_object(
          'id', b.id, 'organizationId', b."organizationId", 'projectId', b."projectId", 'period', b.period,
          'limitMicros', b."limitMicros"::text, 'spentMicros', b."spentMicros"::text, 'reservedMicros', b."reservedMicros"::text) ORDER BY b.id), '[]') AS budgets
@@ -571,10 +572,10 @@ export class BudgetGuard implements AttemptBudget {
   }
 
   /**
-   * On PostgreSQL the guard has a connection of its own: the group commit's statements run one at a time
-   * anyway, and this way they never queue behind other work for a pooled connection, and run on a session
-   * where the function is compiled and the statements prepared (a fresh session pays ~20 ms for that). Any
-   * error discards the connection; the next statement opens another.
+   * On PostgreSQL the group commit has a connection of its own: its statements run one at a time
+   * (`running`), and nothing else is sent on it. This way they never queue behind other work for a pooled
+   * connection, and run on a session where the function is compiled and the statements prepared (a fresh
+   * session pays ~20 ms for that). Any error discards the connection; the next statement opens another.
    */
   private async statement<T>(name: string, text: string, params: unknown[]): Promise<T[]> {
     const pool = this.db.pool;

@@ -94,7 +94,8 @@ const MAX_NOTIFY_BYTES = 7_900;
  * Many processes (PostgreSQL): LISTEN/NOTIFY on one dedicated connection, local fan-out per channel.
  * A process delivers its own messages to its own subscribers directly (after the write that they announce
  * has committed) and skips their echo from PostgreSQL: one hop less for a run's subscribers on the API
- * process whose worker executes it.
+ * process whose worker executes it. A message is the sending process's id (a UUID) followed by
+ * `{"c": channel, "p": payload}`, so the echo is recognised without parsing it.
  */
 export async function createPgBus(connectionString: string, publisher: pg.Pool, logger: Logger): Promise<EventBus> {
   const local = new EventEmitter();
@@ -106,10 +107,11 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
   const connect = async () => {
     const client = new pg.Client({ connectionString });
     client.on('notification', (msg) => {
-      if (!msg.payload) return;
+      // This process's own messages were delivered locally when sent: dropped unparsed.
+      if (!msg.payload || msg.payload.startsWith(origin)) return;
       try {
-        const { c, p, o } = JSON.parse(msg.payload) as { c: string; p: unknown; o?: string };
-        if (o !== origin) local.emit(c, p);
+        const { c, p } = JSON.parse(msg.payload.slice(origin.length)) as { c: string; p: unknown };
+        local.emit(c, p);
       } catch (err) {
         logger.warn({ err }, 'ignoring malformed notification');
       }
@@ -128,7 +130,7 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
   await connect();
 
   function encode(channel: string, payload: unknown) {
-    const text = JSON.stringify({ c: channel, p: payload, o: origin });
+    const text = origin + JSON.stringify({ c: channel, p: payload });
     if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new Error(`notification on ${channel} too large`);
     return text;
   }

@@ -1,6 +1,7 @@
 import { serverAudits } from 'graphql-http';
 import type { GraphQLScalarType } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { given, type TestOrg, type TestUser } from '../test/factories.js';
 import { gql, startTestServer, type TestServer } from '../test/harness.js';
 import { wsClient } from '../test/subscribe.js';
@@ -97,6 +98,42 @@ describe('GraphQL over HTTP', () => {
     expect(appPost.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
     // Without APP_ORIGIN no origin is allowed at all.
     expect((await post(app.graphqlUrl, '{ health { ok } }', {}, { origin: APP_ORIGIN })).headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('refuses a WebSocket that a page of another site opens with the session cookie (cross-site WebSocket hijacking)', async () => {
+    const signIn = await fetch(prod.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: 'mutation($input: SignUpInput!) { signUp(input: $input) { __typename } }',
+        variables: { input: { email: `ws-${Date.now()}@example.test`, password: 'correct horse battery', name: 'Ws' } },
+      }),
+    });
+    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+    const host = new URL(prod.url).host;
+    /** The graphql-ws handshake with these headers: the viewer's email once acknowledged, or the close code. */
+    const handshake = (headers: Record<string, string>, payload: Record<string, unknown> = {}) =>
+      new Promise<string | number>((resolve) => {
+        const socket = new WebSocket(prod.wsUrl, 'graphql-transport-ws', { headers });
+        socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload })));
+        socket.on('message', (data) => {
+          const msg = JSON.parse(String(data)) as { type: string; payload?: { data?: { viewer: { user: { email: string } } | null } } };
+          if (msg.type === 'connection_ack') socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: '{ viewer { user { email } } }' } }));
+          if (msg.type === 'next') {
+            resolve(msg.payload?.data?.viewer?.user.email ?? 'anonymous');
+            socket.close();
+          }
+        });
+        socket.on('close', (code) => resolve(code));
+      });
+    expect(await handshake({ cookie, origin: 'http://evil.test' })).toBe(4403);
+    expect(await handshake({ cookie, origin: 'null' })).toBe(4403);
+    // The UI's own pages, and APP_ORIGIN's, use the cookie.
+    expect(await handshake({ cookie, origin: `http://${host}` })).toMatch(/^ws-/);
+    expect(await handshake({ cookie, origin: APP_ORIGIN })).toMatch(/^ws-/);
+    // A client with a token of its own may connect from anywhere; one without credentials is anonymous.
+    expect(await handshake({ origin: 'http://evil.test' }, { authorization: `Bearer ${owner.token}` })).toBe(owner.email);
+    expect(await handshake({ origin: 'http://evil.test' })).toBe('anonymous');
   });
 
   it('sends helmet security headers and hides the framework', async () => {

@@ -36,6 +36,31 @@ const WS_MAX_PAYLOAD = 1024 * 1024;
 const WS_HIGH_WATER = 64 * 1024;
 const SUGGESTION = / ?Did you mean(.+?)\?$/;
 
+/**
+ * A page of another site may open a WebSocket to this server, and the browser sends the session cookie
+ * with the handshake (cross-site WebSocket hijacking: the page would then act as the user). A connection
+ * that would be authenticated by the cookie alone must come from a page of this server or of APP_ORIGIN;
+ * one that brings its own token (connection parameters or Authorization header) may come from anywhere,
+ * and one without an Origin header is not from a browser page.
+ */
+export function cookieFromForeignPage(
+  headers: Record<string, string | string[] | undefined>,
+  params: Readonly<Record<string, unknown>> | undefined,
+  appOrigin: string | undefined,
+): boolean {
+  const origin = headers.origin;
+  if (typeof origin !== 'string' || !headers.cookie) return false;
+  if (headers.authorization || typeof params?.authorization === 'string' || typeof params?.token === 'string') return false;
+  let page: URL;
+  try {
+    page = new URL(origin);
+  } catch {
+    return true;
+  }
+  if (page.host === headers.host) return false;
+  return !appOrigin || page.origin !== new URL(appOrigin).origin;
+}
+
 /** The errors of the HTTP edge, as the GraphQL error the client will read (status and headers in `http`). */
 function edgeGraphQLError(err: unknown): unknown {
   if (err instanceof InvalidCredentialsError) {
@@ -159,6 +184,8 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
       // Events that every subscriber of a run receives alike are executed and serialized once for all of them.
       subscribe: (args) => subscribeShared(args, sinks.get(args)),
       onConnect: async (ctx) => {
+        // graphql-ws answers `false` with close code 4403.
+        if (cookieFromForeignPage(ctx.extra.request.headers, ctx.connectionParams, rt.config.APP_ORIGIN)) return false;
         try {
           ctx.extra.ctxInput = await createContext(rt, {
             transport: 'ws',

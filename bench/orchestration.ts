@@ -4,7 +4,8 @@
  * For each run: t0 = performance.now() just before the startRun mutation is POSTed; as soon as the
  * mutation returns the run id the client subscribes to runEvents(afterSeq: 0) on its already-open
  * graphql-ws connection (the subscription replays, so nothing is missed); t1 = performance.now() when
- * the first TOKEN event arrives. The fake OpenAI server (in a process of its own, as a provider is another
+ * the first TOKEN event arrives. The "over the socket" level sends the mutation over that graphql-ws
+ * connection instead of POSTing it (the SDK's `operations: 'websocket'`). The fake OpenAI server (in a process of its own, as a provider is another
  * machine: bench/lib/fake-openai-process.ts) records on its clock when the provider request arrived and
  * when it wrote its first content chunk; that provider time to first token is subtracted:
  * overhead = (t1 - t0) - (firstChunkAt - receivedAt).
@@ -17,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from 'graphql-ws';
 import { startApiProcess, type ApiProcess, type ApiStats, type SeededOrg } from './lib/api-child.js';
-import { connectWs, createAgent, gql, mapLimit, RUN_EVENTS, RUN_TIMES, startRun, type WireEvent } from './lib/client.js';
+import { connectWs, createAgent, gql, mapLimit, RUN_EVENTS, RUN_TIMES, startRun, startRunOverSocket, type WireEvent } from './lib/client.js';
 import { cpuWindow, type CpuWindow } from './lib/cpu.js';
 import { startFakeOpenAIProcess, type FakeOpenAIProcess, type FakeRequestTiming } from './lib/fake-openai-process.js';
 import { resetStatements, statementTotals, topStatements, type PostgresServer } from './lib/postgres.js';
@@ -42,6 +43,8 @@ interface LevelSpec {
   durationMs?: number;
   /** Spread over all seeded organizations, or all in the first one. */
   singleOrg: boolean;
+  /** startRun sent over the organization's open graphql-ws connection instead of POSTed over HTTP (the SDK's `operations: 'websocket'`). */
+  overSocket?: boolean;
 }
 
 interface Tenant extends SeededOrg {
@@ -113,7 +116,15 @@ function subscribeRun(ws: Client, runId: string, s: Sample, timeoutMs: number): 
 
 const LONG = '[stream:long]';
 
-async function oneRun(api: ApiProcess, tenant: Tenant, orgIndex: number, level: string, roundNo: number, samples: Sample[], long = false) {
+async function oneRun(
+  api: ApiProcess,
+  tenant: Tenant,
+  orgIndex: number,
+  level: string,
+  roundNo: number,
+  samples: Sample[],
+  { long = false, overSocket = false }: { long?: boolean; overSocket?: boolean } = {},
+) {
   const input = `bench ${level} r${roundNo} ${long ? LONG : ''} ${randomUUID()}`;
   const s: Sample = {
     level,
@@ -132,7 +143,7 @@ async function oneRun(api: ApiProcess, tenant: Tenant, orgIndex: number, level: 
   samples.push(s);
   s.t0 = performance.now();
   try {
-    s.runId = await startRun(api.graphqlUrl, tenant.token, tenant.agentId, input);
+    s.runId = overSocket ? await startRunOverSocket(tenant.ws, tenant.agentId, input) : await startRun(api.graphqlUrl, tenant.token, tenant.agentId, input);
   } catch (err) {
     s.error = (err as Error).message;
     return;
@@ -236,7 +247,7 @@ async function runLevel(
         for (let r = 0; performance.now() < deadline; r++) {
           const mine: Sample[] = [];
           executed++;
-          await oneRun(api, tenants[t]!, t, spec.label, r, mine, true);
+          await oneRun(api, tenants[t]!, t, spec.label, r, mine, { long: true, overSocket: spec.overSocket });
           if (mine[0]!.t0 >= started + ramp) all.push(...mine);
           else if (mine[0]!.error) rampErrors.push(mine[0]!.error);
         }
@@ -253,12 +264,12 @@ async function runLevel(
     const roundSamples: Sample[] = [];
     if (spec.concurrency === 1) {
       const t = r % orgCount;
-      await oneRun(api, tenants[t]!, t, spec.label, r, roundSamples);
+      await oneRun(api, tenants[t]!, t, spec.label, r, roundSamples, { overSocket: spec.overSocket });
     } else {
       await Promise.all(
         Array.from({ length: spec.concurrency }, (_, i) => {
           const t = i % orgCount;
-          return oneRun(api, tenants[t]!, t, spec.label, r, roundSamples);
+          return oneRun(api, tenants[t]!, t, spec.label, r, roundSamples, { overSocket: spec.overSocket });
         }),
       );
     }
@@ -347,6 +358,7 @@ export const orchestration: Benchmark = {
         { label: '1', mode: 'steady', concurrency: 1, rounds: quick ? 20 : env('BENCH_RUNS_AT_1', 100), singleOrg: false },
         { label: '50', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false },
         { label: '200', mode: 'steady', concurrency: 200, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false },
+        { label: '50, over the socket', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false, overSocket: true },
         { label: '50, one org', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: true },
         { label: '50 at once', mode: 'burst', concurrency: 50, rounds: quick ? 1 : env('BENCH_BURST_ROUNDS', 3), singleOrg: false },
       ] satisfies LevelSpec[],
@@ -505,6 +517,7 @@ export const orchestration: Benchmark = {
       'overhead = (first TOKEN received - startRun sent, benchmark clock) - (fake provider first content chunk - request arrival, the fake process clock).',
       'Reference: LiteLLM publishes p50 12 ms / p99 43 ms proxy overhead.',
     ];
+    if (levels.some((l) => l.label.includes('socket'))) notes.push('"over the socket": startRun sent over the open graphql-ws connection (the SDK\'s operations: \'websocket\'); every other level POSTs it over HTTP.');
     if (process.env.BENCH_QUEUE) notes.push(`DIAGNOSTIC RUN: BENCH_QUEUE=${process.env.BENCH_QUEUE} replaced the pg-boss queue; not the shipped configuration.`);
     for (const l of levels) {
       const cores = l.cpu.otherSeconds !== null ? l.cpu.otherSeconds / l.cpu.wallSeconds : 0;

@@ -50,6 +50,26 @@ export async function startRun(graphqlUrl: string, token: string, agentId: strin
   return data.startRun.run.id;
 }
 
+/** startRun sent over an open graphql-ws connection (graphql-ws carries queries and mutations too). */
+export function startRunOverSocket(ws: Client, agentId: string, input: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let done = false;
+    ws.subscribe<{ startRun: { __typename: string; run?: { id: string }; message?: string } }>(
+      { query: START_RUN, variables: { input: { agentId, input } } },
+      {
+        next: (msg) => {
+          done = true;
+          const run = msg.data?.startRun.run;
+          if (run) resolve(run.id);
+          else reject(new Error(`startRun: ${msg.errors?.map((e) => e.message).join('; ') ?? msg.data?.startRun.__typename}`));
+        },
+        error: (err) => reject(err instanceof Error ? err : new Error(JSON.stringify(err))),
+        complete: () => done || reject(new Error('startRun: no result')),
+      },
+    );
+  });
+}
+
 /** A connected graphql-ws client (the socket is open and acknowledged before this resolves). */
 export async function connectWs(wsUrl: string, token: string, timeoutMs = 30_000): Promise<Client> {
   let connected!: () => void;

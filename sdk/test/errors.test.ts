@@ -12,21 +12,16 @@ import {
   type HubClient,
 } from '@hub/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, type TestServer } from './support.js';
+import { BOOT_TIMEOUT_MS, clientFor as clientOf, given, socketCutter, startTestServer, type TestServer } from './support.js';
 
 let app: TestServer;
 let org: Awaited<ReturnType<ReturnType<typeof given>['anOrganization']>>;
-let owner: HubClient;
 
 beforeAll(async () => {
   app = await startTestServer({ worker: false });
   org = await given(app).anOrganization();
-  owner = clientFor(app, org.owner.token);
 }, BOOT_TIMEOUT_MS);
-afterAll(async () => {
-  await owner.close();
-  await app.close();
-});
+afterAll(() => app.close());
 
 const rejection = (p: Promise<unknown>) => p.then(() => expect.fail('expected a rejection'), (e: unknown) => e);
 
@@ -34,7 +29,14 @@ const rejection = (p: Promise<unknown>) => p.then(() => expect.fail('expected a 
 const cannedFetch = (status: number, body: unknown, headers: Record<string, string> = {}): typeof fetch => async () =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
 
-describe('typed errors from the real API', () => {
+describe.each(['http', 'websocket'] as const)('typed errors from the real API, operations over %s', (operations) => {
+  let owner: HubClient;
+  const clientFor = (app: TestServer, token?: string) => clientOf(app, token, operations);
+  beforeAll(() => {
+    owner = clientFor(app, org.owner.token);
+  });
+  afterAll(() => owner.close());
+
   it('ValidationError names every offending field by its path inside input', async () => {
     const err = await rejection(owner.organizations.create({ name: ' ', slug: 'Not A Slug!', timeZone: 'Mars/Olympus_Mons' }));
     expect(err).toBeInstanceOf(ValidationError);
@@ -92,6 +94,41 @@ describe('typed errors from the real API', () => {
     expect(sockets.opened).toBe(1);
     sockets.stop();
     await bad.close();
+  });
+});
+
+describe('queries and mutations over the WebSocket', () => {
+  it('a refused operation is a RateLimitedError with retryAfterSeconds; a dropped socket a NetworkError, and the next call reconnects', async () => {
+    const limited = await startTestServer({
+      worker: false,
+      runtime: { rateLimits: { namespace: `ws-ops-${Date.now()}`, rules: { apiUser: { points: 3 } } } },
+    });
+    const someone = await given(limited).anOrganization();
+    const client = clientOf(limited, someone.owner.token, 'websocket');
+    try {
+      for (let i = 0; i < 3; i++) expect((await client.viewer()).user.email).toBe(someone.owner.email);
+      const refused = await rejection(client.viewer());
+      expect(refused).toBeInstanceOf(RateLimitedError);
+      expect((refused as RateLimitedError).retryAfterSeconds).toBeGreaterThan(0);
+    } finally {
+      await client.close();
+      await limited.close();
+    }
+
+    // The server cuts the socket while the answer is on its way: a NetworkError, then a new socket.
+    const owner = clientOf(app, org.owner.token, 'websocket');
+    const sockets = socketCutter(app);
+    try {
+      expect((await owner.viewer()).user.email).toBe(org.owner.email);
+      const pending = owner.organizations.list().toArray();
+      sockets.cutAll();
+      expect(await rejection(pending)).toBeInstanceOf(NetworkError);
+      expect((await owner.viewer()).user.email).toBe(org.owner.email);
+      expect(sockets.opened).toBe(2);
+    } finally {
+      sockets.stop();
+      await owner.close();
+    }
   });
 });
 

@@ -12,8 +12,15 @@ export { given, startTestServer, type TestServer };
 /** For the `beforeAll` that starts the server: the first one on a worker also boots PGlite, slow on a busy machine. */
 export const BOOT_TIMEOUT_MS = 180_000;
 
-export function clientFor(app: TestServer, token?: string): HubClient {
-  return createClient({ url: app.graphqlUrl, token, webSocketImpl: WebSocket });
+/**
+ * A client of the test server. With `operations: 'websocket'` its fetch fails the test if called: every
+ * query and mutation must go over the socket.
+ */
+export function clientFor(app: TestServer, token?: string, operations: 'http' | 'websocket' = 'http'): HubClient {
+  const noHttp: typeof fetch = async (input) => {
+    throw new Error(`HTTP request to ${String(input)} from a client whose operations go over the WebSocket`);
+  };
+  return createClient({ url: app.graphqlUrl, token, webSocketImpl: WebSocket, operations, ...(operations === 'websocket' ? { fetch: noHttp } : {}) });
 }
 
 /** Watches the server's WebSocket upgrades so a test can cut open sockets, as a network failure would. */

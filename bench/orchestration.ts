@@ -357,8 +357,8 @@ export const orchestration: Benchmark = {
       levels: [
         { label: '1', mode: 'steady', concurrency: 1, rounds: quick ? 20 : env('BENCH_RUNS_AT_1', 100), singleOrg: false },
         { label: '50', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false },
-        { label: '200', mode: 'steady', concurrency: 200, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false },
         { label: '50, over the socket', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false, overSocket: true },
+        { label: '200', mode: 'steady', concurrency: 200, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: false },
         { label: '50, one org', mode: 'steady', concurrency: 50, rounds: 0, durationMs: quick ? 5_000 : env('BENCH_STEADY_MS', 20_000), singleOrg: true },
         { label: '50 at once', mode: 'burst', concurrency: 50, rounds: quick ? 1 : env('BENCH_BURST_ROUNDS', 3), singleOrg: false },
       ] satisfies LevelSpec[],
@@ -437,7 +437,9 @@ export const orchestration: Benchmark = {
       idle = { cpu: idleCpu, fetchesPerSecond: idleFetches ? round(idleFetches.calls / idleCpu.wallSeconds, 1) : null, topStatements: idleTop };
       ctx.log(`  idle ${idleCpu.wallSeconds} s: API ${idleCpu.apiSeconds} cpu-s, postgres ${idleCpu.postgresSeconds} cpu-s`);
 
-      const only = process.env.BENCH_LEVELS?.split(',').map((v) => v.trim());
+      // Labels that hold a comma ("50, one org") are chosen with `;` between labels.
+      const levelList = process.env.BENCH_LEVELS;
+      const only = levelList?.split(levelList.includes(';') ? ';' : ',').map((v) => v.trim());
       const longStreamMs = config.provider.firstByteDelayMs + config.provider.long.chunks * config.provider.long.chunkDelayMs;
       for (const spec of config.levels.filter((l) => !only || only.includes(l.label))) {
         levels.push(await runLevel(ctx, spec, api, tenants, fake, pg, dbUrl, config.levelTimeBudgetMs, longStreamMs));

@@ -24,9 +24,12 @@ export function budgetsApi(t: Transport) {
     async remove(id: string): Promise<string> {
       return unwrap((await t.request(RemoveBudgetDocument, { input: { id } })).removeBudget).removedId;
     },
-    /** Every budget of an organization with its current spend, reservations and reset time. */
-    async list(organizationSlug: string): Promise<Budget[]> {
-      const { organization } = await t.request(OrganizationBudgetsDocument, { slug: organizationSlug });
+    /**
+     * Every budget of an organization with its current spend, reservations and reset time. With
+     * `organizationWide`, only the organization-wide budgets (true) or only the per-project ones (false).
+     */
+    async list(organizationSlug: string, options: { organizationWide?: boolean } = {}): Promise<Budget[]> {
+      const { organization } = await t.request(OrganizationBudgetsDocument, { slug: organizationSlug, organizationWide: options.organizationWide });
       if (!organization) throw new NotFoundError('Organization not found');
       return organization.budgets;
     },

@@ -35,6 +35,8 @@ describe('budgets and usage', () => {
     const budget = await client.budgets.set({ organizationId, period: 'MONTHLY', limit: '25000000' });
     expect(budget).toMatchObject({ period: 'MONTHLY', limit: '25000000', spent: '0', reserved: '0', remaining: '25000000', viewerCanEdit: true });
     expect((await client.budgets.list(slug)).map((b) => b.id)).toEqual([budget.id]);
+    expect((await client.budgets.list(slug, { organizationWide: true })).map((b) => b.id)).toEqual([budget.id]);
+    expect(await client.budgets.list(slug, { organizationWide: false })).toEqual([]);
     await expect(client.budgets.set({ organizationId, period: 'DAILY', limit: '-5' })).rejects.toBeInstanceOf(ValidationError);
 
     const org = { id: (await app.rt.prisma.organization.findUniqueOrThrow({ where: { slug } })).id, gid: organizationId, slug, owner: null as never };

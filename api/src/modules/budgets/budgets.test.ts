@@ -282,6 +282,24 @@ describe('periods, alerts and usage', () => {
     expect(b.spentMicros).toBe(ledger);
   });
 
+  it("lists an organization's budgets, or only its organization-wide or per-project ones", async () => {
+    const { org, owner, project } = await setup();
+    const other = await given(app).aProject(org);
+    await setBudget(owner, org, 9_000_000n, { period: 'MONTHLY' });
+    await setBudget(owner, org, 1_000_000n, { projectId: project.gid });
+    await setBudget(owner, org, 2_000_000n, { projectId: other.gid, period: 'MONTHLY' });
+    const list = async (organizationWide?: boolean) => {
+      const res = await owner.gql(`query($slug: String!, $w: Boolean) { organization(slug: $slug) { budgets(organizationWide: $w) { limit project { id } } } }`, {
+        slug: org.slug,
+        w: organizationWide,
+      });
+      return (res.data!.organization.budgets as { limit: string; project: { id: string } | null }[]).map((b) => `${b.limit}@${b.project?.id ?? 'org'}`);
+    };
+    expect(await list(true)).toEqual(['9000000@org']);
+    expect((await list(false)).sort()).toEqual([`1000000@${project.gid}`, `2000000@${other.gid}`].sort());
+    expect(await list()).toHaveLength(3);
+  });
+
   it('only ADMIN and above can set or remove budgets, and every change is audited', async () => {
     const { org, owner } = await setup();
     const member = await given(app).aMemberOf(org, 'MEMBER');

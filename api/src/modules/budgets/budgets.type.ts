@@ -107,7 +107,15 @@ function view(ctx: Pick<Context, 'prisma'>, b: Parameters<typeof budgets.viewBud
 builder.prismaObjectField('Organization', 'budgets', (t) =>
   t.relation('budgets', {
     description: 'Every budget of the organization: organization-wide ones first, then per project.',
-    query: { orderBy: [{ projectId: { sort: 'asc', nulls: 'first' } }, { period: 'asc' }] },
+    args: {
+      organizationWide: t.arg.boolean({
+        description: 'true: only the organization-wide budgets; false: only the per-project ones; omitted: all.',
+      }),
+    },
+    query: (args) => ({
+      ...(typeof args.organizationWide === 'boolean' ? { where: { projectId: args.organizationWide ? null : { not: null } } } : {}),
+      orderBy: [{ projectId: { sort: 'asc', nulls: 'first' } }, { period: 'asc' }],
+    }),
   }),
 );
 

@@ -115,8 +115,13 @@ export async function addMember(ctx: Context, organizationId: string, raw: unkno
   if (!canAssignRole(actorRole, null, input.role)) {
     throw await deny(ctx, organizationId, 'member.add', actorRole, `You cannot grant ${input.role}`, { grant: input.role });
   }
+  // Once too many unknown emails were tried, every email is refused alike: the answer tells nothing more.
+  await ctx.limits.ensureAvailable('memberLookupUser', ctx.viewer!.userId);
   const user = await ctx.prisma.user.findUnique({ where: { email: input.email } });
-  if (!user) throw new ValidationError([{ path: ['email'], message: 'No account uses this email; ask them to sign up first' }]);
+  if (!user) {
+    await ctx.limits.penalize('memberLookupUser', ctx.viewer!.userId);
+    throw new ValidationError([{ path: ['email'], message: 'No account uses this email; ask them to sign up first' }]);
+  }
   const existing = await ctx.prisma.membership.findUnique({ where: { organizationId_userId: { organizationId, userId: user.id } } });
   if (existing) throw new ConflictError('This person is already a member');
   return ctx.prisma.$transaction(async (tx) => {

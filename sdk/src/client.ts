@@ -1,5 +1,6 @@
 import { HealthDocument, type HealthQuery } from './_generated/graphql.js';
 import {
+  activityApi,
   agentsApi,
   membersApi,
   organizationsApi,
@@ -7,10 +8,12 @@ import {
   providersApi,
   tokensApi,
   viewerApi,
+  type AccountEvent,
   type Viewer,
 } from './resources.js';
 import { budgetsApi, usageApi } from './budgets.js';
 import { runsApi } from './runs.js';
+import type { Paginated } from './pagination.js';
 import { createTransport, type ClientOptions, type Transport } from './transport.js';
 
 export interface HubClient extends Transport {
@@ -18,6 +21,8 @@ export interface HubClient extends Transport {
   health(): Promise<HealthQuery['health']>;
   /** The signed-in account with its API tokens and organizations. */
   viewer(): Promise<Viewer>;
+  /** Your account's own record, newest first: sign-ins, failed sign-in attempts, API tokens created and revoked. */
+  activity(): Paginated<AccountEvent>;
   tokens: ReturnType<typeof tokensApi>;
   organizations: ReturnType<typeof organizationsApi>;
   members: ReturnType<typeof membersApi>;
@@ -38,6 +43,7 @@ export function createClient(options: ClientOptions): HubClient {
       return (await transport.request(HealthDocument)).health;
     },
     viewer: viewerApi(transport),
+    activity: activityApi(transport),
     tokens: tokensApi(transport),
     organizations: organizationsApi(transport),
     members: membersApi(transport),

@@ -2,6 +2,7 @@ export { createClient, type HubClient } from './client.js';
 export type { ClientOptions, SubscribeOptions, Transport } from './transport.js';
 export type { List, Page, PageArgs, Paginated } from './pagination.js';
 export type {
+  AccountEvent,
   Agent,
   ApiToken,
   Membership,

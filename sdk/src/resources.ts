@@ -21,8 +21,10 @@ import {
   UpdateMemberRoleDocument,
   UpdateOrganizationDocument,
   UpdateProjectDocument,
+  ViewerActivityDocument,
   ViewerDocument,
   ViewerOrganizationsDocument,
+  type AccountEventFragment,
   type AddMemberInput,
   type AgentFragment,
   type ApiTokenFragment,
@@ -51,6 +53,8 @@ import type { Transport } from './transport.js';
 export type User = UserFragment;
 export type Viewer = NonNullable<ViewerQuery['viewer']>;
 export type ApiToken = ApiTokenFragment;
+/** One entry of your account's own record (`client.activity()`): `auth.sign_in`, `auth.sign_in_failed`, `token.created`… */
+export type AccountEvent = AccountEventFragment;
 export type Organization = OrganizationFragment;
 /** An organization with the first page of its members and projects. */
 export type OrganizationDetails = NonNullable<OrganizationQuery['organization']>;
@@ -74,6 +78,19 @@ export function viewerApi(t: Transport) {
     if (!viewer) throw new UnauthorizedError('No credentials: pass a token to createClient');
     return viewer;
   };
+}
+
+export function activityApi(t: Transport) {
+  /**
+   * Your account's own record, newest first: sign-ups, sign-ins and failed sign-in attempts on your email,
+   * API tokens created and revoked. What you do in an organization is in its audit log.
+   */
+  return (): Paginated<AccountEvent> =>
+    paginate(async (page) => {
+      const { viewer } = await t.request(ViewerActivityDocument, page);
+      if (!viewer) throw new UnauthorizedError('No credentials: pass a token to createClient');
+      return toPage(viewer.activity);
+    });
 }
 
 export function tokensApi(t: Transport) {

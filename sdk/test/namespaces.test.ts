@@ -64,6 +64,15 @@ describe('viewer and tokens', () => {
     expect(revoked.active).toBe(false);
     expect(revoked.revokedAt).toEqual(expect.any(String));
     await expect(ci.viewer()).rejects.toBeInstanceOf(UnauthorizedError);
+
+    // Both land in the account's own record, newest first, across pages.
+    const first = await client.activity().page({ first: 1 });
+    const second = await client.activity().page({ first: 1, after: first.endCursor });
+    expect(first.hasNextPage).toBe(true);
+    expect([...first.items, ...second.items].map((e) => [e.action, e.target?.id])).toEqual([
+      ['token.revoked', apiToken.id],
+      ['token.created', apiToken.id],
+    ]);
   });
 
   it('throws UnauthorizedError from viewer() without a token', async () => {

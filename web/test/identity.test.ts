@@ -186,6 +186,11 @@ describe('identity and tenancy pages', () => {
     const prefix = (await row.locator('code').textContent())!.replace('…', '');
     expect(secret.startsWith(prefix)).toBe(true);
     expect(await page.content()).not.toContain(secret);
+    // The account's own record shows the new token first, then how this browser signed in.
+    const newest = main().getByRole('list', { name: 'Account activity' }).getByRole('listitem').first();
+    await newest.getByText('API token created').waitFor();
+    expect(await newest.textContent()).toContain('CI deploys');
+    await main().getByRole('list', { name: 'Account activity' }).getByText(/Signed in|Account created/).first().waitFor();
     await shot('tokens');
 
     const viewer = await gql<{ viewer: { user: { email: string } } }>(server.url, '{ viewer { user { email } } }', {}, { token: secret });

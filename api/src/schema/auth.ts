@@ -13,5 +13,6 @@ export function authScopeInitializer(ctx: Context) {
     loggedIn: ctx.viewer !== null,
     orgRole: async ({ organizationId, role }: { organizationId: string; role: Role }) =>
       atLeast(await ctx.roleIn(organizationId), role),
+    self: (userId: string) => ctx.viewer !== null && ctx.viewer.userId === userId,
   };
 }

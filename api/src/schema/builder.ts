@@ -40,6 +40,8 @@ export interface AuthScopes {
   loggedIn: boolean;
   /** Viewer holds at least `role` in the organization. */
   orgRole: { organizationId: string; role: Role };
+  /** The viewer is this user. */
+  self: string;
 }
 
 export const builder = new SchemaBuilder<{

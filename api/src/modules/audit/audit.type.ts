@@ -1,6 +1,7 @@
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { parseInput } from '../../lib/validate.js';
+import { ViewerRef } from '../auth/auth.type.js';
 import { AuditFilter, auditLogWhere, auditTarget, publicMetadata } from './audit.export.js';
 
 const AuditTargetRef = builder.objectRef<{ type: string; id: string }>('AuditTarget').implement({
@@ -13,9 +14,11 @@ const AuditTargetRef = builder.objectRef<{ type: string; id: string }>('AuditTar
 
 export const AuditLogRef = builder.prismaNode('AuditLog', {
   id: { field: 'id' },
-  description: 'One recorded action in an organization.',
-  // Defense in depth: an audit entry only ever resolves for ADMINs of its organization.
-  authScopes: (log) => (log.organizationId ? { orgRole: { organizationId: log.organizationId, role: 'ADMIN' } } : false),
+  description: "One recorded action: in an organization, or on an account (sign-ins, API tokens) outside any.",
+  // Defense in depth: an entry of an organization only ever resolves for its ADMINs; one of an account
+  // only for that account.
+  authScopes: (log) =>
+    log.organizationId ? { orgRole: { organizationId: log.organizationId, role: 'ADMIN' } } : log.actorId ? { self: log.actorId } : false,
   fields: (t) => ({
     action: t.exposeString('action', { description: 'Dotted action name, e.g. "member.role_changed" or "access.denied".' }),
     actor: t.relation('actor', { nullable: true, description: 'Who acted; null for system actions and deleted accounts.' }),
@@ -57,5 +60,18 @@ builder.prismaObjectField('Organization', 'auditLogs', (t) =>
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       });
     },
+  }),
+);
+
+builder.objectField(ViewerRef, 'activity', (t) =>
+  t.prismaConnection({
+    type: 'AuditLog',
+    cursor: 'id',
+    maxSize: MAX_PAGE_SIZE,
+    defaultSize: 20,
+    description:
+      "Your account's own record, newest first: sign-ups, sign-ins and failed sign-in attempts on your email, API tokens created and revoked. What you do in an organization is in its audit log.",
+    resolve: (query, viewer, _args, ctx) =>
+      ctx.prisma.auditLog.findMany({ ...query, where: { organizationId: null, actorId: viewer.userId }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
   }),
 );

@@ -70,6 +70,41 @@ describe('accounts and sessions', () => {
   });
 });
 
+describe("an account's own activity", () => {
+  const ACTIVITY = `query($first: Int, $after: String) { viewer { activity(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor } edges { node { action ip actor { email } target { type } } } } } }`;
+  type Page = { pageInfo: { hasNextPage: boolean; endCursor: string }; edges: { node: { action: string; actor: { email: string } | null; target: { type: string } | null } }[] };
+
+  it('lists sign-ups, sign-ins, failed attempts on the email and API tokens, newest first, to that account only', async () => {
+    const email = `activity-${Date.now()}@example.test`;
+    const password = 'correct horse battery';
+    const cookie = cookieFrom(await gql(app.url, SIGN_UP, { input: { email, password, name: 'Act' } }));
+    await gql(app.url, SIGN_IN, { input: { email, password: 'wrong password!' } });
+    await gql(app.url, SIGN_IN, { input: { email, password } });
+    const created = await gql(app.url, `mutation { createApiToken(input: { name: "act" }) { ... on CreateApiTokenPayload { apiToken { id } } } }`, {}, { cookie });
+    await gql(app.url, `mutation($id: ID!) { revokeApiToken(input: { id: $id }) { __typename } }`, { id: created.data!.createApiToken.apiToken.id }, { cookie });
+    // An organization's actions belong to its audit log, not here.
+    await gql(app.url, `mutation { createOrganization(input: { name: "Act Org", slug: "act-${Date.now()}" }) { __typename } }`, {}, { cookie });
+
+    const page = async (after?: string) => (await gql(app.url, ACTIVITY, { first: 2, after }, { cookie })).data!.viewer.activity as Page;
+    const actions: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const p = await page(after);
+      actions.push(...p.edges.map((e) => e.node.action));
+      if (!p.pageInfo.hasNextPage) break;
+      after = p.pageInfo.endCursor;
+    }
+    expect(actions).toEqual(['token.revoked', 'token.created', 'auth.sign_in', 'auth.sign_in_failed', 'auth.sign_up']);
+    const first = await page();
+    expect(first.edges[0]!.node).toMatchObject({ actor: { email }, target: { type: 'ApiToken' } });
+
+    // Someone else sees only their own (here: nothing).
+    const other = await given(app).aUser();
+    expect((await other.gql(ACTIVITY)).data!.viewer.activity.edges).toEqual([]);
+  });
+});
+
 describe('API tokens', () => {
   it('shows the secret once, authenticates with it, lists it by prefix, and stops working when revoked', async () => {
     const user = await given(app).aUser();
@@ -90,7 +125,7 @@ describe('API tokens', () => {
     const revoked = await user.gql(`mutation($id: ID!) { revokeApiToken(input: { id: $id }) { __typename } }`, { id: apiToken.id });
     expect(revoked.data!.revokeApiToken.__typename).toBe('RevokeApiTokenPayload');
     expect((await gql(app.url, VIEWER, {}, { token: secret })).status).toBe(401);
-    expect(await app.rt.prisma.auditLog.count({ where: { action: { in: ['token.created', 'token.revoked'] } } })).toBe(2);
+    expect(await app.rt.prisma.auditLog.count({ where: { actorId: user.id, action: { in: ['token.created', 'token.revoked'] } } })).toBe(2);
   });
 
   it('an expiring token stops working when it expires, also after it was just used', async () => {

@@ -94,13 +94,15 @@ const MAX_NOTIFY_BYTES = 7_900;
  * Many processes (PostgreSQL): LISTEN/NOTIFY on one dedicated connection, local fan-out per channel.
  * A process delivers its own messages to its own subscribers directly (after the write that they announce
  * has committed) and skips their echo from PostgreSQL: one hop less for a run's subscribers on the API
- * process whose worker executes it. A message is the sending process's id (a UUID) followed by
- * `{"c": channel, "p": payload}`, so the echo is recognised without parsing it.
+ * process whose worker executes it. A message is `{"o": sender id, "c": channel, "p": payload}` with the
+ * sender's id first, so the echo is recognised without parsing it.
  */
 export async function createPgBus(connectionString: string, publisher: pg.Pool, logger: Logger): Promise<EventBus> {
   const local = new EventEmitter();
   local.setMaxListeners(0);
   const origin = randomUUID();
+  /** How every message this process sends begins (see encode). */
+  const ownPrefix = `{"o":"${origin}",`;
   let listener: pg.Client | undefined;
   let closed = false;
 
@@ -108,10 +110,10 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
     const client = new pg.Client({ connectionString });
     client.on('notification', (msg) => {
       // This process's own messages were delivered locally when sent: dropped unparsed.
-      if (!msg.payload || msg.payload.startsWith(origin)) return;
+      if (!msg.payload || msg.payload.startsWith(ownPrefix)) return;
       try {
-        const { c, p } = JSON.parse(msg.payload.slice(origin.length)) as { c: string; p: unknown };
-        local.emit(c, p);
+        const { c, p, o } = JSON.parse(msg.payload) as { c: string; p: unknown; o?: string };
+        if (o !== origin) local.emit(c, p);
       } catch (err) {
         logger.warn({ err }, 'ignoring malformed notification');
       }
@@ -130,7 +132,9 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
   await connect();
 
   function encode(channel: string, payload: unknown) {
-    const text = origin + JSON.stringify({ c: channel, p: payload });
+    // The sender's id first, so that its own echo is recognised by its first characters; still one JSON
+    // object, which any process reads, whatever the order of its keys.
+    const text = ownPrefix + JSON.stringify({ c: channel, p: payload }).slice(1);
     if (Buffer.byteLength(text) > MAX_NOTIFY_BYTES) throw new Error(`notification on ${channel} too large`);
     return text;
   }

@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getTestDatabase, usingPostgres } from '../../test/db.js';
+import type { Database } from './db.js';
+import { createLogger } from './logger.js';
+import { createPgBus, NOTIFY_CHANNEL, type EventBus } from './pubsub.js';
+
+// Two buses on one database are two processes.
+describe.runIf(usingPostgres())('the PostgreSQL event bus', () => {
+  let db: Database;
+  let a: EventBus;
+  let b: EventBus;
+  const logger = createLogger('silent');
+
+  beforeAll(async () => {
+    db = await getTestDatabase();
+    [a, b] = await Promise.all([createPgBus(db.url!, db.pool!, logger), createPgBus(db.url!, db.pool!, logger)]);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+  });
+
+  /** Collects what a bus delivers on `channel`. */
+  async function listen(bus: EventBus, channel: string) {
+    const got: unknown[] = [];
+    await bus.subscribe(channel, (p) => p !== null && got.push(p));
+    return got;
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 150));
+
+  it("delivers a message once in the sending process and once in every other, whoever's statement sent it", async () => {
+    const inA = await listen(a, 'bus-test');
+    const inB = await listen(b, 'bus-test');
+    await a.publish('bus-test', { n: 1 });
+    // A statement's own notification (encode), delivered locally by its sender after the commit.
+    await db.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, b.encode!('bus-test', { n: 2 })]);
+    b.deliverLocally!('bus-test', { n: 2 });
+    await settle();
+    expect(inA).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(inB).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
+  it('reads a message of the earlier format (sender id last), as a process of the previous release sends it during an upgrade', async () => {
+    const inA = await listen(a, 'bus-old');
+    await db.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, JSON.stringify({ c: 'bus-old', p: { n: 3 }, o: 'an-older-process' })]);
+    await settle();
+    expect(inA).toEqual([{ n: 3 }]);
+    // And what this release sends is one JSON object with the same keys, which that release reads.
+    expect(JSON.parse(a.encode!('bus-old', { n: 4 }))).toMatchObject({ c: 'bus-old', p: { n: 4 }, o: expect.any(String) });
+  });
+});

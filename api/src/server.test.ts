@@ -134,6 +134,7 @@ describe('GraphQL over HTTP', () => {
     // A client with a token of its own may connect from anywhere; one without credentials is anonymous.
     expect(await handshake({ origin: 'http://evil.test' }, { authorization: `Bearer ${owner.token}` })).toBe(owner.email);
     expect(await handshake({ origin: 'http://evil.test' })).toBe('anonymous');
+    expect(await handshake({ origin: 'http://evil.test', cookie: 'theme=dark' })).toBe('anonymous');
   });
 
   it('sends helmet security headers and hides the framework', async () => {

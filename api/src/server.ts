@@ -14,7 +14,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { createContext, type Context } from './context.js';
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
 import { auditLogExport } from './modules/audit/audit.export.js';
-import { ACCESS_CHANNEL, accessEnds, InvalidCredentialsError, type AccessChange, type Viewer } from './modules/auth/viewer.js';
+import { ACCESS_CHANNEL, accessEnds, cookieValue, InvalidCredentialsError, SESSION_COOKIE, type AccessChange, type Viewer } from './modules/auth/viewer.js';
 import { checkHealth } from './modules/system/system.service.js';
 import type { Runtime } from './runtime.js';
 import { schema } from './schema/index.js';
@@ -49,7 +49,8 @@ export function cookieFromForeignPage(
   appOrigin: string | undefined,
 ): boolean {
   const origin = headers.origin;
-  if (typeof origin !== 'string' || !headers.cookie) return false;
+  const cookie = headers.cookie;
+  if (typeof origin !== 'string' || typeof cookie !== 'string' || !cookieValue(cookie, SESSION_COOKIE)) return false;
   if (headers.authorization || typeof params?.authorization === 'string' || typeof params?.token === 'string') return false;
   let page: URL;
   try {

@@ -301,6 +301,22 @@ describe('periods and alerts', () => {
     expect(alerts.map((a) => a.metadata)).toEqual([expect.objectContaining({ percent: 50, spentMicros: '5500', resetsAt: windowEnd('DAILY', 'Europe/Paris', new Date()).toISOString() })]);
   });
 
+  it('a settlement that crosses two thresholds at once announces both, in order', async () => {
+    const { guard, bus } = await aProcess();
+    const { org, runs } = await anOrganization(1_000n, 2);
+    const alerts: number[] = [];
+    const unsubscribe = await bus.subscribe(`budgets:${org.id}`, (m) => m !== null && alerts.push((m as { percent: number }).percent));
+    const first = await guard.reserve(runs[0]!, attempt(1, 600n));
+    await guard.settle(first, runs[0]!, attempt(1, 600n), outcome(600n)); // 60 %: crosses 50
+    const second = await guard.reserve(runs[1]!, attempt(1, 400n));
+    await guard.settle(second, runs[1]!, attempt(1, 400n), outcome(400n)); // 100 %: crosses 80 and 100 in one statement
+    const rows = await db.prisma.auditLog.findMany({ where: { organizationId: org.id, action: 'budget.threshold_crossed' }, orderBy: { createdAt: 'asc' } });
+    expect(rows.map((r) => (r.metadata as { percent: number }).percent).sort((x, y) => x - y)).toEqual([50, 80, 100]);
+    await until(async () => alerts.length === 3, 'alerts delivered');
+    expect(alerts).toEqual([50, 80, 100]);
+    await unsubscribe();
+  });
+
   it('two processes settling across 50 %, 80 % and 100 % announce each threshold once', async () => {
     const a = await aProcess();
     const b = await aProcess();

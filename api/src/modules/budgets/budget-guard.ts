@@ -156,8 +156,8 @@ interface AppliedBudget {
   reservedMicros: string;
   leaseMicros: string;
   resetsAt: string;
-  /** A threshold this statement crossed (its audit row is written): the budgetAlerts message. */
-  alert: Record<string, unknown> | null;
+  /** The thresholds this statement crossed, in order (their audit rows are written): budgetAlerts messages. */
+  alerts: Record<string, unknown>[];
   looseLeases: number;
 }
 
@@ -628,8 +628,8 @@ export class BudgetGuard implements AttemptBudget {
       // Over the limit (lowered): give back the spare at once. Far from it again: spare allowance is worth keeping.
       if (free < 0n) b.exact = true;
       else if (b.exact && now >= b.exactUntil && free * 10n >= b.limit && b.limit > 0n) b.exact = false;
-      if (r.alert) {
-        this.bus.publish(budgetChannel(r.organizationId), r.alert).catch((err) => this.logger.warn({ err }, 'budget alert not published'));
+      for (const alert of r.alerts) {
+        this.bus.publish(budgetChannel(r.organizationId), alert).catch((err) => this.logger.warn({ err }, 'budget alert not published'));
       }
     }
     for (const op of batch.ops.values()) {

@@ -207,6 +207,19 @@ describe('identity and tenancy pages', () => {
 
     const viewer = await gql(server.url, '{ viewer { user { email } } }', {}, { token: secret });
     expect(viewer.data?.viewer ?? null).toBeNull();
+
+    // The activity follows, and pages back through older entries than one page holds.
+    const activity = main().getByRole('list', { name: 'Account activity' });
+    await activity.getByRole('listitem').first().getByText('API token revoked').waitFor();
+    const user = await server.rt.prisma.user.findUniqueOrThrow({ where: { email: ada.email } });
+    await server.rt.prisma.auditLog.createMany({
+      data: Array.from({ length: 12 }, (_, i) => ({ actorId: user.id, action: 'auth.sign_in', ip: '192.0.2.1', createdAt: new Date(Date.now() - 86_400_000 - i * 1000) })),
+    });
+    await page.reload();
+    await expect.poll(() => activity.getByRole('listitem').count()).toBe(10);
+    await main().getByRole('button', { name: 'Show older' }).click();
+    await expect.poll(() => activity.getByRole('listitem').count()).toBeGreaterThan(10);
+    expect(await main().getByRole('button', { name: 'Show older' }).count()).toBe(0);
   });
 
   it('shows those actions in the audit log, with filters, details and exports', async () => {

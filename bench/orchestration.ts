@@ -5,9 +5,9 @@
  * mutation returns the run id the client subscribes to runEvents(afterSeq: 0) on its already-open
  * graphql-ws connection (the subscription replays, so nothing is missed); t1 = performance.now() when
  * the first TOKEN event arrives. The "over the socket" level sends the mutation over that graphql-ws
- * connection instead of POSTing it (the SDK's `operations: 'websocket'`). The fake OpenAI server (in a process of its own, as a provider is another
- * machine: bench/lib/fake-openai-process.ts) records on its clock when the provider request arrived and
- * when it wrote its first content chunk; that provider time to first token is subtracted:
+ * connection instead of POSTing it (the SDK's `operations: 'websocket'`). The fake OpenAI server (in a
+ * process of its own, as a provider is another machine: bench/lib/fake-openai-process.ts) records on its
+ * clock when the provider request arrived and when it wrote its first content chunk; that provider time to first token is subtracted:
  * overhead = (t1 - t0) - (firstChunkAt - receivedAt).
  *
  * The API runs alone in a child process (bench/api-process.ts) with the pg-boss queue and the
@@ -519,7 +519,7 @@ export const orchestration: Benchmark = {
       'overhead = (first TOKEN received - startRun sent, benchmark clock) - (fake provider first content chunk - request arrival, the fake process clock).',
       'Reference: LiteLLM publishes p50 12 ms / p99 43 ms proxy overhead.',
     ];
-    if (levels.some((l) => l.label.includes('socket'))) notes.push('"over the socket": startRun sent over the open graphql-ws connection (the SDK\'s operations: \'websocket\'); every other level POSTs it over HTTP.');
+    if (config.levels.some((spec) => spec.overSocket && levels.some((l) => l.label === spec.label))) notes.push('"over the socket": startRun sent over the open graphql-ws connection (the SDK\'s operations: \'websocket\'); every other level POSTs it over HTTP.');
     if (process.env.BENCH_QUEUE) notes.push(`DIAGNOSTIC RUN: BENCH_QUEUE=${process.env.BENCH_QUEUE} replaced the pg-boss queue; not the shipped configuration.`);
     for (const l of levels) {
       const cores = l.cpu.otherSeconds !== null ? l.cpu.otherSeconds / l.cpu.wallSeconds : 0;

@@ -110,23 +110,24 @@ export async function deleteOrganization(ctx: Context, organizationId: string, c
 }
 
 export async function addMember(ctx: Context, organizationId: string, raw: unknown) {
+  const { userId: actorId } = requireViewer(ctx);
   const actorRole = await authorize(ctx, organizationId, 'member.add', 'Organization');
   const input = parseInput(AddMember, raw);
   if (!canAssignRole(actorRole, null, input.role)) {
     throw await deny(ctx, organizationId, 'member.add', actorRole, `You cannot grant ${input.role}`, { grant: input.role });
   }
   // Once too many unknown emails were tried, every email is refused alike: the answer tells nothing more.
-  await ctx.limits.ensureAvailable('memberLookupUser', ctx.viewer!.userId);
+  await ctx.limits.ensureAvailable('memberLookupUser', actorId);
   const user = await ctx.prisma.user.findUnique({ where: { email: input.email } });
   if (!user) {
-    await ctx.limits.penalize('memberLookupUser', ctx.viewer!.userId);
+    await ctx.limits.penalize('memberLookupUser', actorId);
     throw new ValidationError([{ path: ['email'], message: 'No account uses this email; ask them to sign up first' }]);
   }
   const existing = await ctx.prisma.membership.findUnique({ where: { organizationId_userId: { organizationId, userId: user.id } } });
   if (existing) throw new ConflictError('This person is already a member');
   return ctx.prisma.$transaction(async (tx) => {
     const m = await tx.membership.create({ data: { organizationId, userId: user.id, role: input.role } });
-    await audit(tx, { organizationId, actorId: ctx.viewer!.userId, action: 'member.added', targetType: 'Membership', targetId: m.id, metadata: { userId: user.id, email: user.email, role: input.role }, ip: ctx.ip });
+    await audit(tx, { organizationId, actorId, action: 'member.added', targetType: 'Membership', targetId: m.id, metadata: { userId: user.id, email: user.email, role: input.role }, ip: ctx.ip });
     return m;
   });
 }

@@ -44,7 +44,7 @@ const SUGGESTION = / ?Did you mean(.+?)\?$/;
  * one that brings its own token (connection parameters or Authorization header) may come from anywhere,
  * and one without an Origin header is not from a browser page.
  */
-export function cookieFromForeignPage(
+function cookieFromForeignPage(
   headers: Record<string, string | string[] | undefined>,
   params: Readonly<Record<string, unknown>> | undefined,
   appOrigin: string | undefined,

@@ -1,35 +1,36 @@
 /**
- * Fan-out: N graphql-ws subscribers (one WebSocket connection each) on one streaming run served by one
- * API process.
+ * Fan-out: N graphql-transport-ws subscribers (one WebSocket connection each) on one streaming run served
+ * by one API process.
  *
  * Latency: the fake provider writes each chunk's send time (wall clock, sub-millisecond:
  * performance.timeOrigin + performance.now()) into the chunk text; every subscriber, in this process,
- * takes the same clock when a TOKEN event arrives and computes receive - send for every stamp the event
- * carries. So the figure covers provider → SDK parse → persist → publish → fan-out → WebSocket → client,
+ * takes the same clock when a message arrives (bench/lib/lean-ws.ts) and, after the stream, computes
+ * receive - send for every stamp its TOKEN events carry. So the figure covers provider → SDK parse → persist → publish → fan-out → WebSocket → client,
  * including the time a token waits for the writer's group commit. A second figure uses the event's
  * server `createdAt` (1 ms resolution) to isolate persist + fan-out.
  *
  * Memory: the API process runs alone (bench/api-process.ts); its resident set size is read from
  * /proc/<pid>/status (VmRSS sampled during the stream, VmHWM = the kernel's peak).
  */
+import type { FormattedExecutionResult } from 'graphql';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Client } from 'graphql-ws';
 import { startApiProcess, type ApiProcess } from './lib/api-child.js';
 import { connectWs, createAgent, mapLimit, RUN_EVENTS, startRun, type WireEvent } from './lib/client.js';
+import { connectFanoutClient, fanoutClientKind, type FanoutClient, type FanoutClientKind } from './lib/lean-ws.js';
 import { cpuWindow, type CpuWindow } from './lib/cpu.js';
 import { summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
 import { GATE, STAMP, startStampedOpenAI, type StampedOpenAI } from './lib/stamped-openai.js';
-import { loopDelayMonitor, round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
+import { loopDelayMonitor, round, roundSummary, summarize, type Summary } from './lib/stats.js';
 import { startFloorServer } from './lib/ws-floor.js';
 
 const env = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
 
 interface Subscriber {
-  client: Client;
+  client: FanoutClient;
   lastSeq: number;
   text: string;
   tokenEvents: number;
@@ -92,7 +93,7 @@ interface VariantResult {
 async function runVariant(
   ctx: BenchContext,
   kind: 'postgresql' | 'pglite',
-  cfg: { subscribers: number; chunks: number; intervalMs: number; connectParallelism: number; gateMaxMs: number },
+  cfg: { subscribers: number; chunks: number; intervalMs: number; connectParallelism: number; gateMaxMs: number; client: FanoutClientKind },
 ): Promise<VariantResult> {
   const apiKey = 'sk-bench-openai';
   const fake: StampedOpenAI = await startStampedOpenAI({ apiKey, chunks: cfg.chunks, intervalMs: cfg.intervalMs });
@@ -146,7 +147,7 @@ async function runVariant(
     const errors: string[] = [];
     const clients = await mapLimit(Array.from({ length: cfg.subscribers }), cfg.connectParallelism, async () => {
       try {
-        return await connectWs(api!.wsUrl, org!.token, 60_000);
+        return await connectFanoutClient(cfg.client, api!.wsUrl, org!.token, 60_000);
       } catch (err) {
         errors.push(`connect: ${String((err as Error)?.message ?? err)}`);
         return null;
@@ -161,39 +162,44 @@ async function runVariant(
     let allDone!: () => void;
     const finished = new Promise<void>((r) => (allDone = r));
     let doneCount = 0;
-    const connected = clients.filter((c): c is Client => c !== null);
+    const connected = clients.filter((c): c is FanoutClient => c !== null);
     const markDone = (s: Subscriber) => {
       if (s.done) return;
       s.done = true;
       if (++doneCount === connected.length) allDone();
     };
+    const handle = (s: Subscriber, recv: number, msg: FormattedExecutionResult<Record<string, unknown>, unknown>) => {
+      if (msg.errors) {
+        s.error = msg.errors.map((e) => e.message).join('; ');
+        return;
+      }
+      const e = msg.data!.runEvents as WireEvent;
+      if (e.seq !== s.lastSeq + 1) s.outOfOrder++;
+      s.lastSeq = e.seq;
+      if (e.type === 'STATUS') {
+        if (e.status === 'RUNNING') s.sawRunning = true;
+        else if (e.status !== 'QUEUED') s.status = e.status;
+        return;
+      }
+      if (e.type !== 'TOKEN' || !e.text) return;
+      s.tokenEvents++;
+      s.text += e.text;
+      if (s.liveAtRelease) received.push({ recv, text: e.text, createdAt: e.createdAt });
+    };
+    // Once the stream is released, a message is only stamped and kept: it is parsed and checked after the
+    // stream. This process shares the cores with the API, and its own work per message delays the
+    // messages still waiting in the other 999 sockets.
+    const deferred: { s: Subscriber; recv: number; payload: () => FormattedExecutionResult<Record<string, unknown>, unknown> }[] = [];
     for (const client of connected) {
       const s: Subscriber = { client, lastSeq: 0, text: '', tokenEvents: 0, sawRunning: false, done: false, status: null, error: null, outOfOrder: 0, liveAtRelease: false };
       subs.push(s);
-      client.subscribe<{ runEvents: WireEvent }>(
-        { query: RUN_EVENTS, variables: { runId, afterSeq: 0 } },
+      client.subscribe(
+        RUN_EVENTS,
+        { runId, afterSeq: 0 },
         {
-          next: (msg) => {
-            const recv = wallNow();
-            if (msg.errors) {
-              s.error = msg.errors.map((e) => e.message).join('; ');
-              return;
-            }
-            const e = msg.data!.runEvents;
-            if (e.seq !== s.lastSeq + 1) s.outOfOrder++;
-            s.lastSeq = e.seq;
-            if (e.type === 'STATUS') {
-              if (e.status === 'RUNNING') s.sawRunning = true;
-              else if (e.status !== 'QUEUED') s.status = e.status;
-              return;
-            }
-            if (e.type !== 'TOKEN' || !e.text) return;
-            s.tokenEvents++;
-            s.text += e.text;
-            if (!s.liveAtRelease) return;
-            // The stamps are read after the stream: this process shares the cores with the API, and its
-            // own work per message delays the messages still waiting in the other 999 sockets.
-            received.push({ recv, text: e.text, createdAt: e.createdAt });
+          next: (recv, payload) => {
+            if (s.liveAtRelease) deferred.push({ s, recv, payload });
+            else handle(s, recv, payload());
           },
           error: (err) => {
             s.error = String((err as Error)?.message ?? JSON.stringify(err));
@@ -240,6 +246,7 @@ async function runVariant(
     const stats = await api.stats().catch(() => null);
     const mem = api.memory();
     const profFile = await api.profileStop(`fanout-${kind}`);
+    for (const { s, recv, payload } of deferred) handle(s, recv, payload());
     for (const { recv, text, createdAt } of received) {
       let oldest = Infinity;
       for (const m of text.matchAll(STAMP)) {
@@ -321,26 +328,29 @@ interface FloorResult {
  * The same clients against a bare graphql-transport-ws server (bench/lib/ws-floor.ts) sending one message
  * per chunk on the provider's schedule: the best the API could do on this machine, with these clients.
  */
-async function runFloor(ctx: BenchContext, cfg: { subscribers: number; chunks: number; intervalMs: number; connectParallelism: number }): Promise<FloorResult> {
+async function runFloor(
+  ctx: BenchContext,
+  cfg: { subscribers: number; chunks: number; intervalMs: number; connectParallelism: number; client: FanoutClientKind },
+): Promise<FloorResult> {
   const server = await startFloorServer();
-  const clients: Client[] = [];
+  const clients: FanoutClient[] = [];
   try {
-    const received: { recv: number; text: string }[] = [];
+    const received: { recv: number; payload: () => FormattedExecutionResult<Record<string, unknown>, unknown> }[] = [];
     const counts: number[] = [];
     let done = 0;
     let allDone!: () => void;
     const finished = new Promise<void>((r) => (allDone = r));
     await mapLimit(Array.from({ length: cfg.subscribers }), cfg.connectParallelism, async (_, i) => {
-      const client = await connectWs(server.wsUrl, 'unused', 60_000);
+      const client = await connectFanoutClient(cfg.client, server.wsUrl, 'unused', 60_000);
       clients.push(client);
       counts[i] = 0;
-      client.subscribe<{ runEvents: WireEvent }>(
-        { query: RUN_EVENTS, variables: { runId: 'floor', afterSeq: 0 } },
+      client.subscribe(
+        RUN_EVENTS,
+        { runId: 'floor', afterSeq: 0 },
         {
-          next: (msg) => {
-            const recv = wallNow();
+          next: (recv, payload) => {
             counts[i]!++;
-            received.push({ recv, text: msg.data!.runEvents.text! });
+            received.push({ recv, payload });
           },
           error: () => ++done === cfg.subscribers && allDone(),
           complete: () => ++done === cfg.subscribers && allDone(),
@@ -353,7 +363,10 @@ async function runFloor(ctx: BenchContext, cfg: { subscribers: number; chunks: n
     await Promise.all([server.stream(cfg.chunks, cfg.intervalMs), Promise.race([finished, delay(cfg.chunks * cfg.intervalMs + 60_000)])]);
     const cpu = endCpu();
     const perChunk: number[] = [];
-    for (const { recv, text } of received) for (const m of text.matchAll(STAMP)) perChunk.push(recv - Number(m[1]));
+    for (const { recv, payload } of received) {
+      const text = (payload().data!.runEvents as WireEvent).text!;
+      for (const m of text.matchAll(STAMP)) perChunk.push(recv - Number(m[1]));
+    }
     ctx.log(`  transport floor: ${received.length}/${cfg.subscribers * cfg.chunks} messages delivered by a bare graphql-transport-ws server`);
     return {
       subscribers: cfg.subscribers,
@@ -380,6 +393,7 @@ export const fanout: Benchmark = {
       intervalMs: env('BENCH_FANOUT_INTERVAL_MS', 20),
       connectParallelism: 50,
       gateMaxMs: env('BENCH_FANOUT_GATE_MAX_MS', 40_000),
+      client: fanoutClientKind(),
     };
     const which = (process.env.BENCH_FANOUT_DATABASES ?? 'postgresql,pglite').split(',').map((s) => s.trim()) as ('postgresql' | 'pglite')[];
     const variants: VariantResult[] = [];
@@ -454,6 +468,9 @@ export const fanout: Benchmark = {
     ]);
     const notes = [
       'Latency per chunk: the fake provider stamps each chunk with its send time; subscribers in this process read the same clock on receipt.',
+      cfg.client === 'lean'
+        ? 'Subscribers: lean graphql-transport-ws clients on `ws` (receive time taken on arrival, messages parsed and checked after the stream); BENCH_FANOUT_CLIENT=graphql-ws uses the graphql-ws client.'
+        : 'Subscribers: the graphql-ws client (every message parsed and dispatched on arrival, which delays the messages waiting in the other sockets); the default is the lean client.',
       'Memory: /proc/<api pid>/status; "process peak" is VmHWM (kernel high-water mark since the process started, start-up included).',
     ];
     if (floor) {

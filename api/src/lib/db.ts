@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import v8 from 'node:v8';
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
@@ -60,6 +61,18 @@ function statementName(text: string) {
   return name;
 }
 
+/**
+ * The embedded database is PostgreSQL compiled to WebAssembly. V8 compiles it with its baseline compiler
+ * (Liftoff) and then, in the background, recompiles its hot functions with the optimizing one: about 60 MB
+ * more resident memory in this process (compiled code and the compiler's own memory), for queries that
+ * are small here (measured in bench/README.md, "Embedded database memory"). So this process compiles
+ * WebAssembly with Liftoff only. V8 reads the flag when a module is compiled, so it must be set before
+ * PGlite compiles its module; WebAssembly compiled earlier keeps its tiering.
+ */
+function useBaselineWasmCompiler() {
+  v8.setFlagsFromString('--liftoff-only');
+}
+
 /** Shared buffers of the embedded database (see openDatabase). */
 export const EMBEDDED_SHARED_BUFFERS = '32MB';
 
@@ -107,6 +120,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   }
   // Loaded only for the embedded database: its WebAssembly build is tens of megabytes a PostgreSQL process never needs.
   const [{ PGlite }, { PrismaPGlite }] = await Promise.all([import('@electric-sql/pglite'), import('pglite-prisma-adapter')]);
+  useBaselineWasmCompiler();
   // PostgreSQL's default 128 MB of shared buffers would be most of this process's memory; the embedded
   // database serves one process and its files sit in the OS page cache anyway.
   const pglite = await PGlite.create(location, { postgresqlconf: [`shared_buffers = ${EMBEDDED_SHARED_BUFFERS}`] });

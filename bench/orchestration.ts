@@ -19,8 +19,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from 'graphql-ws';
 import { startApiProcess, type ApiProcess, type ApiStats, type SeededOrg } from './lib/api-child.js';
 import { connectWs, createAgent, gql, mapLimit, RUN_EVENTS, RUN_TIMES, startRun, startRunOverSocket, type WireEvent } from './lib/client.js';
+import { WebSocket } from './lib/deps.js';
 import { cpuWindow, type CpuWindow } from './lib/cpu.js';
 import { startFakeOpenAIProcess, type FakeOpenAIProcess, type FakeRequestTiming } from './lib/fake-openai-process.js';
+import { startOrchestrationFloor, type OrchestrationFloor } from './lib/orchestration-floor.js';
 import { resetStatements, statementTotals, topStatements, type PostgresServer } from './lib/postgres.js';
 import { summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
@@ -335,6 +337,133 @@ async function runLevel(
   };
 }
 
+interface FloorLevel {
+  label: string;
+  runs: number;
+  failed: number;
+  overhead: Summary;
+  endToEnd: Summary;
+  cpu: CpuWindow;
+  /** The floor server's and PostgreSQL's CPU per run started (ms). */
+  serverCpuMsPerRun: number | null;
+  postgresCpuMsPerRun: number | null;
+}
+
+/**
+ * The same load (level 1: sequential short runs; level 50: 50 closed loops of long runs) against the bare
+ * server of bench/lib/orchestration-floor.ts, started over open WebSockets (one per organization, as the
+ * "over the socket" level does). Overhead is taken as for the API: first token at the client − start sent,
+ * minus the fake provider's own time to first token.
+ */
+async function runFloor(
+  ctx: BenchContext,
+  floor: OrchestrationFloor,
+  fake: FakeOpenAIProcess,
+  pg: PostgresServer,
+  specs: { label: string; concurrency: number; rounds: number; durationMs: number }[],
+  connections: number,
+  longStreamMs: number,
+): Promise<FloorLevel[]> {
+  const waiting = new Map<string, { first: (t: number) => void; done: (err?: string) => void }>();
+  const sockets = await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const ws = new WebSocket(floor.wsUrl, { perMessageDeflate: false });
+      ws.on('message', (raw: Buffer) => {
+        const t = performance.now();
+        const m = JSON.parse(String(raw)) as { id: string; seq?: number; done?: boolean; error?: string };
+        const w = waiting.get(m.id);
+        if (!w) return;
+        if (m.seq === 1) w.first(t);
+        else if (m.done || m.error) w.done(m.error);
+      });
+      await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+      return ws;
+    }),
+  );
+  const oneFloorRun = async (ws: InstanceType<typeof WebSocket>, long: boolean) => {
+    const id = randomUUID();
+    const input = `floor ${long ? LONG : ''} ${id}`;
+    const sample = { input, t0: performance.now(), tFirst: null as number | null, error: null as string | null };
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        sample.error ??= 'timed out';
+        resolve();
+      }, 30_000);
+      waiting.set(id, {
+        first: (t) => (sample.tFirst = t),
+        done: (err) => {
+          if (err) sample.error = err;
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      ws.send(JSON.stringify({ id, input }));
+    });
+    waiting.delete(id);
+    return sample;
+  };
+  const results: FloorLevel[] = [];
+  try {
+    for (const spec of specs) {
+      await fake.reset();
+      const endCpu = cpuWindow(floor.pid, pg.postmasterPid, [fake.pid]);
+      const started = performance.now();
+      const measured: Awaited<ReturnType<typeof oneFloorRun>>[] = [];
+      let executed = 0;
+      if (spec.concurrency === 1) {
+        for (let r = 0; r < spec.rounds; r++) {
+          executed++;
+          measured.push(await oneFloorRun(sockets[r % sockets.length]!, false));
+          await delay(20);
+        }
+      } else {
+        const ramp = longStreamMs;
+        const deadline = started + ramp + spec.durationMs;
+        await Promise.all(
+          Array.from({ length: spec.concurrency }, async (_, w) => {
+            await delay((w * ramp) / spec.concurrency);
+            while (performance.now() < deadline) {
+              executed++;
+              const sample = await oneFloorRun(sockets[w % sockets.length]!, true);
+              if (sample.t0 >= started + ramp) measured.push(sample);
+            }
+          }),
+        );
+      }
+      const cpu = endCpu();
+      const byInput = new Map<string, FakeRequestTiming>();
+      for (const r of await fake.requests()) if (r.input !== null) byInput.set(r.input, r);
+      const overhead: number[] = [];
+      const endToEnd: number[] = [];
+      let failed = 0;
+      for (const s of measured) {
+        const req = byInput.get(s.input);
+        if (s.error || s.tFirst === null || !req || req.firstChunkAt === null) {
+          failed++;
+          continue;
+        }
+        endToEnd.push(s.tFirst - s.t0);
+        overhead.push(s.tFirst - s.t0 - (req.firstChunkAt - req.receivedAt));
+      }
+      const perRun = (seconds: number | null) => (seconds !== null && executed ? round((1000 * seconds) / executed, 2) : null);
+      results.push({
+        label: spec.label,
+        runs: measured.length,
+        failed,
+        overhead: roundSummary(summarize(overhead)),
+        endToEnd: roundSummary(summarize(endToEnd)),
+        cpu,
+        serverCpuMsPerRun: perRun(cpu.apiSeconds),
+        postgresCpuMsPerRun: perRun(cpu.postgresSeconds),
+      });
+      ctx.log(`  I/O floor, ${spec.label}: ${measured.length - failed}/${measured.length} measured runs ok, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    }
+  } finally {
+    for (const ws of sockets) ws.close();
+  }
+  return results;
+}
+
 export const orchestration: Benchmark = {
   name: 'orchestration',
   description: 'startRun (HTTP) → first TOKEN on a graphql-ws subscriber, minus provider TTFT, on PostgreSQL',
@@ -397,6 +526,7 @@ export const orchestration: Benchmark = {
     const tenants: Tenant[] = [];
     const levels: LevelResult[] = [];
     let idle: { cpu: CpuWindow; fetchesPerSecond: number | null; topStatements: unknown } | null = null;
+    let floorLevels: FloorLevel[] = [];
     try {
       api = await startApiProcess(
         {
@@ -443,6 +573,23 @@ export const orchestration: Benchmark = {
       const longStreamMs = config.provider.firstByteDelayMs + config.provider.long.chunks * config.provider.long.chunkDelayMs;
       for (const spec of config.levels.filter((l) => !only || only.includes(l.label))) {
         levels.push(await runLevel(ctx, spec, api, tenants, fake, pg, dbUrl, config.levelTimeBudgetMs, longStreamMs));
+      }
+
+      // The same load on a bare server doing only the I/O the product guarantees (the API stopped first).
+      if (process.env.BENCH_ORCHESTRATION_FLOOR !== '0') {
+        for (const t of tenants.splice(0)) await t.ws.dispose();
+        await api.stop();
+        api = undefined;
+        const floor = await startOrchestrationFloor({ databaseUrl: dbUrl, providerUrl: fake.url, apiKey });
+        try {
+          const specs = [
+            { label: '1', concurrency: 1, rounds: config.levels[0]!.rounds, durationMs: 0 },
+            { label: '50', concurrency: 50, rounds: 0, durationMs: config.levels[1]!.durationMs! },
+          ].filter((f) => !only || only.includes(f.label));
+          floorLevels = await runFloor(ctx, floor, fake, pg, specs, config.organizations, longStreamMs);
+        } finally {
+          await floor.stop();
+        }
       }
     } finally {
       for (const t of tenants) await t.ws.dispose();
@@ -498,6 +645,26 @@ export const orchestration: Benchmark = {
         rows: l.apiProfile.byPackage.slice(0, 8).map((r) => [r.ms, r.percent, r.name]),
       });
     }
+    if (floorLevels.length) {
+      tables.push({
+        title: 'I/O floor (ms): a bare server doing only the guaranteed I/O (bench/lib/orchestration-floor.ts), started over open WebSockets',
+        columns: ['concurrent', 'runs', 'failed', 'p50', 'p90', 'p99', 'max', 'mean', 'e2e p50', 'server ms/run', 'pg ms/run', 'others cpu s'],
+        rows: floorLevels.map((f) => [
+          f.label,
+          f.runs,
+          f.failed,
+          f.overhead.p50,
+          f.overhead.p90,
+          f.overhead.p99,
+          f.overhead.max,
+          f.overhead.mean,
+          f.endToEnd.p50,
+          f.serverCpuMsPerRun,
+          f.postgresCpuMsPerRun,
+          f.cpu.otherSeconds,
+        ]),
+      });
+    }
     const at50 = levels.find((l) => l.label === '50');
     const targets: Target[] = at50
       ? [
@@ -520,6 +687,11 @@ export const orchestration: Benchmark = {
       'Reference: LiteLLM publishes p50 12 ms / p99 43 ms proxy overhead.',
     ];
     if (config.levels.some((spec) => spec.overSocket && levels.some((l) => l.label === spec.label))) notes.push('"over the socket": startRun sent over the open graphql-ws connection (the SDK\'s operations: \'websocket\'); every other level POSTs it over HTTP.');
+    if (floorLevels.length) {
+      notes.push(
+        'I/O floor: per run one statement to store the run, the provider request over node:http, one statement to store the first token, one WebSocket message; no GraphQL, queue, budget or SDK. The product can at best approach it on this machine (BENCH_ORCHESTRATION_FLOOR=0 skips it).',
+      );
+    }
     if (process.env.BENCH_QUEUE) notes.push(`DIAGNOSTIC RUN: BENCH_QUEUE=${process.env.BENCH_QUEUE} replaced the pg-boss queue; not the shipped configuration.`);
     for (const l of levels) {
       const cores = l.cpu.otherSeconds !== null ? l.cpu.otherSeconds / l.cpu.wallSeconds : 0;
@@ -529,7 +701,7 @@ export const orchestration: Benchmark = {
       name: 'orchestration',
       title: 'Orchestration overhead on PostgreSQL',
       config: { ...config, postgres: pg.info, measuredAt: new Date(wallNow()).toISOString() },
-      figures: { levels, idle },
+      figures: { levels, idle, floor: floorLevels },
       tables,
       targets,
       notes,

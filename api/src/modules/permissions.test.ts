@@ -75,6 +75,10 @@ interface World {
   finishedRun: string;
   /** The organization's monthly budget. */
   budget: string;
+  /** A pending VIEWER invitation of the organization, for revokeInvitation. */
+  invitation: string;
+  /** For acceptInvitation: each account's link into an organization none of them belongs to, by account id. */
+  invitationTokens: Record<string, string>;
 }
 
 async function buildWorlds(app: TestServer, count: number): Promise<World[]> {
@@ -91,6 +95,13 @@ async function buildWorlds(app: TestServer, count: number): Promise<World[]> {
     }[],
     events: [] as { runId: string; seq: number; type: 'STATUS'; payload: { status: string } }[],
     budgets: [] as { id: string; organizationId: string; period: 'MONTHLY'; limitMicros: bigint; windowStart: Date }[],
+    invitations: [] as { id: string; organizationId: string; email: string; role: Role; tokenHash: string; expiresAt: Date }[],
+  };
+  const invite = (organizationId: string, email: string, role: Role) => {
+    const token = `hub_inv_${randomUUID()}`;
+    const id = randomUUID();
+    rows.invitations.push({ id, organizationId, email, role, tokenHash: sha256(token), expiresAt: new Date(Date.now() + 86_400_000) });
+    return { id, token };
   };
 
   const organization = (name: string) => {
@@ -144,6 +155,11 @@ async function buildWorlds(app: TestServer, count: number): Promise<World[]> {
     );
     const budget = { id: randomUUID(), organizationId, period: 'MONTHLY' as const, limitMicros: 25_000_000n, windowStart: new Date() };
     rows.budgets.push(budget);
+    const invitation = invite(organizationId, `invited-${randomUUID().slice(0, 12)}@example.test`, 'VIEWER');
+    const inviting = organization(`Inviting ${i}`);
+    const invitationTokens = Object.fromEntries(
+      [...Object.values(roles), bystander, newcomer, outsider].map((a) => [a.id, invite(inviting.id, a.email, 'MEMBER').token]),
+    );
     worlds.push({
       org: { id: org.id, gid: toGlobalId('Organization', org.id), slug: org.slug },
       roles,
@@ -155,6 +171,8 @@ async function buildWorlds(app: TestServer, count: number): Promise<World[]> {
       queuedRun: toGlobalId('Run', queuedRun.id),
       finishedRun: toGlobalId('Run', finishedRun.id),
       budget: toGlobalId('Budget', budget.id),
+      invitation: toGlobalId('Invitation', invitation.id),
+      invitationTokens,
     });
   }
 
@@ -168,6 +186,7 @@ async function buildWorlds(app: TestServer, count: number): Promise<World[]> {
   await prisma.agentRun.createMany({ data: rows.runs });
   await prisma.runEvent.createMany({ data: rows.events });
   await prisma.budget.createMany({ data: rows.budgets });
+  await prisma.invitation.createMany({ data: rows.invitations });
   return worlds;
 }
 
@@ -188,6 +207,9 @@ const VALID_INPUT: Record<MutationName, (w: World, actor: Account | null) => Rec
   updateOrganization: (w) => ({ id: w.org.gid, name: 'Renamed' }),
   deleteOrganization: (w) => ({ id: w.org.gid, confirmSlug: w.org.slug }),
   addMember: (w) => ({ organizationId: w.org.gid, email: w.newcomer.email, role: 'VIEWER' }),
+  inviteMember: (w) => ({ organizationId: w.org.gid, email: w.newcomer.email, role: 'VIEWER' }),
+  revokeInvitation: (w) => ({ invitationId: w.invitation }),
+  acceptInvitation: (w, actor) => ({ token: w.invitationTokens[(actor ?? w.roles.OWNER).id] }),
   updateMemberRole: (w) => ({ membershipId: w.bystander.membershipGid, role: 'VIEWER' }),
   removeMember: (w) => ({ membershipId: w.bystander.membershipGid }),
   createProject: (w) => ({ organizationId: w.org.gid, name: 'New project' }),

@@ -3,6 +3,7 @@ import './errors.js';
 import '../modules/system/system.type.js';
 import '../modules/auth/auth.type.js';
 import '../modules/orgs/orgs.type.js';
+import '../modules/orgs/invitations.type.js';
 import '../modules/projects/projects.type.js';
 import '../modules/agents/agents.type.js';
 import '../modules/runs/runs.type.js';

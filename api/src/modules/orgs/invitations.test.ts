@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { given } from '../../../test/factories.js';
+import { startTestServer, type TestServer } from '../../../test/harness.js';
+import { toGlobalId } from '../../lib/ids.js';
+import { sha256 } from '../../lib/tokens.js';
+
+const INVITE = `mutation($input: InviteMemberInput!) { inviteMember(input: $input) {
+  __typename
+  ... on InviteMemberPayload { token invitation { id email role status expiresAt invitedBy { name } } }
+  ... on Error { message }
+  ... on ValidationError { issues { path message } } } }`;
+const ACCEPT = `mutation($token: String!) { acceptInvitation(input: { token: $token }) {
+  __typename ... on AcceptInvitationPayload { membership { role organization { slug } } } ... on Error { message } } }`;
+const REVOKE = `mutation($id: ID!) { revokeInvitation(input: { invitationId: $id }) {
+  __typename ... on RevokeInvitationPayload { invitation { status } } ... on Error { message } } }`;
+const PREVIEW = `query($token: String!) { invitation(token: $token) { organizationName organizationSlug email role invitedByName } }`;
+const PENDING = `query($slug: String!) { organization(slug: $slug) { invitations { totalCount edges { node { email role status } } } } }`;
+
+let app: TestServer;
+
+beforeAll(async () => {
+  app = await startTestServer();
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+describe('member invitations', () => {
+  it('invites an email, previews and accepts the link as that account, once', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const grace = await g.aUser('Grace');
+    const invited = await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: grace.email.toUpperCase(), role: 'MEMBER' } });
+    const payload = invited.data!.inviteMember;
+    expect(payload.__typename).toBe('InviteMemberPayload');
+    expect(payload.invitation).toMatchObject({ email: grace.email, role: 'MEMBER', status: 'PENDING', invitedBy: { name: 'Owner' } });
+    expect(payload.token).toMatch(/^hub_inv_/);
+    // Only the token's hash is stored.
+    const stored = await app.rt.prisma.invitation.findFirstOrThrow({ where: { organizationId: org.id } });
+    expect(stored.tokenHash).toBe(sha256(payload.token));
+    expect(JSON.stringify(stored)).not.toContain(payload.token);
+
+    const preview = await grace.gql(PREVIEW, { token: `http://localhost:3000/invitations/${payload.token}` });
+    expect(preview.data!.invitation).toEqual({ organizationName: `Org ${org.slug}`, organizationSlug: org.slug, email: grace.email, role: 'MEMBER', invitedByName: 'Owner' });
+    expect((await org.owner.gql(PENDING, { slug: org.slug })).data!.organization.invitations.totalCount).toBe(1);
+
+    const accepted = await grace.gql(ACCEPT, { token: payload.token });
+    expect(accepted.data!.acceptInvitation).toEqual({ __typename: 'AcceptInvitationPayload', membership: { role: 'MEMBER', organization: { slug: org.slug } } });
+    expect(await app.rt.prisma.membership.count({ where: { organizationId: org.id, userId: grace.id, role: 'MEMBER' } })).toBe(1);
+    // Spent: the link shows nothing and cannot be used again; the invitation left the pending list.
+    expect((await grace.gql(PREVIEW, { token: payload.token })).data!.invitation).toBeNull();
+    expect((await grace.gql(ACCEPT, { token: payload.token })).data!.acceptInvitation.__typename).toBe('NotFoundError');
+    expect((await org.owner.gql(PENDING, { slug: org.slug })).data!.organization.invitations.totalCount).toBe(0);
+    const actions = (await app.rt.prisma.auditLog.findMany({ where: { organizationId: org.id }, orderBy: { createdAt: 'asc' } })).map((l) => l.action);
+    expect(actions).toEqual(['member.invited', 'member.joined']);
+  });
+
+  it('answers alike whether or not an account uses the email, and works for someone who signs up later', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const existing = await g.aUser('Existing');
+    const newcomerEmail = `later-${Date.now()}@example.test`;
+    const a = (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: existing.email, role: 'VIEWER' } })).data!.inviteMember;
+    const b = (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: newcomerEmail, role: 'VIEWER' } })).data!.inviteMember;
+    expect(a.__typename).toBe(b.__typename);
+    expect(Object.keys(a.invitation).sort()).toEqual(Object.keys(b.invitation).sort());
+    expect(a.invitation.status).toBe(b.invitation.status);
+
+    // The invited person signs up afterwards, with the invited email.
+    const newcomer = await g.aUser('Newcomer');
+    await app.rt.prisma.user.update({ where: { id: newcomer.id }, data: { email: newcomerEmail } });
+    const accepted = await newcomer.gql(ACCEPT, { token: b.token });
+    expect(accepted.data!.acceptInvitation.__typename).toBe('AcceptInvitationPayload');
+  });
+
+  it('refuses an account with another email, and leaves the invitation pending', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const invitee = await g.aUser('Invitee');
+    const other = await g.aUser('Someone else');
+    const { token } = (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: invitee.email, role: 'MEMBER' } })).data!.inviteMember;
+    const refused = await other.gql(ACCEPT, { token });
+    expect(refused.data!.acceptInvitation.__typename).toBe('ForbiddenError');
+    expect(refused.data!.acceptInvitation.message).toContain(invitee.email);
+    expect(await app.rt.prisma.membership.count({ where: { organizationId: org.id, userId: other.id } })).toBe(0);
+    expect((await invitee.gql(ACCEPT, { token })).data!.acceptInvitation.__typename).toBe('AcceptInvitationPayload');
+  });
+
+  it('unknown, revoked, replaced and expired links are all "not found"', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const u = await g.aUser('U');
+    const invite = async () => (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: u.email, role: 'MEMBER' } })).data!.inviteMember;
+
+    expect((await u.gql(ACCEPT, { token: 'hub_inv_nope' })).data!.acceptInvitation.__typename).toBe('NotFoundError');
+
+    const first = await invite();
+    const second = await invite(); // replaces the first
+    expect((await u.gql(ACCEPT, { token: first.token })).data!.acceptInvitation.__typename).toBe('NotFoundError');
+    expect((await org.owner.gql(PENDING, { slug: org.slug })).data!.organization.invitations.totalCount).toBe(1);
+
+    const revoked = await org.owner.gql(REVOKE, { id: second.invitation.id });
+    expect(revoked.data!.revokeInvitation).toEqual({ __typename: 'RevokeInvitationPayload', invitation: { status: 'REVOKED' } });
+    expect((await u.gql(ACCEPT, { token: second.token })).data!.acceptInvitation.__typename).toBe('NotFoundError');
+    expect((await org.owner.gql(REVOKE, { id: second.invitation.id })).data!.revokeInvitation.__typename).toBe('ConflictError');
+
+    const third = await invite();
+    await app.rt.prisma.invitation.updateMany({ where: { tokenHash: sha256(third.token) }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    expect((await u.gql(PREVIEW, { token: third.token })).data!.invitation).toBeNull();
+    expect((await u.gql(ACCEPT, { token: third.token })).data!.acceptInvitation.__typename).toBe('NotFoundError');
+    expect(await app.rt.prisma.membership.count({ where: { organizationId: org.id, userId: u.id } })).toBe(0);
+  });
+
+  it('members are not invited again; nobody grants above their own role; a MEMBER may not invite or see invitations', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const admin = await g.aMemberOf(org, 'ADMIN');
+    const member = await g.aMemberOf(org, 'MEMBER');
+    const again = await admin.gql(INVITE, { input: { organizationId: org.gid, email: member.email, role: 'VIEWER' } });
+    expect(again.data!.inviteMember.__typename).toBe('ConflictError');
+    const above = await admin.gql(INVITE, { input: { organizationId: org.gid, email: 'boss@example.test', role: 'OWNER' } });
+    expect(above.data!.inviteMember.__typename).toBe('ForbiddenError');
+    const byMember = await member.gql(INVITE, { input: { organizationId: org.gid, email: 'x@example.test', role: 'VIEWER' } });
+    expect(byMember.data!.inviteMember.__typename).toBe('ForbiddenError');
+    const bad = await admin.gql(INVITE, { input: { organizationId: org.gid, email: 'not-an-email', role: 'VIEWER' } });
+    expect(bad.data!.inviteMember.__typename).toBe('ValidationError');
+    expect(await app.rt.prisma.invitation.count({ where: { organizationId: org.id } })).toBe(0);
+
+    const ok = (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: 'boss@example.test', role: 'OWNER' } })).data!.inviteMember;
+    expect(ok.__typename).toBe('InviteMemberPayload');
+    // The admin may not revoke an invitation above their role; the member sees no invitations at all.
+    expect((await admin.gql(REVOKE, { id: ok.invitation.id })).data!.revokeInvitation.__typename).toBe('ForbiddenError');
+    expect((await member.gql(PENDING, { slug: org.slug })).data!.organization.invitations).toBeNull();
+  });
+
+  it("another organization's admin can neither revoke nor see an invitation", async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const stranger = await g.anOrganization();
+    const { invitation } = (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: 'someone@example.test', role: 'VIEWER' } })).data!.inviteMember;
+    expect((await stranger.owner.gql(REVOKE, { id: invitation.id })).data!.revokeInvitation.__typename).toBe('NotFoundError');
+    const node = await stranger.owner.gql(`query($id: ID!) { node(id: $id) { id } }`, { id: invitation.id });
+    expect(node.data?.node ?? null).toBeNull();
+    expect(invitation.id).toBe(toGlobalId('Invitation', (await app.rt.prisma.invitation.findFirstOrThrow({ where: { organizationId: org.id } })).id));
+  });
+
+  it('two tabs accepting at once: one membership', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const u = await g.aUser('Twice');
+    const { token } = (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: u.email, role: 'MEMBER' } })).data!.inviteMember;
+    const outcomes = (await Promise.all([u.gql(ACCEPT, { token }), u.gql(ACCEPT, { token })])).map((r) => r.data!.acceptInvitation.__typename).sort();
+    expect(outcomes).toEqual(['AcceptInvitationPayload', 'NotFoundError']);
+    expect(await app.rt.prisma.membership.count({ where: { organizationId: org.id, userId: u.id } })).toBe(1);
+  });
+});

@@ -89,13 +89,16 @@ ${accountTable()}
 
 ## Special rules
 
-- **Nobody raises anyone above their own role.** \`addMember\` and \`updateMemberRole\` may only grant a role
-  at most the caller's own, and \`updateMemberRole\` and \`removeMember\` may only touch a member whose role is
-  at most the caller's own. An ADMIN can therefore grant ADMIN but not OWNER, and cannot change or remove
+- **Nobody raises anyone above their own role.** \`inviteMember\` and \`updateMemberRole\` may only grant a role
+  at most the caller's own, and \`revokeInvitation\`, \`updateMemberRole\` and \`removeMember\` may only touch an
+  invitation or a member whose role is at most the caller's own. An ADMIN can therefore grant ADMIN but not OWNER, and cannot change or remove
   an OWNER. A refusal is a \`ForbiddenError\` with an \`access.denied\` audit row.
 - **An organization always keeps at least one OWNER.** The last OWNER can neither demote nor remove
   themselves (\`ValidationError\`); with two owners, either may step down or leave. The check runs inside the
   change's transaction with the organization row locked, so two owners leaving at once cannot both succeed.
+- **Invitations tell nobody who has an account.** \`inviteMember\` answers alike whatever the email; the
+  invitation is accepted through its secret link (stored hashed, one use, 7 days) by an account signed in
+  with the invited email, whatever its role elsewhere (\`acceptInvitation\` needs only a signed-in account).
 - **Anyone may leave.** \`removeMember\` on one's own membership needs no role, whatever the table says
   about \`member.remove\` (except for the last OWNER, above).
 - **Deleting an organization needs its slug typed again** (\`deleteOrganization(input: { id, confirmSlug })\`);

@@ -169,7 +169,7 @@ describe('in production', () => {
     const probes = [
       post(prod.graphqlUrl, '{ viewr { user { email } } }'),
       post(prod.graphqlUrl, '{ organization(slg: "x") { id } }'),
-      post(prod.graphqlUrl, 'mutation($input: AddMemberInput!) { addMember(input: $input) { __typename } }', {
+      post(prod.graphqlUrl, 'mutation($input: InviteMemberInput!) { inviteMember(input: $input) { __typename } }', {
         input: { organizationId: org.gid, email: 'a@example.test', role: 'ADMN' },
       }),
     ];
@@ -335,7 +335,7 @@ describe('bad input', () => {
     expect(longSignUp.data!.signUp.issues.map((i: { path: string[] }) => i.path.join('.')).sort()).toEqual(['email', 'name', 'password']);
 
     // Unknown enum values and missing required fields are request errors.
-    const ADD = `mutation($input: AddMemberInput!) { addMember(input: $input) { __typename } }`;
+    const ADD = `mutation($input: InviteMemberInput!) { inviteMember(input: $input) { __typename } }`;
     expect((await owner.gql(ADD, { input: { organizationId: org.gid, email: 'x@example.test', role: 'GOD' } })).errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect((await owner.gql(ADD, { input: { organizationId: org.gid } })).errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
 

@@ -2,6 +2,7 @@ import { HealthDocument, type HealthQuery } from './_generated/graphql.js';
 import {
   activityApi,
   agentsApi,
+  invitationsApi,
   membersApi,
   organizationsApi,
   projectsApi,
@@ -26,6 +27,7 @@ export interface HubClient extends Transport {
   tokens: ReturnType<typeof tokensApi>;
   organizations: ReturnType<typeof organizationsApi>;
   members: ReturnType<typeof membersApi>;
+  invitations: ReturnType<typeof invitationsApi>;
   projects: ReturnType<typeof projectsApi>;
   providers: ReturnType<typeof providersApi>;
   agents: ReturnType<typeof agentsApi>;
@@ -47,6 +49,7 @@ export function createClient(options: ClientOptions): HubClient {
     tokens: tokensApi(transport),
     organizations: organizationsApi(transport),
     members: membersApi(transport),
+    invitations: invitationsApi(transport),
     projects: projectsApi(transport),
     providers: providersApi(transport),
     agents: agentsApi(transport),

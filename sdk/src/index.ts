@@ -5,6 +5,8 @@ export type {
   AccountEvent,
   Agent,
   ApiToken,
+  Invitation,
+  InvitationPreview,
   Membership,
   Organization,
   OrganizationDetails,

@@ -1,5 +1,5 @@
 import {
-  AddMemberDocument,
+  AcceptInvitationDocument,
   AgentDocument,
   ApiTokensDocument,
   ArchiveAgentDocument,
@@ -9,7 +9,10 @@ import {
   CreateOrganizationDocument,
   CreateProjectDocument,
   DeleteOrganizationDocument,
+  InvitationPreviewDocument,
+  InviteMemberDocument,
   OrganizationDocument,
+  OrganizationInvitationsDocument,
   OrganizationMembersDocument,
   OrganizationProjectsDocument,
   ProjectAgentsDocument,
@@ -17,6 +20,7 @@ import {
   ProvidersDocument,
   RemoveMemberDocument,
   RevokeApiTokenDocument,
+  RevokeInvitationDocument,
   UpdateAgentDocument,
   UpdateMemberRoleDocument,
   UpdateOrganizationDocument,
@@ -25,7 +29,6 @@ import {
   ViewerDocument,
   ViewerOrganizationsDocument,
   type AccountEventFragment,
-  type AddMemberInput,
   type AgentFragment,
   type ApiTokenFragment,
   type CreateAgentInput,
@@ -33,6 +36,9 @@ import {
   type CreateOrganizationInput,
   type CreateProjectInput,
   type DeleteOrganizationInput,
+  type InvitationFragment,
+  type InvitationPreviewQuery,
+  type InviteMemberInput,
   type MembershipFragment,
   type OrganizationFragment,
   type OrganizationQuery,
@@ -46,7 +52,7 @@ import {
   type UserFragment,
   type ViewerQuery,
 } from './_generated/graphql.js';
-import { NotFoundError, UnauthorizedError, unwrap } from './errors.js';
+import { ForbiddenError, NotFoundError, UnauthorizedError, unwrap } from './errors.js';
 import { list, paginate, toPage, type List, type Paginated } from './pagination.js';
 import type { Transport } from './transport.js';
 
@@ -59,6 +65,10 @@ export type Organization = OrganizationFragment;
 /** An organization with the first page of its members and projects. */
 export type OrganizationDetails = NonNullable<OrganizationQuery['organization']>;
 export type Membership = MembershipFragment;
+/** An invitation to join an organization; its link works once, for the invited email, for 7 days. */
+export type Invitation = InvitationFragment;
+/** What an invitation link offers its holder: the organization, the role, who invited and until when. */
+export type InvitationPreview = NonNullable<InvitationPreviewQuery['invitation']>;
 export type Project = ProjectFragment;
 /** A project with its live queue counts. */
 export type ProjectDetails = NonNullable<ProjectQuery['project']>;
@@ -143,9 +153,15 @@ export function organizationsApi(t: Transport) {
 
 export function membersApi(t: Transport) {
   return {
-    /** Adds an existing account by email. Throws ConflictError if they are already a member. */
-    async add(input: AddMemberInput): Promise<Membership> {
-      return unwrap((await t.request(AddMemberDocument, { input })).addMember).membership;
+    /**
+     * Invites an email address, with or without an account yet. `token` is the secret of the link
+     * (`<app>/invitations/<token>`), shown only in this response: pass it on to the invitee, who joins with
+     * `invitations.accept`. A pending invitation for the same email is replaced. Throws ConflictError if
+     * they are already a member, ForbiddenError above your own role.
+     */
+    async invite(input: InviteMemberInput): Promise<{ invitation: Invitation; token: string }> {
+      const { invitation, token } = unwrap((await t.request(InviteMemberDocument, { input })).inviteMember);
+      return { invitation, token };
     },
     async updateRole(input: UpdateMemberRoleInput): Promise<Membership> {
       return unwrap((await t.request(UpdateMemberRoleDocument, { input })).updateMemberRole).membership;
@@ -160,6 +176,39 @@ export function membersApi(t: Transport) {
         const { organization } = await t.request(OrganizationMembersDocument, { slug: organizationSlug, ...page });
         return toPage(found(organization, 'Organization').members);
       });
+    },
+  };
+}
+
+export function invitationsApi(t: Transport) {
+  return {
+    /** Pending invitations of an organization (by slug), newest first. ADMIN and above; others get ForbiddenError. */
+    list(organizationSlug: string): Paginated<Invitation> {
+      return paginate(async (page) => {
+        const { organization } = await t.request(OrganizationInvitationsDocument, { slug: organizationSlug, ...page });
+        // The API answers a lower role with a FORBIDDEN error (thrown by the transport) and a null list.
+        const { invitations } = found(organization, 'Organization');
+        if (!invitations) throw new ForbiddenError('Your role cannot see invitations');
+        return toPage(invitations);
+      });
+    },
+    /** Withdraws a pending invitation: its link stops working. Throws ConflictError if it is no longer pending. */
+    async revoke(invitationId: string): Promise<Invitation> {
+      return unwrap((await t.request(RevokeInvitationDocument, { input: { invitationId } })).revokeInvitation).invitation;
+    },
+    /**
+     * What a link (or its token) offers, for its holder to decide; works without signing in. Null when the link is
+     * unknown, used, revoked or expired.
+     */
+    async preview(token: string): Promise<InvitationPreview | null> {
+      return (await t.request(InvitationPreviewDocument, { token })).invitation;
+    },
+    /**
+     * Joins the organization through a link (or its token), signed in as the invited email: another account
+     * gets ForbiddenError. A link works once; afterwards, or once revoked or expired, NotFoundError.
+     */
+    async accept(token: string): Promise<Membership> {
+      return unwrap((await t.request(AcceptInvitationDocument, { input: { token } })).acceptInvitation).membership;
     },
   };
 }

@@ -73,14 +73,43 @@ describe.each(['http', 'websocket'] as const)('typed errors from the real API, o
     expect((err as ForbiddenError).message).toContain('VIEWER');
     await expect(viewer.agents.update({ id: agent.id, name: 'Mine now' })).rejects.toBeInstanceOf(ForbiddenError);
     await expect(viewer.runs.start({ agentId: agent.id, input: 'go' })).rejects.toBeInstanceOf(ForbiddenError);
-    await expect(viewer.members.add({ organizationId: org.gid, email: viewerUser.email, role: 'OWNER' })).rejects.toBeInstanceOf(
+    await expect(viewer.members.invite({ organizationId: org.gid, email: 'friend@example.test', role: 'VIEWER' })).rejects.toBeInstanceOf(
       ForbiddenError,
     );
+    await expect(viewer.invitations.list(org.slug).toArray()).rejects.toBeInstanceOf(ForbiddenError);
   });
 
-  it('ConflictError when adding someone who is already a member', async () => {
+  it('ConflictError when inviting someone who is already a member', async () => {
     const member = await given(app).aMemberOf(org, 'MEMBER');
-    await expect(owner.members.add({ organizationId: org.gid, email: member.email, role: 'MEMBER' })).rejects.toBeInstanceOf(ConflictError);
+    await expect(owner.members.invite({ organizationId: org.gid, email: member.email, role: 'MEMBER' })).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('invitations: ForbiddenError above your role or for another account, NotFoundError once used or revoked', async () => {
+    const admin = clientFor(app, (await given(app).aMemberOf(org, 'ADMIN')).token);
+    const err = await rejection(admin.members.invite({ organizationId: org.gid, email: 'boss@example.test', role: 'OWNER' }));
+    expect(err).toBeInstanceOf(ForbiddenError);
+    expect((err as ForbiddenError).message).toContain('OWNER');
+
+    const grace = await given(app).aUser('Grace');
+    const stranger = clientFor(app, (await given(app).aUser('Mallory')).token);
+    const asGrace = clientFor(app, grace.token);
+    const { token } = await owner.members.invite({ organizationId: org.gid, email: grace.email, role: 'MEMBER' });
+    // The link is a secret, but only the invited email can use it.
+    const refused = await rejection(stranger.invitations.accept(token));
+    expect(refused).toBeInstanceOf(ForbiddenError);
+    expect((refused as ForbiddenError).message).toContain(grace.email);
+    expect((await asGrace.invitations.accept(token)).user.email).toBe(grace.email);
+    await expect(asGrace.invitations.accept(token)).rejects.toBeInstanceOf(NotFoundError);
+
+    const lin = await given(app).aUser('Lin');
+    const asLin = clientFor(app, lin.token);
+    const pending = await owner.members.invite({ organizationId: org.gid, email: lin.email, role: 'VIEWER' });
+    expect((await owner.invitations.list(org.slug).toArray()).map((i) => i.id)).toContain(pending.invitation.id);
+    expect((await owner.invitations.revoke(pending.invitation.id)).status).toBe('REVOKED');
+    expect((await owner.invitations.list(org.slug).toArray()).map((i) => i.id)).not.toContain(pending.invitation.id);
+    await expect(owner.invitations.revoke(pending.invitation.id)).rejects.toBeInstanceOf(ConflictError);
+    await expect(asLin.invitations.accept(pending.token)).rejects.toBeInstanceOf(NotFoundError);
+    await Promise.all([admin, stranger, asGrace, asLin].map((c) => c.close()));
   });
 
   it('UnauthorizedError for a bad token, over HTTP and over the WebSocket (without retrying)', async () => {

@@ -100,13 +100,31 @@ describe('organizations and members', () => {
     await expect(client.organizations.get('acme-robotics')).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('adds a member, changes their role, lists and removes them', async () => {
+  it('invites a member, who accepts with their own account; changes their role, lists and removes them', async () => {
     const org = await given(app).anOrganization(owner);
     const grace = await given(app).aUser('Grace');
-    const added = await client.members.add({ organizationId: org.gid, email: grace.email, role: 'VIEWER' });
-    expect(added).toMatchObject({ role: 'VIEWER', user: { email: grace.email }, viewerCanChangeRole: true });
+    const { invitation, token } = await client.members.invite({ organizationId: org.gid, email: grace.email, role: 'VIEWER' });
+    expect(invitation).toMatchObject({ email: grace.email, role: 'VIEWER', status: 'PENDING', invitedBy: { id: owner.gid }, acceptedAt: null });
+    expect(token).toMatch(/^hub_inv_/);
+    expect((await client.invitations.list(org.slug).toArray()).map((i) => i.id)).toEqual([invitation.id]);
 
-    const promoted = await client.members.updateRole({ membershipId: added.id, role: 'ADMIN' });
+    // The link tells whoever holds it what it offers, even before they sign in.
+    const link = `https://hub.example.test/invitations/${token}`;
+    expect(await clientFor(app).invitations.preview(link)).toMatchObject({
+      organizationSlug: org.slug,
+      email: grace.email,
+      role: 'VIEWER',
+      invitedByName: 'Ada Owner',
+      expiresAt: invitation.expiresAt,
+    });
+    const asGrace = clientFor(app, grace.token);
+    const joined = await asGrace.invitations.accept(link);
+    expect(joined).toMatchObject({ role: 'VIEWER', user: { email: grace.email }, viewerCanChangeRole: false });
+    // Spent: the link offers nothing more, and the invitation left the pending list.
+    expect(await asGrace.invitations.preview(token)).toBeNull();
+    expect(await client.invitations.list(org.slug).toArray()).toEqual([]);
+
+    const promoted = await client.members.updateRole({ membershipId: joined.id, role: 'ADMIN' });
     expect(promoted.role).toBe('ADMIN');
 
     const members = await client.members.list(org.slug).toArray();
@@ -115,8 +133,24 @@ describe('organizations and members', () => {
       [grace.email, 'ADMIN'],
     ]);
 
-    expect(await client.members.remove(added.id)).toBe(added.id);
+    expect(await client.members.remove(joined.id)).toBe(joined.id);
     expect((await client.members.list(org.slug).page()).totalCount).toBe(1);
+  });
+
+  it('lists pending invitations newest first, across pages, until one is revoked', async () => {
+    const org = await given(app).anOrganization(owner);
+    const emails = ['first@example.test', 'second@example.test', 'third@example.test'];
+    const invited = [];
+    for (const email of emails) invited.push((await client.members.invite({ organizationId: org.gid, email, role: 'MEMBER' })).invitation);
+
+    const first = await client.invitations.list(org.slug).page({ first: 2 });
+    expect(first).toMatchObject({ totalCount: 3, hasNextPage: true });
+    const rest = await client.invitations.list(org.slug).page({ first: 2, after: first.endCursor });
+    expect([...first.items, ...rest.items].map((i) => i.email)).toEqual([...emails].reverse());
+
+    const revoked = await client.invitations.revoke(invited[1]!.id);
+    expect(revoked).toMatchObject({ id: invited[1]!.id, status: 'REVOKED' });
+    expect((await client.invitations.list(org.slug).toArray()).map((i) => i.email)).toEqual(['third@example.test', 'first@example.test']);
   });
 });
 

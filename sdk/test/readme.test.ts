@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SignUpDocument, unwrap } from '@hub/sdk';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { newApiToken, sha256 } from '../../api/src/lib/tokens.js';
 import { BOOT_TIMEOUT_MS, clientFor, given, startTestServer, type TestServer } from './support.js';
 
 /**
@@ -44,15 +45,20 @@ const script = readmeScript(readFileSync(new URL('../README.md', import.meta.url
 
 let app: TestServer;
 let owner: Awaited<ReturnType<ReturnType<typeof given>['aUser']>>;
+/** An API token of grace@example.com, who accepts the members example's invitation with it. */
+let graceToken: string;
 
 beforeAll(async () => {
   app = await startTestServer();
   owner = await given(app).aUser('Readme Reader');
-  // The members example adds this account, so it has to exist.
+  // The members example invites this account, and she accepts with a token of her own (as the factories make them).
   const signUp = await clientFor(app).request(SignUpDocument, {
     input: { email: 'grace@example.com', password: 'correct horse battery', name: 'Grace' },
   });
   unwrap(signUp.signUp);
+  const { id: graceId } = await app.rt.prisma.user.findUniqueOrThrow({ where: { email: 'grace@example.com' } });
+  graceToken = newApiToken();
+  await app.rt.prisma.apiToken.create({ data: { userId: graceId, name: 'readme', prefix: graceToken.slice(0, 12), tokenHash: sha256(graceToken) } });
 }, BOOT_TIMEOUT_MS);
 afterAll(async () => {
   rmSync(scriptPath, { force: true });
@@ -65,7 +71,12 @@ describe('README examples', () => {
       'client.viewer()',
       'client.tokens.create',
       'client.organizations.delete',
+      'client.members.invite',
+      'asGrace.invitations.preview(link)',
+      'asGrace.invitations.accept(link)',
       'client.members.updateRole',
+      'client.invitations.list',
+      'client.invitations.revoke',
       'client.projects.archive',
       'client.providers.list()',
       'client.agents.update',
@@ -110,9 +121,10 @@ describe('README examples', () => {
     const logged: string[] = [];
     const log = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => void logged.push(args.join(' ')));
     const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const env = { HUB_URL: process.env.HUB_URL, HUB_TOKEN: process.env.HUB_TOKEN };
+    const env = { HUB_URL: process.env.HUB_URL, HUB_TOKEN: process.env.HUB_TOKEN, GRACE_TOKEN: process.env.GRACE_TOKEN };
     process.env.HUB_URL = app.graphqlUrl;
     process.env.HUB_TOKEN = owner.token;
+    process.env.GRACE_TOKEN = graceToken;
     try {
       await import(pathToFileURL(scriptPath).href);
     } finally {
@@ -126,7 +138,10 @@ describe('README examples', () => {
     expect(logged).toContain(`CI runs as ${owner.email}`);
     expect(logged).toContain('Created acme-robotics');
     expect(logged).toContain('1 member(s), 0 project(s)');
+    expect(logged.some((line) => /^Invited grace@example\.com until \d{4}-/.test(line))).toBe(true);
+    expect(logged).toContain('Readme Reader invites you to Acme as MEMBER');
     expect(logged).toContain('Grace <grace@example.com>: ADMIN');
+    expect(logged).toContain('Pending: alan@example.com (VIEWER), invited by Readme Reader');
     expect(logged).toContain('[SUCCEEDED]');
     expect(logged).toContain('Cost: $0.000000');
     expect(logged).toContain('name: Enter a name');
@@ -141,6 +156,8 @@ describe('README examples', () => {
     expect((await client.tokens.list().toArray()).find((t) => t.name === 'nightly-ci')?.active).toBe(false);
     const orgs = await client.organizations.list().toArray();
     expect(orgs.map((o) => o.name)).toEqual(['Acme']);
+    expect((await client.members.list('acme-robotics').toArray()).map((m) => m.user.email)).toEqual([owner.email]);
+    expect(await client.invitations.list('acme-robotics').toArray()).toEqual([]);
     const [project] = await client.projects.list('acme-robotics').toArray();
     const [agent] = await client.agents.list(project!.id, { includeArchived: true }).toArray();
     expect(agent).toMatchObject({ name: 'Planner', temperature: 0.2, archivedAt: expect.any(String) });

@@ -37,15 +37,35 @@ export async function openBrowser(options: OpenOptions): Promise<BrowserSession>
       viewport: options.viewport ?? { width: 1280, height: 800 },
     });
     const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (msg) => {
-      // Svelte reports hydration mismatches as warnings; treat them as errors.
-      if (msg.type() === 'error' || (msg.type() === 'warning' && /hydrat/i.test(msg.text()))) errors.push(msg.text());
-    });
-    page.on('pageerror', (err) => errors.push(err.message));
-    return { page, errors, close: () => browser.close() };
+    return { page, errors: collectErrors(page), close: () => browser.close() };
   } catch (err) {
     await browser.close();
     throw err;
   }
+}
+
+/**
+ * A fresh context (its own cookies, e.g. a second person, and color scheme) in a running browser:
+ * much faster than a second Chromium. Closing it leaves the browser running.
+ */
+export async function anotherContext(session: BrowserSession, options: OpenOptions): Promise<BrowserSession> {
+  const context = await session.page.context().browser()!.newContext({
+    baseURL: options.baseURL,
+    colorScheme: options.colorScheme ?? 'light',
+    viewport: options.viewport ?? { width: 1280, height: 800 },
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  return { page, errors: collectErrors(page), close: () => context.close() };
+}
+
+/** Console errors, hydration warnings and uncaught page errors, as they happen. */
+function collectErrors(page: Playwright.Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (msg) => {
+    // Svelte reports hydration mismatches as warnings; treat them as errors.
+    if (msg.type() === 'error' || (msg.type() === 'warning' && /hydrat/i.test(msg.text()))) errors.push(msg.text());
+  });
+  page.on('pageerror', (err) => errors.push(err.message));
+  return errors;
 }

@@ -5,7 +5,7 @@ import { budgetChannel } from '../../api/src/modules/budgets/budget-guard.js';
 import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
 import { addDays, daysBetween, eachDay, startOfDay, zonedDay } from '../src/routes/budgets/dates.js';
 import { CREATE_ORG, CREATE_PROJECT, SIGN_UP } from './operations.js';
-import { openBrowser, type BrowserSession, type Page } from './browser.js';
+import { anotherContext, openBrowser, type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 const TIME_ZONE = 'America/New_York';
@@ -283,7 +283,7 @@ describe('budgets and usage page', { timeout: 60_000 }, () => {
   });
 
   it('looks right in dark mode', async () => {
-    const dark = await anotherContext(browser, { baseURL: server.url, colorScheme: 'dark' });
+    const dark = await anotherContext(browser, { baseURL: server.url, colorScheme: 'dark', viewport: { width: 1360, height: 900 } });
     try {
       await dark.page.context().addCookies(await browser.page.context().cookies());
       await dark.page.goto('/budgets');
@@ -323,26 +323,6 @@ describe('budgets and usage page', { timeout: 60_000 }, () => {
     expect(browser.errors).toEqual([]);
   });
 });
-
-/** A fresh context (its own cookies and color scheme) in the running browser: much faster than a second Chromium. */
-async function anotherContext(
-  session: BrowserSession,
-  options: { baseURL: string; colorScheme?: 'light' | 'dark'; viewport?: { width: number; height: number } },
-): Promise<{ page: Page; errors: string[]; close(): Promise<void> }> {
-  const context = await session.page.context().browser()!.newContext({
-    baseURL: options.baseURL,
-    colorScheme: options.colorScheme ?? 'light',
-    viewport: options.viewport ?? { width: 1360, height: 900 },
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  const errors: string[] = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || (msg.type() === 'warning' && /hydrat/i.test(msg.text()))) errors.push(msg.text());
-  });
-  page.on('pageerror', (err) => errors.push(err.message));
-  return { page, errors, close: () => context.close() };
-}
 
 /** How many pixels a chart's canvas has drawn, so an empty canvas fails. */
 async function paintedPixels(chart: ReturnType<Page['getByTestId']>): Promise<number> {

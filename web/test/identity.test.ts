@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { given, type TestUser } from '../../api/test/factories.js';
 import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
 import { openBrowser, type BrowserSession } from './browser.js';
+import { ACCEPT_INVITATION } from './operations.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 
@@ -101,22 +102,26 @@ describe('identity and tenancy pages', () => {
     await shot('projects');
   });
 
-  it('adds a member, changes their role, and explains why the last owner cannot step down', async () => {
+  it('invites a member who joins through the link, changes their role, and explains why the last owner cannot step down', async () => {
     const { page } = browser;
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Members' }).click();
     await page.getByRole('heading', { level: 1, name: 'Members' }).waitFor();
 
-    await page.getByRole('button', { name: 'Add member' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Add a member' });
-    await dialog.getByLabel('Email').fill('nobody@example.test');
-    await dialog.getByRole('button', { name: 'Add member' }).click();
-    await dialog.getByText('No account uses this email').waitFor();
-
+    await page.getByRole('button', { name: 'Invite member' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Invite a member' });
     await dialog.getByLabel('Email').fill(grace.email);
     await dialog.getByText('Viewer', { exact: true }).click();
-    await shot('add-member');
-    await dialog.getByRole('button', { name: 'Add member' }).click();
-    await dialog.waitFor({ state: 'hidden' });
+    await shot('invite-member');
+    await dialog.getByRole('button', { name: 'Create invitation link' }).click();
+    const sent = page.getByRole('dialog', { name: 'Send the invitation link' });
+    const link = await sent.getByLabel('Invitation link').inputValue();
+    await sent.getByRole('button', { name: 'Done' }).click();
+    await sent.waitFor({ state: 'hidden' });
+
+    // Grace follows the link in her own session (web/test/invitations.test.ts drives that page).
+    const accepted = await grace.gql(ACCEPT_INVITATION, { input: { token: link } });
+    expect(accepted.data?.acceptInvitation.__typename).toBe('AcceptInvitationPayload');
+    await page.reload();
 
     const graceRow = main().getByRole('row', { name: /Grace Hopper/ });
     const role = graceRow.getByRole('combobox', { name: 'Role of Grace Hopper' });
@@ -228,7 +233,7 @@ describe('identity and tenancy pages', () => {
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
 
     const table = main().getByRole('table');
-    for (const action of ['org.created', 'project.created', 'member.added', 'member.role_changed']) {
+    for (const action of ['org.created', 'project.created', 'member.invited', 'member.joined', 'member.role_changed']) {
       await table.getByText(action, { exact: true }).first().waitFor();
     }
     await shot('audit');
@@ -312,7 +317,7 @@ describe('identity and tenancy pages', () => {
     await expect.poll(() => main().getByRole('combobox', { name: 'Role of Grace Hopper' }).inputValue()).toBe('OWNER');
     await main().getByRole('combobox', { name: 'Role of Ada Lovelace' }).selectOption('MEMBER');
     await main().getByRole('row', { name: /Ada Lovelace/ }).getByText('Member').waitFor();
-    await expect.poll(() => page.getByRole('button', { name: 'Add member' }).count()).toBe(0);
+    await expect.poll(() => page.getByRole('button', { name: 'Invite member' }).count()).toBe(0);
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit log' }).click();
     await main().getByRole('heading', { name: 'Only admins can read the audit log' }).waitFor();

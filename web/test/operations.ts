@@ -20,3 +20,13 @@ export const START_RUN = /* GraphQL */ `
     startRun(input: $input) { __typename ... on StartRunPayload { run { id } } ... on Error { message } }
   }
 `;
+export const INVITE_MEMBER = /* GraphQL */ `
+  mutation ($input: InviteMemberInput!) {
+    inviteMember(input: $input) { __typename ... on InviteMemberPayload { token } ... on Error { message } }
+  }
+`;
+export const ACCEPT_INVITATION = /* GraphQL */ `
+  mutation ($input: AcceptInvitationInput!) {
+    acceptInvitation(input: $input) { __typename ... on Error { message } }
+  }
+`;

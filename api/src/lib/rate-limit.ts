@@ -23,11 +23,6 @@ export const RATE_LIMIT_DEFAULTS = {
   apiUser: { points: 1_200, duration: 60 },
   /** HTTP requests per IP from anonymous callers and callers presenting invalid credentials. */
   apiAnonymous: { points: 300, duration: 60 },
-  /**
-   * Member additions per signed-in user that named an email no account uses: each answer tells whether an
-   * account exists, so anyone who owns an organization could otherwise sweep a list of addresses.
-   */
-  memberLookupUser: { points: 30, duration: 60 * 60 },
   /** Runs started or retried per organization. */
   runsOrg: { points: 120, duration: 60 },
 } as const satisfies Record<string, LimitRule>;

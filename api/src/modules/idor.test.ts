@@ -8,7 +8,7 @@ import { fromGlobalId, toGlobalId } from '../lib/ids.js';
 // User A owns organization A and tries every id- or slug-taking operation with organization B's ids.
 // Each attempt must be indistinguishable from one with an id that does not exist, and change nothing.
 
-type IdType = 'Organization' | 'Project' | 'Agent' | 'Run' | 'Membership' | 'ApiToken' | 'Budget';
+type IdType = 'Organization' | 'Project' | 'Agent' | 'Run' | 'Membership' | 'ApiToken' | 'Budget' | 'Invitation';
 
 interface Tenant {
   owner: TestUser;
@@ -26,6 +26,7 @@ const CREATE_AGENT = `mutation($input: CreateAgentInput!) { createAgent(input: $
 const START_RUN = `mutation($input: StartRunInput!) { startRun(input: $input) { ... on StartRunPayload { run { id } } } }`;
 const CANCEL_RUN = `mutation($input: RunIdInput!) { cancelRun(input: $input) { ... on CancelRunPayload { run { status } } } }`;
 const SET_BUDGET = `mutation($input: SetBudgetInput!) { setBudget(input: $input) { ... on SetBudgetPayload { budget { id } } } }`;
+const INVITE = `mutation($input: InviteMemberInput!) { inviteMember(input: $input) { ... on InviteMemberPayload { invitation { id } } } }`;
 
 /** An organization with a project, an agent, a queued and a finished run and a budget, all made through the API. */
 async function aTenant(): Promise<Tenant> {
@@ -40,6 +41,8 @@ async function aTenant(): Promise<Tenant> {
   expect((await owner.gql(CANCEL_RUN, { input: { id: finishedRun } })).data!.cancelRun.run.status).toBe('CANCELLED');
   const budget = (await owner.gql(SET_BUDGET, { input: { organizationId: org.gid, period: 'MONTHLY', limit: '25000000' } }))
     .data!.setBudget.budget.id as string;
+  const invitation = (await owner.gql(INVITE, { input: { organizationId: org.gid, email: `invited-${org.slug}@example.test`, role: 'VIEWER' } }))
+    .data!.inviteMember.invitation.id as string;
   const membership = (userId: string) =>
     app.rt.prisma.membership.findUniqueOrThrow({ where: { organizationId_userId: { organizationId: org.id, userId } } });
   return {
@@ -56,6 +59,7 @@ async function aTenant(): Promise<Tenant> {
       ownerMembership: (await membership(owner.id)).id,
       ApiToken: (await app.rt.prisma.apiToken.findFirstOrThrow({ where: { userId: owner.id } })).id,
       Budget: fromGlobalId(budget, 'Budget'),
+      Invitation: fromGlobalId(invitation, 'Invitation'),
     },
   };
 }
@@ -73,6 +77,7 @@ async function snapshot() {
     prisma.runEvent.findMany({ where: { run: { organizationId } }, orderBy: { id: 'asc' } }),
     prisma.auditLog.findMany({ where: { organizationId }, orderBy: { id: 'asc' } }),
     prisma.budget.findMany({ where: { organizationId }, orderBy: { id: 'asc' } }),
+    prisma.invitation.findMany({ where: { organizationId }, orderBy: { id: 'asc' } }),
     prisma.apiToken.findMany({
       where: { userId: { in: [b.owner.id, b.member.id] } },
       orderBy: { id: 'asc' },
@@ -166,10 +171,16 @@ const PROBES: Probe[] = [
     send: (id) => mutation('deleteOrganization', 'DeleteOrganizationInput')({ id, confirmSlug: b.slug }),
   },
   {
-    name: 'addMember',
+    name: 'inviteMember',
     type: 'Organization',
     theirs: () => b.ids.Organization,
-    send: (id) => mutation('addMember', 'AddMemberInput')({ organizationId: id, email: b.member.email, role: 'OWNER' }),
+    send: (id) => mutation('inviteMember', 'InviteMemberInput')({ organizationId: id, email: b.member.email, role: 'OWNER' }),
+  },
+  {
+    name: 'revokeInvitation',
+    type: 'Invitation',
+    theirs: () => b.ids.Invitation,
+    send: (id) => mutation('revokeInvitation', 'RevokeInvitationInput')({ invitationId: id }),
   },
   {
     name: "updateMemberRole on B's member",
@@ -271,6 +282,7 @@ const OTHER_TYPE: Record<IdType, IdType> = {
   Membership: 'Organization',
   ApiToken: 'Membership',
   Budget: 'Project',
+  Invitation: 'Membership',
 };
 
 /** Ids that must all behave like a missing one, keyed by what they are. */

@@ -54,7 +54,6 @@ export const MUTATION_PERMISSIONS = {
   createOrganization: 'signedIn',
   updateOrganization: 'organization.update',
   deleteOrganization: 'organization.delete',
-  addMember: 'member.add',
   inviteMember: 'member.add',
   revokeInvitation: 'member.add',
   acceptInvitation: 'signedIn',

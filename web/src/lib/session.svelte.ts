@@ -78,12 +78,15 @@ export class Session {
     this.#client = client;
   }
 
-  /** Switches to another of the viewer's organizations (by slug, e.g. one just created) and loads it. */
-  selectOrg(slug: string): void {
-    if (slug === this.currentOrg?.slug) return;
+  /**
+   * Switches to another of the viewer's organizations (by slug, e.g. one just created or joined) and
+   * loads it; resolves once it is the current one.
+   */
+  selectOrg(slug: string): Promise<void> {
+    if (slug === this.currentOrg?.slug) return Promise.resolve();
     writeStored(ORG_KEY, slug);
-    if (this.organizations.some((o) => o.slug === slug)) void this.#loadOrg(++this.#seq, slug);
-    else void this.refresh();
+    if (this.organizations.some((o) => o.slug === slug)) return this.#loadOrg(++this.#seq, slug);
+    return this.refresh();
   }
 
   selectProject(id: string): void {

@@ -105,7 +105,7 @@ export async function revokeInvitation(ctx: Context, invitationId: string) {
     await audit(tx, {
       organizationId: inv.organizationId,
       actorId,
-      action: 'member.invitationRevoked',
+      action: 'member.invitation_revoked',
       targetType: 'Invitation',
       targetId: inv.id,
       metadata: { email: inv.email, role: inv.role },

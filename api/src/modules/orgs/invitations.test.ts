@@ -129,7 +129,12 @@ describe('member invitations', () => {
 
     const ok = (await org.owner.gql(INVITE, { input: { organizationId: org.gid, email: 'boss@example.test', role: 'OWNER' } })).data!.inviteMember;
     expect(ok.__typename).toBe('InviteMemberPayload');
-    // The admin may not revoke an invitation above their role; the member sees no invitations at all.
+    // The admin may not revoke an invitation above their role (and is told so in advance); the member sees
+    // no invitations at all.
+    const canRevoke = async (who: typeof admin) =>
+      (await who.gql(`query($slug: String!) { organization(slug: $slug) { invitations { edges { node { viewerCanRevoke } } } } }`, { slug: org.slug })).data!
+        .organization.invitations.edges[0].node.viewerCanRevoke;
+    expect([await canRevoke(admin), await canRevoke(org.owner)]).toEqual([false, true]);
     expect((await admin.gql(REVOKE, { id: ok.invitation.id })).data!.revokeInvitation.__typename).toBe('ForbiddenError');
     expect((await member.gql(PENDING, { slug: org.slug })).data!.organization.invitations).toBeNull();
   });

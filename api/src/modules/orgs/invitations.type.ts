@@ -1,7 +1,7 @@
 import { ConflictError } from '../../lib/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
-import { PERMISSIONS } from '../permissions.js';
+import { can, canAssignRole, PERMISSIONS } from '../permissions.js';
 import * as invitations from './invitations.service.js';
 import { RoleEnum } from './orgs.type.js';
 
@@ -27,6 +27,13 @@ export const InvitationRef = builder.prismaNode('Invitation', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime' }),
     acceptedAt: t.expose('acceptedAt', { type: 'DateTime', nullable: true }),
+    viewerCanRevoke: t.boolean({
+      description: 'Pending, and its role is at most yours (nobody touches a role above their own).',
+      resolve: async (inv, _a, ctx) => {
+        const role = await ctx.roleIn(inv.organizationId);
+        return invitations.invitationStatus(inv) === 'PENDING' && can(role, 'member.add') && canAssignRole(role, null, inv.role);
+      },
+    }),
   }),
 });
 

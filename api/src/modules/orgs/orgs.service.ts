@@ -4,7 +4,6 @@ import type { Context } from '../../context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
-import { email } from '../auth/auth.service.js';
 import { authorize, deny, requireViewer } from '../authorize.js';
 import { canAssignRole } from '../permissions.js';
 import { ACCESS_CHANNEL, type AccessChange } from '../auth/viewer.js';
@@ -63,7 +62,6 @@ const name = z.string().trim().min(1, 'Enter a name').max(100, 'Use at most 100 
 
 const CreateOrg = z.object({ name, slug: slug.nullish(), timeZone: timeZone.nullish() });
 const UpdateOrg = z.object({ name: name.nullish(), timeZone: timeZone.nullish() });
-const AddMember = z.object({ email, role });
 
 export async function createOrganization(ctx: Context, raw: unknown) {
   const viewer = requireViewer(ctx);
@@ -107,29 +105,6 @@ export async function deleteOrganization(ctx: Context, organizationId: string, c
   await audit(ctx.prisma, { actorId: ctx.viewer!.userId, action: 'org.deleted', targetType: 'Organization', targetId: org.id, metadata: { slug: org.slug, name: org.name }, ip: ctx.ip });
   await ctx.prisma.organization.delete({ where: { id: organizationId } });
   return org;
-}
-
-export async function addMember(ctx: Context, organizationId: string, raw: unknown) {
-  const { userId: actorId } = requireViewer(ctx);
-  const actorRole = await authorize(ctx, organizationId, 'member.add', 'Organization');
-  const input = parseInput(AddMember, raw);
-  if (!canAssignRole(actorRole, null, input.role)) {
-    throw await deny(ctx, organizationId, 'member.add', actorRole, `You cannot grant ${input.role}`, { grant: input.role });
-  }
-  // Once too many unknown emails were tried, every email is refused alike: the answer tells nothing more.
-  await ctx.limits.ensureAvailable('memberLookupUser', actorId);
-  const user = await ctx.prisma.user.findUnique({ where: { email: input.email } });
-  if (!user) {
-    await ctx.limits.penalize('memberLookupUser', actorId);
-    throw new ValidationError([{ path: ['email'], message: 'No account uses this email; ask them to sign up first' }]);
-  }
-  const existing = await ctx.prisma.membership.findUnique({ where: { organizationId_userId: { organizationId, userId: user.id } } });
-  if (existing) throw new ConflictError('This person is already a member');
-  return ctx.prisma.$transaction(async (tx) => {
-    const m = await tx.membership.create({ data: { organizationId, userId: user.id, role: input.role } });
-    await audit(tx, { organizationId, actorId, action: 'member.added', targetType: 'Membership', targetId: m.id, metadata: { userId: user.id, email: user.email, role: input.role }, ip: ctx.ip });
-    return m;
-  });
 }
 
 async function loadMembership(ctx: Context, membershipId: string) {

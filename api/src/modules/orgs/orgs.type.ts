@@ -171,25 +171,6 @@ builder.mutationField('deleteOrganization', (t) =>
   }),
 );
 
-const AddMemberInput = builder.inputType('AddMemberInput', {
-  fields: (t) => ({
-    organizationId: t.id({ required: true }),
-    email: t.string({ required: true, description: 'Email of an existing account.' }),
-    role: t.field({ type: RoleEnum, required: true }),
-  }),
-});
-
-builder.mutationField('addMember', (t) =>
-  t.field({
-    type: membershipPayload('AddMemberPayload'),
-    errors: { types: [ConflictError] },
-    authScopes: { loggedIn: true },
-    args: { input: t.arg({ type: AddMemberInput, required: true }) },
-    resolve: async (_r, { input: { organizationId, ...rest } }, ctx) =>
-      orgs.addMember(ctx, fromGlobalId(String(organizationId), 'Organization'), rest),
-  }),
-);
-
 const UpdateMemberRoleInput = builder.inputType('UpdateMemberRoleInput', {
   fields: (t) => ({ membershipId: t.id({ required: true }), role: t.field({ type: RoleEnum, required: true }) }),
 });

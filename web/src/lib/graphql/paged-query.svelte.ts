@@ -4,6 +4,8 @@ import type { AnyVariables, Client, CombinedError, TypedDocumentNode } from '@ur
 export interface PagedConnection<Node> {
   edges: { node: Node }[];
   pageInfo: { hasNextPage: boolean; endCursor?: string | null };
+  /** Read when the query selects it. */
+  totalCount?: number | null;
 }
 
 /**
@@ -15,6 +17,8 @@ export interface PagedConnection<Node> {
 export class PagedQuery<Data, Variables extends AnyVariables & { first?: number | null; after?: string | null }, Node> {
   items = $state<Node[]>([]);
   hasNextPage = $state(false);
+  /** The connection's `totalCount`, when the query selects it. */
+  totalCount = $state<number | undefined>();
   /** True once a first page has arrived. */
   loaded = $state(false);
   fetching = $state(false);
@@ -57,6 +61,7 @@ export class PagedQuery<Data, Variables extends AnyVariables & { first?: number 
     this.items = after ? [...this.items, ...page] : page;
     this.#cursor = connection.pageInfo.endCursor ?? null;
     this.hasNextPage = connection.pageInfo.hasNextPage;
+    this.totalCount = connection.totalCount ?? undefined;
     this.loaded = true;
   }
 }

@@ -11,6 +11,9 @@ export const actionGroups: { label: string; actions: Record<string, string> }[] 
   {
     label: 'Members',
     actions: {
+      'member.invited': 'Member invited',
+      'member.invitation_revoked': 'Invitation revoked',
+      'member.joined': 'Member joined',
       'member.added': 'Member added',
       'member.role_changed': 'Role changed',
       'member.removed': 'Member removed',
@@ -52,6 +55,6 @@ export function actionLabel(action: string): string {
 export function actionTone(action: string): string {
   if (action === 'access.denied' || action.endsWith('.deleted') || action.endsWith('.removed')) return 'badge-error';
   if (action.startsWith('budget.')) return 'badge-warning';
-  if (action.endsWith('.created') || action.endsWith('.added')) return 'badge-success';
+  if (action.endsWith('.created') || action.endsWith('.added') || action.endsWith('.joined')) return 'badge-success';
   return 'border-transparent bg-base-content/10 text-base-content/75';
 }

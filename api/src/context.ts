@@ -44,7 +44,15 @@ export async function createContext(runtime: Runtime, input: ContextInput): Prom
   const bearer = bearerFrom(paramAuth ?? header(input.headers, 'authorization'));
   const sessionToken = cookieValue(header(input.headers, 'cookie'), SESSION_COOKIE);
   const viewer = await resolveViewer(runtime.prisma, { bearer, sessionToken }, new Date(), runtime.tokens);
+  return contextFor(runtime, viewer, input);
+}
 
+/**
+ * A context for one operation of an already authenticated caller, with its own role cache: a WebSocket
+ * resolves its viewer once, when it connects, and gets one of these per operation, so a role changed
+ * meanwhile (a demotion) applies to the socket's next operation.
+ */
+export function contextFor(runtime: Runtime, viewer: Viewer | null, input: Pick<ContextInput, 'transport' | 'ip' | 'requestId' | 'res'>): Context {
   const roles = new Map<string, Promise<Role | null>>();
   return {
     ...runtime,

@@ -12,7 +12,7 @@ import { GraphQLError, type ExecutionArgs, type GraphQLFormattedError } from 'gr
 import { useServer } from 'graphql-ws/use/ws';
 import helmet from 'helmet';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createContext, type Context } from './context.js';
+import { contextFor, createContext, type Context } from './context.js';
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
 import { auditLogExport } from './modules/audit/audit.export.js';
 import { ACCESS_CHANNEL, accessEnds, cookieValue, InvalidCredentialsError, SESSION_COOKIE, type AccessChange, type Viewer } from './modules/auth/viewer.js';
@@ -210,10 +210,11 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
           throw err;
         }
       },
-      // Each operation gets a fresh context reusing the connection's viewer, the same limits as HTTP,
-      // and counts against the same request budget.
+      // Each operation gets a fresh context (its own role cache) for the connection's viewer, the same limits
+      // as HTTP, and counts against the same request budget.
       onSubscribe: async (ctx, id, payload) => {
-        const contextValue: Context = { ...ctx.extra.ctxInput!, requestId: randomUUID() };
+        const connection = ctx.extra.ctxInput!;
+        const contextValue = contextFor(rt, connection.viewer, { transport: 'ws', ip: connection.ip });
         try {
           await rt.limits.consumeRequest(contextValue.viewer, contextValue.ip);
         } catch (err) {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { given } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { toGlobalId } from '../../lib/ids.js';
 
 const UPDATE_ROLE = `mutation($input: UpdateMemberRoleInput!) { updateMemberRole(input: $input) {
@@ -35,6 +37,43 @@ describe('role changes under concurrency', () => {
       expect(roles.filter((r) => r === 'ADMIN'), JSON.stringify({ outcomes, roles })).toHaveLength(1);
       expect(outcomes[1]).toBe('UpdateMemberRolePayload');
       expect(['ConflictError', 'ForbiddenError']).toContain(outcomes[0]);
+    }
+  });
+});
+
+describe('a role change reaches an open WebSocket', () => {
+  it('an ADMIN demoted while connected can no longer act as ADMIN over the same socket', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const admin = await g.aMemberOf(org, 'ADMIN');
+    const RENAME = `mutation($input: UpdateOrganizationInput!) { updateOrganization(input: $input) { __typename } }`;
+    // One connection for the whole test (not lazy: a lazy client would reconnect for each operation).
+    let connections = 0;
+    const socket = createClient({
+      url: app.wsUrl,
+      webSocketImpl: WebSocket,
+      lazy: false,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${admin.token}` },
+      on: { connected: () => connections++ },
+    });
+    const overSocket = (name: string) =>
+      new Promise<string>((resolve, reject) => {
+        socket.subscribe<{ updateOrganization: { __typename: string } }>(
+          { query: RENAME, variables: { input: { id: org.gid, name } } },
+          { next: (r) => resolve(r.data?.updateOrganization.__typename ?? JSON.stringify(r.errors)), error: reject, complete: () => {} },
+        );
+      });
+    try {
+      expect(await overSocket('Renamed by the admin')).toBe('UpdateOrganizationPayload');
+      const membership = await app.rt.prisma.membership.findFirstOrThrow({ where: { organizationId: org.id, userId: admin.id } });
+      const demoted = await org.owner.gql(UPDATE_ROLE, { input: { membershipId: toGlobalId('Membership', membership.id), role: 'VIEWER' } });
+      expect(demoted.data!.updateMemberRole.__typename).toBe('UpdateMemberRolePayload');
+      expect(await overSocket('Renamed again')).toBe('ForbiddenError');
+      expect((await app.rt.prisma.organization.findUniqueOrThrow({ where: { id: org.id } })).name).toBe('Renamed by the admin');
+      expect(connections).toBe(1);
+    } finally {
+      await socket.dispose();
     }
   });
 });

@@ -94,8 +94,7 @@ function connectLean(wsUrl: string, token: string, timeoutMs: number): Promise<F
     socket.on('message', (data: Buffer) => {
       const recv = wallNow();
       if (sink && data.length > NEXT_PREFIX.length && data.compare(NEXT_PREFIX, 0, NEXT_PREFIX.length, 0, NEXT_PREFIX.length) === 0) {
-        const s = sink;
-        s.next(recv, () => (JSON.parse(data.toString()) as { payload: FormattedExecutionResult<Record<string, unknown>, unknown> }).payload);
+        sink.next(recv, () => (JSON.parse(data.toString()) as { payload: FormattedExecutionResult<Record<string, unknown>, unknown> }).payload);
         return;
       }
       const msg = JSON.parse(data.toString()) as ProtocolMessage;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Invitation, Role } from '../../_generated/prisma/client.js';
+import type { Invitation } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../lib/errors.js';
 import { randomToken, sha256 } from '../../lib/tokens.js';
@@ -149,7 +149,7 @@ export async function acceptInvitation(ctx: Context, raw: unknown) {
     if (count === 0) throw invalid();
     const existing = await tx.membership.findUnique({ where: { organizationId_userId: { organizationId: inv.organizationId, userId: viewer.userId } } });
     if (existing) throw new ConflictError('You are already a member of this organization');
-    const m = await tx.membership.create({ data: { organizationId: inv.organizationId, userId: viewer.userId, role: inv.role as Role } });
+    const m = await tx.membership.create({ data: { organizationId: inv.organizationId, userId: viewer.userId, role: inv.role } });
     await audit(tx, {
       organizationId: inv.organizationId,
       actorId: viewer.userId,

@@ -39,7 +39,7 @@ export const InvitationRef = builder.prismaNode('Invitation', {
 
 builder.prismaObjectField('Organization', 'invitations', (t) =>
   t.relatedConnection('invitations', {
-    description: 'Pending invitations, newest first (for those who may add members; null for others).',
+    description: 'Pending invitations, newest first (ADMIN and above; others get null and a FORBIDDEN error).',
     cursor: 'id',
     maxSize: MAX_PAGE_SIZE,
     defaultSize: 50,

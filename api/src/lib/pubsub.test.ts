@@ -32,12 +32,24 @@ describe.runIf(usingPostgres())('the PostgreSQL event bus', () => {
     const inA = await listen(a, 'bus-test');
     const inB = await listen(b, 'bus-test');
     await a.publish('bus-test', { n: 1 });
+    // Two senders are not ordered with each other: wait until B has A's message before B sends its own.
+    for (let i = 0; i < 100 && inB.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     // A statement's own notification (encode), delivered locally by its sender after the commit.
     await db.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, b.encode!('bus-test', { n: 2 })]);
     b.deliverLocally!('bus-test', { n: 2 });
     await settle();
     expect(inA).toEqual([{ n: 1 }, { n: 2 }]);
     expect(inB).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
+  it("keeps one process's messages in the order they were published, here and elsewhere, even sent at once", async () => {
+    const inA = await listen(a, 'bus-order');
+    const inB = await listen(b, 'bus-order');
+    const sent = Array.from({ length: 20 }, (_, n) => ({ n }));
+    await Promise.all(sent.map((m) => a.publish('bus-order', m)));
+    for (let i = 0; i < 100 && inB.length < sent.length; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(inA).toEqual(sent);
+    expect(inB).toEqual(sent);
   });
 
   it('reads a message of the earlier format (sender id last), as a process of the previous release sends it during an upgrade', async () => {

@@ -105,6 +105,8 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
   const ownPrefix = `{"o":"${origin}",`;
   let listener: pg.Client | undefined;
   let closed = false;
+  /** The last publish: the next one waits for it (see publish). */
+  let published: Promise<void> = Promise.resolve();
 
   const connect = async () => {
     const client = new pg.Client({ connectionString });
@@ -141,9 +143,13 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
 
   return {
     encode,
-    async publish(channel, payload) {
-      await publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, encode(channel, payload)]);
-      local.emit(channel, payload);
+    // One after the other: on the pool, two publishes would take two connections and could commit, and
+    // be delivered here, in either order (a budget's 80 % alert after its 100 % one).
+    publish(channel, payload) {
+      const text = encode(channel, payload);
+      const sent = published.then(() => publisher.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, text])).then(() => void local.emit(channel, payload));
+      published = sent.catch(() => {});
+      return sent;
     },
     deliverLocally(channel, payload) {
       local.emit(channel, payload);

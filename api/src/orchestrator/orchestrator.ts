@@ -11,6 +11,7 @@ import {
   executeClaimed,
   executeRun,
   listenForCancel,
+  prepareEarly,
   statusAnnouncement,
   type AttemptBudget,
   type ClaimedRun,
@@ -33,11 +34,17 @@ export type StartOutcome = { outcome: 'queued' } | ({ outcome: 'claimed' } & Cla
 
 /** How the caller creates its run (see Orchestrator.start). */
 export interface RunCreation {
+  /** The run's agent and input: with them its provider request is built while the statement runs. */
+  agentId: string;
+  input: string;
   /** One statement: hub_start_run with `claim` (null: no claim), plus whatever rides along; returns its answer. */
   insert(query: SqlQuery, claim: ClaimRequest | null): Promise<StartOutcome | null>;
   /** Called once the run is committed, before it starts (e.g. to announce it to this process's subscribers). */
   committed(): Promise<void>;
 }
+
+/** How many agents' settings a process keeps to build their runs' first requests early. */
+const REMEMBERED_AGENTS = 1_000;
 
 /** How many times a run is retried after its worker died before it fails for good. */
 export const MAX_WORKER_ATTEMPTS = 3;
@@ -64,6 +71,8 @@ export class Orchestrator {
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
   private executor: ExecutorDeps | null = null;
+  /** Agents as hub_start_run last returned them, newest last (a bounded LRU). */
+  private readonly agents = new Map<string, ClaimedRun['agent']>();
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
@@ -84,20 +93,27 @@ export class Orchestrator {
         await cancel.stop();
       };
       const claim = { workerId: this.workerId, perOrgCap: this.deps.perOrgCap, leaseMs: this.deps.leaseMs ?? DEFAULT_LEASE_MS };
+      // While the statement runs, the provider SDK builds the run's request from the agent as last seen;
+      // it is sent only once the run is claimed, the agent found unchanged and the budget hold taken.
+      const known = this.agents.get(creation.agentId);
+      const early = known ? prepareEarly(this.deps.providers, known, creation.input, cancel) : null;
       const outcome = await creation.insert(db.query, claim).catch(async (err: unknown) => {
+        early?.attempt.discard();
         await release();
         // The organization is at its cap across processes: the run waits in the queue like any other.
         if ((err as { code?: unknown } | null)?.code === ORG_AT_CAP) return 'at cap' as const;
         throw err;
       });
+      if (outcome === null || outcome === 'at cap' || outcome.outcome !== 'claimed') early?.attempt.discard();
       if (outcome === null) {
         await release(); // the idempotency key is taken: nothing was written
         return false;
       }
       if (outcome !== 'at cap') {
         if (outcome.outcome !== 'claimed') throw new Error('hub_start_run answered without claiming the run');
+        this.remember(creation.agentId, outcome.agent);
         await creation.committed();
-        slot(executeClaimed(this.executorDeps, outcome, cancel));
+        slot(executeClaimed(this.executorDeps, outcome, cancel, early));
         // Answer the caller one event-loop turn later: the run's provider request, started above, then goes
         // out first. It is on the path to the first token and the answer is not; node:http sends a request
         // from a nextTick, which would otherwise wait for the whole response to be serialized and written.
@@ -115,6 +131,12 @@ export class Orchestrator {
     if (queue.durable) queue.poke?.();
     else await queue.enqueue(job);
     return true;
+  }
+
+  private remember(agentId: string, agent: ClaimedRun['agent']) {
+    this.agents.delete(agentId);
+    this.agents.set(agentId, agent);
+    if (this.agents.size > REMEMBERED_AGENTS) this.agents.delete(this.agents.keys().next().value!);
   }
 
   /** Asks whichever worker holds the run to stop its provider request. */

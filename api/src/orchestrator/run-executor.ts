@@ -6,7 +6,10 @@ import type { EventBus } from '../lib/pubsub.js';
 import { utcWall, type SqlParams } from '../lib/sql.js';
 import {
   executeCompletion,
+  prepareAttempt,
   ProviderError,
+  type CompletionRequest,
+  type PreparedAttempt,
   type AttemptInfo,
   type AttemptOutcome,
   type ChainEntry,
@@ -117,6 +120,39 @@ export function parseChain(provider: ProviderId, model: string, fallback: Prisma
   return [{ provider, model }, ...rest];
 }
 
+/** What a run asks of its agent's providers (each chain entry adds its model). */
+function completionRequest(input: string, agent: ClaimedRun['agent'], signal: AbortSignal): Omit<CompletionRequest, 'model'> {
+  return {
+    system: agent.systemPrompt || undefined,
+    messages: [{ role: 'user', content: input }],
+    temperature: agent.temperature ?? undefined,
+    maxOutputTokens: agent.maxOutputTokens,
+    signal,
+  };
+}
+
+/** A run's first provider request, built from the agent as last seen while the run's claim is on its way. */
+export interface EarlyAttempt {
+  agent: ClaimedRun['agent'];
+  attempt: PreparedAttempt;
+}
+
+export function prepareEarly(providers: ProviderRegistry, agent: ClaimedRun['agent'], input: string, cancel: CancelListener): EarlyAttempt | null {
+  const attempt = prepareAttempt(providers, { provider: agent.provider, model: agent.model }, completionRequest(input, agent, cancel.signal));
+  return attempt && { agent, attempt };
+}
+
+/** Whether two versions of an agent make the same first request (its fallbacks do not matter to it). */
+function sameFirstRequest(a: ClaimedRun['agent'], b: ClaimedRun['agent']): boolean {
+  return (
+    a.provider === b.provider &&
+    a.model === b.model &&
+    a.systemPrompt === b.systemPrompt &&
+    a.temperature === b.temperature &&
+    a.maxOutputTokens === b.maxOutputTokens
+  );
+}
+
 /** A status change for dashboards watching the project, sent with the write that makes it true. */
 export const statusAnnouncement = (projectId: string, runId: string, status: RunStatus): Announcement => [projectChannel(projectId), { runId, status }];
 
@@ -145,13 +181,19 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
   return 'done';
 }
 
-/** Runs a run this worker has claimed (its lease is held) to its end; stops `cancel` when done. */
-export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, cancel: CancelListener): Promise<void> {
+/**
+ * Runs a run this worker has claimed (its lease is held) to its end; stops `cancel` when done. `early`, a
+ * first request built before the claim came back, is sent if the claimed agent makes the same request
+ * (and its budget allows it); otherwise it is dropped unsent.
+ */
+export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, cancel: CancelListener, early?: EarlyAttempt | null): Promise<void> {
   const { db, logger, workerId } = deps;
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
   const runId = claim.run.id;
   const { run, agent } = claim;
   if (run.cancelRequested) cancel.abort();
+  const prepared = early && sameFirstRequest(early.agent, agent) ? early.attempt : undefined;
+  if (!prepared) early?.attempt.discard();
   const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
   const writer = new RunEventWriter(deps.events, runId, run.lastSeq);
   if (!claim.runningStored) {
@@ -174,13 +216,8 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
   try {
     const result = await executeCompletion({
       chain: parseChain(agent.provider, agent.model, agent.fallbackChain),
-      request: {
-        system: agent.systemPrompt || undefined,
-        messages: [{ role: 'user', content: run.input }],
-        temperature: agent.temperature ?? undefined,
-        maxOutputTokens: agent.maxOutputTokens,
-        signal: cancel.signal,
-      },
+      request: completionRequest(run.input, agent, cancel.signal),
+      prepared,
       registry: deps.providers,
       retry: deps.retry,
       breaker: deps.breaker,

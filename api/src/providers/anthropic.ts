@@ -6,7 +6,7 @@ import type {
 } from '@anthropic-ai/sdk/resources/messages';
 import { ProviderError, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
-import { providerFetch } from './http-fetch.js';
+import { gateOptions, providerFetch } from './http-fetch.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, StreamChunk } from './types.js';
 
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
@@ -58,7 +58,7 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
     try {
       let sdkStream: AsyncIterable<RawMessageStreamEvent>;
       try {
-        sdkStream = await client.messages.create(params, { signal: guard.signal, maxRetries: 0 });
+        sdkStream = await client.messages.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter) });
       } catch (err) {
         throw guard.toError(err);
       }

@@ -7,6 +7,7 @@ import { ProviderError } from './errors.js';
 import {
   backoffDelayMs,
   executeCompletion,
+  prepareAttempt,
   RESTART_MARKER,
   type AttemptInfo,
   type AttemptOutcome,
@@ -402,5 +403,92 @@ describe('failures after text was delivered', () => {
       ['failed', true],
       ['succeeded', true],
     ]);
+  });
+});
+
+describe('prepared attempts', () => {
+  const MINI = { provider: 'OPENAI' as const, model: 'gpt-4o-mini' };
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+  it('builds the request ahead, sends nothing until the attempt is allowed, then streams it', async () => {
+    openai.enqueue({ kind: 'reply', text: 'Prepared answer.', chunks: 3 });
+    const prepared = prepareAttempt(registry, MINI, REQUEST)!;
+    await settle();
+    expect(openai.requests).toHaveLength(0);
+    const order: string[] = [];
+    const deltas: string[] = [];
+    const result = await run({
+      prepared,
+      deltas,
+      onAttemptStart: async () => {
+        await settle();
+        order.push(`allowed with ${openai.requests.length} requests sent`);
+      },
+    });
+    expect(order).toEqual(['allowed with 0 requests sent']);
+    expect(result.text).toBe('Prepared answer.');
+    expect(deltas.join('')).toBe('Prepared answer.');
+    expect(openai.requests).toHaveLength(1);
+    expect(openai.requests[0]!.body).toMatchObject({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Summarise the plan.' }] });
+  });
+
+  it('drops it unsent when the budget refuses the attempt', async () => {
+    const prepared = prepareAttempt(registry, MINI, REQUEST)!;
+    const refusal = new Error('over budget');
+    await expect(
+      run({
+        prepared,
+        onAttemptStart: async () => {
+          throw refusal;
+        },
+      }),
+    ).rejects.toBe(refusal);
+    await settle();
+    expect(openai.requests).toHaveLength(0);
+  });
+
+  it('drops it unsent when the attempt is for another model, and sends that attempt instead', async () => {
+    openai.enqueue({ kind: 'reply', text: 'From the chain.' });
+    const prepared = prepareAttempt(registry, { provider: 'OPENAI', model: 'gpt-4o' }, REQUEST)!;
+    const result = await run({ prepared });
+    expect(result.text).toBe('From the chain.');
+    await settle();
+    expect(openai.requests.map((r) => r.body.model)).toEqual(['gpt-4o-mini']);
+  });
+
+  it('drops it unsent when the circuit is open and falls back', async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 1, windowMs: 60_000, cooldownMs: 60_000 });
+    breaker.recordFailure('OPENAI');
+    const prepared = prepareAttempt(registry, MINI, REQUEST)!;
+    const result = await run({ prepared, breaker, chain: [MINI, { provider: 'OFFLINE', model: 'offline-small' }] });
+    expect(result.provider).toBe('OFFLINE');
+    await settle();
+    expect(openai.requests).toHaveLength(0);
+  });
+
+  it('discarded before use, the provider never sees it; a prepared offline stream waits too', async () => {
+    const prepared = prepareAttempt(registry, MINI, REQUEST)!;
+    prepared.discard();
+    await settle();
+    expect(openai.requests).toHaveLength(0);
+    await expect(prepared.stream[Symbol.asyncIterator]().next()).rejects.toBeInstanceOf(ProviderError);
+
+    const offline = prepareAttempt(registry, { provider: 'OFFLINE', model: 'offline-small' }, REQUEST)!;
+    let first: string | undefined;
+    const consumed = (async () => {
+      for await (const chunk of offline.stream) {
+        if (chunk.type === 'delta') first ??= chunk.text;
+      }
+    })();
+    await settle();
+    expect(first).toBeUndefined();
+    offline.send();
+    await consumed;
+    expect(first).toBeTruthy();
+  });
+
+  it('is not prepared for an unconfigured provider', () => {
+    const bare = createProviders({ offline: { tokenDelayMs: 0 } });
+    expect(prepareAttempt(bare, MINI, REQUEST)).toBeNull();
   });
 });

@@ -2,7 +2,7 @@ import type { CircuitBreaker } from './circuit-breaker.js';
 import { abortedError, classifyError, ProviderError, unconfiguredError, type ProviderErrorKind } from './errors.js';
 import { sleep as abortableSleep } from './guard.js';
 import { costMicros, estimateInputTokens, estimateTextTokens, hasPrice, maxCostMicros } from './pricing.js';
-import type { CompletionRequest, ProviderId, ProviderRegistry, TokenUsage } from './types.js';
+import type { CompletionRequest, ProviderId, ProviderRegistry, StreamChunk, TokenUsage } from './types.js';
 
 export interface ChainEntry {
   provider: ProviderId;
@@ -94,6 +94,66 @@ export interface ExecuteOptions {
   restartAfterPartial?: boolean;
   /** Injectable randomness for jitter, in [0, 1). */
   random?: () => number;
+  /**
+   * The first attempt's request, built ahead (see prepareAttempt). Sent once onAttemptStart has allowed
+   * that attempt, if the attempt is for its provider and model; otherwise dropped unsent.
+   */
+  prepared?: PreparedAttempt;
+}
+
+/** An attempt's request, built and waiting to be sent. */
+export interface PreparedAttempt {
+  readonly entry: ChainEntry;
+  /** The adapter's stream, to consume after send(). */
+  readonly stream: AsyncIterable<StreamChunk>;
+  /** Lets the request go to the provider. */
+  send(): void;
+  /** Drops it: the provider never sees it. A no-op once sent. */
+  discard(): void;
+}
+
+/**
+ * Starts an attempt's request up to the point of sending it (the provider SDK builds it, a connection is
+ * taken) while the caller still waits for the right to send it, e.g. for its run to be committed. Nothing
+ * goes to the provider before send(). Null when the provider is not configured.
+ */
+export function prepareAttempt(registry: ProviderRegistry, entry: ChainEntry, request: Omit<CompletionRequest, 'model'>): PreparedAttempt | null {
+  const adapter = registry.get(entry.provider);
+  if (!adapter.configured) return null;
+  let open!: () => void;
+  let drop!: (reason: unknown) => void;
+  const gate = new Promise<void>((resolve, reject) => {
+    open = resolve;
+    drop = reject;
+  });
+  const iterator = adapter.stream({ ...request, model: entry.model, sendAfter: gate })[Symbol.asyncIterator]();
+  const first = iterator.next();
+  first.catch(() => {}); // a dropped request fails here, unobserved
+  let decided = false;
+  return {
+    entry,
+    stream: continueFrom(first, iterator),
+    send() {
+      decided = true;
+      open();
+    },
+    discard() {
+      if (decided) return;
+      decided = true;
+      drop(abortedError(entry.provider, 'not sent'));
+    },
+  };
+}
+
+/** The rest of an iterator whose first step is already under way; closing it closes the iterator. */
+async function* continueFrom<T>(first: Promise<IteratorResult<T>>, iterator: AsyncIterator<T>): AsyncGenerator<T> {
+  let done = false;
+  try {
+    for (let step = await first; !step.done; step = await iterator.next()) yield step.value;
+    done = true;
+  } finally {
+    if (!done) await iterator.return?.();
+  }
 }
 
 export const RESTART_MARKER = '\n\n[response interrupted; restarting]\n\n';
@@ -147,7 +207,16 @@ class ConsumerFailure {
  * entries whose circuit is open or whose provider is unconfigured, and stops at once on abort.
  */
 export async function executeCompletion(opts: ExecuteOptions): Promise<ExecuteResult> {
+  try {
+    return await execute(opts);
+  } finally {
+    opts.prepared?.discard(); // not used (say, the budget refused the attempt): never sent
+  }
+}
+
+async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   const { chain, request, registry, retry, breaker } = opts;
+  let prepared = opts.prepared;
   if (chain.length === 0) throw new Error('executeCompletion: empty provider chain');
   if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1) throw new RangeError('retry.maxAttempts must be >= 1');
   const random = opts.random ?? Math.random;
@@ -192,12 +261,16 @@ export async function executeCompletion(opts: ExecuteOptions): Promise<ExecuteRe
           ? maxCostMicros(provider, model, inputTokensEstimate, request.maxOutputTokens)
           : null,
       };
+      const ready = prepared?.entry.provider === provider && prepared.entry.model === model ? prepared : undefined;
+      if (!ready) prepared?.discard();
+      prepared = undefined;
       try {
         await opts.onAttemptStart?.(info);
       } catch (err) {
         breaker?.release(provider);
         throw err;
       }
+      ready?.send();
 
       const started = Date.now();
       let text = '';
@@ -205,7 +278,7 @@ export async function executeCompletion(opts: ExecuteOptions): Promise<ExecuteRe
       let error: ProviderError | undefined;
       let consumerFailure: ConsumerFailure | undefined;
       try {
-        for await (const chunk of adapter.stream({ ...request, model })) {
+        for await (const chunk of ready?.stream ?? adapter.stream({ ...request, model })) {
           if (chunk.type === 'usage') {
             usage = chunk.usage;
             continue;

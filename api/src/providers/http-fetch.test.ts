@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeProviderServer } from '../../test/fakes/fake-provider-server.js';
 import { startOpenAIFake } from '../../test/fakes/openai-server.js';
-import { createHttpFetch, providerFetch } from './http-fetch.js';
+import { createHttpFetch, providerFetch, SEND_AFTER, type GatedRequestInit } from './http-fetch.js';
 
 const httpFetch = createHttpFetch();
 const servers: http.Server[] = [];
@@ -335,5 +335,58 @@ describe('providerFetch under the openai SDK', () => {
     const recorded = await fake.whenClosed(0, 1_000);
     expect(recorded.disconnectedByClient).toBe(true);
     expect(recorded.chunksSent).toBeLessThan(100);
+  });
+});
+
+describe('the send gate', () => {
+  it('writes nothing before the gate opens, then sends the request as usual', async () => {
+    let received = 0;
+    const { url } = await serve((req, res) => {
+      received++;
+      echo(req, res);
+    });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const pending = httpFetch(`${url}/v1/gated`, { method: 'POST', body: '{"a":1}', [SEND_AFTER]: gate } as GatedRequestInit);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received).toBe(0);
+    open();
+    const body = await echoed(await pending);
+    expect(body).toMatchObject({ method: 'POST', path: '/v1/gated', body: '{"a":1}' });
+    expect(received).toBe(1);
+  });
+
+  it("rejects with the gate's reason when it rejects, and the server never sees the request", async () => {
+    let received = 0;
+    const { url } = await serve((req, res) => {
+      received++;
+      echo(req, res);
+    });
+    let close!: (reason: unknown) => void;
+    const gate = new Promise<void>((_resolve, reject) => (close = reject));
+    const pending = httpFetch(`${url}/v1/gated`, { method: 'POST', body: 'x', [SEND_AFTER]: gate } as GatedRequestInit);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const reason = new Error('not sent');
+    close(reason);
+    await expect(pending).rejects.toBe(reason);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received).toBe(0);
+    // The fetch still works for the next request.
+    expect((await echoed(await httpFetch(`${url}/next`, { method: 'POST', body: 'y' }))).body).toBe('y');
+  });
+
+  it('an abort while waiting at the gate rejects with the abort reason and sends nothing', async () => {
+    let received = 0;
+    const { url } = await serve((req, res) => {
+      received++;
+      echo(req, res);
+    });
+    const gate = new Promise<void>(() => {});
+    const controller = new AbortController();
+    const pending = httpFetch(url, { method: 'POST', body: 'x', signal: controller.signal, [SEND_AFTER]: gate } as GatedRequestInit);
+    controller.abort();
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received).toBe(0);
   });
 });

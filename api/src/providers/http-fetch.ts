@@ -15,6 +15,8 @@ import zlib from 'node:zlib';
  * response, a body that errors with that reason when aborted during it, TypeError('fetch failed') for
  * connection errors and TypeError('terminated') for a body cut short, `redirect: 'follow'` semantics,
  * and gzip / deflate / brotli decoding. Anything else goes to the built-in fetch (see `httpFetch`).
+ *
+ * One option of its own, `[SEND_AFTER]`: see there.
  */
 export function createHttpFetch(): typeof fetch {
   // Captured now, so installing this function as globalThis.fetch cannot make it call itself.
@@ -26,11 +28,12 @@ export function createHttpFetch(): typeof fetch {
     'https:': new https.Agent({ keepAlive: true, scheduling: 'lifo', timeout: 4_000 }),
   };
 
-  async function httpFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  async function httpFetch(input: string | URL | Request, init: GatedRequestInit = {}): Promise<Response> {
+    let gate = init[SEND_AFTER];
     // What node:http cannot send exactly as fetch would goes to the built-in fetch: Request objects,
     // stream / Blob / FormData bodies, data: and other non-http URLs, URLs with credentials,
     // redirect modes other than follow, and an undici dispatcher (e.g. a proxy) in fetchOptions.
-    if (typeof input !== 'string' && !(input instanceof URL)) return builtinFetch(input, init);
+    if (typeof input !== 'string' && !(input instanceof URL)) return builtinFetch(input, await afterGate(gate, init));
     const body = encodeBody(init.body);
     let url = new URL(input);
     if (
@@ -41,7 +44,7 @@ export function createHttpFetch(): typeof fetch {
       (init.redirect ?? 'follow') !== 'follow' ||
       'dispatcher' in init
     ) {
-      return builtinFetch(input, init);
+      return builtinFetch(input, await afterGate(gate, init));
     }
 
     let method = normalizeMethod(init.method ?? 'GET');
@@ -55,7 +58,8 @@ export function createHttpFetch(): typeof fetch {
     const signal = init.signal ?? undefined;
 
     for (let redirects = 0; ; redirects++) {
-      const res = await send(url, method, headers, payload, signal);
+      const res = await send(url, method, headers, payload, signal, gate);
+      gate = undefined;
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
       if (location === undefined || !REDIRECT_STATUSES.has(status)) {
@@ -90,7 +94,7 @@ export function createHttpFetch(): typeof fetch {
   }
 
   /** One request/response exchange; resolves at the response head, without following redirects. */
-  function send(url: URL, method: string, headers: Headers, body: Buffer | null, signal: AbortSignal | undefined) {
+  function send(url: URL, method: string, headers: Headers, body: Buffer | null, signal: AbortSignal | undefined, gate: Promise<unknown> | undefined) {
     return new Promise<http.IncomingMessage>((resolve, reject) => {
       if (signal?.aborted) {
         reject(signal.reason);
@@ -120,11 +124,44 @@ export function createHttpFetch(): typeof fetch {
         signal?.removeEventListener('abort', onAbort);
         reject(new TypeError('fetch failed', { cause }));
       });
-      req.end(body ?? undefined);
+      if (!gate) return void req.end(body ?? undefined);
+      gate.then(
+        () => {
+          if (!req.destroyed) req.end(body ?? undefined);
+        },
+        (reason: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          req.destroy();
+          reject(reason);
+        },
+      );
     });
   }
 
+  /** The built-in fetch has no gate: it is called once the gate opens. */
+  async function afterGate(gate: Promise<unknown> | undefined, init: GatedRequestInit): Promise<RequestInit> {
+    if (gate) await gate;
+    return init;
+  }
+
   return httpFetch as typeof fetch;
+}
+
+/**
+ * A fetch option of this fetch only (`init[SEND_AFTER]`, a promise): the request is built at once, and
+ * given a connection, but nothing of it is written before the promise resolves. If it rejects, fetch
+ * rejects with its reason and the provider never saw the request. Lets a caller get a request ready
+ * while it waits for the permission to send it.
+ */
+export const SEND_AFTER = Symbol('sendAfter');
+export type GatedRequestInit = RequestInit & { [SEND_AFTER]?: Promise<unknown> };
+
+/**
+ * The provider SDKs' per-request `fetchOptions` that carry a send gate to this fetch (none without one).
+ * Typed `never` because each SDK declares its own RequestInit; they pass the object on to fetch as is.
+ */
+export function gateOptions(gate: Promise<unknown> | undefined): { fetchOptions?: never } {
+  return gate ? { fetchOptions: { [SEND_AFTER]: gate } as GatedRequestInit as never } : {};
 }
 
 /** A process-wide instance, so every provider client shares one connection pool per origin. */

@@ -130,6 +130,7 @@ export function createOfflineAdapter(opts: OfflineOptions = {}): ProviderAdapter
 
   async function* stream(req: CompletionRequest): AsyncGenerator<StreamChunk> {
     if (req.signal?.aborted) throw abortedError('OFFLINE', req.signal.reason);
+    if (req.sendAfter) await req.sendAfter;
     let inputTokens = 3;
     if (req.system) inputTokens += approxTokenCount(req.system) + 4;
     for (const m of req.messages) inputTokens += approxTokenCount(m.content) + 4;

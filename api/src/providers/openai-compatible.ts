@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { ProviderError, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
-import { providerFetch } from './http-fetch.js';
+import { gateOptions, providerFetch } from './http-fetch.js';
 import { estimateInputTokens, estimateTextTokens } from './pricing.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, ProviderId, StreamChunk, TokenUsage } from './types.js';
 
@@ -53,7 +53,7 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
     try {
       let sdkStream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>;
       try {
-        sdkStream = await client.chat.completions.create(params, { signal: guard.signal, maxRetries: 0 });
+        sdkStream = await client.chat.completions.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter) });
       } catch (err) {
         throw guard.toError(err);
       }

@@ -14,6 +14,11 @@ export interface CompletionRequest {
   temperature?: number;
   maxOutputTokens: number;
   signal?: AbortSignal;
+  /**
+   * Nothing reaches the provider before this resolves (the adapter may build the request meanwhile);
+   * if it rejects, the stream throws and the provider never saw the request. See prepareAttempt.
+   */
+  sendAfter?: Promise<void>;
 }
 
 /**

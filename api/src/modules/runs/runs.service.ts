@@ -133,6 +133,8 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     created = await ctx.orchestrator.start(
       { runId: run.id, organizationId },
       {
+        agentId,
+        input: run.input,
         async insert(query, claim) {
           const p = new SqlParams();
           const args = [

@@ -225,6 +225,24 @@ describe('runs on real provider SDKs against local fakes', () => {
     expect(replay.events.filter((e) => e.type === 'ERROR')).toHaveLength(3);
   });
 
+  it("after the agent changes, its next run sends the new settings, not those its request was built ahead with", async () => {
+    const agentId = await createAgent({ provider: 'OPENAI', model: 'gpt-4o-mini', systemPrompt: 'Answer in English.' });
+    openai.enqueue({ kind: 'reply', text: 'First.' });
+    expect((await waitForStatus(await startRun(agentId), ['SUCCEEDED', 'FAILED'])).status).toBe('SUCCEEDED');
+    const update = await owner.gql(
+      `mutation($input: UpdateAgentInput!) { updateAgent(input: $input) { __typename } }`,
+      { input: { id: agentId, systemPrompt: 'Answer in French.' } },
+    );
+    expect(update.data?.updateAgent.__typename, JSON.stringify(update)).toBe('UpdateAgentPayload');
+    const before = openai.requests.length;
+    openai.enqueue({ kind: 'reply', text: 'Deuxième.' });
+    const run = await waitForStatus(await startRun(agentId), ['SUCCEEDED', 'FAILED']);
+    expect(run).toMatchObject({ status: 'SUCCEEDED', output: 'Deuxième.' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const sent = openai.requests.slice(before).map((r) => [r.body.model, (r.body.messages as { content: string }[])[0]!.content]);
+    expect(sent).toEqual([['gpt-4o-mini', 'Answer in French.']]);
+  });
+
   it("fails with the provider's message on a non-retryable error", async () => {
     openai.enqueue({ kind: 'error', status: 400, message: 'Invalid request: messages is malformed' });
     const agentId = await createAgent({ provider: 'OPENAI', model: 'gpt-4o-mini' });

@@ -12,6 +12,7 @@ describe('member invitations', { timeout: 60_000 }, () => {
   let invitee: BrowserSession;
   let ownerApi: (query: string, variables: Record<string, unknown>) => Promise<Record<string, any>>;
   let orgGid = '';
+  let orgSlug = '';
   const olive = { name: 'Olive Owner', email: 'olive@example.test', password: 'correct horse battery staple' };
   const lin = { name: 'Lin Newcomer', email: 'lin@example.test', password: 'another horse battery staple' };
   /** The link the owner reads off the invite dialog, for Lin. */
@@ -31,6 +32,7 @@ describe('member invitations', { timeout: 60_000 }, () => {
     };
     const created = await ownerApi(CREATE_ORG, { input: { name: 'Northwind Labs', timeZone: 'UTC' } });
     orgGid = created.createOrganization.organization.id;
+    orgSlug = created.createOrganization.organization.slug;
 
     owner = await openBrowser({ baseURL: server.url });
     owner.page.setDefaultTimeout(10_000);
@@ -202,6 +204,31 @@ describe('member invitations', { timeout: 60_000 }, () => {
     await expect.poll(rows).toBe(1 + 21);
     expect(await pending().getByRole('button', { name: 'Load more' }).count()).toBe(0);
     await shot(owner, 'paged');
+  });
+
+  it('offers an admin no role above their own, when inviting or changing a role', async () => {
+    const data = await ownerApi(`query ($slug: String!) { organization(slug: $slug) { members { edges { node { id user { email } } } } } }`, {
+      slug: orgSlug,
+    });
+    const linMembership = data.organization.members.edges.find((e: { node: { user: { email: string } } }) => e.node.user.email === lin.email).node.id;
+    const promoted = await ownerApi(`mutation ($input: UpdateMemberRoleInput!) { updateMemberRole(input: $input) { __typename } }`, {
+      input: { membershipId: linMembership, role: 'ADMIN' },
+    });
+    expect(promoted.updateMemberRole.__typename).toBe('UpdateMemberRolePayload');
+
+    const { page } = invitee;
+    await page.goto('/members');
+    const main = page.getByRole('main');
+    const ownRole = main.getByRole('combobox', { name: `Role of ${lin.name}` });
+    await expect.poll(() => ownRole.inputValue()).toBe('ADMIN');
+    expect(await ownRole.locator('option').allTextContents()).toEqual(['Admin', 'Member', 'Viewer']);
+    // The owner's role is not Lin's to change.
+    expect(await main.getByRole('combobox', { name: `Role of ${olive.name}` }).count()).toBe(0);
+
+    await page.getByRole('button', { name: 'Invite member' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Invite a member' });
+    expect(await dialog.getByRole('radio').evaluateAll((inputs) => inputs.map((i) => (i as HTMLInputElement).value))).toEqual(['ADMIN', 'MEMBER', 'VIEWER']);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
   });
 
   it('has logged no console errors, hydration warnings or page errors', () => {

@@ -7,3 +7,8 @@ export const roles: { value: Role; label: string; summary: string }[] = [
   { value: 'MEMBER', label: 'Member', summary: 'Create projects and agents, start runs' },
   { value: 'VIEWER', label: 'Viewer', summary: 'Read-only access' },
 ];
+
+/** The roles someone with `own` may give (to a member or an invitation): theirs and those below it, as the API allows. */
+export function assignableRoles(own: Role) {
+  return roles.slice(roles.findIndex((r) => r.value === own));
+}

@@ -14,6 +14,9 @@ export const INVITATION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 export const INVITATION_TOKEN_PREFIX = 'hub_inv_';
 
+/** At most this many invitations of one organization are pending at once; revoke some to invite more. */
+export const MAX_PENDING_INVITATIONS = 100;
+
 const InviteMember = z.object({ email, role: z.enum(['OWNER', 'ADMIN', 'MEMBER', 'VIEWER']) });
 const Token = z.string().trim().min(1, 'Paste the invitation link or its token').max(200);
 
@@ -54,6 +57,12 @@ export async function inviteMember(ctx: Context, organizationId: string, raw: un
     const member = await tx.membership.findFirst({ where: { organizationId, user: { email: input.email } }, select: { id: true } });
     if (member) throw new ConflictError('This person is already a member');
     const now = new Date();
+    // Counted under the lock, so two admins inviting at once cannot both take the last place. An email
+    // already pending keeps its place: its invitation is replaced.
+    const pending = await tx.invitation.count({ where: { organizationId, email: { not: input.email }, ...pendingInvitation(now) } });
+    if (pending >= MAX_PENDING_INVITATIONS) {
+      throw new ConflictError(`This organization already has ${MAX_PENDING_INVITATIONS} pending invitations; revoke some before inviting more`);
+    }
     await tx.invitation.updateMany({ where: { organizationId, email: input.email, ...pendingInvitation(now) }, data: { revokedAt: now } });
     const inv = await tx.invitation.create({
       data: {

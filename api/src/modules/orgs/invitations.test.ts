@@ -3,6 +3,7 @@ import { given } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
 import { toGlobalId } from '../../lib/ids.js';
 import { sha256 } from '../../lib/tokens.js';
+import { INVITATION_TTL_MS, MAX_PENDING_INVITATIONS } from './invitations.service.js';
 
 const INVITE = `mutation($input: InviteMemberInput!) { inviteMember(input: $input) {
   __typename
@@ -148,6 +149,44 @@ describe('member invitations', () => {
     const node = await stranger.owner.gql(`query($id: ID!) { node(id: $id) { id } }`, { id: invitation.id });
     expect(node.data?.node ?? null).toBeNull();
     expect(invitation.id).toBe(toGlobalId('Invitation', (await app.rt.prisma.invitation.findFirstOrThrow({ where: { organizationId: org.id } })).id));
+  });
+
+  it(`at most ${MAX_PENDING_INVITATIONS} pending invitations per organization: the next is refused and nothing changes`, async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const other = await g.anOrganization();
+    const now = Date.now();
+    const invitation = (i: number, organizationId = org.id) => ({
+      organizationId,
+      email: `guest${i}@example.test`,
+      role: 'VIEWER' as const,
+      tokenHash: sha256(`t-${organizationId}-${i}`),
+      invitedById: org.owner.id,
+      expiresAt: new Date(now + INVITATION_TTL_MS),
+    });
+    // Expired and revoked invitations do not count; neither do another organization's.
+    await app.rt.prisma.invitation.createMany({
+      data: [
+        ...Array.from({ length: MAX_PENDING_INVITATIONS - 1 }, (_, i) => invitation(i)),
+        { ...invitation(1000), expiresAt: new Date(now - 1000) },
+        { ...invitation(1001), revokedAt: new Date(now) },
+        invitation(1002, other.id),
+      ],
+    });
+    const invite = (email: string) => org.owner.gql(INVITE, { input: { organizationId: org.gid, email, role: 'VIEWER' } });
+    expect((await invite('last@example.test')).data!.inviteMember.__typename).toBe('InviteMemberPayload');
+    const before = await app.rt.prisma.invitation.findMany({ where: { organizationId: org.id }, orderBy: { id: 'asc' } });
+
+    const refused = (await invite('one-too-many@example.test')).data!.inviteMember;
+    expect(refused).toEqual({ __typename: 'ConflictError', message: expect.stringContaining(`${MAX_PENDING_INVITATIONS} pending invitations`) });
+    expect(await app.rt.prisma.invitation.findMany({ where: { organizationId: org.id }, orderBy: { id: 'asc' } })).toEqual(before);
+
+    // Inviting a pending email again replaces its invitation, so it still works at the cap.
+    expect((await invite('guest5@example.test')).data!.inviteMember.__typename).toBe('InviteMemberPayload');
+    // Revoking one frees a place.
+    const { id } = await app.rt.prisma.invitation.findFirstOrThrow({ where: { organizationId: org.id, email: 'guest7@example.test' } });
+    expect((await org.owner.gql(REVOKE, { id: toGlobalId('Invitation', id) })).data!.revokeInvitation.__typename).toBe('RevokeInvitationPayload');
+    expect((await invite('one-too-many@example.test')).data!.inviteMember.__typename).toBe('InviteMemberPayload');
   });
 
   it('two tabs accepting at once: one membership', async () => {

@@ -1,3 +1,7 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { serverAudits } from 'graphql-http';
 import type { GraphQLScalarType } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +10,7 @@ import { given, type TestOrg, type TestUser } from '../test/factories.js';
 import { gql, startTestServer, type TestServer } from '../test/harness.js';
 import { wsClient } from '../test/subscribe.js';
 import { toGlobalId } from './lib/ids.js';
+import { repoRoot } from './lib/paths.js';
 import { schema } from './schema/index.js';
 import { MAX_ALIASES, MAX_TOKENS } from './schema/limits.js';
 import { QUERY_LIMITS } from './schema/builder.js';
@@ -341,5 +346,48 @@ describe('bad input', () => {
 
     expect(await counts()).toEqual(afterSetup);
     expect(afterSetup[5]).toBe(before[5] + 1);
+  });
+});
+
+describe("the web UI's static files", () => {
+  /** A process serving the built web UI alone (api/test/web-child.ts), and its URL. */
+  function webProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+    const child = fork(fileURLToPath(new URL('../test/web-child.ts', import.meta.url)), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, NODE_ENV: 'production', ...env },
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'], // the unguarded one's crash would print a stack
+    });
+    return new Promise((done, fail) => {
+      child.once('exit', (code) => fail(new Error(`web process exited early with ${code}`)));
+      child.once('message', (msg: { url: string }) => {
+        child.removeAllListeners('exit');
+        done({ child, url: msg.url });
+      });
+    });
+  }
+
+  it('a file removed while the product runs fails its own request; the process, which sirv alone would end, goes on', async () => {
+    const name = `hub-test-vanishing-${process.pid}.txt`;
+    const file = resolve(repoRoot, 'web/build/client', name);
+    writeFileSync(file, 'here for now');
+    const started: ChildProcess[] = [];
+    try {
+      // Both list the file as they start.
+      const [guarded, unguarded] = await Promise.all([webProcess({}), webProcess({ UNGUARDED: 'true' })]);
+      started.push(guarded.child, unguarded.child);
+      for (const web of [guarded, unguarded]) expect(await (await fetch(`${web.url}/${name}`)).text()).toBe('here for now');
+
+      rmSync(file);
+      const unguardedExit = new Promise<number | null>((done) => unguarded.child.once('exit', done));
+      for (const web of [guarded, unguarded]) await expect(fetch(`${web.url}/${name}`).then((res) => res.text())).rejects.toThrow();
+      // sirv's unhandled stream error ends a process (if that stops being true, the guard can go)…
+      expect(await unguardedExit).not.toBe(0);
+      // …and behind withFileStreamErrors it ends only that response.
+      expect(await (await fetch(`${guarded.url}/alive`)).text()).toBe('yes');
+      expect(guarded.child.exitCode).toBeNull();
+    } finally {
+      rmSync(file, { force: true });
+      for (const child of started) child.kill();
+    }
   });
 });

@@ -321,7 +321,7 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   app.use('/api', appCors);
   app.get('/api/organizations/:slug/audit-logs.:format', auditLogExport(httpContext));
 
-  if (opts.webHandler) app.use(opts.webHandler);
+  if (opts.webHandler) app.use(withFileStreamErrors(opts.webHandler, rt.logger));
 
   const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
     if (res.headersSent) {
@@ -360,4 +360,23 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     },
   };
   return server;
+}
+
+/**
+ * The web UI's static files are served by adapter-node's handler (sirv), which pipes a file's read stream
+ * into the response without an 'error' listener: a file that cannot be read (deleted by a rebuild while
+ * the product runs, out of file descriptors) would throw from that stream and end the whole process, API
+ * and worker with it. The response's 'pipe' event hands over each stream as it is piped, before it can
+ * fail; a failed one ends only its own response (its headers are already sent).
+ */
+export function withFileStreamErrors(handler: RequestHandler, logger: Runtime['logger']): RequestHandler {
+  return (req, res, next) => {
+    res.on('pipe', (source: NodeJS.ReadableStream) => {
+      source.once('error', (err) => {
+        logger.warn({ err, path: req.path }, 'a static file could not be read');
+        res.destroy();
+      });
+    });
+    handler(req, res, next);
+  };
 }

@@ -385,6 +385,35 @@ describe('agents, runs and live streaming', () => {
     }
   });
 
+  it('fits a phone: the agent page with a one-word 100-character name and a long run title scrolls only downwards', async () => {
+    const id = await agentGid();
+    const renamed = await api(`mutation ($input: UpdateAgentInput!) { updateAgent(input: $input) { __typename } }`, {
+      input: { id, name: 'Summarizer'.repeat(10) },
+    });
+    expect(renamed.updateAgent.__typename).toBe('UpdateAgentPayload');
+    const started = await api(START_RUN, { input: { agentId: id, input: 'Unbreakable'.repeat(40) } });
+    await expect.poll(() => runStatus(started.startRun.run.id), { timeout: 20_000 }).toBe('SUCCEEDED');
+    const overflow = (page: Page) =>
+      page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+
+    const phone = await openBrowser({ baseURL: server.url, viewport: { width: 390, height: 844 } });
+    try {
+      await phone.page.context().addCookies([{ name: 'hub_session', value: sessionToken, url: server.url, httpOnly: true }]);
+      await phone.page.goto(`/agents/${encodeURIComponent(id)}`);
+      await phone.page.getByRole('heading', { level: 1, name: 'Summarizer'.repeat(10) }).waitFor();
+      await phone.page.getByText('UnbreakableUnbreakable').first().waitFor();
+      expect(await overflow(phone.page)).toBe(0);
+      await screenshot(phone.page, `${SCREENSHOTS}/hub-agent-phone.png`);
+      expect(phone.errors).toEqual([]);
+    } finally {
+      await phone.close();
+    }
+    // The same name on a desktop: the title wraps instead of widening the page.
+    await browser.page.goto(`/agents/${encodeURIComponent(id)}`);
+    await browser.page.getByRole('heading', { level: 1, name: 'Summarizer'.repeat(10) }).waitFor();
+    expect(await overflow(browser.page)).toBe(0);
+  });
+
   it('logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });

@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Role } from '../api/src/_generated/prisma/enums.js';
+import { MAX_PENDING_INVITATIONS } from '../api/src/modules/orgs/invitations.service.js';
 import {
   MUTATION_PERMISSIONS,
   PERMISSIONS,
@@ -99,6 +100,9 @@ ${accountTable()}
 - **Invitations tell nobody who has an account.** \`inviteMember\` answers alike whatever the email; the
   invitation is accepted through its secret link (stored hashed, one use, 7 days) by an account signed in
   with the invited email, whatever its role elsewhere (\`acceptInvitation\` needs only a signed-in account).
+  An organization holds at most ${MAX_PENDING_INVITATIONS} pending invitations; the next \`inviteMember\` is a \`ConflictError\`
+  until one is accepted, revoked or expires (inviting an email that is already pending replaces its
+  invitation and is always allowed).
 - **Anyone may leave.** \`removeMember\` on one's own membership needs no role, whatever the table says
   about \`member.remove\` (except for the last OWNER, above).
 - **Deleting an organization needs its slug typed again** (\`deleteOrganization(input: { id, confirmSlug })\`);

@@ -48,7 +48,8 @@ export interface ApiProcess {
 
 /** Environment every benchmark API process gets; `env` adds the database and provider settings. */
 function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ'];
+  // The system's basics, and product settings a benchmark run may vary (EVENT_HOLD_MS=0 pnpm bench …).
+  const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ', 'EVENT_HOLD_MS'];
   const base: NodeJS.ProcessEnv = {};
   for (const k of keep) if (process.env[k] !== undefined) base[k] = process.env[k];
   return {

@@ -91,6 +91,63 @@ describe('EventLog: group commit across runs', () => {
     }
   });
 
+  it("holds a run's later tokens so that runs streaming apart share a statement; first tokens, statuses and flush go at once", async () => {
+    const runs = await Promise.all([newRun(), newRun(), newRun()]);
+    const { counter, query } = counting(db.query);
+    const log = new EventLog(query, bus, 1, 60_000); // a hold longer than the test: only an urgent batch or a flush ends it
+    const [w1, w2, w3] = runs.map((r) => new RunEventWriter(log, r.id, r.lastSeq));
+    const texts = async (runId: string) =>
+      (await db.prisma.runEvent.findMany({ where: { runId }, orderBy: { seq: 'asc' } })).map((e) => (e.payload as { text?: string; status?: string }).text ?? e.type);
+
+    // Each run's first token is urgent: stored without a flush.
+    for (const w of [w1!, w2!, w3!]) w.append('TOKEN', { text: 'a' });
+    await expect.poll(() => counter.statements).toBe(1);
+    await expect.poll(() => texts(runs[2]!.id)).toEqual(['a']);
+
+    // Later tokens, appended apart, wait for one another…
+    w1!.append('TOKEN', { text: 'b' });
+    await new Promise((r) => setTimeout(r, 20));
+    w2!.append('TOKEN', { text: 'c' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(counter.statements).toBe(1);
+    expect(await texts(runs[0]!.id)).toEqual(['a']);
+    // …until an urgent batch (a status change) takes them all in its statement.
+    w3!.append('STATUS', { status: 'CANCELLED' });
+    await expect.poll(() => counter.statements).toBe(2);
+    await expect.poll(() => texts(runs[0]!.id)).toEqual(['a', 'b']);
+    expect(await texts(runs[1]!.id)).toEqual(['a', 'c']);
+    expect(await texts(runs[2]!.id)).toEqual(['a', 'STATUS']);
+
+    // A flush does not wait for the hold.
+    w1!.append('TOKEN', { text: 'd' });
+    await w1!.flush();
+    expect(counter.statements).toBe(3);
+    expect(await texts(runs[0]!.id)).toEqual(['a', 'b', 'd']);
+  });
+
+  it('stores a held batch on its own when nothing else comes within the hold', async () => {
+    const [a, b] = await Promise.all([newRun(), newRun()]);
+    const { counter, query } = counting(db.query);
+    const log = new EventLog(query, bus, 2, 50);
+    const [wa, wb] = [a!, b!].map((r) => new RunEventWriter(log, r.id, r.lastSeq));
+    wa!.append('TOKEN', { text: 'first' });
+    wb!.append('TOKEN', { text: 'first' });
+    await expect.poll(() => counter.statements).toBe(1);
+    wa!.append('TOKEN', { text: 'later' }); // held: b streams too
+    await expect.poll(() => db.prisma.runEvent.count({ where: { runId: a!.id } }), { timeout: 5_000 }).toBe(2);
+    expect(counter.statements).toBe(2);
+  });
+
+  it("does not hold a lone run's tokens: nothing would share their statement", async () => {
+    const run = await newRun();
+    const { counter, query } = counting(db.query);
+    const writer = new RunEventWriter(new EventLog(query, bus, 2, 60_000), run.id, run.lastSeq);
+    writer.append('TOKEN', { text: 'first' });
+    await expect.poll(() => counter.statements).toBe(1);
+    writer.append('TOKEN', { text: 'later' });
+    await expect.poll(() => db.prisma.runEvent.count({ where: { runId: run.id } })).toBe(2);
+  });
+
   it('with two statements allowed in flight, a run does not wait behind the write of another; the rest still group', async () => {
     const [a, b, c, d] = await Promise.all([newRun(), newRun(), newRun(), newRun()]);
     // The first statement is held until released, as a slow write would be.

@@ -22,6 +22,9 @@ export const projectChannel = (projectId: string) => `project:${projectId}`;
 
 const INLINE_LIMIT_BYTES = 6_000;
 
+/** A run that stored events this recently counts as streaming (see EventLog's hold). */
+const STREAMING_WINDOW_MS = 250;
+
 /** A message for another channel that goes out with the run's next stored batch (e.g. a project's status feed). */
 export type Announcement = [channel: string, payload: unknown];
 
@@ -40,23 +43,74 @@ interface StoredBatch {
  * Up to `maxInFlight` statements run at once (on PostgreSQL, on separate connections), so a run's first
  * token does not wait behind another run's write; each run's own batches still go one after the other
  * (its RunEventWriter waits for one to be stored before it sends the next).
+ *
+ * A batch that is not urgent (a run's later tokens) may wait up to `holdMs` for others to share its
+ * statement, when no statement would otherwise take it sooner and another run streams too: streaming
+ * runs whose tokens are spread out then share statements. A lone run's tokens are not held (nothing would
+ * share their statement, and a process delivering them to many subscribers would wait for the timer behind
+ * each delivery). An urgent batch (a status change, a run's first token, a flush) goes at once and takes
+ * every waiting batch with it.
  */
 export class EventLog {
   private waiting: { batch: StoredBatch; done: (err?: unknown) => void }[] = [];
   private inFlight = 0;
+  /** Whether the waiting batches are due: one of them is urgent, or their hold is over. */
+  private due = false;
+  private hold: NodeJS.Timeout | null = null;
+  /** The last two runs that stored events, newest first, and when (performance.now()). */
+  private readonly recent: ({ runId: string; at: number } | null)[] = [null, null];
 
   constructor(
     readonly query: SqlQuery,
     readonly bus: EventBus,
     private readonly maxInFlight = 1,
+    private readonly holdMs = 0,
   ) {}
 
   /** Resolves once the batch is stored and its messages are sent. */
-  store(batch: StoredBatch): Promise<void> {
+  store(batch: StoredBatch, urgent = true): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ batch, done: (err) => (err ? reject(err) : resolve()) });
-      if (this.inFlight < this.maxInFlight) void this.run();
+      const runId = batch.events[0]?.runId;
+      const others = runId !== undefined && this.othersStreaming(runId);
+      if (urgent || this.holdMs <= 0 || !others) this.due = true;
+      this.next();
     });
+  }
+
+  /** Whether a run other than `runId` stored events lately; notes that `runId` does. */
+  private othersStreaming(runId: string): boolean {
+    const now = performance.now();
+    const others = this.recent.some((r) => r !== null && r.runId !== runId && now - r.at < STREAMING_WINDOW_MS);
+    if (this.recent[0]?.runId === runId) {
+      this.recent[0].at = now;
+    } else {
+      this.recent[1] = this.recent[0] ?? null;
+      this.recent[0] = { runId, at: now };
+    }
+    return others;
+  }
+
+  /** Sends whatever waits now, without its hold (a run that must be fully stored, e.g. before it ends). */
+  expedite(): void {
+    if (this.waiting.length === 0) return;
+    this.due = true;
+    this.next();
+  }
+
+  /** Starts a statement for the waiting batches when they are due and a slot is free, or their hold. */
+  private next() {
+    if (this.waiting.length === 0 || this.inFlight >= this.maxInFlight) return;
+    if (this.due) {
+      if (this.hold) clearTimeout(this.hold);
+      this.hold = null;
+      void this.run();
+    } else {
+      this.hold ??= setTimeout(() => {
+        this.hold = null;
+        this.expedite();
+      }, this.holdMs);
+    }
   }
 
   private async run() {
@@ -64,9 +118,10 @@ export class EventLog {
     // Let batches appended in the same tick join the first statement.
     await Promise.resolve();
     try {
-      while (this.waiting.length > 0) {
+      while (this.waiting.length > 0 && this.due) {
         const group = this.waiting;
         this.waiting = [];
+        this.due = false;
         try {
           await this.write(group.map((g) => g.batch));
           for (const g of group) g.done();
@@ -81,6 +136,7 @@ export class EventLog {
       }
     } finally {
       this.inFlight--;
+      this.next(); // batches held meanwhile start their hold
     }
   }
 
@@ -118,6 +174,9 @@ export class RunEventWriter {
   private announcements: Announcement[] = [];
   private inFlight: Promise<void> | null = null;
   private failed: unknown = null;
+  /** Whether a TOKEN of this run is stored: its first one is urgent, later ones may be held. */
+  private tokenStored = false;
+  private flushing = 0;
 
   constructor(
     private readonly log: EventLog,
@@ -148,7 +207,13 @@ export class RunEventWriter {
 
   /** Resolves once every appended event is stored and announced; rethrows a storage failure. */
   async flush(): Promise<void> {
-    while (this.inFlight) await this.inFlight;
+    this.flushing++;
+    try {
+      if (this.inFlight) this.log.expedite();
+      while (this.inFlight) await this.inFlight;
+    } finally {
+      this.flushing--;
+    }
     if (this.failed) throw this.failed;
   }
 
@@ -202,8 +267,10 @@ export class RunEventWriter {
         const events: RunEventRecord[] = batch.map((e, i) => ({ runId: this.runId, seq: first + i, type: e.type, payload: e.payload, createdAt }));
         const hint: RunEventHint = { seq: lastSeq };
         if (events.length > 0 && Buffer.byteLength(JSON.stringify(batch)) < INLINE_LIMIT_BYTES) hint.events = events;
-        await this.log.store({ events, messages: events.length > 0 ? [[runChannel(this.runId), hint], ...announcements] : announcements });
+        const urgent = this.flushing > 0 || announcements.length > 0 || !this.tokenStored || batch.some((e) => e.type !== 'TOKEN');
+        await this.log.store({ events, messages: events.length > 0 ? [[runChannel(this.runId), hint], ...announcements] : announcements }, urgent);
         this.seq = lastSeq;
+        if (batch.some((e) => e.type === 'TOKEN')) this.tokenStored = true;
       }
     } catch (err) {
       this.failed = err;

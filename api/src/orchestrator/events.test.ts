@@ -148,6 +148,20 @@ describe('EventLog: group commit across runs', () => {
     await expect.poll(() => db.prisma.runEvent.count({ where: { runId: run.id } })).toBe(2);
   });
 
+  it('does not count a run that has ended as streaming: the next run alone is not held', async () => {
+    const [done, next] = await Promise.all([newRun(), newRun()]);
+    const log = new EventLog(db.query, bus, 2, 60_000);
+    const first = new RunEventWriter(log, done!.id, done!.lastSeq);
+    first.append('TOKEN', { text: 'x' });
+    await first.flush();
+    expect(await first.finish('STATUS', { status: 'SUCCEEDED' }, (p) => `UPDATE "AgentRun" SET status = 'SUCCEEDED' WHERE id = ${p.add(done!.id)}::uuid RETURNING id`)).toBe(true);
+    const writer = new RunEventWriter(log, next!.id, next!.lastSeq);
+    writer.append('TOKEN', { text: 'first' });
+    await expect.poll(() => db.prisma.runEvent.count({ where: { runId: next!.id } })).toBe(1);
+    writer.append('TOKEN', { text: 'later' });
+    await expect.poll(() => db.prisma.runEvent.count({ where: { runId: next!.id } })).toBe(2);
+  });
+
   it('with two statements allowed in flight, a run does not wait behind the write of another; the rest still group', async () => {
     const [a, b, c, d] = await Promise.all([newRun(), newRun(), newRun(), newRun()]);
     // The first statement is held until released, as a slow write would be.

@@ -91,6 +91,11 @@ export class EventLog {
     return others;
   }
 
+  /** The run has ended: it no longer counts as streaming. */
+  ended(runId: string): void {
+    for (let i = 0; i < this.recent.length; i++) if (this.recent[i]?.runId === runId) this.recent[i] = null;
+  }
+
   /** Sends whatever waits now, without its hold (a run that must be fully stored, e.g. before it ends). */
   expedite(): void {
     if (this.waiting.length === 0) return;
@@ -248,6 +253,7 @@ export class RunEventWriter {
     );
     if (rows.length === 0) return false;
     this.seq = seq;
+    this.log.ended(this.runId);
     await notes.publishAfter();
     return true;
   }

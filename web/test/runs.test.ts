@@ -404,6 +404,13 @@ describe('agents, runs and live streaming', () => {
       await phone.page.getByText('UnbreakableUnbreakable').first().waitFor();
       expect(await overflow(phone.page)).toBe(0);
       await screenshot(phone.page, `${SCREENSHOTS}/hub-agent-phone.png`);
+      // No room for the project switcher in a phone's header: it heads the navigation drawer.
+      expect(await phone.page.getByLabel('Switch project').isVisible()).toBe(false);
+      await phone.page.getByRole('button', { name: 'Open navigation' }).click();
+      const drawer = phone.page.getByRole('navigation', { name: 'Main' });
+      await drawer.getByLabel('Switch project').click();
+      await drawer.getByText('Projects in').waitFor();
+      await screenshot(phone.page, `${SCREENSHOTS}/hub-drawer-projects-phone.png`);
       expect(phone.errors).toEqual([]);
     } finally {
       await phone.close();

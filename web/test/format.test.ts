@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAgo, formatDuration, formatLatency, formatMoney, sumMoney } from '../src/lib/format.js';
+import { formatAgo, formatDuration, formatLatency, formatMoney, sumMoney, truncate } from '../src/lib/format.js';
 
 describe('formatMoney', () => {
   it('shows two decimals, more only for sub-cent amounts', () => {
@@ -34,5 +34,14 @@ describe('time and duration', () => {
     expect(formatLatency(0.4213)).toBe('0.42 ms');
     expect(formatLatency(12.34)).toBe('12.3 ms');
     expect(formatLatency(250.6)).toBe('251 ms');
+  });
+});
+
+describe('truncate', () => {
+  it('keeps text within the limit and ends a cut one with an ellipsis, without a space before it', () => {
+    expect(truncate('Offline small', 13)).toBe('Offline small');
+    expect(truncate('Offline small (echo + outline)', 12)).toBe('Offline sma…');
+    expect(truncate('Offline small (echo + outline)', 9)).toBe('Offline…');
+    expect(truncate('Offline small (echo + outline)', 9)).toHaveLength(8);
   });
 });

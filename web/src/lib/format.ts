@@ -55,3 +55,8 @@ export function formatDateTime(iso: string): string {
     timeStyle: 'medium',
   });
 }
+
+/** `text` cut to at most `max` characters, ending with an ellipsis when it was longer. */
+export function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1).trimEnd()}…` : text;
+}

@@ -1,5 +1,5 @@
 import type { Provider } from '$lib/graphql/_generated/graphql';
-import { formatDuration } from '$lib/format';
+import { formatDuration, truncate } from '$lib/format';
 
 /** Short provider names for tables and captions (the providers query has the long labels). */
 export const providerNames: Record<Provider, string> = {
@@ -30,7 +30,7 @@ export function runSummary(input: string, max = 90): string {
   const line = input.trim().split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
   const plain = line.replace(/^#+\s*/, '').replace(/[*_`]+/g, '');
   if (plain === '') return 'Untitled run';
-  return plain.length > max ? `${plain.slice(0, max - 1).trimEnd()}…` : plain;
+  return truncate(plain, max);
 }
 
 /** A compact integer: `950`, `12,480`. */

@@ -64,8 +64,12 @@ export class ValidationError extends HubError {
 
 /** The change clashes with existing data, e.g. the email is taken or the person is already a member. */
 export class ConflictError extends HubError {
-  constructor(message = 'Conflict') {
-    super(message, 'CONFLICT');
+  constructor(
+    message = 'Conflict',
+    /** The input field the conflict is about (e.g. `email`), when it is about one. */
+    public readonly field: string | null = null,
+  ) {
+    super(message, 'CONFLICT', field ? { field } : undefined);
     this.name = 'ConflictError';
   }
 }
@@ -100,7 +104,7 @@ const factories = new Map<string, ErrorFactory>([
   ['NotFoundError', (e) => new NotFoundError(e.message)],
   ['RateLimitedError', (e) => new RateLimitedError(e.message, e.retryAfterSeconds ?? 1)],
   ['ValidationError', (e) => new ValidationError(e.message, e.issues ?? [])],
-  ['ConflictError', (e) => new ConflictError(e.message)],
+  ['ConflictError', (e) => new ConflictError(e.message, typeof e.field === 'string' ? e.field : null)],
 ]);
 
 /** Lets later modules (budgets, …) map their own typed errors to classes. */

@@ -157,7 +157,8 @@ export function membersApi(t: Transport) {
      * Invites an email address, with or without an account yet. `token` is the secret of the link
      * (`<app>/invitations/<token>`), shown only in this response: pass it on to the invitee, who joins with
      * `invitations.accept`. A pending invitation for the same email is replaced. Throws ConflictError if
-     * they are already a member, ForbiddenError above your own role.
+     * they are already a member (its `field` is `email`) or the organization already has 100 pending
+     * invitations, ForbiddenError above your own role.
      */
     async invite(input: InviteMemberInput): Promise<{ invitation: Invitation; token: string }> {
       const { invitation, token } = unwrap((await t.request(InviteMemberDocument, { input })).inviteMember);

@@ -79,9 +79,11 @@ describe.each(['http', 'websocket'] as const)('typed errors from the real API, o
     await expect(viewer.invitations.list(org.slug).toArray()).rejects.toBeInstanceOf(ForbiddenError);
   });
 
-  it('ConflictError when inviting someone who is already a member', async () => {
+  it('ConflictError when inviting someone who is already a member, naming the field it is about', async () => {
     const member = await given(app).aMemberOf(org, 'MEMBER');
-    await expect(owner.members.invite({ organizationId: org.gid, email: member.email, role: 'MEMBER' })).rejects.toBeInstanceOf(ConflictError);
+    const err = await rejection(owner.members.invite({ organizationId: org.gid, email: member.email, role: 'MEMBER' }));
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as ConflictError).field).toBe('email');
   });
 
   it('invitations: ForbiddenError above your role or for another account, NotFoundError once used or revoked', async () => {
@@ -107,7 +109,9 @@ describe.each(['http', 'websocket'] as const)('typed errors from the real API, o
     expect((await owner.invitations.list(org.slug).toArray()).map((i) => i.id)).toContain(pending.invitation.id);
     expect((await owner.invitations.revoke(pending.invitation.id)).status).toBe('REVOKED');
     expect((await owner.invitations.list(org.slug).toArray()).map((i) => i.id)).not.toContain(pending.invitation.id);
-    await expect(owner.invitations.revoke(pending.invitation.id)).rejects.toBeInstanceOf(ConflictError);
+    const gone = await rejection(owner.invitations.revoke(pending.invitation.id));
+    expect(gone).toBeInstanceOf(ConflictError);
+    expect((gone as ConflictError).field).toBeNull(); // about the request as a whole
     await expect(asLin.invitations.accept(pending.token)).rejects.toBeInstanceOf(NotFoundError);
     await Promise.all([admin, stranger, asGrace, asLin].map((c) => c.close()));
   });

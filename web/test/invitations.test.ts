@@ -84,6 +84,8 @@ describe('member invitations', { timeout: 60_000 }, () => {
     await form.getByLabel('Email').fill(olive.email);
     await form.getByRole('button', { name: 'Create invitation link' }).click();
     await form.getByText('This person is already a member').waitFor();
+    expect(await form.getByLabel('Email').getAttribute('aria-invalid')).toBe('true');
+    expect(await form.getByRole('alert').count()).toBe(0);
     await form.getByRole('button', { name: 'Cancel' }).click();
     await form.waitFor({ state: 'hidden' });
 

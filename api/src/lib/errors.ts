@@ -52,7 +52,11 @@ export class ValidationError extends AppError {
 
 export class ConflictError extends AppError {
   override readonly code = 'CONFLICT';
-  constructor(message: string) {
+  /** The input field the conflict is about (e.g. `email`), when it is about one. */
+  constructor(
+    message: string,
+    public readonly field: string | null = null,
+  ) {
     super(message);
     this.name = 'ConflictError';
   }

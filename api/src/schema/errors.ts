@@ -35,7 +35,16 @@ builder.objectType(ValidationError, {
 builder.objectType(NotFoundError, { name: 'NotFoundError', interfaces: [ErrorInterface] });
 builder.objectType(UnauthenticatedError, { name: 'UnauthenticatedError', interfaces: [ErrorInterface] });
 builder.objectType(ForbiddenError, { name: 'ForbiddenError', interfaces: [ErrorInterface] });
-builder.objectType(ConflictError, { name: 'ConflictError', interfaces: [ErrorInterface] });
+builder.objectType(ConflictError, {
+  name: 'ConflictError',
+  interfaces: [ErrorInterface],
+  fields: (t) => ({
+    field: t.exposeString('field', {
+      nullable: true,
+      description: 'The input field the conflict is about (e.g. "email"), to show it there; null when it is about the whole request.',
+    }),
+  }),
+});
 builder.objectType(RateLimitedError, {
   name: 'RateLimitedError',
   interfaces: [ErrorInterface],

@@ -6,6 +6,8 @@ export interface MutationFailure {
   message: string;
   issues?: { path: string[]; message: string }[];
   retryAfterSeconds?: number;
+  /** A ConflictError's field, when the conflict is about one. */
+  field?: string | null;
 }
 
 /** What a form shows after a failed submit: one message per field, and one for the form. */
@@ -18,7 +20,8 @@ export const noErrors = (): FormErrors => ({ fields: {} });
 
 /**
  * Turns a mutation's failure into form errors. Validation issues whose path names one of
- * `fields` go next to that field; anything else is shown once for the whole form.
+ * `fields`, and a conflict about one of them, go next to that field; anything else is shown once for
+ * the whole form.
  */
 export function formErrors(
   failure: MutationFailure | null | undefined,
@@ -42,6 +45,7 @@ export function formErrors(
     if (fields.includes(key)) result.fields[key] ??= issue.message;
     else unmatched.push(issue.message);
   }
+  if (failure.field && fields.includes(failure.field)) result.fields[failure.field] ??= failure.message;
   if (failure.__typename === 'RateLimitedError' && failure.retryAfterSeconds) {
     result.form = `${failure.message} Try again in ${failure.retryAfterSeconds}s.`;
   } else if (unmatched.length > 0) {

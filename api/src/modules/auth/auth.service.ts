@@ -54,7 +54,7 @@ export async function signUp(ctx: Context, raw: unknown) {
   const input = parseInput(SignUpInput, raw);
   await ctx.limits.consume('signUpAccount', input.email);
   const existing = await ctx.prisma.user.findUnique({ where: { email: input.email } });
-  if (existing) throw new ConflictError('An account with this email already exists');
+  if (existing) throw new ConflictError('An account with this email already exists', 'email');
   const user = await ctx.prisma.user.create({
     data: { email: input.email, name: input.name, passwordHash: await hashPassword(input.password), lastSignInAt: new Date() },
   });

@@ -55,7 +55,7 @@ export async function inviteMember(ctx: Context, organizationId: string, raw: un
     // One invitation per email at a time, even when two admins invite at once.
     await tx.$queryRaw`SELECT id FROM "Organization" WHERE id = ${organizationId}::uuid FOR UPDATE`;
     const member = await tx.membership.findFirst({ where: { organizationId, user: { email: input.email } }, select: { id: true } });
-    if (member) throw new ConflictError('This person is already a member');
+    if (member) throw new ConflictError('This person is already a member', 'email');
     const now = new Date();
     // Counted under the lock, so two admins inviting at once cannot both take the last place. An email
     // already pending keeps its place: its invitation is replaced.

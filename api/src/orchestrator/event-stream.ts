@@ -1,16 +1,23 @@
-import type { PrismaClient } from '../lib/db.js';
+import type { SqlQuery } from '../lib/db.js';
 import type { EventBus } from '../lib/pubsub.js';
 import { runChannel, type RunEventHint, type RunEventRecord } from './events.js';
 
 const PAGE = 500;
 
-export async function readRunEvents(prisma: PrismaClient, runId: string, afterSeq: number, limit = PAGE) {
-  const rows = await prisma.runEvent.findMany({
-    where: { runId, seq: { gt: afterSeq } },
-    orderBy: { seq: 'asc' },
-    take: limit,
-  });
-  return rows.map((r) => ({ runId: r.runId, seq: r.seq, type: r.type, payload: r.payload as Record<string, unknown>, createdAt: r.createdAt }));
+/**
+ * One page of a run's stored events after `afterSeq`, with the run's status and last seq, in one
+ * statement (so from one snapshot). No row: the run does not exist. Timestamps are UTC wall times
+ * (timestamp(3)), sent as ISO text whatever the session's DateStyle.
+ */
+const READ_RANGE = `SELECT r.status::text AS status, r."lastSeq" AS "lastSeq",
+    (SELECT coalesce(json_agg(json_build_object('seq', e.seq, 'type', e.type, 'payload', e.payload, 'createdAt', to_char(e."createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS')) ORDER BY e.seq), '[]'::json)
+       FROM (SELECT seq, type, payload, "createdAt" FROM "RunEvent" WHERE "runId" = $1::uuid AND seq > $2::int ORDER BY seq LIMIT $3::int) e) AS events
+  FROM "AgentRun" r WHERE r.id = $1::uuid`;
+
+interface RangeRow {
+  status: string;
+  lastSeq: number;
+  events: { seq: number; type: RunEventRecord['type']; payload: Record<string, unknown>; createdAt: string }[];
 }
 
 const TERMINAL_STATUSES: string[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'];
@@ -72,7 +79,7 @@ export async function withReadSlot<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** Reads not started yet, per database, by run and position: every subscriber asking for the same range joins the same read. */
-const queuedReads = new WeakMap<PrismaClient, Map<string, Promise<StoredRange>>>();
+const queuedReads = new WeakMap<SqlQuery, Map<string, Promise<StoredRange>>>();
 
 /**
  * The stored events of a run after `afterSeq` (one page). Bounded and shared: a burst of subscribers (a
@@ -81,9 +88,9 @@ const queuedReads = new WeakMap<PrismaClient, Map<string, Promise<StoredRange>>>
  * that has not started yet is joined, so it always starts after the joiner opened its bus subscription,
  * which is what makes "subscribe, then read" gap-free. The events returned are frozen and may be shared.
  */
-function readStoredRange(prisma: PrismaClient, runId: string, afterSeq: number): Promise<StoredRange> {
-  let queued = queuedReads.get(prisma);
-  if (!queued) queuedReads.set(prisma, (queued = new Map()));
+function readStoredRange(query: SqlQuery, runId: string, afterSeq: number): Promise<StoredRange> {
+  let queued = queuedReads.get(query);
+  if (!queued) queuedReads.set(query, (queued = new Map()));
   const key = `${runId}:${afterSeq}`;
   const joined = queued.get(key);
   if (joined) return joined;
@@ -91,11 +98,13 @@ function readStoredRange(prisma: PrismaClient, runId: string, afterSeq: number):
     await acquireReadSlot();
     queued.delete(key);
     try {
-      const events = Object.freeze((await readRunEvents(prisma, runId, afterSeq)).map((e) => Object.freeze(e)));
-      if (events.length === PAGE) return { events, run: null, exists: true };
-      // The end of the log: the caller needs to know whether the run can still grow.
-      const run = await prisma.agentRun.findUnique({ where: { id: runId }, select: { status: true, lastSeq: true } });
-      return { events, run, exists: run !== null };
+      const [row] = await query<RangeRow>(READ_RANGE, [runId, afterSeq, PAGE]);
+      if (!row) return { events: Object.freeze([]), run: null, exists: false };
+      const events = Object.freeze(
+        row.events.map((e) => Object.freeze({ runId, seq: e.seq, type: e.type, payload: e.payload, createdAt: new Date(`${e.createdAt}Z`) })),
+      );
+      // A full page: more to read. Otherwise the end of the log, and whether the run can still grow.
+      return { events, run: events.length === PAGE ? null : { status: row.status, lastSeq: row.lastSeq }, exists: true };
     } finally {
       releaseReadSlot();
     }
@@ -117,13 +126,13 @@ const DONE: IteratorReturnResult<void> = Object.freeze({ value: undefined, done:
  * it waits for the run's next event, so a client that goes away releases its subscription.
  */
 export function streamRunEvents(
-  prisma: PrismaClient,
+  query: SqlQuery,
   bus: EventBus,
   run: string | (() => Promise<string>),
   afterSeq: number,
 ): AsyncGenerator<RunEventRecord, void, void> {
   // Node 20 types async generators as async disposable; GraphQL and graphql-ws need next/return/throw.
-  return new RunEventStream(prisma, bus, run, afterSeq) as unknown as AsyncGenerator<RunEventRecord, void, void>;
+  return new RunEventStream(query, bus, run, afterSeq) as unknown as AsyncGenerator<RunEventRecord, void, void>;
 }
 
 /**
@@ -147,7 +156,7 @@ class RunEventStream implements AsyncIterator<RunEventRecord, void, void> {
   private waiters: (() => void)[] = [];
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly query: SqlQuery,
     private readonly bus: EventBus,
     private readonly run: string | (() => Promise<string>),
     afterSeq: number,
@@ -286,7 +295,7 @@ class RunEventStream implements AsyncIterator<RunEventRecord, void, void> {
   }
 
   private async read() {
-    const stored = await readStoredRange(this.prisma, this.runId, this.delivered);
+    const stored = await readStoredRange(this.query, this.runId, this.delivered);
     const last = stored.events.length > 0 ? stored.events[stored.events.length - 1]!.seq : this.delivered;
     if (stored.events.length > 0) {
       // Ahead of anything the bus brought: those are later events, or the same ones (skipped).

@@ -12,7 +12,7 @@ import type { StartOutcome } from '../../orchestrator/orchestrator.js';
 import { statementNotifications } from '../../lib/pubsub.js';
 import { SqlParams, utcWall } from '../../lib/sql.js';
 import { authorize, authorizeRole, requireViewer } from '../authorize.js';
-import { can } from '../permissions.js';
+import { can, type Action } from '../permissions.js';
 import { ROLE_RANK } from '../../schema/auth.js';
 import { RateLimits } from '../../lib/rate-limit.js';
 
@@ -33,6 +33,26 @@ export async function loadRun(ctx: Context, runId: string) {
   });
   if (!run) throw new NotFoundError('Run');
   return run;
+}
+
+/**
+ * Authorizes `action` on a run for the viewer and returns the run's id: one statement reads the run's
+ * organization and the viewer's role there (remembered in the context). A run of an organization the
+ * viewer is not a member of is NotFound, exactly like a missing one.
+ */
+export async function authorizeRun(ctx: Context, runId: string, action: Action): Promise<string> {
+  const viewer = requireViewer(ctx);
+  if (!UUID.test(runId)) throw new NotFoundError('Run');
+  const [row] = await ctx.db.query<{ organizationId: string; role: Role | null }>(
+    `SELECT r."organizationId", m.role FROM "AgentRun" r
+       LEFT JOIN "Membership" m ON m."organizationId" = r."organizationId" AND m."userId" = $2::uuid
+      WHERE r.id = $1::uuid`,
+    [runId, viewer.userId],
+  );
+  if (!row?.role) throw new NotFoundError('Run');
+  ctx.knowRole(row.organizationId, row.role);
+  await authorizeRole(ctx, row.organizationId, row.role, action, 'Run');
+  return runId;
 }
 
 /** Where an agent lives; it never moves, so a process remembers it (see `placeAgent`). */

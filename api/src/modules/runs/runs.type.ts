@@ -229,14 +229,9 @@ builder.subscriptionField('runEvents', (t) =>
     subscribe: (_r, { runId, afterSeq }, ctx) =>
       // Authorized when the stream starts, in one of the slots that bound a burst of subscribers' queries.
       streamRunEvents(
-        ctx.prisma,
+        ctx.db.query,
         ctx.bus,
-        () =>
-          withReadSlot(async () => {
-            const run = await runs.loadRun(ctx, fromGlobalId(String(runId), 'Run'));
-            await authorize(ctx, run.organizationId, 'run.read', 'Run');
-            return run.id;
-          }),
+        () => withReadSlot(() => runs.authorizeRun(ctx, fromGlobalId(String(runId), 'Run'), 'run.read')),
         afterSeq ?? 0,
       ),
     // Nothing below this field may read the viewer: every subscriber of a run shares one result per event

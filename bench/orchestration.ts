@@ -68,6 +68,7 @@ interface Sample {
   status: string | null;
   error: string | null;
   /** filled after the round */
+  provider?: FakeRequestTiming;
   providerTtft?: number;
   overhead?: number;
   endToEnd?: number;
@@ -154,34 +155,49 @@ async function oneRun(
   await subscribeRun(tenant.ws, s.runId, s, 30_000);
 }
 
-/** Joins each finished run with the provider's timing record and the API's own timestamps. */
-async function annotate(api: ApiProcess, tenants: Tenant[], fake: FakeOpenAIProcess, samples: Sample[]) {
+/** Joins each finished run with the provider's timing record (kept by the fake until its next reset). */
+async function joinProviderTimes(fake: FakeOpenAIProcess, samples: Sample[]) {
   const byInput = new Map<string, FakeRequestTiming>();
   for (const r of await fake.requests()) if (r.input !== null) byInput.set(r.input, r);
-  await mapLimit(samples, 16, async (s) => {
+  for (const s of samples) {
     const req = byInput.get(s.input);
     if (!req || req.firstChunkAt === null || s.tFirstToken === null || s.error) {
       s.error ??= req ? 'no token' : 'provider never called';
-      return;
+      continue;
     }
+    s.provider = req;
     s.providerTtft = req.firstChunkAt - req.receivedAt;
     s.endToEnd = s.tFirstToken - s.t0;
     s.overhead = s.endToEnd - s.providerTtft;
     s.mutation = s.tStarted - s.t0;
-    const t = await gql<{ run: { createdAt: string; startedAt: string | null; firstTokenAt: string | null } }>(
-      api.graphqlUrl,
-      tenants[s.org]!.token,
-      RUN_TIMES,
-      { id: s.runId },
-    );
-    const createdAt = Date.parse(t.run.createdAt);
-    const startedAt = t.run.startedAt ? Date.parse(t.run.startedAt) : NaN;
-    // API timestamps are JavaScript Dates (1 ms resolution) on the same machine clock as wallNow().
-    s.toInsert = createdAt - perfToWall(s.t0);
-    s.queuePickup = startedAt - createdAt;
-    s.claimToProvider = req.receivedAt - startedAt;
-    s.firstTokenToClient = perfToWall(s.tFirstToken) - req.firstChunkAt;
-  });
+  }
+}
+
+/**
+ * Adds the API's own timestamps of each measured run (for the breakdown). Called once the level's CPU
+ * time and statements are read: these look-ups are the benchmark's, not the runs'.
+ */
+async function addRunTimes(api: ApiProcess, tenants: Tenant[], samples: Sample[]) {
+  await mapLimit(
+    samples.filter((s) => s.provider),
+    16,
+    async (s) => {
+      const req = s.provider!;
+      const t = await gql<{ run: { createdAt: string; startedAt: string | null; firstTokenAt: string | null } }>(
+        api.graphqlUrl,
+        tenants[s.org]!.token,
+        RUN_TIMES,
+        { id: s.runId },
+      );
+      const createdAt = Date.parse(t.run.createdAt);
+      const startedAt = t.run.startedAt ? Date.parse(t.run.startedAt) : NaN;
+      // API timestamps are JavaScript Dates (1 ms resolution) on the same machine clock as wallNow().
+      s.toInsert = createdAt - perfToWall(s.t0);
+      s.queuePickup = startedAt - createdAt;
+      s.claimToProvider = req.receivedAt - startedAt;
+      s.firstTokenToClient = perfToWall(s.tFirstToken!) - req.firstChunkAt!;
+    },
+  );
 }
 
 interface LevelResult {
@@ -256,7 +272,7 @@ async function runLevel(
       }),
     );
     await delay(250);
-    await annotate(api, tenants, fake, all);
+    await joinProviderTimes(fake, all);
     samples.push(...all);
     rounds = 1;
   }
@@ -277,7 +293,7 @@ async function runLevel(
     }
     // Let the runs' final writes (usage, job completion) finish before the next round starts.
     await delay(spec.concurrency === 1 ? 20 : 250);
-    await annotate(api, tenants, fake, roundSamples);
+    await joinProviderTimes(fake, roundSamples);
     samples.push(...roundSamples);
     executed += roundSamples.length;
     rounds++;
@@ -289,6 +305,7 @@ async function runLevel(
   const apiProfile = profFile ? summarizeProfile(profFile) : null;
   const top = pg.info.statStatements ? await topStatements(dbUrl, 10).catch(() => null) : null;
   const totals = pg.info.statStatements ? await statementTotals(dbUrl).catch(() => null) : null;
+  await addRunTimes(api, tenants, samples);
   const ok = samples.filter((s) => s.overhead !== undefined);
   const pick = (k: keyof Sample) => ok.map((s) => s[k] as number).filter((v) => Number.isFinite(v));
   const fetches = top?.find((t) => t.query.startsWith('pg-boss fetch'));

@@ -10,6 +10,7 @@ import {
   DEFAULT_LEASE_MS,
   executeClaimed,
   executeRun,
+  LeaseKeeper,
   listenForCancel,
   prepareEarly,
   statusAnnouncement,
@@ -179,18 +180,20 @@ export class Orchestrator {
   }
 
   private get executorDeps(): ExecutorDeps {
+    const { db, logger, budget } = this.deps;
     return (this.executor ??= {
-      db: this.deps.db,
+      db,
       events: this.deps.events,
       bus: this.deps.bus,
-      logger: this.deps.logger,
+      logger,
       providers: this.deps.providers,
       breaker: this.breaker,
       retry: this.deps.retry ?? { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 8_000 },
-      budget: this.deps.budget,
+      budget,
       workerId: this.workerId,
       perOrgCap: this.deps.perOrgCap,
       leaseMs: this.deps.leaseMs,
+      leases: new LeaseKeeper({ db, logger, budget, workerId: this.workerId }, this.deps.leaseMs),
     });
   }
 

@@ -69,6 +69,61 @@ export interface ExecutorDeps {
   /** Most RUNNING runs one organization may have, across every process. */
   perOrgCap: number;
   leaseMs?: number;
+  /** Renews the leases of the runs this worker executes. */
+  leases: LeaseKeeper;
+}
+
+/**
+ * Keeps this worker's leases alive: every third of the lease, one statement renews the lease of every run
+ * the worker is executing (not one statement per run), and their budget holds are kept alive with them.
+ * A run another worker took over (its lease had lapsed) is not renewed: the statement matches the owner.
+ */
+export class LeaseKeeper {
+  private readonly runs = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private renewing: Promise<void> | null = null;
+
+  constructor(
+    private readonly deps: Pick<ExecutorDeps, 'db' | 'budget' | 'logger' | 'workerId'>,
+    private readonly leaseMs = DEFAULT_LEASE_MS,
+  ) {}
+
+  /** Renews the run's lease until the returned function is called. */
+  hold(runId: string): () => void {
+    this.runs.add(runId);
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.renew(), this.leaseMs / 3);
+      this.timer.unref();
+    }
+    return () => {
+      this.runs.delete(runId);
+      if (this.runs.size === 0 && this.timer) {
+        clearInterval(this.timer);
+        this.timer = null;
+      }
+    };
+  }
+
+  /** Renews every held lease now (a renewal still on its way is not started twice). */
+  renew(): Promise<void> {
+    if (this.renewing || this.runs.size === 0) return this.renewing ?? Promise.resolve();
+    const ids = [...this.runs];
+    this.renewing = (async () => {
+      try {
+        await this.deps.db.query(`UPDATE "AgentRun" SET "leaseExpiresAt" = $1::timestamp(3) WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3`, [
+          utcWall(new Date(Date.now() + this.leaseMs)),
+          ids,
+          this.deps.workerId,
+        ]);
+        await Promise.all(ids.map((id) => this.deps.budget.extend(id)));
+      } catch (err) {
+        this.deps.logger.warn({ err, runs: ids.length }, 'lease renewal failed');
+      } finally {
+        this.renewing = null;
+      }
+    })();
+    return this.renewing;
+  }
 }
 
 /** What a claim returns about the run and its agent: everything the executor needs, in the same round trip. */
@@ -187,8 +242,7 @@ export async function executeRun(deps: ExecutorDeps, runId: string): Promise<Job
  * (and its budget allows it); otherwise it is dropped unsent.
  */
 export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, cancel: CancelListener, early?: EarlyAttempt | null): Promise<void> {
-  const { db, logger, workerId } = deps;
-  const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+  const { logger, workerId } = deps;
   const runId = claim.run.id;
   const { run, agent } = claim;
   if (run.cancelRequested) cancel.abort();
@@ -201,13 +255,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
     writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));
   }
 
-  const heartbeat = setInterval(() => {
-    Promise.all([
-      db.prisma.agentRun.updateMany({ where: { id: runId, leaseOwner: workerId }, data: { leaseExpiresAt: new Date(Date.now() + leaseMs) } }),
-      deps.budget.extend(runId),
-    ]).catch((err) => logger.warn({ err, runId }, 'lease renewal failed'));
-  }, leaseMs / 3);
-  heartbeat.unref();
+  const releaseLease = deps.leases.hold(runId);
 
   let output = '';
   let firstTokenAt: Date | null = null;
@@ -259,7 +307,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       final = { status: 'FAILED', error: 'Internal error while running the agent', errorCode: 'INTERNAL', output };
     }
   } finally {
-    clearInterval(heartbeat);
+    releaseLease();
     await cancel.stop();
   }
 

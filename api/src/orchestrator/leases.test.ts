@@ -40,21 +40,27 @@ function keeper(leaseMs: number) {
 }
 
 describe('LeaseKeeper', () => {
-  it('renews every run the worker holds in one statement, never a run another worker took over, and stops with the last release', async () => {
+  it('renews every run the worker holds in one statement, gives up a run another worker took over, and sends nothing once all are released', async () => {
     const [a, b, takenOver] = [await aRunLeasedBy('w1'), await aRunLeasedBy('w1'), await aRunLeasedBy('w2')];
     const before = { a: await leaseOf(a), b: await leaseOf(b), takenOver: await leaseOf(takenOver) };
     const { counts, leases } = keeper(60_000);
-    const releases = [leases.hold(a), leases.hold(b), leases.hold(takenOver)];
+    const lost: string[] = [];
+    const releases = [a, b, takenOver].map((id) => leases.hold(id, () => lost.push(id)));
     await leases.renew();
     expect(counts.statements).toBe(1);
     expect(await leaseOf(a)).toBeGreaterThan(before.a + 50_000);
     expect(await leaseOf(b)).toBeGreaterThan(before.b + 50_000);
     expect(await leaseOf(takenOver)).toBe(before.takenOver);
     expect(counts.extended.sort()).toEqual([a, b, takenOver].sort());
+    // The run the other worker owns is given up here, once; the others are kept.
+    expect(lost).toEqual([takenOver]);
+    await leases.renew();
+    expect(lost).toEqual([takenOver]);
+    expect(counts.statements).toBe(2);
 
     for (const release of releases) release();
     await leases.renew();
-    expect(counts.statements).toBe(1); // nothing held: nothing sent
+    expect(counts.statements).toBe(2); // nothing held: nothing sent
   });
 
   it('renews on its own every third of the lease while a run is held', async () => {

@@ -76,10 +76,13 @@ export interface ExecutorDeps {
 /**
  * Keeps this worker's leases alive: every third of the lease, one statement renews the lease of every run
  * the worker is executing (not one statement per run), and their budget holds are kept alive with them.
- * A run another worker took over (its lease had lapsed) is not renewed: the statement matches the owner.
+ * A run another worker took over (its lease had lapsed: the database was out of reach, the process stalled)
+ * is not renewed, since the statement matches the owner: its `onLost` is called, so that its provider
+ * request stops rather than paying for output the run's new worker is producing again.
  */
 export class LeaseKeeper {
-  private readonly runs = new Set<string>();
+  /** Runs held, with what to do if their lease turns out lost. */
+  private readonly runs = new Map<string, () => void>();
   private timer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
 
@@ -89,8 +92,8 @@ export class LeaseKeeper {
   ) {}
 
   /** Renews the run's lease until the returned function is called. */
-  hold(runId: string): () => void {
-    this.runs.add(runId);
+  hold(runId: string, onLost: () => void = () => {}): () => void {
+    this.runs.set(runId, onLost);
     if (!this.timer) {
       this.timer = setInterval(() => void this.renew(), this.leaseMs / 3);
       this.timer.unref();
@@ -107,15 +110,23 @@ export class LeaseKeeper {
   /** Renews every held lease now (a renewal still on its way is not started twice). */
   renew(): Promise<void> {
     if (this.renewing || this.runs.size === 0) return this.renewing ?? Promise.resolve();
-    const ids = [...this.runs];
+    const ids = [...this.runs.keys()];
     this.renewing = (async () => {
       try {
-        await this.deps.db.query(`UPDATE "AgentRun" SET "leaseExpiresAt" = $1::timestamp(3) WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3`, [
-          utcWall(new Date(Date.now() + this.leaseMs)),
-          ids,
-          this.deps.workerId,
-        ]);
+        const kept = await this.deps.db.query<{ id: string }>(
+          `UPDATE "AgentRun" SET "leaseExpiresAt" = $1::timestamp(3) WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3 RETURNING id`,
+          [utcWall(new Date(Date.now() + this.leaseMs)), ids, this.deps.workerId],
+        );
         await Promise.all(ids.map((id) => this.deps.budget.extend(id)));
+        const renewed = new Set(kept.map((r) => r.id));
+        for (const id of ids) {
+          // Still held (a run that ended meanwhile has let go of its lease, and is no longer here).
+          const onLost = renewed.has(id) ? undefined : this.runs.get(id);
+          if (!onLost) continue;
+          this.runs.delete(id);
+          this.deps.logger.warn({ runId: id }, 'lease lost: another worker took the run over; stopping it here');
+          onLost();
+        }
       } catch (err) {
         this.deps.logger.warn({ err, runs: ids.length }, 'lease renewal failed');
       } finally {
@@ -255,7 +266,9 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
     writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));
   }
 
-  const releaseLease = deps.leases.hold(runId);
+  // Another worker took the run over: stop the provider request (what it produced stays in the ledger);
+  // the final update below then finds the lease gone and writes nothing.
+  const releaseLease = deps.leases.hold(runId, () => cancel.abort());
 
   let output = '';
   let firstTokenAt: Date | null = null;

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { given, type TestUser } from '../../../test/factories.js';
+import { startTestServer, type TestServer } from '../../../test/harness.js';
+import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
+
+// 40 ms a token, 400 tokens: a run streams for about 16 s; its lease (600 ms) is renewed every 200 ms.
+const ENV = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '600' };
+const START = `mutation($input: StartRunInput!) { startRun(input: $input) { ... on StartRunPayload { run { id } } ... on Error { message } } }`;
+
+let app: TestServer;
+let owner: TestUser;
+let agentGid: string;
+
+beforeAll(async () => {
+  app = await startTestServer({ env: ENV });
+  const org = await given(app).anOrganization();
+  owner = org.owner;
+  const project = await given(app).aProject(org);
+  const agent = await app.rt.prisma.agent.create({
+    data: { organizationId: org.id, projectId: project.id, name: 'Long', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 400 },
+  });
+  agentGid = toGlobalId('Agent', agent.id);
+});
+afterAll(async () => {
+  await app.close();
+});
+
+const row = (id: string) => app.rt.prisma.agentRun.findUniqueOrThrow({ where: { id }, select: { status: true, lastSeq: true, leaseOwner: true } });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a run whose lease another worker took over', () => {
+  it('stops streaming here within a renewal, and its old worker writes no final state over the new owner', async () => {
+    const started = await owner.gql(START, { input: { agentId: agentGid, input: 'A long plan please' } });
+    const runId = fromGlobalId(started.data!.startRun.run.id as string, 'Run');
+    for (let i = 0; i < 200 && (await row(runId)).lastSeq < 5; i++) await sleep(25);
+    expect((await row(runId)).lastSeq).toBeGreaterThanOrEqual(5);
+
+    // What recovery does after a lapse (this worker stalled, or lost the database for longer than the lease).
+    await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { leaseOwner: 'worker-elsewhere', leaseExpiresAt: new Date(Date.now() + 60_000) } });
+    await sleep(700);
+    const stopped = await row(runId);
+    await sleep(600);
+    // No more tokens from this worker (without the check it would stream for another ~15 s).
+    expect((await row(runId)).lastSeq).toBe(stopped.lastSeq);
+    expect(await row(runId)).toMatchObject({ status: 'RUNNING', leaseOwner: 'worker-elsewhere' });
+
+    // Leave nothing running for the sweepers of other test servers on this database.
+    await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { status: 'FAILED', leaseOwner: null, leaseExpiresAt: null } });
+  }, 30_000);
+});

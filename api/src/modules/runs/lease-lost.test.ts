@@ -3,8 +3,8 @@ import { given, type TestUser } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
 import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
 
-// 40 ms a token, 400 tokens: a run streams for about 16 s; its lease (600 ms) is renewed every 200 ms.
-const ENV = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '600' };
+// 150 ms a token: the run streams about 50 events over 7–8 s; its lease (600 ms) is renewed every 200 ms.
+const ENV = { OFFLINE_TOKEN_DELAY_MS: '150', RUN_LEASE_MS: '600' };
 const START = `mutation($input: StartRunInput!) { startRun(input: $input) { ... on StartRunPayload { run { id } } ... on Error { message } } }`;
 
 let app: TestServer;
@@ -32,19 +32,28 @@ describe('a run whose lease another worker took over', () => {
   it('stops streaming here within a renewal, and its old worker writes no final state over the new owner', async () => {
     const started = await owner.gql(START, { input: { agentId: agentGid, input: 'A long plan please' } });
     const runId = fromGlobalId(started.data!.startRun.run.id as string, 'Run');
-    for (let i = 0; i < 200 && (await row(runId)).lastSeq < 5; i++) await sleep(25);
+    for (let i = 0; i < 400 && (await row(runId)).lastSeq < 5; i++) await sleep(25);
     expect((await row(runId)).lastSeq).toBeGreaterThanOrEqual(5);
 
     // What recovery does after a lapse (this worker stalled, or lost the database for longer than the lease).
     await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { leaseOwner: 'worker-elsewhere', leaseExpiresAt: new Date(Date.now() + 60_000) } });
-    await sleep(700);
-    const stopped = await row(runId);
-    await sleep(600);
-    // No more tokens from this worker (without the check it would stream for another ~15 s).
-    expect((await row(runId)).lastSeq).toBe(stopped.lastSeq);
+    const takenOver = Date.now();
+    // Stopped: no new event for 500 ms (the provider sends one every 150 ms).
+    let last = (await row(runId)).lastSeq;
+    let stoppedAfter: number | null = null;
+    while (stoppedAfter === null && Date.now() - takenOver < 15_000) {
+      await sleep(500);
+      const now = (await row(runId)).lastSeq;
+      if (now === last) stoppedAfter = Date.now() - takenOver;
+      last = now;
+    }
+    // Within a renewal or two; left alone, this worker would stream all ~50 events, for another 6–7 s.
+    expect(stoppedAfter).not.toBeNull();
+    expect(stoppedAfter!).toBeLessThan(3_000);
+    expect(last).toBeLessThan(25);
     expect(await row(runId)).toMatchObject({ status: 'RUNNING', leaseOwner: 'worker-elsewhere' });
 
     // Leave nothing running for the sweepers of other test servers on this database.
     await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { status: 'FAILED', leaseOwner: null, leaseExpiresAt: null } });
-  }, 30_000);
+  }, 40_000);
 });

@@ -107,6 +107,9 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   const production = rt.config.NODE_ENV === 'production';
   const app = express();
   app.disable('x-powered-by');
+  // GraphQL answers are POSTed and the caller's own, never revalidated: Express's default ETag would only
+  // hash every response body (the UI's static files get theirs from their own handler).
+  app.set('etag', false);
   app.set('trust proxy', 'loopback');
   const httpServer = createHttpServer(app);
   // Outlive the idle timeouts of load balancers and HTTP clients, so a reused keep-alive socket is never

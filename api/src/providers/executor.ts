@@ -113,9 +113,9 @@ export interface PreparedAttempt {
 }
 
 /**
- * Starts an attempt's request up to the point of sending it (the provider SDK builds it, a connection is
- * taken) while the caller still waits for the right to send it, e.g. for its run to be committed. Nothing
- * goes to the provider before send(). Null when the provider is not configured.
+ * Starts an attempt's request up to the point of sending it (the provider SDK builds it; a connection is
+ * taken when it is sent) while the caller still waits for the right to send it, e.g. for its run to be
+ * committed. Nothing goes to the provider before send(). Null when the provider is not configured.
  */
 export function prepareAttempt(registry: ProviderRegistry, entry: ChainEntry, request: Omit<CompletionRequest, 'model'>): PreparedAttempt | null {
   const adapter = registry.get(entry.provider);

@@ -375,6 +375,22 @@ describe('the send gate', () => {
     expect((await echoed(await httpFetch(`${url}/next`, { method: 'POST', body: 'y' }))).body).toBe('y');
   });
 
+  it('takes no connection before the gate opens: a request dropped at the gate leaves the pooled one alive', async () => {
+    const server = await serve(echo);
+    await (await httpFetch(server.url)).text(); // one pooled keep-alive connection
+    let close!: (reason: unknown) => void;
+    const gate = new Promise<void>((_resolve, reject) => (close = reject));
+    const dropped = httpFetch(`${server.url}/v1/gated`, { method: 'POST', body: 'x', [SEND_AFTER]: gate } as GatedRequestInit);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    close(new Error('not sent'));
+    await expect(dropped).rejects.toThrow('not sent');
+    // A gated request waiting meanwhile does not hold the connection either.
+    const waiting = httpFetch(`${server.url}/v1/later`, { method: 'POST', body: 'z', [SEND_AFTER]: new Promise(() => {}) } as GatedRequestInit);
+    void waiting.catch(() => {});
+    expect((await echoed(await httpFetch(`${server.url}/next`, { method: 'POST', body: 'y' }))).body).toBe('y');
+    expect(server.connections()).toBe(1);
+  });
+
   it('an abort while waiting at the gate rejects with the abort reason and sends nothing', async () => {
     let received = 0;
     const { url } = await serve((req, res) => {

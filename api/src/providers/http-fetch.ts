@@ -93,7 +93,11 @@ export function createHttpFetch(): typeof fetch {
     }
   }
 
-  /** One request/response exchange; resolves at the response head, without following redirects. */
+  /**
+   * One request/response exchange; resolves at the response head, without following redirects. A gated
+   * request is built now but takes a connection only when its gate opens: one dropped at the gate never
+   * touches the keep-alive pool (a request given a pooled socket and then dropped would destroy it).
+   */
   function send(url: URL, method: string, headers: Headers, body: Buffer | null, signal: AbortSignal | undefined, gate: Promise<unknown> | undefined) {
     return new Promise<http.IncomingMessage>((resolve, reject) => {
       if (signal?.aborted) {
@@ -108,30 +112,35 @@ export function createHttpFetch(): typeof fetch {
       outgoing['accept-encoding'] ??= url.protocol === 'https:' ? 'br, gzip, deflate' : 'gzip, deflate';
       const protocol = url.protocol as keyof typeof agents;
       const transport = protocol === 'https:' ? https : http;
-      const req = transport.request(url, { method, headers: outgoing, agent: agents[protocol] });
-      const onAbort = () => {
-        req.destroy();
-        reject(signal!.reason);
+      const start = () => {
+        const req = transport.request(url, { method, headers: outgoing, agent: agents[protocol] });
+        const onAbort = () => {
+          req.destroy();
+          reject(signal!.reason);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        req.once('response', (res) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(res);
+        });
+        // `on`, not `once`: the socket can fail again after the response (mid-body), and an 'error'
+        // without a listener would crash the process. After the response the body stream reports it.
+        req.on('error', (cause) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(new TypeError('fetch failed', { cause }));
+        });
+        req.end(body ?? undefined);
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      req.once('response', (res) => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(res);
-      });
-      // `on`, not `once`: the socket can fail again after the response (mid-body), and an 'error'
-      // without a listener would crash the process. After the response the body stream reports it.
-      req.on('error', (cause) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(new TypeError('fetch failed', { cause }));
-      });
-      if (!gate) return void req.end(body ?? undefined);
+      if (!gate) return start();
+      const onAbortAtGate = () => reject(signal!.reason);
+      signal?.addEventListener('abort', onAbortAtGate, { once: true });
       gate.then(
         () => {
-          if (!req.destroyed) req.end(body ?? undefined);
+          signal?.removeEventListener('abort', onAbortAtGate);
+          if (!signal?.aborted) start();
         },
         (reason: unknown) => {
-          signal?.removeEventListener('abort', onAbort);
-          req.destroy();
+          signal?.removeEventListener('abort', onAbortAtGate);
           reject(reason);
         },
       );
@@ -148,10 +157,10 @@ export function createHttpFetch(): typeof fetch {
 }
 
 /**
- * A fetch option of this fetch only (`init[SEND_AFTER]`, a promise): the request is built at once, and
- * given a connection, but nothing of it is written before the promise resolves. If it rejects, fetch
- * rejects with its reason and the provider never saw the request. Lets a caller get a request ready
- * while it waits for the permission to send it.
+ * A fetch option of this fetch only (`init[SEND_AFTER]`, a promise): the request is built at once, but it
+ * takes a connection and is written only once the promise resolves. If it rejects, fetch rejects with its
+ * reason, the provider never saw the request and the connection pool is as it was. Lets a caller get a
+ * request ready while it waits for the permission to send it.
  */
 export const SEND_AFTER = Symbol('sendAfter');
 export type GatedRequestInit = RequestInit & { [SEND_AFTER]?: Promise<unknown> };

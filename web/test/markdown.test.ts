@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderMarkdown } from '../src/lib/markdown.js';
+import { markdownStream, renderMarkdown } from '../src/lib/markdown.js';
 
 // Every tag the renderer may emit; attribute values cannot contain a quote (it is escaped).
 const SAFE_TAG =
@@ -83,3 +83,78 @@ describe('renderMarkdown', () => {
     expect(renderMarkdown('3. three\n4. four')).toBe('<ol start="3"><li>three</li><li>four</li></ol>');
   });
 });
+
+/** Documents that exercise every block and the look-aheads that decide where a block ends. */
+const STREAMED = [
+  [
+    '### Plan',
+    '',
+    'First **bold** paragraph',
+    'with a soft break and https://example.com/x.',
+    '',
+    '- one',
+    '- two',
+    '',
+    '  continued after a blank line',
+    '  - nested',
+    '',
+    '- three, after a blank line',
+    '',
+    'A paragraph that closes the list.',
+    '',
+    '1. first',
+    '2. second',
+    '',
+    '```ts',
+    'const a = 1 < 2;',
+    '',
+    '# not a heading',
+    '```',
+    'Right after the fence.',
+    '> a quote',
+    '> on two lines',
+    '---',
+    '* * *',
+    '- [link](https://example.com/a?b=1&c=2) and `code`',
+    '',
+    '',
+    'The end.',
+  ].join('\n'),
+  'One line only, no newline at all',
+  '- a\n\n\n  b\n\nc\r\nd\r\n\r\n~~~\nunclosed fence\n\nstill code',
+];
+
+describe('markdownStream', () => {
+  it('renders every prefix of a growing text exactly as renderMarkdown renders it whole', () => {
+    for (const doc of STREAMED) {
+      const render = markdownStream();
+      for (let end = 0; end <= doc.length; end++) {
+        const prefix = doc.slice(0, end);
+        expect(render(prefix).join(''), JSON.stringify(prefix)).toBe(renderMarkdown(prefix));
+      }
+    }
+  });
+
+  it('gives back the settled pieces unchanged and renders only what follows them', () => {
+    const doc = STREAMED[0]!;
+    const render = markdownStream();
+    let settled: string[] = [];
+    let grew = 0;
+    for (let end = 1; end <= doc.length; end++) {
+      const pieces = render(doc.slice(0, end));
+      // What was settled stays, piece for piece; only the last piece is still being written.
+      expect(pieces.slice(0, settled.length)).toEqual(settled);
+      if (pieces.length - 1 > settled.length) grew++;
+      settled = pieces.slice(0, -1);
+    }
+    expect(grew).toBeGreaterThan(5);
+    expect(settled.length).toBeGreaterThan(5);
+  });
+
+  it('starts over when the text is replaced rather than extended', () => {
+    const render = markdownStream();
+    render('# One\n\nfirst text\n\nmore');
+    expect(render('Something else entirely').join('')).toBe('<p>Something else entirely</p>');
+  });
+});
+

@@ -27,9 +27,14 @@ async function recordOutput(page: Page): Promise<() => Promise<string[]>> {
   await page.evaluate(() => {
     const seen: string[] = [];
     (window as unknown as { __outputs: string[] }).__outputs = seen;
+    const w = window as unknown as { __heading?: Element | null };
+    w.__heading = null;
     new MutationObserver(() => {
-      const text = document.querySelector('[data-testid="run-output"] .markdown')?.textContent ?? '';
+      const markdown = document.querySelector('[data-testid="run-output"] .markdown');
+      const text = markdown?.textContent ?? '';
       if (text && text !== seen.at(-1)) seen.push(text);
+      // The heading as shown once later lines have streamed in below it (see the streaming test).
+      if (!w.__heading && text.includes('Plan:')) w.__heading = markdown!.querySelector('h5');
     }).observe(document.body, { subtree: true, childList: true, characterData: true });
   });
   return () => page.evaluate(() => (window as unknown as { __outputs: string[] }).__outputs);
@@ -161,6 +166,12 @@ describe('agents, runs and live streaming', () => {
     await output.locator('strong', { hasText: 'Plan:' }).waitFor();
     expect(await output.locator('ol > li').count()).toBe(3);
     expect(await output.innerText()).not.toContain('**');
+    // Blocks above the streaming end were not rendered again: the heading shown mid-stream is the same node.
+    const sameHeading = await page.evaluate(() => {
+      const shown = (window as unknown as { __heading?: Element | null }).__heading;
+      return Boolean(shown?.isConnected) && shown === document.querySelector('[data-testid="run-output"] .markdown h5');
+    });
+    expect(sameHeading).toBe(true);
 
     // Cost is exact from micro-dollars (the offline provider is free); usage is reported.
     expect(await page.getByTestId('run-cost').innerText()).toBe('$0.00');

@@ -66,13 +66,24 @@ const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
 const QUOTE = /^ {0,3}&gt;\s?(.*)$/;
 const LIST_ITEM = /^(\s*)([-*+]|(\d{1,9})[.)])\s+(.*)$/;
 
+const normalize = (source: string) => source.replace(/\u0000/g, '').replace(/\r\n?/g, '\n');
+
 /** Renders Markdown to HTML that is safe to insert with `{@html}`. */
 export function renderMarkdown(source: string): string {
-  const lines = escapeHtml(source.replace(/\u0000/g, '').replace(/\r\n?/g, '\n')).split('\n');
+  return renderLines(escapeHtml(normalize(source)).split('\n')).html;
+}
+
+/**
+ * Renders escaped lines. `settled` is where the HTML for every line before `line` is final whatever
+ * follows: nothing is open there (no paragraph, no list), and `line` itself is complete (a newline
+ * follows it) and not blank, so no look-ahead past it can change what was decided before it.
+ */
+function renderLines(lines: string[]): { html: string; settled: { line: number; html: number } | null } {
   const html: string[] = [];
   let paragraph: string[] = [];
   const lists: ListFrame[] = [];
   let itemOpen = false;
+  let settled: { line: number; html: number } | null = null;
 
   const closeParagraph = () => {
     if (paragraph.length > 0) html.push(`<p>${renderInline(paragraph.join('\n')).replace(/\n/g, '<br>')}</p>`);
@@ -91,6 +102,9 @@ export function renderMarkdown(source: string): string {
 
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
+    if (i > 0 && i < lines.length - 1 && paragraph.length === 0 && lists.length === 0 && line.trim() !== '') {
+      settled = { line: i, html: html.length };
+    }
 
     const fence = FENCE.exec(line);
     if (fence) {
@@ -106,7 +120,9 @@ export function renderMarkdown(source: string): string {
     if (line.trim() === '') {
       closeParagraph();
       // A blank line inside a list keeps it open when the next line continues it.
-      const next = lines.slice(i + 1).find((l) => l.trim() !== '');
+      let n = i + 1;
+      while (n < lines.length && lines[n]!.trim() === '') n++;
+      const next = lines[n];
       if (lists.length > 0 && next !== undefined && (LIST_ITEM.test(next) || /^\s{2,}\S/.test(next))) continue;
       closeListsTo(0);
       continue;
@@ -168,5 +184,35 @@ export function renderMarkdown(source: string): string {
     paragraph.push(line.trim());
   }
   closeBlocks();
-  return html.join('');
+  if (!settled) return { html: html.join(''), settled: null };
+  return { html: html.join(''), settled: { line: settled.line, html: html.slice(0, settled.html).join('').length } };
+}
+
+/**
+ * A renderer for text that grows at its end, such as a run's output while it streams: it returns the
+ * HTML in pieces whose concatenation is `renderMarkdown(source)`. Every piece but the last is final and
+ * is not rendered again (the same string comes back), so each call renders only what follows the last
+ * settled block, not the whole text, and a view inserting the pieces separately rewrites only the last.
+ * A source that does not extend the previous one starts over.
+ */
+export function markdownStream(): (source: string) => string[] {
+  let done = ''; // normalized source whose HTML is final
+  let pieces: string[] = [];
+  return (source) => {
+    const text = normalize(source);
+    if (!text.startsWith(done)) {
+      done = '';
+      pieces = [];
+    }
+    const lines = escapeHtml(text.slice(done.length)).split('\n');
+    const { html, settled } = renderLines(lines);
+    if (!settled) return [...pieces, html];
+    // The settled line's offset in the raw tail: escaping changes lengths, so count raw lines instead.
+    const rawTail = text.slice(done.length);
+    let offset = 0;
+    for (let l = 0; l < settled.line; l++) offset = rawTail.indexOf('\n', offset) + 1;
+    done += rawTail.slice(0, offset);
+    pieces = [...pieces, html.slice(0, settled.html)];
+    return [...pieces, html.slice(settled.html)];
+  };
 }

@@ -75,13 +75,16 @@ async function expectLedgerReconciles(orgId: string, budgetId: string, { untilRe
   const ledger = await app.rt.prisma.usageRecord.aggregate({ where: { organizationId: orgId }, _sum: { costMicros: true } });
   expect(await app.rt.prisma.budgetReservation.count({ where: { budgetId, status: 'OPEN' } })).toBe(0);
   for (let i = 0; ; i++) {
-    const [budget, leases] = await Promise.all([
-      app.rt.prisma.budget.findUniqueOrThrow({ where: { id: budgetId } }),
-      app.rt.prisma.budgetLease.aggregate({ where: { budgetId }, _sum: { amountMicros: true } }),
-    ]);
-    expect(budget.spentMicros).toBe(ledger._sum.costMicros ?? 0n);
-    expect(budget.reservedMicros).toBe(leases._sum.amountMicros ?? 0n);
-    if (!untilReturned || budget.reservedMicros === 0n) return;
+    // One statement, so one snapshot: a lease given back between two separate reads would look like a mismatch.
+    const [row] = await app.rt.db.query<{ spent: string; reserved: string; leased: string }>(
+      `SELECT b."spentMicros"::text AS spent, b."reservedMicros"::text AS reserved,
+              (SELECT coalesce(sum(l."amountMicros"), 0) FROM "BudgetLease" l WHERE l."budgetId" = b.id)::text AS leased
+         FROM "Budget" b WHERE b.id = $1::uuid`,
+      [budgetId],
+    );
+    expect(BigInt(row!.spent)).toBe(ledger._sum.costMicros ?? 0n);
+    expect(BigInt(row!.reserved)).toBe(BigInt(row!.leased));
+    if (!untilReturned || row!.reserved === '0') return;
     expect(i, 'spare allowance not given back within 10 s').toBeLessThan(500);
     await new Promise((r) => setTimeout(r, 20));
   }

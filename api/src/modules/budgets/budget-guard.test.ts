@@ -99,14 +99,17 @@ async function budgetRow(id: string) {
 
 /** The money invariant, and reserved = open holds + leases, to the micro-dollar. */
 async function expectConsistent(budgetId: string) {
-  const [b, leases, open] = await Promise.all([
-    budgetRow(budgetId),
-    db.prisma.budgetLease.aggregate({ where: { budgetId }, _sum: { amountMicros: true } }),
-    db.prisma.budgetReservation.aggregate({ where: { budgetId, status: 'OPEN' }, _sum: { amountMicros: true } }),
-  ]);
-  expect(b.spentMicros + b.reservedMicros).toBeLessThanOrEqual(b.limitMicros);
-  expect(b.reservedMicros).toBe((leases._sum.amountMicros ?? 0n) + (open._sum.amountMicros ?? 0n));
-  return b;
+  // One statement, so one snapshot: a lease given back between separate reads would look like a mismatch.
+  const [row] = await db.query<{ within: boolean; reserved: string; held: string }>(
+    `SELECT b."spentMicros" + b."reservedMicros" <= b."limitMicros" AS within, b."reservedMicros"::text AS reserved,
+            ((SELECT coalesce(sum(l."amountMicros"), 0) FROM "BudgetLease" l WHERE l."budgetId" = b.id)
+             + (SELECT coalesce(sum(r."amountMicros"), 0) FROM "BudgetReservation" r WHERE r."budgetId" = b.id AND r.status = 'OPEN'))::text AS held
+       FROM "Budget" b WHERE b.id = $1::uuid`,
+    [budgetId],
+  );
+  expect(row!.within).toBe(true);
+  expect(BigInt(row!.reserved)).toBe(BigInt(row!.held));
+  return budgetRow(budgetId);
 }
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5_000) {

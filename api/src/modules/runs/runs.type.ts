@@ -240,12 +240,29 @@ builder.subscriptionField('runEvents', (t) =>
   }),
 );
 
+/**
+ * The changed run, read once per status change and selection for every dashboard subscribed in this
+ * process: the bus hands each of them the same message object. Each subscriber was authorized for the
+ * project when it subscribed; fields that depend on the viewer resolve from the shared row per subscriber.
+ */
+const changedRuns = new WeakMap<object, Map<string, Promise<AgentRun | null>>>();
+
 const RunUpdateRef = builder.objectRef<{ runId: string; status: string }>('RunUpdate').implement({
   fields: (t) => ({
     run: t.prismaField({
       type: 'AgentRun',
       nullable: true,
-      resolve: (query, u, _a, ctx) => ctx.prisma.agentRun.findUnique({ ...query, where: { id: u.runId } }),
+      resolve: (query, u, _a, ctx) => {
+        let reads = changedRuns.get(u);
+        if (!reads) changedRuns.set(u, (reads = new Map()));
+        const key = JSON.stringify(query);
+        let read = reads.get(key);
+        if (!read) {
+          read = ctx.prisma.agentRun.findUnique({ ...query, where: { id: u.runId } });
+          reads.set(key, read);
+        }
+        return read;
+      },
     }),
     status: t.field({ type: RunStatusEnum, resolve: (u) => u.status as never }),
   }),

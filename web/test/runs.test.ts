@@ -6,6 +6,7 @@ import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
 import { CREATE_ORG, CREATE_PROJECT, SIGN_UP, START_RUN } from './operations.js';
 import { openBrowser, type BrowserSession, type Page } from './browser.js';
+import { columnLuminance, decodePng } from './png.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 
@@ -415,6 +416,24 @@ describe('agents, runs and live streaming', () => {
       await phone.page.getByText('UnbreakableUnbreakable').first().waitFor();
       expect(await overflow(phone.page)).toBe(0);
       await screenshot(phone.page, `${SCREENSHOTS}/hub-agent-phone.png`);
+
+      // The runs table, wider than a phone, scrolls in its own box; a shadow at an edge says there is more that way.
+      await phone.page.goto('/runs');
+      const box = phone.page.locator('.scroll-x').first();
+      await box.getByTestId('run-row').first().waitFor();
+      expect(await box.evaluate((el) => el.scrollWidth - el.clientWidth)).toBeGreaterThan(50);
+      await screenshot(phone.page, `${SCREENSHOTS}/hub-runs-phone.png`);
+      // Text and lines hidden: only the box's own painting is compared at its two edges.
+      await phone.page.addStyleTag({ content: '.scroll-x * { color: transparent !important; border-color: transparent !important; }' });
+      const edges = async () => {
+        const image = decodePng(await box.screenshot());
+        return { left: columnLuminance(image, 1, 4), right: columnLuminance(image, image.width - 4, image.width - 1) };
+      };
+      const atStart = await edges();
+      expect(atStart.left - atStart.right, JSON.stringify(atStart)).toBeGreaterThan(4);
+      await box.evaluate((el) => (el.scrollLeft = el.scrollWidth));
+      const atEnd = await edges();
+      expect(atEnd.right - atEnd.left, JSON.stringify(atEnd)).toBeGreaterThan(4);
       // No room for the project switcher in a phone's header: it heads the navigation drawer.
       expect(await phone.page.getByLabel('Switch project').isVisible()).toBe(false);
       await phone.page.getByRole('button', { name: 'Open navigation' }).click();

@@ -391,6 +391,12 @@ describe('the send gate', () => {
     expect(server.connections()).toBe(1);
   });
 
+  it('rejects, rather than hangs, when node:http refuses the request once the gate opens', async () => {
+    const { url } = await serve(echo);
+    const gated = httpFetch(url, { method: 'NOT A TOKEN', [SEND_AFTER]: Promise.resolve() } as GatedRequestInit);
+    await expect(gated).rejects.toThrow(/method/i);
+  });
+
   it('an abort while waiting at the gate rejects with the abort reason and sends nothing', async () => {
     let received = 0;
     const { url } = await serve((req, res) => {

@@ -137,7 +137,14 @@ export function createHttpFetch(): typeof fetch {
       gate.then(
         () => {
           signal?.removeEventListener('abort', onAbortAtGate);
-          if (!signal?.aborted) start();
+          if (signal?.aborted) return;
+          // Outside the promise's executor now: a synchronous throw (say, a header node:http refuses) must
+          // still reject this request rather than escape as an unhandled rejection.
+          try {
+            start();
+          } catch (err) {
+            reject(err);
+          }
         },
         (reason: unknown) => {
           signal?.removeEventListener('abort', onAbortAtGate);

@@ -48,36 +48,53 @@ describe('projectRunUpdates', () => {
   it('reads a changed run once for every dashboard watching the project, and gives each the run', async () => {
     const clients = Array.from({ length: DASHBOARDS }, () => wsClient(app.wsUrl, owner.token));
     const seen: Update[][] = clients.map(() => []);
-    let subscribed = 0;
-    const finished = clients.map(
-      (client, i) =>
-        new Promise<void>((resolve, reject) => {
-          client.subscribe<{ projectRunUpdates: Update }>(
-            { query: UPDATES, variables: { projectId: project.gid } },
-            {
-              next: ({ data }) => {
-                seen[i]!.push(data!.projectRunUpdates);
-                if (data!.projectRunUpdates.status === 'SUCCEEDED') resolve();
-              },
-              error: reject,
-              complete: () => {},
-            },
-          );
-          client.on('connected', () => subscribed++);
-        }),
+    let changed = () => {};
+    clients.forEach((client, i) =>
+      client.subscribe<{ projectRunUpdates: Update }>(
+        { query: UPDATES, variables: { projectId: project.gid } },
+        {
+          next: ({ data }) => {
+            seen[i]!.push(data!.projectRunUpdates);
+            changed();
+          },
+          error: (err) => {
+            throw err;
+          },
+          complete: () => {},
+        },
+      ),
     );
-    for (let i = 0; i < 200 && subscribed < DASHBOARDS; i++) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 100)); // the subscriptions' own set-up (authorization) is done
+    /** Whether every dashboard saw a run (that run, if given) succeed, waiting up to `ms`. */
+    const allSawSuccess = (ms: number, runId?: string) =>
+      new Promise<boolean>((resolve) => {
+        const check = () => seen.every((updates) => updates.some((u) => u.status === 'SUCCEEDED' && (!runId || u.run?.id === runId)));
+        const timer = setTimeout(() => resolve(check()), ms);
+        changed = () => {
+          if (!check()) return;
+          clearTimeout(timer);
+          resolve(true);
+        };
+        changed();
+      });
+    const start = async (input: string) => (await owner.gql(START, { input: { agentId: agentGid, input } })).data!.startRun.run.id as string;
+    // Warm-up runs until every dashboard has seen one end: then all the subscriptions are live.
+    let live = false;
+    for (let i = 0; i < 20 && !live; i++) {
+      await start('Warm up');
+      live = await allSawSuccess(2_000);
+    }
+    expect(live).toBe(true);
+    for (const updates of seen) updates.splice(0);
 
     runReads = 0;
-    const started = await owner.gql(START, { input: { agentId: agentGid, input: 'Watch me' } });
-    const runId = started.data!.startRun.run.id as string;
-    await Promise.all(finished);
+    const runId = await start('Watch me');
+    expect(await allSawSuccess(10_000, runId)).toBe(true);
     for (const client of clients) await client.dispose();
 
     for (const updates of seen) {
-      expect(updates.map((u) => u.status)).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
-      for (const u of updates) expect(u.run).toMatchObject({ id: runId, input: 'Watch me', agent: { name: 'Watched' } });
+      const mine = updates.filter((u) => u.run?.id === runId);
+      expect(mine.map((u) => u.status)).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
+      for (const u of mine) expect(u.run).toMatchObject({ input: 'Watch me', agent: { name: 'Watched' } });
     }
     // One read per status change, not one per dashboard and status change (5 × 3).
     expect(runReads).toBe(3);

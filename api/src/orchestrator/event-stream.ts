@@ -1,16 +1,16 @@
 import type { SqlQuery } from '../lib/db.js';
 import type { EventBus } from '../lib/pubsub.js';
+import { fromUtcWall, utcWallText } from '../lib/sql.js';
 import { runChannel, type RunEventHint, type RunEventRecord } from './events.js';
 
 const PAGE = 500;
 
 /**
  * One page of a run's stored events after `afterSeq`, with the run's status and last seq, in one
- * statement (so from one snapshot). No row: the run does not exist. Timestamps are UTC wall times
- * (timestamp(3)), sent as ISO text whatever the session's DateStyle.
+ * statement (so from one snapshot). No row: the run does not exist.
  */
 const READ_RANGE = `SELECT r.status::text AS status, r."lastSeq" AS "lastSeq",
-    (SELECT coalesce(json_agg(json_build_object('seq', e.seq, 'type', e.type, 'payload', e.payload, 'createdAt', to_char(e."createdAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS')) ORDER BY e.seq), '[]'::json)
+    (SELECT coalesce(json_agg(json_build_object('seq', e.seq, 'type', e.type, 'payload', e.payload, 'createdAt', ${utcWallText('e."createdAt"')}) ORDER BY e.seq), '[]'::json)
        FROM (SELECT seq, type, payload, "createdAt" FROM "RunEvent" WHERE "runId" = $1::uuid AND seq > $2::int ORDER BY seq LIMIT $3::int) e) AS events
   FROM "AgentRun" r WHERE r.id = $1::uuid`;
 
@@ -101,7 +101,7 @@ function readStoredRange(query: SqlQuery, runId: string, afterSeq: number): Prom
       const [row] = await query<RangeRow>(READ_RANGE, [runId, afterSeq, PAGE]);
       if (!row) return { events: Object.freeze([]), run: null, exists: false };
       const events = Object.freeze(
-        row.events.map((e) => Object.freeze({ runId, seq: e.seq, type: e.type, payload: e.payload, createdAt: new Date(`${e.createdAt}Z`) })),
+        row.events.map((e) => Object.freeze({ runId, seq: e.seq, type: e.type, payload: e.payload, createdAt: fromUtcWall(e.createdAt) })),
       );
       // A full page: more to read. Otherwise the end of the log, and whether the run can still grow.
       return { events, run: events.length === PAGE ? null : { status: row.status, lastSeq: row.lastSeq }, exists: true };

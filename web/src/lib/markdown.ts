@@ -184,8 +184,9 @@ function renderLines(lines: string[]): { html: string; settled: { line: number; 
     paragraph.push(line.trim());
   }
   closeBlocks();
-  if (!settled) return { html: html.join(''), settled: null };
-  return { html: html.join(''), settled: { line: settled.line, html: html.slice(0, settled.html).join('').length } };
+  let before = 0; // characters of HTML before the settled line
+  for (let k = 0; k < (settled?.html ?? 0); k++) before += html[k]!.length;
+  return { html: html.join(''), settled: settled && { line: settled.line, html: before } };
 }
 
 /**

@@ -36,20 +36,19 @@ export async function loadRun(ctx: Context, runId: string) {
 }
 
 /**
- * Authorizes `action` on a run for the viewer and returns the run's id: one statement reads the run's
- * organization and the viewer's role there (remembered in the context). A run of an organization the
- * viewer is not a member of is NotFound, exactly like a missing one.
+ * Authorizes `action` on a run (an id from `fromGlobalId`) for the viewer and returns the id: one statement
+ * reads the run's organization and the viewer's role there (remembered in the context). A run of an
+ * organization the viewer is not a member of is NotFound, exactly like a missing one.
  */
 export async function authorizeRun(ctx: Context, runId: string, action: Action): Promise<string> {
   const viewer = requireViewer(ctx);
-  if (!UUID.test(runId)) throw new NotFoundError('Run');
-  const [row] = await ctx.db.query<{ organizationId: string; role: Role | null }>(
+  const [row] = await ctx.db.query<{ organizationId: string; role: Role }>(
     `SELECT r."organizationId", m.role FROM "AgentRun" r
-       LEFT JOIN "Membership" m ON m."organizationId" = r."organizationId" AND m."userId" = $2::uuid
+       JOIN "Membership" m ON m."organizationId" = r."organizationId" AND m."userId" = $2::uuid
       WHERE r.id = $1::uuid`,
     [runId, viewer.userId],
   );
-  if (!row?.role) throw new NotFoundError('Run');
+  if (!row) throw new NotFoundError('Run');
   ctx.knowRole(row.organizationId, row.role);
   await authorizeRole(ctx, row.organizationId, row.role, action, 'Run');
   return runId;

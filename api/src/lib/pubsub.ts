@@ -43,24 +43,42 @@ export interface StatementNotifications {
    * Call once the statement has committed: delivers the messages to this process's own subscribers at
    * once (PostgreSQL delivers the notifications to the other processes; this one does not wait for them).
    */
-  publishAfter(): Promise<void>;
+  publishAfter(kept?: ReadonlySet<string>): Promise<void>;
+}
+
+/**
+ * Sends each message only if its key is among the rows the statement kept: `keys[i]` is message i's key
+ * (say, its run's id) and `kept` a SQL subquery of the keys the statement kept (say, the runs it updated).
+ * The statement's caller then passes the kept keys to `publishAfter`.
+ */
+export interface NotificationGuard {
+  keys: string[];
+  kept: string;
 }
 
 /** Builds the notifications for a statement with parameters `params` (their texts are appended to it). */
-export function statementNotifications(bus: EventBus, messages: [channel: string, payload: unknown][], params: SqlParams): StatementNotifications {
+export function statementNotifications(
+  bus: EventBus,
+  messages: [channel: string, payload: unknown][],
+  params: SqlParams,
+  guard?: NotificationGuard,
+): StatementNotifications {
+  const sent = (kept?: ReadonlySet<string>) => (guard && kept ? messages.filter((_, i) => kept.has(guard.keys[i]!)) : messages);
   if (!bus.encode) {
     return {
       sql: '0',
-      publishAfter: async () => {
-        for (const [c, p] of messages) await bus.publish(c, p);
+      publishAfter: async (kept) => {
+        for (const [c, p] of sent(kept)) await bus.publish(c, p);
       },
     };
   }
   const texts = params.add(messages.map(([c, p]) => bus.encode!(c, p)));
   return {
-    sql: `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${texts}::text[]) AS n)`,
-    publishAfter: async () => {
-      for (const [c, p] of messages) bus.deliverLocally!(c, p);
+    sql: guard
+      ? `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n.t)) FROM unnest(${texts}::text[], ${params.add(guard.keys)}::text[]) AS n(t, k) WHERE n.k IN (${guard.kept}))`
+      : `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${texts}::text[]) AS n)`,
+    publishAfter: async (kept) => {
+      for (const [c, p] of sent(kept)) bus.deliverLocally!(c, p);
     },
   };
 }

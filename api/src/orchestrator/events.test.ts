@@ -4,17 +4,19 @@ import { getTestDatabase } from '../../test/db.js';
 import type { Database, SqlQuery } from '../lib/db.js';
 import { createLogger } from '../lib/logger.js';
 import { createLocalBus, createPgBus, type EventBus } from '../lib/pubsub.js';
-import { EventLog, RunEventWriter, runChannel, type RunEventHint } from './events.js';
+import { EventLog, LeaseLostError, RunEventWriter, runChannel, type RunEventHint } from './events.js';
 
 let db: Database;
 let bus: EventBus;
 let org: { id: string };
 let project: { id: string };
 let agent: { id: string };
+/** The lease the test's runs are held under (by this test, as a worker). */
+const LEASE = { owner: 'w-test', attempt: 1 };
 
 async function newRun() {
   return db.prisma.agentRun.create({
-    data: { organizationId: org.id, projectId: project.id, agentId: agent.id, input: 'x', status: 'RUNNING' },
+    data: { organizationId: org.id, projectId: project.id, agentId: agent.id, input: 'x', status: 'RUNNING', leaseOwner: LEASE.owner, attempts: LEASE.attempt },
     select: { id: true, lastSeq: true },
   });
 }
@@ -63,7 +65,7 @@ describe('EventLog: group commit across runs', () => {
         seen.set(r.id, [...(seen.get(r.id) ?? []), ...(hint.events ?? []).map((e) => e.seq)]);
       });
     }
-    const writers = runs.map((r) => new RunEventWriter(log, r.id, r.lastSeq));
+    const writers = runs.map((r) => new RunEventWriter(log, r.id, r.lastSeq, LEASE));
     // Appended in the same tick: one statement for all three runs.
     for (const w of writers) {
       w.append('STATUS', { status: 'RUNNING' });
@@ -95,7 +97,7 @@ describe('EventLog: group commit across runs', () => {
     const runs = await Promise.all([newRun(), newRun(), newRun()]);
     const { counter, query } = counting(db.query);
     const log = new EventLog(query, bus, 1, 60_000); // a hold longer than the test: only an urgent batch or a flush ends it
-    const [w1, w2, w3] = runs.map((r) => new RunEventWriter(log, r.id, r.lastSeq));
+    const [w1, w2, w3] = runs.map((r) => new RunEventWriter(log, r.id, r.lastSeq, LEASE));
     const texts = async (runId: string) =>
       (await db.prisma.runEvent.findMany({ where: { runId }, orderBy: { seq: 'asc' } })).map((e) => (e.payload as { text?: string; status?: string }).text ?? e.type);
 
@@ -129,7 +131,7 @@ describe('EventLog: group commit across runs', () => {
     const [a, b] = await Promise.all([newRun(), newRun()]);
     const { counter, query } = counting(db.query);
     const log = new EventLog(query, bus, 2, 50);
-    const [wa, wb] = [a!, b!].map((r) => new RunEventWriter(log, r.id, r.lastSeq));
+    const [wa, wb] = [a!, b!].map((r) => new RunEventWriter(log, r.id, r.lastSeq, LEASE));
     wa!.append('TOKEN', { text: 'first' });
     wb!.append('TOKEN', { text: 'first' });
     await expect.poll(() => counter.statements).toBe(1);
@@ -141,7 +143,7 @@ describe('EventLog: group commit across runs', () => {
   it("does not hold a lone run's tokens: nothing would share their statement", async () => {
     const run = await newRun();
     const { counter, query } = counting(db.query);
-    const writer = new RunEventWriter(new EventLog(query, bus, 2, 60_000), run.id, run.lastSeq);
+    const writer = new RunEventWriter(new EventLog(query, bus, 2, 60_000), run.id, run.lastSeq, LEASE);
     writer.append('TOKEN', { text: 'first' });
     await expect.poll(() => counter.statements).toBe(1);
     writer.append('TOKEN', { text: 'later' });
@@ -151,11 +153,11 @@ describe('EventLog: group commit across runs', () => {
   it('does not count a run that has ended as streaming: the next run alone is not held', async () => {
     const [done, next] = await Promise.all([newRun(), newRun()]);
     const log = new EventLog(db.query, bus, 2, 60_000);
-    const first = new RunEventWriter(log, done!.id, done!.lastSeq);
+    const first = new RunEventWriter(log, done!.id, done!.lastSeq, LEASE);
     first.append('TOKEN', { text: 'x' });
     await first.flush();
     expect(await first.finish('STATUS', { status: 'SUCCEEDED' }, (p) => `UPDATE "AgentRun" SET status = 'SUCCEEDED' WHERE id = ${p.add(done!.id)}::uuid RETURNING id`)).toBe(true);
-    const writer = new RunEventWriter(log, next!.id, next!.lastSeq);
+    const writer = new RunEventWriter(log, next!.id, next!.lastSeq, LEASE);
     writer.append('TOKEN', { text: 'first' });
     await expect.poll(() => db.prisma.runEvent.count({ where: { runId: next!.id } })).toBe(1);
     writer.append('TOKEN', { text: 'later' });
@@ -169,12 +171,13 @@ describe('EventLog: group commit across runs', () => {
     const held = new Promise<void>((r) => (release = r));
     const sent: number[] = [];
     const query: SqlQuery = async (text, params) => {
-      sent.push(((params?.[0] as string | undefined)?.match(/"runId"/g) ?? []).length);
+      const rows = params?.find((v): v is string => typeof v === 'string' && v.startsWith('[{"runId"'));
+      sent.push((rows?.match(/"runId"/g) ?? []).length);
       if (sent.length === 1) await held;
       return db.query(text, params);
     };
     const log = new EventLog(query, bus, 2);
-    const [wa, wb, wc, wd] = [a, b, c, d].map((r) => new RunEventWriter(log, r!.id, r!.lastSeq));
+    const [wa, wb, wc, wd] = [a, b, c, d].map((r) => new RunEventWriter(log, r!.id, r!.lastSeq, LEASE));
     wa!.append('TOKEN', { text: 'a' });
     await new Promise((r) => setTimeout(r, 10));
     wb!.append('TOKEN', { text: 'b' });
@@ -194,17 +197,70 @@ describe('EventLog: group commit across runs', () => {
   });
 
   it('a batch that cannot be stored fails only its own run; the others in the same statement are stored', async () => {
-    const good = await newRun();
+    const [good, clashing] = [await newRun(), await newRun()];
     const log = new EventLog(db.query, bus);
-    const ok = new RunEventWriter(log, good.id, good.lastSeq);
-    const orphan = new RunEventWriter(log, randomUUID(), 0); // no such run: the foreign key refuses it
+    await new RunEventWriter(log, clashing.id, clashing.lastSeq, LEASE).finish('STATUS', { status: 'RUNNING' }, (p, seq) => `UPDATE "AgentRun" SET "lastSeq" = ${p.add(seq)} WHERE id = ${p.add(clashing.id)}::uuid RETURNING id`);
+    const ok = new RunEventWriter(log, good.id, good.lastSeq, LEASE);
+    const stale = new RunEventWriter(log, clashing.id, 0, LEASE); // believes seq 1 is free: the unique key refuses it
     ok.append('TOKEN', { text: 'kept' });
-    orphan.append('TOKEN', { text: 'refused' });
-    await expect(orphan.flush()).rejects.toThrow();
+    stale.append('TOKEN', { text: 'refused' });
+    await expect(stale.flush()).rejects.toThrow(/unique|duplicate/i);
     await ok.flush();
     const events = await db.prisma.runEvent.findMany({ where: { runId: good.id } });
     expect(events.map((e) => e.payload)).toEqual([{ text: 'kept' }]);
-    expect(await db.prisma.runEvent.count({ where: { runId: orphan.runId } })).toBe(0);
+    expect((await db.prisma.runEvent.findMany({ where: { runId: clashing.id } })).map((e) => e.type)).toEqual(['STATUS']);
+  });
+
+  it("stores events only under the run's current lease: once the run is claimed again, the old writer stores and announces nothing more", async () => {
+    await onRealBus(async (realBus) => {
+      const [run, other] = [await newRun(), await newRun()];
+      const { counter, query } = counting(db.query);
+      const log = new EventLog(query, realBus);
+      // Subscribers in this process, and (PostgreSQL) in another one, which learns of events through NOTIFY.
+      const elsewhere = db.kind === 'postgresql' ? await createPgBus(db.url!, db.pool!, createLogger('silent')) : null;
+      const seen = { here: [] as string[], elsewhere: [] as string[] };
+      for (const [where, b] of [['here', realBus], ['elsewhere', elsewhere]] as const) {
+        await b?.subscribe(runChannel(run.id), (m) => {
+          for (const e of (m as RunEventHint).events ?? []) seen[where].push(String(e.payload.text));
+        });
+      }
+      let lost = 0;
+      const old = new RunEventWriter(log, run.id, run.lastSeq, { ...LEASE, onLost: () => lost++ });
+      old.append('TOKEN', { text: 'before' });
+      await old.flush();
+
+      // The run is claimed again: by the same worker here (a process that stalled past its lease), so only
+      // the claim's number tells the two leases apart.
+      await db.prisma.agentRun.update({ where: { id: run.id }, data: { attempts: LEASE.attempt + 1 } });
+      const neighbour = new RunEventWriter(log, other.id, other.lastSeq, LEASE);
+      old.append('TOKEN', { text: 'stale' });
+      neighbour.append('TOKEN', { text: 'kept' }); // in the same statement: stored, whatever happens to the other
+      const statements = counter.statements;
+      await expect(old.flush()).rejects.toBeInstanceOf(LeaseLostError);
+      await neighbour.flush();
+      expect(counter.statements).toBe(statements + 1);
+      expect(lost).toBe(1);
+      // Nothing more is sent for it, and its final write is refused without a statement.
+      old.append('TOKEN', { text: 'later' });
+      expect(await old.finish('STATUS', { status: 'SUCCEEDED' }, (p) => `UPDATE "AgentRun" SET status = 'SUCCEEDED' WHERE id = ${p.add(run.id)}::uuid RETURNING id`)).toBe(false);
+      expect(counter.statements).toBe(statements + 1);
+      expect(lost).toBe(1);
+
+      // The new claim's writer goes on from the stored seq: no seq is taken twice.
+      const next = new RunEventWriter(log, run.id, 1, { ...LEASE, attempt: LEASE.attempt + 1 });
+      next.append('TOKEN', { text: 'after' });
+      await next.flush();
+      const stored = await db.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } });
+      expect(stored.map((e) => [e.seq, (e.payload as { text: string }).text])).toEqual([[1, 'before'], [2, 'after']]);
+      expect((await db.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } })).lastSeq).toBe(2);
+      expect((await db.prisma.runEvent.findMany({ where: { runId: other.id } })).map((e) => e.payload)).toEqual([{ text: 'kept' }]);
+      // Subscribers were never told of the refused batch.
+      await expect.poll(() => seen.here).toEqual(['before', 'after']);
+      if (elsewhere) {
+        await expect.poll(() => seen.elsewhere).toEqual(['before', 'after']);
+        await elsewhere.close();
+      }
+    });
   });
 
   it('finish writes the final event only while its condition holds, and only then announces it', async () => {
@@ -214,7 +270,7 @@ describe('EventLog: group commit across runs', () => {
       const statuses: unknown[] = [];
       const channel = `project:${run.id}`;
       await realBus.subscribe(channel, (m) => m && statuses.push(m));
-      const writer = new RunEventWriter(log, run.id, run.lastSeq);
+      const writer = new RunEventWriter(log, run.id, run.lastSeq, LEASE);
       writer.append('TOKEN', { text: 'hi' });
       const refused = await writer.finish(
         'STATUS',
@@ -245,7 +301,7 @@ describe('EventLog: group commit across runs', () => {
       const run = await newRun();
       const hints: RunEventHint[] = [];
       await realBus.subscribe(runChannel(run.id), (m) => m && hints.push(m as RunEventHint));
-      const writer = new RunEventWriter(new EventLog(db.query, realBus), run.id, run.lastSeq);
+      const writer = new RunEventWriter(new EventLog(db.query, realBus), run.id, run.lastSeq, LEASE);
       const error = 'é'.repeat(5_000); // 5,000 characters, 10,000 bytes
       const applied = await writer.finish(
         'STATUS',

@@ -28,8 +28,28 @@ const STREAMING_WINDOW_MS = 250;
 /** A message for another channel that goes out with the run's next stored batch (e.g. a project's status feed). */
 export type Announcement = [channel: string, payload: unknown];
 
+/**
+ * The lease a run's events are written under: the worker that claimed the run, and which claim (the run's
+ * `attempts`, counted up by each claim, so a worker that claims the run again after losing it does not
+ * share a lease with its earlier claim). Events are stored only while it is still the run's lease.
+ */
+export interface RunLease {
+  owner: string;
+  attempt: number;
+}
+
+/** Thrown (from a writer's flush) when the run's lease was no longer this writer's: nothing was stored. */
+export class LeaseLostError extends Error {
+  constructor(readonly runId: string) {
+    super(`Run ${runId}: its lease is held by another worker now; events were not stored`);
+    this.name = 'LeaseLostError';
+  }
+}
+
 /** One run's batch on its way to the database. */
 interface StoredBatch {
+  runId: string;
+  lease: RunLease;
   events: RunEventRecord[];
   /** Sent after the batch is stored: the run's hint first, then the announcements. */
   messages: Announcement[];
@@ -67,12 +87,11 @@ export class EventLog {
     private readonly holdMs = 0,
   ) {}
 
-  /** Resolves once the batch is stored and its messages are sent. */
+  /** Resolves once the batch is stored and its messages are sent; rejects with LeaseLostError if the lease was not. */
   store(batch: StoredBatch, urgent = true): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ batch, done: (err) => (err ? reject(err) : resolve()) });
-      const runId = batch.events[0]?.runId;
-      const others = runId !== undefined && this.othersStreaming(runId);
+      const others = batch.events.length > 0 && this.othersStreaming(batch.runId);
       if (urgent || this.holdMs <= 0 || !others) this.due = true;
       this.next();
     });
@@ -127,16 +146,18 @@ export class EventLog {
         const group = this.waiting;
         this.waiting = [];
         this.due = false;
+        const settle = (g: (typeof group)[number], kept: ReadonlySet<string>) =>
+          g.done(kept.has(g.batch.runId) ? undefined : new LeaseLostError(g.batch.runId));
         try {
-          await this.write(group.map((g) => g.batch));
-          for (const g of group) g.done();
+          const kept = await this.write(group.map((g) => g.batch));
+          for (const g of group) settle(g, kept);
         } catch (err) {
           if (group.length === 1) {
             group[0]!.done(err);
             continue;
           }
           // One run's failure (say, a run deleted meanwhile) must not fail the others: write them one by one.
-          for (const g of group) await this.write([g.batch]).then(() => g.done(), (e: unknown) => g.done(e));
+          for (const g of group) await this.write([g.batch]).then((kept) => settle(g, kept), (e: unknown) => g.done(e));
         }
       }
     } finally {
@@ -145,26 +166,51 @@ export class EventLog {
     }
   }
 
-  private async write(batches: StoredBatch[]) {
+  /**
+   * Stores the batches in one statement and returns the runs whose batch was stored: those whose lease is
+   * still the batch's. The lease is checked by the UPDATE of the run's row, which waits for a claim of the
+   * same row in flight and then sees the claim's outcome; a run it does not update gets no rows and no
+   * notification. Each run has at most one batch here (its writer sends the next once this one is stored).
+   */
+  private async write(batches: StoredBatch[]): Promise<ReadonlySet<string>> {
     const rows = batches.flatMap((b) =>
       b.events.map((e) => ({ runId: e.runId, seq: e.seq, type: e.type, payload: e.payload, createdAt: utcWall(e.createdAt) })),
     );
+    const messages = batches.flatMap((b) => b.messages);
     const p = new SqlParams();
-    const notes = statementNotifications(this.bus, batches.flatMap((b) => b.messages), p);
-    if (rows.length > 0) {
-      await this.query(
-        `WITH b AS (
-           SELECT * FROM jsonb_to_recordset(${p.add(JSON.stringify(rows))}::jsonb)
-             AS x("runId" uuid, seq int, type "RunEventType", payload jsonb, "createdAt" timestamp(3))),
-         ins AS (INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt") SELECT "runId", seq, type, payload, "createdAt" FROM b),
-         upd AS (UPDATE "AgentRun" r SET "lastSeq" = m.last FROM (SELECT "runId", max(seq) AS last FROM b GROUP BY "runId") m WHERE r.id = m."runId")
-         SELECT ${notes.sql}`,
-        p.values,
-      );
-    } else if (this.bus.encode) {
-      await this.query(`SELECT ${notes.sql}`, p.values);
+    if (rows.length === 0) {
+      // Announcements only: nothing is stored, so there is no lease to check.
+      const notes = statementNotifications(this.bus, messages, p);
+      if (this.bus.encode) await this.query(`SELECT ${notes.sql}`, p.values);
+      await notes.publishAfter();
+      return new Set(batches.map((b) => b.runId));
     }
-    await notes.publishAfter();
+    const stored = batches.filter((b) => b.events.length > 0);
+    const runs = `unnest(${p.add(stored.map((b) => b.runId))}::uuid[], ${p.add(stored.map((b) => b.lease.owner))}::text[],
+                        ${p.add(stored.map((b) => b.lease.attempt))}::int[], ${p.add(stored.map((b) => b.events.at(-1)!.seq))}::int[])
+                   AS l(id, owner, attempt, last)`;
+    const eventRows = `jsonb_to_recordset(${p.add(JSON.stringify(rows))}::jsonb)
+                   AS x("runId" uuid, seq int, type "RunEventType", payload jsonb, "createdAt" timestamp(3))`;
+    // A batch without events (announcements only; key '') is sent whatever happens to the others.
+    const notes = statementNotifications(this.bus, messages, p, {
+      keys: batches.flatMap((b) => b.messages.map(() => (b.events.length > 0 ? b.runId : ''))),
+      kept: `SELECT id::text FROM upd UNION ALL SELECT ''`,
+    });
+    const [result] = await this.query<{ kept: string[] }>(
+      `WITH upd AS (
+         UPDATE "AgentRun" r SET "lastSeq" = l.last FROM ${runs}
+          WHERE r.id = l.id AND r."leaseOwner" = l.owner AND r.attempts = l.attempt AND r.status = 'RUNNING'
+          RETURNING r.id),
+       ins AS (
+         INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt")
+         SELECT x."runId", x.seq, x.type, x.payload, x."createdAt" FROM ${eventRows} JOIN upd ON upd.id = x."runId")
+       SELECT ARRAY(SELECT id::text FROM upd) AS kept, ${notes.sql} AS sent`,
+      p.values,
+    );
+    const kept = new Set(result!.kept);
+    await notes.publishAfter(new Set([...kept, '']));
+    for (const b of batches) if (b.events.length === 0) kept.add(b.runId);
+    return kept;
   }
 }
 
@@ -188,6 +234,11 @@ export class RunEventWriter {
     readonly runId: string,
     /** Highest seq already stored for the run (AgentRun.lastSeq). */
     private seq: number,
+    /**
+     * The lease appended events are stored under (a writer without one only writes `finish`, whose update
+     * carries its own condition). `onLost` is called once if a batch finds the lease gone.
+     */
+    private readonly lease?: RunLease & { onLost?: () => void },
   ) {}
 
   get lastSeq() {
@@ -195,6 +246,8 @@ export class RunEventWriter {
   }
 
   append(type: RunEventType, payload: Record<string, unknown>): void {
+    if (!this.lease) throw new Error('Only the worker holding a run\'s lease appends its events');
+    if (this.failed) return; // refused (its flush says why): nothing more is sent
     const last = this.pending.at(-1);
     if (type === 'TOKEN' && last?.type === 'TOKEN') {
       last.payload = { text: String(last.payload.text) + String(payload.text) };
@@ -206,6 +259,7 @@ export class RunEventWriter {
 
   /** Sends `payload` on `channel` together with the next batch of events (after they are stored). */
   announce(channel: string, payload: unknown): void {
+    if (this.failed) return;
     this.announcements.push([channel, payload]);
     if (!this.inFlight) this.inFlight = this.drain();
   }
@@ -234,7 +288,12 @@ export class RunEventWriter {
     update: (p: SqlParams, seq: number) => string,
     announce: Announcement[] = [],
   ): Promise<boolean> {
-    await this.flush();
+    try {
+      await this.flush();
+    } catch (err) {
+      if (err instanceof LeaseLostError) return false; // the update's condition would not hold either
+      throw err;
+    }
     const seq = this.seq + 1;
     const createdAt = new Date();
     const event: RunEventRecord = { runId: this.runId, seq, type, payload, createdAt };
@@ -274,12 +333,17 @@ export class RunEventWriter {
         const hint: RunEventHint = { seq: lastSeq };
         if (events.length > 0 && Buffer.byteLength(JSON.stringify(batch)) < INLINE_LIMIT_BYTES) hint.events = events;
         const urgent = this.flushing > 0 || announcements.length > 0 || !this.tokenStored || batch.some((e) => e.type !== 'TOKEN');
-        await this.log.store({ events, messages: events.length > 0 ? [[runChannel(this.runId), hint], ...announcements] : announcements }, urgent);
+        const messages: Announcement[] = events.length > 0 ? [[runChannel(this.runId), hint], ...announcements] : announcements;
+        await this.log.store({ runId: this.runId, lease: this.lease!, events, messages }, urgent);
         this.seq = lastSeq;
         if (batch.some((e) => e.type === 'TOKEN')) this.tokenStored = true;
       }
     } catch (err) {
       this.failed = err;
+      // Whatever comes later is refused too: drop it rather than send it.
+      this.pending = [];
+      this.announcements = [];
+      if (err instanceof LeaseLostError) this.lease?.onLost?.();
     } finally {
       this.inFlight = null;
     }

@@ -260,7 +260,9 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
   const prepared = early && sameFirstRequest(early.agent, agent) ? early.attempt : undefined;
   if (!prepared) early?.attempt.discard();
   const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
-  const writer = new RunEventWriter(deps.events, runId, run.lastSeq);
+  // Events are stored only under this claim's lease: once another worker holds the run, the next batch is
+  // refused and the provider request stops (as when a renewal finds the lease gone, only sooner).
+  const writer = new RunEventWriter(deps.events, runId, run.lastSeq, { owner: workerId, attempt: run.attempts, onLost: () => cancel.abort() });
   if (!claim.runningStored) {
     writer.append('STATUS', { status: 'RUNNING', attempt: run.attempts, worker: workerId });
     writer.announce(...statusAnnouncement(run.projectId, runId, 'RUNNING'));

@@ -203,7 +203,9 @@ export class Orchestrator {
 
   /**
    * Finds RUNNING runs whose lease expired (their worker died) and re-queues them, or fails them after
-   * MAX_WORKER_ATTEMPTS. Events already stored are kept; a status event explains what happened.
+   * MAX_WORKER_ATTEMPTS. Events already stored are kept; a status event explains what happened. A run
+   * whose worker stored events since it was read here (stalled past its lease, not dead) is left for the
+   * next sweep rather than given a seq that worker just took.
    */
   async recover(now = new Date()): Promise<number> {
     const { db } = this.deps;
@@ -227,7 +229,7 @@ export class Orchestrator {
             : `status = 'FAILED', "finishedAt" = ${at}::timestamp(3), error = ${p.add(`${reason}; gave up after ${run.attempts} attempts`)}, "errorCode" = 'WORKER_LOST'`;
           return `UPDATE "AgentRun" SET ${set}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}
                   WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND "leaseOwner" IS NOT DISTINCT FROM ${p.add(run.leaseOwner)}
-                    AND "leaseExpiresAt" < ${at}::timestamp(3)
+                    AND "leaseExpiresAt" < ${at}::timestamp(3) AND "lastSeq" = ${p.add(run.lastSeq)}
                   RETURNING id`;
         },
         [statusAnnouncement(run.projectId, run.id, retry ? 'QUEUED' : 'FAILED')],

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAIFake, startAnthropicFake, type FakeProviderServer } from '../../../test/fakes/index.js';
 import { given, type TestProject, type TestUser } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
+import { usingPostgres } from '../../../test/db.js';
 import { collectRunEvents } from '../../../test/subscribe.js';
 import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
 import { costMicros } from '../../providers/index.js';
@@ -275,5 +276,34 @@ describe('durability', () => {
       [2, 'RUNNING'],
       [3, 'QUEUED'],
     ]);
+  });
+
+  // Needs a second connection writing while the sweep waits: PostgreSQL (PGlite has one connection).
+  it.runIf(usingPostgres())('leaves a run whose stalled worker stored an event meanwhile to the next sweep, without taking its seq', async () => {
+    const agent = await app.rt.prisma.agent.create({ data: { organizationId: project.org.id, projectId: project.id, name: 'Stalled', provider: 'OFFLINE', model: 'offline-small' } });
+    const run = await app.rt.prisma.agentRun.create({
+      data: {
+        organizationId: agent.organizationId, projectId: project.id, agentId: agent.id, input: 'stalled',
+        status: 'RUNNING', leaseOwner: 'worker-stalled', leaseExpiresAt: new Date(Date.now() - 1000), attempts: 1, lastSeq: 1,
+        events: { create: [{ seq: 1, type: 'STATUS', payload: { status: 'RUNNING' } }] },
+      },
+    });
+    // The stalled worker wakes up: it holds the run's row while it stores seq 2, as its event write does.
+    let sweep!: Promise<number>;
+    await app.rt.prisma.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT 1 FROM "AgentRun" WHERE id = ${run.id}::uuid FOR UPDATE`;
+      sweep = app.rt.orchestrator.recover();
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the sweep has read lastSeq 1 and waits for the row
+      await tx.runEvent.create({ data: { runId: run.id, seq: 2, type: 'TOKEN', payload: { text: 'late' } } });
+      await tx.agentRun.update({ where: { id: run.id }, data: { lastSeq: 2 } });
+    });
+    expect(await sweep).toBe(0);
+    expect(await app.rt.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } })).toMatchObject({ status: 'RUNNING', lastSeq: 2 });
+    // The next sweep takes it, after the worker's event.
+    expect(await app.rt.orchestrator.recover()).toBe(1);
+    const events = await app.rt.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } });
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.slice(0, 3).map((e) => e.type)).toEqual(['STATUS', 'TOKEN', 'STATUS']);
+    expect(events[2]!.payload).toMatchObject({ status: 'QUEUED' });
   });
 });

@@ -199,7 +199,7 @@ export class EventLog {
     const [result] = await this.query<{ kept: string[] }>(
       `WITH upd AS (
          UPDATE "AgentRun" r SET "lastSeq" = l.last FROM ${runs}
-          WHERE r.id = l.id AND r."leaseOwner" = l.owner AND r.attempts = l.attempt AND r.status = 'RUNNING'
+          WHERE r.id = l.id AND r."leaseOwner" = l.owner AND r.attempts = l.attempt
           RETURNING r.id),
        ins AS (
          INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt")

@@ -28,6 +28,14 @@ export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['SUCCEEDED', 'FAILED
 export const isTerminalEvent = (event: Pick<RunEvent, 'type' | 'status'>) =>
   event.type === 'STATUS' && event.status != null && TERMINAL_RUN_STATUSES.includes(event.status);
 
+/**
+ * True for the event where a run starts over: the RUNNING status of a claim after the first (its worker
+ * stopped responding, the run was queued again and another claim took it). That claim streams the output
+ * from the start, so TOKEN text before this event is not part of the run's output: drop it.
+ */
+export const startsOver = (event: Pick<RunEvent, 'type' | 'status' | 'payload'>) =>
+  event.type === 'STATUS' && event.status === 'RUNNING' && Number((event.payload as { attempt?: unknown } | null)?.attempt) > 1;
+
 export interface ReconnectOptions {
   /** Consecutive failed reconnects before giving up (the count resets whenever an event arrives). Default 5. */
   attempts?: number;

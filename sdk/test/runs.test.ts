@@ -1,5 +1,6 @@
-import { NetworkError, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
+import { NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, type TestServer } from './support.js';
 
 let app: TestServer;
@@ -123,6 +124,31 @@ describe('starting and streaming a run', () => {
     expect(retried.id).not.toBe(run.id);
     expect(retried).toMatchObject({ input: 'A very long plan', parentRun: { id: run.id } });
     expect((await client.runs.wait(retried.id)).status).toBe('SUCCEEDED');
+  });
+
+  it('startsOver() marks where a run taken over by another claim streams its output again from the start', async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'A plan that outlives its worker' });
+    const runId = fromGlobalId(run.id, 'Run');
+    let output = '';
+    let restarts = 0;
+    for await (const event of client.runs.stream(run.id)) {
+      if (startsOver(event)) {
+        restarts++;
+        output = '';
+      }
+      if (event.type === 'TOKEN') {
+        output += event.text;
+        // Mid-stream, once: the worker goes silent past its lease and the sweep queues the run again.
+        if (restarts === 0 && event.seq === 5) {
+          await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { leaseOwner: 'worker-gone', leaseExpiresAt: new Date(Date.now() - 1_000) } });
+          await app.rt.orchestrator.recover();
+        }
+      }
+    }
+    const finished = await client.runs.get(run.id);
+    expect(finished).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expect(restarts).toBe(1);
+    expect(output).toBe(finished.output);
   });
 
   it('updates() reports every status change in a project until aborted', async () => {

@@ -336,6 +336,30 @@ describe('agents, runs and live streaming', () => {
     await screenshot(page, `${SCREENSHOTS}/hub-deck.png`);
   });
 
+  it("starts the output over when the run's worker stops responding and another claim takes the run", async () => {
+    const { page } = browser;
+    const prisma = server.rt.prisma;
+    const started = await api(START_RUN, { input: { agentId: await agentGid(), input: 'Takeover check: list the launch tasks' } });
+    const runId = fromGlobalId(started.startRun.run.id as string, 'Run');
+    await page.goto(`/runs/${toGlobalId('Run', runId)}`);
+    const outputs = await recordOutput(page);
+    // Some tokens are out, then the worker goes silent past its lease and the sweep queues the run again.
+    await expect.poll(async () => (await prisma.agentRun.findUniqueOrThrow({ where: { id: runId } })).lastSeq, { timeout: 10_000, interval: 5 }).toBeGreaterThanOrEqual(5);
+    await prisma.agentRun.update({ where: { id: runId }, data: { leaseOwner: 'worker-gone', leaseExpiresAt: new Date(Date.now() - 1_000) } });
+    await server.rt.orchestrator.recover(); // (or the server's own sweep, if it came first)
+
+    const notice = page.getByTestId('run-restarted');
+    await notice.getByText(/Started over as attempt 2: Worker worker-gone stopped responding; retrying\./).waitFor({ timeout: 20_000 });
+    expect(await notice.innerText()).toMatch(/The \d+ characters streamed before are not part of the output\./);
+    await page.getByTestId('run-status').getByText('Succeeded').waitFor({ timeout: 20_000 });
+    // What was on screen was always the start of the output: never the first attempt's text with the second's after it.
+    const final = letters(await finalOutput(page));
+    const seen = (await outputs()).map(letters);
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    for (const text of seen) expect(final.startsWith(text)).toBe(true);
+    expect(await prisma.agentRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+  });
+
   it('explains a run blocked by a budget, with exact amounts', async () => {
     const { page } = browser;
     const prisma = server.rt.prisma;

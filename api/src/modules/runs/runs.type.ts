@@ -32,7 +32,7 @@ export const RunEventRef = builder.objectRef<RunEventRecord>('RunEvent').impleme
   fields: (t) => ({
     seq: t.exposeInt('seq'),
     type: t.field({ type: RunEventTypeEnum, resolve: (e) => e.type }),
-    text: t.string({ nullable: true, description: 'For TOKEN events: the streamed text.', resolve: (e) => (e.type === 'TOKEN' ? String(e.payload.text) : null) }),
+    text: t.string({ nullable: true, description: 'For TOKEN events: the streamed text. The output is the TOKEN text after the last RUNNING status event: a RUNNING event whose payload has `attempt` > 1 is a new claim of a run whose worker stopped responding, and it streams the output from the start.', resolve: (e) => (e.type === 'TOKEN' ? String(e.payload.text) : null) }),
     status: t.field({ type: RunStatusEnum, nullable: true, resolve: (e) => (e.type === 'STATUS' ? (e.payload.status as never) : null) }),
     payload: t.field({ type: 'JSON', resolve: (e) => e.payload }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),

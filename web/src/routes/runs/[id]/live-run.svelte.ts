@@ -52,6 +52,17 @@ export interface AttemptError {
   model?: string;
 }
 
+/** The run started over: its worker stopped responding and the run was claimed again. */
+export interface Restart {
+  seq: number;
+  /** The claim that started over (the run's attempt number). */
+  attempt: number;
+  /** Why, as the recovery recorded it. */
+  reason?: string;
+  /** Characters of output streamed before, which the new attempt does not continue. */
+  discarded: number;
+}
+
 /**
  * One run, kept live: loaded once, then (while it is not finished) followed through the
  * `runEvents` subscription, which replays the stored events and then streams new ones. The
@@ -76,12 +87,18 @@ export class LiveRun {
   liveFirstTokenAt = $state<string | undefined>();
   liveUsage = $state<LiveUsage | undefined>();
   attemptErrors = $state<AttemptError[]>([]);
+  /** Each time the run started over from scratch, oldest first. */
+  restarts = $state<Restart[]>([]);
   budgetBlock = $state<BudgetBlock | undefined>();
   /** The live connection gave up (graphql-ws retries a dropped socket a few times first). */
   connectionLost = $state(false);
 
   /** Highest event seq applied; never reactive, read by the subscription on every (re)subscribe. */
   #lastSeq = 0;
+  /** Whether a RUNNING event was applied: a later one is a new claim, whose output starts over. */
+  #claimed = false;
+  /** The reason of the last QUEUED event (a recovery says why it queued the run again). */
+  #queuedReason: string | undefined;
   #unsubscribe: (() => void) | undefined;
   #disposed = false;
 
@@ -171,7 +188,24 @@ export class LiveRun {
       case 'STATUS': {
         if (!event.status) break;
         this.liveStatus = event.status;
-        if (event.status === 'RUNNING') this.liveStartedAt ??= event.createdAt;
+        const p = (event.payload ?? {}) as Partial<Record<string, unknown>>;
+        if (event.status === 'QUEUED') this.#queuedReason = typeof p.reason === 'string' ? p.reason : undefined;
+        if (event.status === 'RUNNING') {
+          // Every claim stores a RUNNING event and streams its output from the start: the output of an
+          // earlier claim (whose worker stopped responding) is not continued, so it is not shown either.
+          if (this.#claimed) {
+            this.restarts.push({
+              seq: event.seq,
+              attempt: Number(p.attempt) || this.restarts.length + 2,
+              reason: this.#queuedReason,
+              discarded: this.streamed.length,
+            });
+            this.streamed = '';
+            this.liveFirstTokenAt = undefined;
+          }
+          this.#claimed = true;
+          this.liveStartedAt ??= event.createdAt;
+        }
         if (isFinished(event.status)) {
           this.streaming = false;
           this.#unsubscribe = undefined;

@@ -352,6 +352,7 @@ describe('agents, runs and live streaming', () => {
     await notice.getByText(/Started over as attempt 2: Worker worker-gone stopped responding; retrying\./).waitFor({ timeout: 20_000 });
     expect(await notice.innerText()).toMatch(/The \d+ characters streamed before are not part of the output\./);
     await page.getByTestId('run-status').getByText('Succeeded').waitFor({ timeout: 20_000 });
+    await screenshot(page, `${SCREENSHOTS}/hub-run-restarted.png`);
     // What was on screen was always the start of the output: never the first attempt's text with the second's after it.
     const final = letters(await finalOutput(page));
     const seen = (await outputs()).map(letters);

@@ -131,6 +131,7 @@ describe('starting and streaming a run', () => {
     const runId = fromGlobalId(run.id, 'Run');
     let output = '';
     let restarts = 0;
+    let tookOver = false;
     for await (const event of client.runs.stream(run.id)) {
       if (startsOver(event)) {
         restarts++;
@@ -138,8 +139,10 @@ describe('starting and streaming a run', () => {
       }
       if (event.type === 'TOKEN') {
         output += event.text;
-        // Mid-stream, once: the worker goes silent past its lease and the sweep queues the run again.
-        if (restarts === 0 && event.seq === 5) {
+        // At its first token (the run streams for about half a second more), once: the worker goes silent
+        // past its lease and the sweep queues the run again.
+        if (restarts === 0 && !tookOver) {
+          tookOver = true;
           await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { leaseOwner: 'worker-gone', leaseExpiresAt: new Date(Date.now() - 1_000) } });
           await app.rt.orchestrator.recover();
         }

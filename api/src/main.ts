@@ -48,7 +48,8 @@ async function main() {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: draining requests');
-    const force = setTimeout(() => process.exit(1), 15_000).unref();
+    // Runs get SHUTDOWN_GRACE_MS to finish, then go back to the queue: allow for that, and a little more.
+    const force = setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS + 10_000).unref();
     await server.close();
     await closeRuntime(rt);
     clearTimeout(force);

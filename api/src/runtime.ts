@@ -73,6 +73,7 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
     budget,
     perOrgCap: config.ORG_CONCURRENCY,
     leaseMs: config.RUN_LEASE_MS,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
   });
   const rateLimits = await RateLimits.create(db, opts.rateLimits);
   return { config, db, prisma: db.prisma, logger, bus, providers, orchestrator, events, budget, limits: rateLimits, tokens: new TokenCache(bus), startedAt: new Date(), version: VERSION };

@@ -39,6 +39,8 @@ const envSchema = z
     OFFLINE_TOKEN_DELAY_MS: int(15, 0, 10_000),
     /** How long a silent worker keeps a run before another may take it over. */
     RUN_LEASE_MS: int(30_000, 500, 3_600_000),
+    /** On shutdown, how long runs in progress may take to finish before they go back to the queue. */
+    SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
     /** How long a run's later tokens may wait to share a statement with other runs' events. */
     EVENT_HOLD_MS: int(5, 0, 1_000),
     OPENAI_API_KEY: optionalString,

@@ -288,10 +288,27 @@ export class RunEventWriter {
     update: (p: SqlParams, seq: number) => string,
     announce: Announcement[] = [],
   ): Promise<boolean> {
+    const done = await this.finishWithin(this.log.query, type, payload, update, announce);
+    if (done.applied) await done.publish();
+    return done.applied;
+  }
+
+  /**
+   * `finish` on `query`, e.g. a transaction's, that publishes only when told: call `publish` once the
+   * statement has committed (PostgreSQL's own notifications wait for the commit by themselves).
+   */
+  async finishWithin(
+    query: SqlQuery,
+    type: RunEventType,
+    payload: Record<string, unknown>,
+    update: (p: SqlParams, seq: number) => string,
+    announce: Announcement[] = [],
+  ): Promise<{ applied: boolean; publish: () => Promise<void> }> {
+    const refused = { applied: false, publish: async () => {} };
     try {
       await this.flush();
     } catch (err) {
-      if (err instanceof LeaseLostError) return false; // the update's condition would not hold either
+      if (err instanceof LeaseLostError) return refused; // the update's condition would not hold either
       throw err;
     }
     const seq = this.seq + 1;
@@ -302,7 +319,7 @@ export class RunEventWriter {
     // A long final event (say, a provider's error page) is not inlined: subscribers read it from the database.
     const hint: RunEventHint = Buffer.byteLength(JSON.stringify(payload)) < INLINE_LIMIT_BYTES ? { seq, events: [event] } : { seq };
     const notes = statementNotifications(this.log.bus, [[runChannel(this.runId), hint], ...announce], p);
-    const rows = await this.log.query(
+    const rows = await query(
       `WITH upd AS (${updateSql}),
        ev AS (INSERT INTO "RunEvent" ("runId", "seq", "type", "payload", "createdAt")
               SELECT upd.id, ${p.add(seq)}, ${p.add(type)}::"RunEventType", ${p.add(JSON.stringify(payload))}::jsonb, ${p.add(utcWall(createdAt))}::timestamp(3)
@@ -310,11 +327,10 @@ export class RunEventWriter {
        SELECT 1 AS applied, ${notes.sql} FROM ev`,
       p.values,
     );
-    if (rows.length === 0) return false;
+    if (rows.length === 0) return refused;
     this.seq = seq;
     this.log.ended(this.runId);
-    await notes.publishAfter();
-    return true;
+    return { applied: true, publish: () => notes.publishAfter() };
   }
 
   private async drain(): Promise<void> {

@@ -35,7 +35,7 @@ function keeper(leaseMs: number) {
     return db.query<T>(text, params);
   };
   const budget = { extend: async (runId: string) => void counts.extended.push(runId) } as unknown as AttemptBudget;
-  const leases = new LeaseKeeper({ db: { prisma: db.prisma, query }, budget, logger: createLogger('silent'), workerId: 'w1' }, leaseMs);
+  const leases = new LeaseKeeper({ db: { query }, budget, logger: createLogger('silent'), workerId: 'w1' }, leaseMs);
   return { counts, leases };
 }
 

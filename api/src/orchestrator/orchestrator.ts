@@ -13,12 +13,13 @@ import {
   LeaseKeeper,
   listenForCancel,
   prepareEarly,
+  requeueRun,
   statusAnnouncement,
   type AttemptBudget,
   type ClaimedRun,
   type ExecutorDeps,
 } from './run-executor.js';
-import { utcWall } from '../lib/sql.js';
+import { utcWall, type SqlParams } from '../lib/sql.js';
 
 /** The SQLSTATE hub_start_run raises when the organization is at its concurrency cap. */
 const ORG_AT_CAP = 'HB001';
@@ -63,6 +64,8 @@ export interface OrchestratorDeps {
   sweepIntervalMs?: number;
   perOrgCap: number;
   leaseMs?: number;
+  /** On stop, how long runs in progress may take to finish before they are handed over (default 10 s). */
+  shutdownGraceMs?: number;
 }
 
 export class Orchestrator {
@@ -74,6 +77,8 @@ export class Orchestrator {
   private executor: ExecutorDeps | null = null;
   /** Agents as hub_start_run last returned them, newest last (a bounded LRU). */
   private readonly agents = new Map<string, ClaimedRun['agent']>();
+  /** Aborted when stopping has waited its grace period: the runs still in progress go back to the queue. */
+  private handover = new AbortController();
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
@@ -171,12 +176,28 @@ export class Orchestrator {
     for (const r of queued) await this.deps.queue.enqueue({ runId: r.id, organizationId: r.organizationId });
   }
 
-  async stop() {
+  /**
+   * Stops consuming. Runs in progress get `graceMs` to finish; those still running then are handed over:
+   * their provider requests stop and they go back to the queue at once, to start over on another worker
+   * (or on this process's next start), instead of waiting for their leases to lapse.
+   */
+  async stop(graceMs = this.deps.shutdownGraceMs ?? 10_000) {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     await this.sweeping;
     // Always stop the queue: even a process that never consumed holds the engine's connections.
-    await this.deps.queue.stop();
+    const stopped = this.deps.queue.stop();
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)));
+    if (await Promise.race([stopped.then(() => false), graceOver])) {
+      this.deps.logger.info({ worker: this.workerId }, 'handing over the runs still in progress');
+      this.handover.abort();
+    }
+    clearTimeout(timer);
+    await stopped;
+    // A worker started again later hands over its own runs when it stops.
+    this.handover = new AbortController();
+    if (this.executor) this.executor.stopping = this.handover.signal;
   }
 
   private get executorDeps(): ExecutorDeps {
@@ -194,6 +215,8 @@ export class Orchestrator {
       perOrgCap: this.deps.perOrgCap,
       leaseMs: this.deps.leaseMs,
       leases: new LeaseKeeper({ db, logger, budget, workerId: this.workerId }, this.deps.leaseMs),
+      queue: this.deps.queue,
+      stopping: this.handover.signal,
     });
   }
 
@@ -219,25 +242,26 @@ export class Orchestrator {
       const retry = run.attempts < MAX_WORKER_ATTEMPTS;
       const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
       const writer = new RunEventWriter(this.deps.events, run.id, run.lastSeq);
-      const changed = await writer.finish(
-        'STATUS',
-        retry ? { status: 'QUEUED', reason: `${reason}; retrying` } : { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' },
-        (p, seq) => {
-          const at = p.add(utcWall(now));
-          const set = retry
-            ? `status = 'QUEUED', "queuedAt" = ${at}::timestamp(3)`
-            : `status = 'FAILED', "finishedAt" = ${at}::timestamp(3), error = ${p.add(`${reason}; gave up after ${run.attempts} attempts`)}, "errorCode" = 'WORKER_LOST'`;
-          return `UPDATE "AgentRun" SET ${set}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}
-                  WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND "leaseOwner" IS NOT DISTINCT FROM ${p.add(run.leaseOwner)}
-                    AND "leaseExpiresAt" < ${at}::timestamp(3) AND "lastSeq" = ${p.add(run.lastSeq)}
-                  RETURNING id`;
-        },
-        [statusAnnouncement(run.projectId, run.id, retry ? 'QUEUED' : 'FAILED')],
-      );
+      // Still the lapsed lease this sweep read, and no event stored since.
+      const lapsed = (p: SqlParams, at: string) =>
+        `"leaseOwner" IS NOT DISTINCT FROM ${p.add(run.leaseOwner)} AND "leaseExpiresAt" < ${at} AND "lastSeq" = ${p.add(run.lastSeq)}`;
+      const changed = retry
+        ? await requeueRun(this.deps, writer, run, `${reason}; retrying`, lapsed, now, () => this.deps.budget.releaseHolds({ runId: run.id }))
+        : await writer.finish(
+            'STATUS',
+            { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' },
+            (p, seq) => {
+              const at = `${p.add(utcWall(now))}::timestamp(3)`;
+              return `UPDATE "AgentRun" SET status = 'FAILED', "finishedAt" = ${at}, error = ${p.add(`${reason}; gave up after ${run.attempts} attempts`)},
+                        "errorCode" = 'WORKER_LOST', "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}
+                      WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND ${lapsed(p, at)}
+                      RETURNING id`;
+            },
+            [statusAnnouncement(run.projectId, run.id, 'FAILED')],
+          );
       if (!changed) continue;
       recovered++;
-      await this.deps.budget.releaseHolds({ runId: run.id });
-      if (retry) await this.deps.queue.enqueue({ runId: run.id, organizationId: run.organizationId });
+      if (!retry) await this.deps.budget.releaseHolds({ runId: run.id });
     }
     await this.deps.budget.releaseHolds({ expiredBefore: now });
     return recovered;

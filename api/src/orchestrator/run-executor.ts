@@ -20,7 +20,7 @@ import {
   type RetryPolicy,
 } from '../providers/index.js';
 import { projectChannel, RunEventWriter, type Announcement, type EventLog } from './events.js';
-import type { JobOutcome } from './queue.js';
+import type { JobOutcome, RunQueue } from './queue.js';
 
 /** A worker renews its lease every third of it; a lease that lapses means the worker is gone. */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -57,7 +57,7 @@ export interface RunContext {
 }
 
 export interface ExecutorDeps {
-  db: Pick<Database, 'prisma' | 'query'>;
+  db: Pick<Database, 'prisma' | 'query' | 'transaction'>;
   events: EventLog;
   bus: EventBus;
   logger: Logger;
@@ -71,6 +71,14 @@ export interface ExecutorDeps {
   leaseMs?: number;
   /** Renews the leases of the runs this worker executes. */
   leases: LeaseKeeper;
+  /** Where a run goes back to when this worker hands it over (see `stopping`). */
+  queue: RunQueue;
+  /**
+   * Aborted when this worker shuts down and hands over the runs it still executes: each stops its provider
+   * request and goes back to the queue at once, to start over on another worker, instead of waiting for
+   * its lease to lapse.
+   */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -87,7 +95,7 @@ export class LeaseKeeper {
   private renewing: Promise<void> | null = null;
 
   constructor(
-    private readonly deps: Pick<ExecutorDeps, 'db' | 'budget' | 'logger' | 'workerId'>,
+    private readonly deps: Pick<ExecutorDeps, 'budget' | 'logger' | 'workerId'> & { db: Pick<Database, 'query'> },
     private readonly leaseMs = DEFAULT_LEASE_MS,
   ) {}
 
@@ -271,6 +279,13 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
   // Another worker took the run over: stop the provider request (what it produced stays in the ledger);
   // the final update below then finds the lease gone and writes nothing.
   const releaseLease = deps.leases.hold(runId, () => cancel.abort());
+  // This worker is shutting down: stop the provider request, and queue the run again below.
+  let handedOver = false;
+  const handOver = () => {
+    handedOver = true;
+    cancel.abort();
+  };
+  deps.stopping?.addEventListener('abort', handOver, { once: true });
 
   let output = '';
   let firstTokenAt: Date | null = null;
@@ -310,7 +325,9 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
     });
     final = { status: 'SUCCEEDED', output: result.text, result };
   } catch (err) {
-    if (err instanceof RunBlockedError) {
+    if (handedOver) {
+      final = { status: 'QUEUED' };
+    } else if (err instanceof RunBlockedError) {
       final = { status: 'BLOCKED', error: err.message, errorCode: 'BUDGET_EXCEEDED', output, details: err.details };
       writer.append('ERROR', { message: err.message, code: 'BUDGET_EXCEEDED', ...err.details });
     } else if (cancel.signal.aborted || (err instanceof ProviderError && err.kind === 'aborted')) {
@@ -322,10 +339,16 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       final = { status: 'FAILED', error: 'Internal error while running the agent', errorCode: 'INTERNAL', output };
     }
   } finally {
+    deps.stopping?.removeEventListener('abort', handOver);
     releaseLease();
     await cancel.stop();
   }
 
+  if (final.status === 'QUEUED') {
+    const requeued = await requeueRun(deps, writer, run, `Worker ${workerId} shut down; retrying`, (p) => `"leaseOwner" = ${p.add(workerId)} AND attempts = ${p.add(run.attempts)}`);
+    if (!requeued) logger.warn({ runId }, 'lease lost before the run was handed over; another worker owns it now');
+    return;
+  }
   const finished = await writer.finish(
     'STATUS',
     { status: final.status, ...(final.error ? { error: final.error, errorCode: final.errorCode } : {}) },
@@ -333,6 +356,59 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
     [statusAnnouncement(run.projectId, runId, final.status)],
   );
   if (!finished) logger.warn({ runId }, 'lease lost before the run finished; another worker owns it now');
+}
+
+/**
+ * Puts a RUNNING run back in the queue, to start over on its next claim: its QUEUED event (with `reason`)
+ * and row change, where `condition` (SQL over the run's row; `at` is the time as SQL) still holds, commit
+ * together with its queue job, so the run is never left QUEUED without a job. Returns false, with nothing
+ * written, when the condition did not hold. (The in-process queue keeps no jobs in the database: it is
+ * given the job after the commit, and re-reads QUEUED runs when the process starts.)
+ */
+export async function requeueRun(
+  deps: { db: Pick<Database, 'query' | 'transaction'>; queue: RunQueue },
+  writer: RunEventWriter,
+  run: { id: string; organizationId: string; projectId: string },
+  reason: string,
+  condition: (p: SqlParams, at: string) => string,
+  now = new Date(),
+  /** Runs once the run is QUEUED and before its job can be taken (e.g. to free a dead worker's holds). */
+  beforeQueued: () => Promise<unknown> = async () => {},
+): Promise<boolean> {
+  const finish = (query: SqlQuery) =>
+    writer.finishWithin(
+      query,
+      'STATUS',
+      { status: 'QUEUED', reason },
+      (p, seq) => {
+        const at = `${p.add(utcWall(now))}::timestamp(3)`;
+        return `UPDATE "AgentRun" SET status = 'QUEUED', "queuedAt" = ${at}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}
+                WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND ${condition(p, at)}
+                RETURNING id`;
+      },
+      [statusAnnouncement(run.projectId, run.id, 'QUEUED')],
+    );
+  const job = { runId: run.id, organizationId: run.organizationId };
+  const { queue } = deps;
+  const done = queue.durable
+    ? await deps.db.transaction(async (query) => {
+        const d = await finish(query);
+        if (d.applied) {
+          await beforeQueued();
+          await queue.enqueue(job, query);
+        }
+        return d;
+      })
+    : await finish(deps.db.query);
+  if (!done.applied) return false;
+  await done.publish();
+  if (queue.durable) {
+    queue.poke?.();
+  } else {
+    await beforeQueued();
+    await queue.enqueue(job);
+  }
+  return true;
 }
 
 /**

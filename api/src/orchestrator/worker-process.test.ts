@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { getTestDatabase, usingPostgres } from '../../test/db.js';
 import { given } from '../../test/factories.js';
 import { gql, startTestServer, type TestServer } from '../../test/harness.js';
-import { startHubProcess, type HubProcess } from '../../test/processes.js';
+import { startHubProcess, startWorkerProcess, type HubProcess } from '../../test/processes.js';
 import { collectRunEvents, type StreamedEvent } from '../../test/subscribe.js';
 import { toGlobalId } from '../lib/ids.js';
 
@@ -79,6 +79,59 @@ describe.runIf(usingPostgres())('several processes on PostgreSQL', () => {
     const statuses = events.filter((e) => e.type === 'STATUS').map((e) => e.status);
     expect(statuses).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
     expect(events.filter((e) => e.type === 'TOKEN').length).toBeGreaterThan(5);
+  }, 90_000);
+});
+
+describe.runIf(usingPostgres())('a worker process stopped by its supervisor', () => {
+  it('on SIGTERM (`pnpm worker`) hands its run back to the queue after the grace period, and exits; another worker finishes it', async () => {
+    const db = await getTestDatabase();
+    // A lease far longer than the test: only the hand-over can explain a run queued again in time.
+    const env = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '600000', SHUTDOWN_GRACE_MS: '300' };
+    const api = await startTestServer({ worker: false, env });
+    cleanup.push(() => api.close());
+    const { owner, ...org } = await given(api).anOrganization();
+    const project = await given(api).aProject({ ...org, owner });
+    const agent = await api.rt.prisma.agent.create({
+      data: { organizationId: org.id, projectId: project.id, name: 'Slow', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 400 },
+    });
+
+    const workerB = await startWorkerProcess({ DATABASE_URL: db.url!, ...env });
+    cleanup.push(() => workerB.kill());
+    const started = await owner.gql(`mutation($a: ID!) { startRun(input: { agentId: $a, input: "A long plan please" }) { ... on StartRunPayload { run { id } } } }`, {
+      a: toGlobalId('Agent', agent.id),
+    });
+    const runGid = started.data!.startRun.run.id as string;
+
+    let terminated: Promise<number | null> | null = null;
+    let signalledAt = 0;
+    const streamed = collectRunEvents(api.wsUrl, owner.token, runGid, {
+      stopAfter: (e) => {
+        if (e.type === 'TOKEN' && e.seq >= 5 && !terminated) {
+          signalledAt = Date.now();
+          terminated = workerB.terminate();
+        }
+        return false;
+      },
+    });
+    await waitFor(async () => terminated !== null);
+    expect(await terminated).toBe(0);
+    const exitedAfter = Date.now() - signalledAt;
+    expect(exitedAfter).toBeLessThan(10_000);
+    // Back in the queue, or already taken from it by a worker of another test here: not B's any more.
+    const handedOver = await api.rt.prisma.agentRun.findFirstOrThrow({ where: { agentId: agent.id } });
+    expect(['QUEUED', 'RUNNING']).toContain(handedOver.status);
+    expect(handedOver.leaseOwner).not.toBe(workerB.workerId);
+
+    const workerC = await startWorkerProcess({ DATABASE_URL: db.url!, ...env });
+    cleanup.push(() => workerC.kill());
+    const { events, completed } = await streamed;
+    expect(completed).toBe(true);
+    const run = (await owner.gql(RUN, { id: runGid })).data!.run;
+    expect(run).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+    expectCoherentLog(events, run.output);
+    const statuses = events.filter((e) => e.type === 'STATUS');
+    expect(statuses.map((e) => e.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(statuses[2]!.payload.reason).toBe(`Worker ${workerB.workerId} shut down; retrying`);
   }, 90_000);
 });
 

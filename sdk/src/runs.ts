@@ -5,10 +5,12 @@ import {
   RetryRunDocument,
   RunDocument,
   RunProgressDocument,
+  RunEventPageDocument,
   RunEventsDocument,
   StartRunDocument,
   type ProjectRunUpdatesSubscription,
   type RunEventFragment,
+  type RunEventType,
   type RunFilter,
   type RunFragment,
   type RunStatus,
@@ -65,6 +67,9 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/** Events per page of `runs.events` (the API's most per call). */
+const EVENT_PAGE = 500;
 
 export function runsApi(t: Transport) {
   async function get(id: string): Promise<Run> {
@@ -138,6 +143,20 @@ export function runsApi(t: Transport) {
       });
     },
     stream,
+    /**
+     * The run's stored events after `afterSeq`, oldest first, only those of `types` when given (say
+     * `['STATUS', 'ERROR']`: what happened to a run, without its tokens). Reads 500 at a time and ends at
+     * the last event stored; `stream` follows a run live instead.
+     */
+    async *events(runId: string, { afterSeq = 0, types }: { afterSeq?: number; types?: RunEventType[] } = {}): AsyncGenerator<RunEvent> {
+      for (let after = afterSeq; ; ) {
+        const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types });
+        if (!run) throw new NotFoundError('Run not found');
+        yield* run.events;
+        if (run.events.length < EVENT_PAGE) return;
+        after = run.events.at(-1)!.seq;
+      }
+    },
     /**
      * Resolves with the run once it is finished (SUCCEEDED, FAILED or CANCELLED). A run that a budget
      * BLOCKED rejects with BudgetExceededError, carrying the period, limit, spend and reset time.

@@ -152,6 +152,30 @@ describe('starting and streaming a run', () => {
     expect(finished).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
     expect(restarts).toBe(1);
     expect(output).toBe(finished.output);
+
+    // The same story afterwards, from the stored events: only the types asked for.
+    const story: RunEvent[] = [];
+    for await (const event of client.runs.events(run.id, { types: ['STATUS'] })) story.push(event);
+    expect(story.map((e) => e.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(story.filter(startsOver).map((e) => (e.payload as { attempt: number }).attempt)).toEqual([2]);
+  });
+
+  it('events() reads every stored event of a long run, page after page, from any seq', async () => {
+    const run = await client.runs.start({ agentId: small.id, input: 'Short, then padded' });
+    await client.runs.wait(run.id);
+    const runId = fromGlobalId(run.id, 'Run');
+    // Pad the log past two pages of 500 (as a long run's tokens would).
+    const { lastSeq } = await app.rt.prisma.agentRun.findUniqueOrThrow({ where: { id: runId } });
+    const extra = Array.from({ length: 1_100 }, (_, i) => ({ runId, seq: lastSeq + 1 + i, type: 'LOG' as const, payload: { n: i } }));
+    await app.rt.prisma.runEvent.createMany({ data: extra });
+    await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { lastSeq: lastSeq + extra.length } });
+
+    const all: RunEvent[] = [];
+    for await (const event of client.runs.events(run.id)) all.push(event);
+    expect(seqs(all)).toEqual(oneTo(lastSeq + extra.length));
+    const logs: RunEvent[] = [];
+    for await (const event of client.runs.events(run.id, { afterSeq: lastSeq + 400, types: ['LOG'] })) logs.push(event);
+    expect(logs.map((e) => (e.payload as { n: number }).n)).toEqual(Array.from({ length: 700 }, (_, i) => 400 + i));
   });
 
   it('updates() reports every status change in a project until aborted', async () => {

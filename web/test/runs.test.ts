@@ -359,6 +359,13 @@ describe('agents, runs and live streaming', () => {
     expect(seen.length).toBeGreaterThanOrEqual(2);
     for (const text of seen) expect(final.startsWith(text)).toBe(true);
     expect(await prisma.agentRun.findUniqueOrThrow({ where: { id: runId } })).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+
+    // Opened later, the finished run still says that it started over (from its STATUS events).
+    await page.reload();
+    await page.getByTestId('run-status').getByText('Succeeded').waitFor();
+    await notice.getByText(/Started over as attempt 2: Worker worker-gone stopped responding; retrying\./).waitFor({ timeout: 10_000 });
+    // What streamed before is not known here, so not counted.
+    expect(await notice.innerText()).not.toContain('characters');
   });
 
   it('explains a run blocked by a budget, with exact amounts', async () => {

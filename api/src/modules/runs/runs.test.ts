@@ -276,6 +276,15 @@ describe('durability', () => {
       [2, 'RUNNING'],
       [3, 'QUEUED'],
     ]);
+
+    // The run's story without its tokens: only the types asked for, in order, with their seqs.
+    const STORY = `query($id: ID!, $types: [RunEventType!]) { run(id: $id) { events(afterSeq: 0, types: $types) { seq type status } } }`;
+    const story = (await owner.gql(STORY, { id: toGlobalId('Run', run.id), types: ['STATUS'] })).data!.run.events as { seq: number; type: string; status: string }[];
+    expect(story.map((e) => e.status)).toEqual(['QUEUED', 'RUNNING', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    expect(story.map((e) => e.seq)).toEqual(events.filter((e) => e.type === 'STATUS').map((e) => e.seq));
+    expect(events.some((e) => e.type === 'TOKEN')).toBe(true);
+    const all = (await owner.gql(STORY, { id: toGlobalId('Run', run.id) })).data!.run.events as unknown[];
+    expect(all).toHaveLength(events.length);
   });
 
   // Needs a second connection writing while the sweep waits: PostgreSQL (PGlite has one connection).

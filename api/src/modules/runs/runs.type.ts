@@ -76,11 +76,15 @@ export const RunRef = builder.prismaNode('AgentRun', {
     parentRun: t.relation('parentRun', { nullable: true }),
     events: t.field({
       type: [RunEventRef],
-      description: 'Stored events after `afterSeq`, oldest first (at most 500 per call).',
-      args: { afterSeq: t.arg.int({ defaultValue: 0 }), first: t.arg.int({ defaultValue: 500 }) },
-      resolve: async (r, { afterSeq, first }, ctx) => {
+      description: 'Stored events after `afterSeq`, oldest first (at most 500 per call); only those of `types` when given.',
+      args: {
+        afterSeq: t.arg.int({ defaultValue: 0 }),
+        first: t.arg.int({ defaultValue: 500 }),
+        types: t.arg({ type: [RunEventTypeEnum], required: false, description: 'e.g. [STATUS, ERROR]: a run\'s story without its tokens' }),
+      },
+      resolve: async (r, { afterSeq, first, types }, ctx) => {
         const rows = await ctx.prisma.runEvent.findMany({
-          where: { runId: r.id, seq: { gt: afterSeq ?? 0 } },
+          where: { runId: r.id, seq: { gt: afterSeq ?? 0 }, ...(types?.length ? { type: { in: types } } : {}) },
           orderBy: { seq: 'asc' },
           take: Math.min(Math.max(first ?? 500, 1), 500),
         });

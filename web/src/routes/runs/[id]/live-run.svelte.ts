@@ -4,6 +4,7 @@ import {
   RunPageBlockDocument,
   RunPageDocument,
   RunPageEventsDocument,
+  RunPageStoryDocument,
   type RunPageEventsSubscription,
   type RunPageRunFragment,
   type RunStatus,
@@ -64,6 +65,27 @@ export interface Restart {
 }
 
 /**
+ * Reads a run's STATUS events in order and tells where it started over: every claim stores a RUNNING
+ * event, so a RUNNING after the first is a new claim (the QUEUED event before it says why).
+ */
+class RestartTracker {
+  #claimed = false;
+  #queuedReason: string | undefined;
+
+  /** The restart this STATUS event marks, if it marks one; `streamed` is the output shown until now. */
+  status(event: Pick<RunEvent, 'seq' | 'status' | 'payload'>, streamed = ''): Restart | undefined {
+    const p = (event.payload ?? {}) as Partial<Record<string, unknown>>;
+    if (event.status === 'QUEUED') this.#queuedReason = typeof p.reason === 'string' ? p.reason : undefined;
+    if (event.status !== 'RUNNING') return undefined;
+    const restart = this.#claimed
+      ? { seq: event.seq, attempt: Number(p.attempt) || 0, reason: this.#queuedReason, discarded: streamed.length }
+      : undefined;
+    this.#claimed = true;
+    return restart;
+  }
+}
+
+/**
  * One run, kept live: loaded once, then (while it is not finished) followed through the
  * `runEvents` subscription, which replays the stored events and then streams new ones. The
  * stream text is rebuilt from TOKEN events; when the final STATUS arrives the run is re-read so
@@ -95,10 +117,7 @@ export class LiveRun {
 
   /** Highest event seq applied; never reactive, read by the subscription on every (re)subscribe. */
   #lastSeq = 0;
-  /** Whether a RUNNING event was applied: a later one is a new claim, whose output starts over. */
-  #claimed = false;
-  /** The reason of the last QUEUED event (a recovery says why it queued the run again). */
-  #queuedReason: string | undefined;
+  #restarts = new RestartTracker();
   #unsubscribe: (() => void) | undefined;
   #disposed = false;
 
@@ -138,6 +157,16 @@ export class LiveRun {
     if (isFinished(run.status)) this.liveStatus = run.status;
     else if (!this.#unsubscribe) this.follow();
     if (run.status === 'BLOCKED' && !this.budgetBlock) void this.#loadBudgetBlock();
+    // A finished run that started over before this page followed it: its STATUS events tell how.
+    if (isFinished(run.status) && run.attempts > 1 && this.restarts.length === 0) void this.#loadRestarts();
+  }
+
+  async #loadRestarts(): Promise<void> {
+    const result = await this.client.query(RunPageStoryDocument, { id: this.id }, { requestPolicy: 'network-only' }).toPromise();
+    if (this.#disposed || this.restarts.length > 0) return;
+    const tracker = new RestartTracker();
+    const found = (result.data?.run?.events ?? []).map((e) => tracker.status(e)).filter((r): r is Restart => r !== undefined);
+    this.restarts = found.map((r, i) => ({ ...r, attempt: r.attempt || i + 2 }));
   }
 
   async #loadBudgetBlock(): Promise<void> {
@@ -188,24 +217,15 @@ export class LiveRun {
       case 'STATUS': {
         if (!event.status) break;
         this.liveStatus = event.status;
-        const p = (event.payload ?? {}) as Partial<Record<string, unknown>>;
-        if (event.status === 'QUEUED') this.#queuedReason = typeof p.reason === 'string' ? p.reason : undefined;
-        if (event.status === 'RUNNING') {
-          // Every claim stores a RUNNING event and streams its output from the start: the output of an
-          // earlier claim (whose worker stopped responding) is not continued, so it is not shown either.
-          if (this.#claimed) {
-            this.restarts.push({
-              seq: event.seq,
-              attempt: Number(p.attempt) || this.restarts.length + 2,
-              reason: this.#queuedReason,
-              discarded: this.streamed.length,
-            });
-            this.streamed = '';
-            this.liveFirstTokenAt = undefined;
-          }
-          this.#claimed = true;
-          this.liveStartedAt ??= event.createdAt;
+        // A new claim streams its output from the start: the earlier claim's text is not continued, so it
+        // is not shown either.
+        const restart = this.#restarts.status(event, this.streamed);
+        if (restart) {
+          this.restarts.push({ ...restart, attempt: restart.attempt || this.restarts.length + 2 });
+          this.streamed = '';
+          this.liveFirstTokenAt = undefined;
         }
+        if (event.status === 'RUNNING') this.liveStartedAt ??= event.createdAt;
         if (isFinished(event.status)) {
           this.streaming = false;
           this.#unsubscribe = undefined;

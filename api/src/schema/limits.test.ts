@@ -113,11 +113,13 @@ describe('operation cost: a connection costs its page size', () => {
         // Required variables get a value of their type; every page size is the largest there is.
         const variables: Record<string, unknown> = {};
         for (const v of operation.variableDefinitions ?? []) {
+          const list = (v.type.kind === Kind.NON_NULL_TYPE ? v.type.type : v.type).kind === Kind.LIST_TYPE;
           let type = v.type;
           while (type.kind !== Kind.NAMED_TYPE) type = type.type;
           const key = v.variable.name.value;
           const t = type.name.value;
-          variables[key] = key === 'first' ? MAX_PAGE_SIZE : t === 'Int' ? 1 : t === 'Boolean' ? false : t === 'DateTime' ? new Date().toISOString() : t === 'UsageGroupBy' ? 'DAY' : t === 'ID' || t === 'String' ? 'x' : {};
+          // A list (say, event types to keep) may be empty.
+          variables[key] = list ? [] : key === 'first' ? MAX_PAGE_SIZE : t === 'Int' ? 1 : t === 'Boolean' ? false : t === 'DateTime' ? new Date().toISOString() : t === 'UsageGroupBy' ? 'DAY' : t === 'ID' || t === 'String' ? 'x' : {};
         }
         const result = measureOperation(schema, document, { context: {}, variables });
         expect(result.errors.map((e) => e.message), name).toEqual([]);

@@ -345,9 +345,16 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
   }
 
   if (final.status === 'QUEUED') {
-    const requeued = await requeueRun(deps, writer, run, `Worker ${workerId} shut down; retrying`, (p) => `"leaseOwner" = ${p.add(workerId)} AND attempts = ${p.add(run.attempts)}`);
-    if (!requeued) logger.warn({ runId }, 'lease lost before the run was handed over; another worker owns it now');
-    return;
+    // Not a run its user cancelled meanwhile: that one ends CANCELLED here, as it would have anyway.
+    const requeued = await requeueRun(
+      deps,
+      writer,
+      run,
+      `Worker ${workerId} shut down; retrying`,
+      (p) => `"leaseOwner" = ${p.add(workerId)} AND attempts = ${p.add(run.attempts)} AND NOT "cancelRequested"`,
+    );
+    if (requeued) return;
+    final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', output };
   }
   const finished = await writer.finish(
     'STATUS',

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { given, type TestUser } from '../../../test/factories.js';
-import { startTestServer, type TestServer } from '../../../test/harness.js';
+import { gql, startTestServer, type TestServer } from '../../../test/harness.js';
 import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
 
 const START = `mutation($input: StartRunInput!) { startRun(input: $input) { ... on StartRunPayload { run { id } } ... on Error { message } } }`;
@@ -64,5 +64,19 @@ describe('a worker that shuts down with a run in progress', () => {
     // The output is the second attempt's, whole.
     const secondTokens = events.filter((e) => e.seq > running[1]!.seq && e.type === 'TOKEN').map((e) => (e.payload as { text: string }).text);
     expect(secondTokens.join('')).toBe(done.output);
+  }, 60_000);
+
+  it('ends a run its user cancelled meanwhile as CANCELLED, rather than queueing it again', async () => {
+    // Started through the second server, whose worker is the one running now.
+    const started = await gql(next!.url, START, { input: { agentId: agentGid, input: 'Another long plan' } }, { token: owner.token });
+    const runId = fromGlobalId(started.data!.startRun.run.id as string, 'Run');
+    for (let i = 0; i < 400 && (await row(runId)).lastSeq < 4; i++) await sleep(25);
+    expect((await row(runId)).status).toBe('RUNNING');
+    // The cancel is recorded; its message has not reached the worker when the shutdown begins.
+    await app.rt.prisma.agentRun.update({ where: { id: runId }, data: { cancelRequested: true } });
+    await next!.rt.orchestrator.stop(100);
+    expect(await row(runId)).toMatchObject({ status: 'CANCELLED', leaseOwner: null, attempts: 1 });
+    const last = await app.rt.prisma.runEvent.findFirstOrThrow({ where: { runId }, orderBy: { seq: 'desc' } });
+    expect(last.payload).toMatchObject({ status: 'CANCELLED' });
   }, 60_000);
 });

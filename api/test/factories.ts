@@ -71,5 +71,13 @@ export function given(app: { rt: Runtime; url: string }) {
     return { id: p.id, gid: toGlobalId('Project', p.id), org };
   }
 
-  return { aUser, anOrganization, aMemberOf, aProject };
+  /** An agent on the offline provider (its pace is the server's OFFLINE_TOKEN_DELAY_MS); `offline-large` streams long. */
+  async function anOfflineAgent(project: TestProject, { name = 'Offline', model = 'offline-large', maxOutputTokens = 400 } = {}) {
+    const agent = await prisma.agent.create({
+      data: { organizationId: project.org.id, projectId: project.id, name, provider: 'OFFLINE', model, maxOutputTokens },
+    });
+    return { id: agent.id, gid: toGlobalId('Agent', agent.id) };
+  }
+
+  return { aUser, anOrganization, aMemberOf, aProject, anOfflineAgent };
 }

@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getTestDatabase, usingPostgres } from '../../test/db.js';
 import { given } from '../../test/factories.js';
-import { gql, startTestServer, type TestServer } from '../../test/harness.js';
+import { gql, startTestServer } from '../../test/harness.js';
 import { startHubProcess, startWorkerProcess, type HubProcess } from '../../test/processes.js';
 import { collectRunEvents, type StreamedEvent } from '../../test/subscribe.js';
-import { toGlobalId } from '../lib/ids.js';
 
 const SLOW = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '1500' };
 const RUN = `query($id: ID!) { run(id: $id) { status output attempts } }`;
@@ -27,6 +26,17 @@ async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeo
   }
 }
 
+const START = `mutation($a: ID!) { startRun(input: { agentId: $a, input: "A long plan please" }) { ... on StartRunPayload { run { id } } } }`;
+
+/** An API process without a worker (runs wait in the queue for worker processes), and an agent that streams long. */
+async function anApiWithAnAgent(env: Record<string, string>) {
+  const api = await startTestServer({ worker: false, env });
+  cleanup.push(() => api.close());
+  const { owner, ...org } = await given(api).anOrganization();
+  const project = await given(api).aProject({ ...org, owner });
+  return { api, owner, agent: await given(api).anOfflineAgent(project, { name: 'Slow' }) };
+}
+
 /** The whole log must read 1, 2, 3… with TOKEN text equal to the final output. */
 function expectCoherentLog(events: StreamedEvent[], output: string) {
   expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
@@ -35,24 +45,13 @@ function expectCoherentLog(events: StreamedEvent[], output: string) {
 }
 
 describe.runIf(usingPostgres())('several processes on PostgreSQL', () => {
-  let api: TestServer;
-
   it('a subscriber on API process A sees, in order and exactly once, a run executed by worker B — and by C after B is killed mid-stream', async () => {
     const db = await getTestDatabase();
-    api = await startTestServer({ worker: false, env: SLOW });
-    cleanup.push(() => api.close());
-    const { owner, ...org } = await given(api).anOrganization();
-    const project = await given(api).aProject({ ...org, owner });
-    const agent = await api.rt.prisma.agent.create({
-      data: { organizationId: org.id, projectId: project.id, name: 'Slow', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 400 },
-    });
+    const { api, owner, agent } = await anApiWithAnAgent(SLOW);
 
     const workerB = await startHubProcess({ DATABASE_URL: db.url!, ...SLOW });
     cleanup.push(() => workerB.kill());
-    const started = await owner.gql(`mutation($a: ID!) { startRun(input: { agentId: $a, input: "A long plan please" }) { ... on StartRunPayload { run { id } } } }`, {
-      a: toGlobalId('Agent', agent.id),
-    });
-    const runGid = started.data!.startRun.run.id as string;
+    const runGid = (await owner.gql(START, { a: agent.gid })).data!.startRun.run.id as string;
 
     // Stream from process A while B executes; kill B after a few tokens.
     let killed: Promise<void> | null = null;
@@ -89,20 +88,11 @@ describe.runIf(usingPostgres())('a worker process stopped by its supervisor', ()
     const db = await getTestDatabase();
     // A lease far longer than the test: only the hand-over can explain a run queued again in time.
     const env = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '600000', SHUTDOWN_GRACE_MS: '300' };
-    const api = await startTestServer({ worker: false, env });
-    cleanup.push(() => api.close());
-    const { owner, ...org } = await given(api).anOrganization();
-    const project = await given(api).aProject({ ...org, owner });
-    const agent = await api.rt.prisma.agent.create({
-      data: { organizationId: org.id, projectId: project.id, name: 'Slow', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 400 },
-    });
+    const { api, owner, agent } = await anApiWithAnAgent(env);
 
     const workerB = await startWorkerProcess({ DATABASE_URL: db.url!, ...env });
     cleanup.push(() => workerB.kill());
-    const started = await owner.gql(`mutation($a: ID!) { startRun(input: { agentId: $a, input: "A long plan please" }) { ... on StartRunPayload { run { id } } } }`, {
-      a: toGlobalId('Agent', agent.id),
-    });
-    const runGid = started.data!.startRun.run.id as string;
+    const runGid = (await owner.gql(START, { a: agent.gid })).data!.startRun.run.id as string;
 
     let terminated: Promise<number | null> | null = null;
     let signalledAt = 0;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { given, type TestUser } from '../../../test/factories.js';
 import { gql, startTestServer, type TestServer } from '../../../test/harness.js';
-import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
+import { fromGlobalId } from '../../lib/ids.js';
 
 const START = `mutation($input: StartRunInput!) { startRun(input: $input) { ... on StartRunPayload { run { id } } ... on Error { message } } }`;
 // 100 ms a token: the run would stream for about 10 s.
@@ -17,10 +17,7 @@ beforeAll(async () => {
   const org = await given(app).anOrganization();
   owner = org.owner;
   const project = await given(app).aProject(org);
-  const agent = await app.rt.prisma.agent.create({
-    data: { organizationId: org.id, projectId: project.id, name: 'Long', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 400 },
-  });
-  agentGid = toGlobalId('Agent', agent.id);
+  agentGid = (await given(app).anOfflineAgent(project)).gid;
 });
 afterAll(async () => {
   await next?.close();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { given, type TestUser } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
-import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
+import { fromGlobalId } from '../../lib/ids.js';
 
 const START = `mutation($input: StartRunInput!) { startRun(input: $input) { ... on StartRunPayload { run { id } } ... on Error { message } } }`;
 
@@ -23,10 +23,7 @@ describe.each([
     const org = await given(app).anOrganization();
     owner = org.owner;
     const project = await given(app).aProject(org);
-    const agent = await app.rt.prisma.agent.create({
-      data: { organizationId: org.id, projectId: project.id, name: 'Long', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 400 },
-    });
-    agentGid = toGlobalId('Agent', agent.id);
+    agentGid = (await given(app).anOfflineAgent(project)).gid;
   });
   afterAll(async () => {
     await app.close();

@@ -1,7 +1,6 @@
 import type { Client, CombinedError } from '@urql/core';
 import { isFinished } from '$lib/components/RunStatusBadge.svelte';
 import {
-  RunPageBlockDocument,
   RunPageDocument,
   RunPageEventsDocument,
   RunPageStoryDocument,
@@ -69,7 +68,7 @@ export interface Restart {
  * event, so a RUNNING after the first is a new claim (the QUEUED event before it says why).
  */
 class RestartTracker {
-  #claimed = false;
+  #claims = 0;
   #queuedReason: string | undefined;
 
   /** The restart this STATUS event marks, if it marks one; `streamed` is the output shown until now. */
@@ -77,11 +76,10 @@ class RestartTracker {
     const p = (event.payload ?? {}) as Partial<Record<string, unknown>>;
     if (event.status === 'QUEUED') this.#queuedReason = typeof p.reason === 'string' ? p.reason : undefined;
     if (event.status !== 'RUNNING') return undefined;
-    const restart = this.#claimed
-      ? { seq: event.seq, attempt: Number(p.attempt) || 0, reason: this.#queuedReason, discarded: streamed.length }
-      : undefined;
-    this.#claimed = true;
-    return restart;
+    this.#claims++;
+    if (this.#claims === 1) return undefined;
+    // The claim's number as its event gives it, else as counted here.
+    return { seq: event.seq, attempt: Number(p.attempt) || this.#claims, reason: this.#queuedReason, discarded: streamed.length };
   }
 }
 
@@ -156,24 +154,20 @@ export class LiveRun {
     // A finished read is authoritative; a live status that is still catching up must not override it.
     if (isFinished(run.status)) this.liveStatus = run.status;
     else if (!this.#unsubscribe) this.follow();
-    if (run.status === 'BLOCKED' && !this.budgetBlock) void this.#loadBudgetBlock();
-    // A finished run that started over before this page followed it: its STATUS events tell how.
-    if (isFinished(run.status) && run.attempts > 1 && this.restarts.length === 0) void this.#loadRestarts();
+    // A finished run that was blocked, or started over, before this page followed it: its story tells how.
+    const untold = (run.status === 'BLOCKED' && !this.budgetBlock) || (isFinished(run.status) && run.attempts > 1 && this.restarts.length === 0);
+    if (untold) void this.#loadStory();
   }
 
-  async #loadRestarts(): Promise<void> {
+  /** Reads the run's STATUS and ERROR events: its restarts and, for a blocked run, the budget that blocked it. */
+  async #loadStory(): Promise<void> {
     const result = await this.client.query(RunPageStoryDocument, { id: this.id }, { requestPolicy: 'network-only' }).toPromise();
-    if (this.#disposed || this.restarts.length > 0) return;
-    const tracker = new RestartTracker();
-    const found = (result.data?.run?.events ?? []).map((e) => tracker.status(e)).filter((r): r is Restart => r !== undefined);
-    this.restarts = found.map((r, i) => ({ ...r, attempt: r.attempt || i + 2 }));
-  }
-
-  async #loadBudgetBlock(): Promise<void> {
-    const result = await this.client.query(RunPageBlockDocument, { id: this.id }, { requestPolicy: 'network-only' }).toPromise();
     if (this.#disposed) return;
     const events = result.data?.run?.events ?? [];
     this.budgetBlock ??= events.map((e) => (e.type === 'ERROR' ? budgetBlock(e.payload) : undefined)).findLast(Boolean);
+    if (this.restarts.length > 0) return;
+    const tracker = new RestartTracker();
+    this.restarts = events.flatMap((e) => (e.type === 'STATUS' ? (tracker.status(e) ?? []) : []));
   }
 
   /** (Re)subscribes from the last event seen, e.g. after the connection was lost for good. */
@@ -221,7 +215,7 @@ export class LiveRun {
         // is not shown either.
         const restart = this.#restarts.status(event, this.streamed);
         if (restart) {
-          this.restarts.push({ ...restart, attempt: restart.attempt || this.restarts.length + 2 });
+          this.restarts.push(restart);
           this.streamed = '';
           this.liveFirstTokenAt = undefined;
         }

@@ -48,11 +48,11 @@ export interface StatementNotifications {
 
 /**
  * Sends each message only if its key is among the rows the statement kept: `keys[i]` is message i's key
- * (say, its run's id) and `kept` a SQL subquery of the keys the statement kept (say, the runs it updated).
- * The statement's caller then passes the kept keys to `publishAfter`.
+ * (say, its run's id; null: sent whatever the statement kept) and `kept` a SQL subquery of the keys the
+ * statement kept (say, the runs it updated). The statement's caller then passes the kept keys to `publishAfter`.
  */
 export interface NotificationGuard {
-  keys: string[];
+  keys: (string | null)[];
   kept: string;
 }
 
@@ -63,7 +63,10 @@ export function statementNotifications(
   params: SqlParams,
   guard?: NotificationGuard,
 ): StatementNotifications {
-  const sent = (kept?: ReadonlySet<string>) => (guard && kept ? messages.filter((_, i) => kept.has(guard.keys[i]!)) : messages);
+  const sent = (kept?: ReadonlySet<string>) => {
+    if (!guard || !kept) return messages;
+    return messages.filter((_, i) => guard.keys[i] === null || kept.has(guard.keys[i]!));
+  };
   if (!bus.encode) {
     return {
       sql: '0',
@@ -75,7 +78,7 @@ export function statementNotifications(
   const texts = params.add(messages.map(([c, p]) => bus.encode!(c, p)));
   return {
     sql: guard
-      ? `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n.t)) FROM unnest(${texts}::text[], ${params.add(guard.keys)}::text[]) AS n(t, k) WHERE n.k IN (${guard.kept}))`
+      ? `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n.t)) FROM unnest(${texts}::text[], ${params.add(guard.keys)}::text[]) AS n(t, k) WHERE n.k IS NULL OR n.k IN (${guard.kept}))`
       : `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${texts}::text[]) AS n)`,
     publishAfter: async (kept) => {
       for (const [c, p] of sent(kept)) bus.deliverLocally!(c, p);

@@ -213,16 +213,18 @@ describe('EventLog: group commit across runs', () => {
 
   it("stores events only under the run's current lease: once the run is claimed again, the old writer stores and announces nothing more", async () => {
     await onRealBus(async (realBus) => {
-      const [run, other] = [await newRun(), await newRun()];
+      const [run, other, third] = [await newRun(), await newRun(), await newRun()];
       const { counter, query } = counting(db.query);
       const log = new EventLog(query, realBus);
       // Subscribers in this process, and (PostgreSQL) in another one, which learns of events through NOTIFY.
       const elsewhere = db.kind === 'postgresql' ? await createPgBus(db.url!, db.pool!, createLogger('silent')) : null;
       const seen = { here: [] as string[], elsewhere: [] as string[] };
+      const announced = { here: [] as unknown[], elsewhere: [] as unknown[] };
       for (const [where, b] of [['here', realBus], ['elsewhere', elsewhere]] as const) {
         await b?.subscribe(runChannel(run.id), (m) => {
           for (const e of (m as RunEventHint).events ?? []) seen[where].push(String(e.payload.text));
         });
+        await b?.subscribe(`project:${third.id}`, (m) => m && announced[where].push(m));
       }
       let lost = 0;
       const old = new RunEventWriter(log, run.id, run.lastSeq, { ...LEASE, onLost: () => lost++ });
@@ -235,6 +237,8 @@ describe('EventLog: group commit across runs', () => {
       const neighbour = new RunEventWriter(log, other.id, other.lastSeq, LEASE);
       old.append('TOKEN', { text: 'stale' });
       neighbour.append('TOKEN', { text: 'kept' }); // in the same statement: stored, whatever happens to the other
+      // An announcement with no events rides in that statement too, and goes out whatever the leases.
+      new RunEventWriter(log, third.id, third.lastSeq, LEASE).announce(`project:${third.id}`, { hello: true });
       const statements = counter.statements;
       await expect(old.flush()).rejects.toBeInstanceOf(LeaseLostError);
       await neighbour.flush();
@@ -256,8 +260,10 @@ describe('EventLog: group commit across runs', () => {
       expect((await db.prisma.runEvent.findMany({ where: { runId: other.id } })).map((e) => e.payload)).toEqual([{ text: 'kept' }]);
       // Subscribers were never told of the refused batch.
       await expect.poll(() => seen.here).toEqual(['before', 'after']);
+      expect(announced.here).toEqual([{ hello: true }]);
       if (elsewhere) {
         await expect.poll(() => seen.elsewhere).toEqual(['before', 'after']);
+        expect(announced.elsewhere).toEqual([{ hello: true }]);
         await elsewhere.close();
       }
     });

@@ -191,10 +191,10 @@ export class EventLog {
                    AS l(id, owner, attempt, last)`;
     const eventRows = `jsonb_to_recordset(${p.add(JSON.stringify(rows))}::jsonb)
                    AS x("runId" uuid, seq int, type "RunEventType", payload jsonb, "createdAt" timestamp(3))`;
-    // A batch without events (announcements only; key '') is sent whatever happens to the others.
+    // A batch without events (announcements only) is sent whatever happens to the others.
     const notes = statementNotifications(this.bus, messages, p, {
-      keys: batches.flatMap((b) => b.messages.map(() => (b.events.length > 0 ? b.runId : ''))),
-      kept: `SELECT id::text FROM upd UNION ALL SELECT ''`,
+      keys: batches.flatMap((b) => b.messages.map(() => (b.events.length > 0 ? b.runId : null))),
+      kept: 'SELECT id::text FROM upd',
     });
     const [result] = await this.query<{ kept: string[] }>(
       `WITH upd AS (
@@ -208,7 +208,7 @@ export class EventLog {
       p.values,
     );
     const kept = new Set(result!.kept);
-    await notes.publishAfter(new Set([...kept, '']));
+    await notes.publishAfter(kept);
     for (const b of batches) if (b.events.length === 0) kept.add(b.runId);
     return kept;
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Database, SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
 import type { EventBus } from '../lib/pubsub.js';
@@ -78,7 +79,7 @@ export class Orchestrator {
   /** Agents as hub_start_run last returned them, newest last (a bounded LRU). */
   private readonly agents = new Map<string, ClaimedRun['agent']>();
   /** Aborted when stopping has waited its grace period: the runs still in progress go back to the queue. */
-  private handover = new AbortController();
+  private handover = handoverController();
 
   constructor(private readonly deps: OrchestratorDeps) {}
 
@@ -196,7 +197,7 @@ export class Orchestrator {
     clearTimeout(timer);
     await stopped;
     // A worker started again later hands over its own runs when it stops.
-    this.handover = new AbortController();
+    this.handover = handoverController();
     if (this.executor) this.executor.stopping = this.handover.signal;
   }
 
@@ -266,4 +267,15 @@ export class Orchestrator {
     await this.deps.budget.releaseHolds({ expiredBefore: now });
     return recovered;
   }
+}
+
+/**
+ * Every run in progress listens on the hand-over signal, so it has as many listeners as the worker has
+ * runs (up to WORKER_CONCURRENCY), each removed when its run ends: not a leak, whatever Node's default
+ * limit of 10 would say.
+ */
+function handoverController() {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

@@ -76,4 +76,27 @@ describe('a worker that shuts down with a run in progress', () => {
     const last = await app.rt.prisma.runEvent.findFirstOrThrow({ where: { runId }, orderBy: { seq: 'desc' } });
     expect(last.payload).toMatchObject({ status: 'CANCELLED' });
   }, 60_000);
+
+  it('hands over every run in progress at once, however many, without a listener warning', async () => {
+    const many = await startTestServer({ env: { ...ENV, WORKER_CONCURRENCY: '16', ORG_CONCURRENCY: '16' } });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const started = await gql(many.url, START, { input: { agentId: agentGid, input: `Plan ${i}` } }, { token: owner.token });
+        ids.push(fromGlobalId(started.data!.startRun.run.id as string, 'Run'));
+      }
+      for (const id of ids) for (let i = 0; i < 400 && (await row(id)).lastSeq < 3; i++) await sleep(25);
+      expect((await Promise.all(ids.map(row))).map((r) => r.status)).toEqual(ids.map(() => 'RUNNING'));
+      await many.rt.orchestrator.stop(100);
+      expect((await Promise.all(ids.map(row))).map((r) => r.status)).toEqual(ids.map(() => 'QUEUED'));
+      await sleep(10);
+      expect(warnings.map((w) => `${w.name}: ${w.message}`)).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await many.close();
+    }
+  }, 60_000);
 });

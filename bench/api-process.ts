@@ -76,19 +76,33 @@ function resetStats() {
   cpuMark = process.cpuUsage();
 }
 
-// CPU profile of a window (BENCH_API_CPU_PROF): started and stopped by the parent around what it measures.
-let profiler: Session | null = null;
-async function profileStart() {
-  profiler = new Session();
-  profiler.connect();
-  await profiler.post('Profiler.enable');
-  await profiler.post('Profiler.setSamplingInterval', { interval: 250 });
-  await profiler.post('Profiler.start');
+// CPU profile (BENCH_API_CPU_PROF) or allocation profile (BENCH_API_ALLOC_PROF) of a window: started and
+// stopped by the parent around what it measures. The allocation profile samples every 32 KB allocated,
+// garbage included, so it shows what makes the young generation fill (and scavenges run) rather than
+// what stays in memory.
+let profiler: { session: Session; kind: 'cpu' | 'alloc' } | null = null;
+async function profileStart(kind: 'cpu' | 'alloc') {
+  const session = new Session();
+  session.connect();
+  if (kind === 'cpu') {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 250 });
+    await session.post('Profiler.start');
+  } else {
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 32_768,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as never);
+  }
+  profiler = { session, kind };
 }
 async function profileStop(file: string) {
   if (!profiler) return null;
-  const { profile } = await profiler.post('Profiler.stop');
-  profiler.disconnect();
+  const { session, kind } = profiler;
+  const { profile } = kind === 'cpu' ? await session.post('Profiler.stop') : await session.post('HeapProfiler.stopSampling');
+  session.disconnect();
   profiler = null;
   writeFileSync(file, JSON.stringify(profile));
   return file;
@@ -121,7 +135,7 @@ process.on('message', (raw) => {
           result = true;
           break;
         case 'profileStart':
-          await profileStart();
+          await profileStart(msg.args?.kind === 'alloc' ? 'alloc' : 'cpu');
           result = true;
           break;
         case 'profileStop':

@@ -21,7 +21,7 @@ import { startApiProcess, type ApiProcess } from './lib/api-child.js';
 import { connectWs, createAgent, mapLimit, RUN_EVENTS, startRun, type WireEvent } from './lib/client.js';
 import { connectFanoutClient, fanoutClientKind, type FanoutClient, type FanoutClientKind } from './lib/lean-ws.js';
 import { cpuWindow, type CpuWindow } from './lib/cpu.js';
-import { summarizeProfile } from './lib/profile.js';
+import { profileTitle, summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
 import { GATE, STAMP, startStampedOpenAI, type StampedOpenAI } from './lib/stamped-openai.js';
 import { loopDelayMonitor, round, roundSummary, summarize, type Summary } from './lib/stats.js';
@@ -457,9 +457,9 @@ export const fanout: Benchmark = {
     for (const v of variants) {
       if (!v.apiProfile) continue;
       tables.push({
-        title: `API CPU profile during the stream, ${v.database} (${v.apiProfile.totalMs} ms sampled; ${v.apiProfile.file})`,
-        columns: ['self ms', '%', 'where'],
-        rows: v.apiProfile.byPackage.map((r) => [r.ms, r.percent, r.name]),
+        title: profileTitle(v.apiProfile, `during the stream, ${v.database}`),
+        columns: [v.apiProfile.unit, '%', 'where'],
+        rows: v.apiProfile.byPackage.map((r) => [r.amount, r.percent, r.name]),
       });
     }
     const targets: Target[] = variants.flatMap((v) => [

@@ -24,7 +24,7 @@ import { cpuWindow, type CpuWindow } from './lib/cpu.js';
 import { startFakeOpenAIProcess, type FakeOpenAIProcess, type FakeRequestTiming } from './lib/fake-openai-process.js';
 import { startOrchestrationFloor, type OrchestrationFloor } from './lib/orchestration-floor.js';
 import { resetStatements, statementTotals, topStatements, type PostgresServer } from './lib/postgres.js';
-import { summarizeProfile } from './lib/profile.js';
+import { profileTitle, summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
 import { perfToWall, round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
 
@@ -657,9 +657,9 @@ export const orchestration: Benchmark = {
     for (const l of levels) {
       if (!l.apiProfile) continue;
       tables.push({
-        title: `API CPU profile, ${l.label} concurrent (${l.apiProfile.totalMs} ms sampled; ${l.apiProfile.file})`,
-        columns: ['self ms', '%', 'where'],
-        rows: l.apiProfile.byPackage.slice(0, 8).map((r) => [r.ms, r.percent, r.name]),
+        title: profileTitle(l.apiProfile, `${l.label} concurrent`),
+        columns: [l.apiProfile.unit, '%', 'where'],
+        rows: l.apiProfile.byPackage.slice(0, 8).map((r) => [r.amount, r.percent, r.name]),
       });
     }
     if (floorLevels.length) {

@@ -38,7 +38,10 @@ export interface ApiProcess {
   seed(orgs: number): Promise<SeededOrg[]>;
   stats(): Promise<ApiStats>;
   resetStats(): Promise<void>;
-  /** With BENCH_API_CPU_PROF=<dir>: profile the API process between start and stop (else no-ops). */
+  /**
+   * With BENCH_API_CPU_PROF=<dir>: CPU-profile the API process between start and stop; with
+   * BENCH_API_ALLOC_PROF=<dir>: sample its allocations instead (else no-ops).
+   */
   profileStart(): Promise<void>;
   profileStop(name: string): Promise<string | null>;
   /** Current and peak resident set size from /proc (the kernel's own high-water mark), in MB. */
@@ -70,6 +73,13 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 let compiled: Promise<string> | null = null;
 const compiledApiProcess = () =>
   (compiled ??= buildApi(['bench/api-process.ts'], 'api/dist/bench').then(() => resolve(repoRoot, 'api/dist/bench/api-process.mjs')));
+
+/** Which profile BENCH_API_CPU_PROF or BENCH_API_ALLOC_PROF asks for, and where it goes. */
+const profiling: { kind: 'cpu' | 'alloc'; dir: string } | null = process.env.BENCH_API_CPU_PROF
+  ? { kind: 'cpu', dir: process.env.BENCH_API_CPU_PROF }
+  : process.env.BENCH_API_ALLOC_PROF
+    ? { kind: 'alloc', dir: process.env.BENCH_API_ALLOC_PROF }
+    : null;
 
 export async function startApiProcess(env: Record<string, string>, log: (line: string) => void): Promise<ApiProcess> {
   const script = await compiledApiProcess();
@@ -145,13 +155,12 @@ export async function startApiProcess(env: Record<string, string>, log: (line: s
     stats: () => call<ApiStats>('stats'),
     resetStats: () => call<void>('resetStats'),
     async profileStart() {
-      if (process.env.BENCH_API_CPU_PROF) await call('profileStart');
+      if (profiling) await call('profileStart', { kind: profiling.kind });
     },
     async profileStop(name) {
-      const dir = process.env.BENCH_API_CPU_PROF;
-      if (!dir) return null;
-      mkdirSync(dir, { recursive: true });
-      return call<string>('profileStop', { file: resolve(dir, `${name}.cpuprofile`) });
+      if (!profiling) return null;
+      mkdirSync(profiling.dir, { recursive: true });
+      return call<string>('profileStop', { file: resolve(profiling.dir, `${name}.${profiling.kind === 'cpu' ? 'cpuprofile' : 'heapprofile'}`) });
     },
     startup,
     memory,

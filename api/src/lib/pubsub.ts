@@ -75,11 +75,15 @@ export function statementNotifications(
       },
     };
   }
-  const texts = params.add(messages.map(([c, p]) => bus.encode!(c, p)));
+  // The messages (JSON objects) go as one JSON array, whose elements PostgreSQL's json type gives back as
+  // their exact text: unlike a text[] parameter, nothing is escaped on the way (the `pg` client quotes
+  // every element of an array, and the messages are mostly quotes).
+  const texts = params.add(`[${messages.map(([c, p]) => bus.encode!(c, p)).join(',')}]`);
   return {
     sql: guard
-      ? `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n.t)) FROM unnest(${texts}::text[], ${params.add(guard.keys)}::text[]) AS n(t, k) WHERE n.k IS NULL OR n.k IN (${guard.kept}))`
-      : `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n)) FROM unnest(${texts}::text[]) AS n)`,
+      ? `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n.t::text)) FROM ROWS FROM (json_array_elements(${texts}::json), unnest(${params.add(guard.keys)}::text[])) AS n(t, k)
+          WHERE n.k IS NULL OR n.k IN (${guard.kept}))`
+      : `(SELECT count(pg_notify('${NOTIFY_CHANNEL}', n.t::text)) FROM json_array_elements(${texts}::json) AS n(t))`,
     publishAfter: async (kept) => {
       for (const [c, p] of sent(kept)) bus.deliverLocally!(c, p);
     },

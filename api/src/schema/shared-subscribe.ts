@@ -9,6 +9,7 @@ import {
   type ExecutionResult,
   type SelectionSetNode,
 } from 'graphql';
+import { eventPlan, type EventPlan } from './event-plan.js';
 
 /**
  * Subscription fields whose events render the same for every subscriber: authorization happens once, when
@@ -79,17 +80,21 @@ function share(result: ExecutionResult): SharedResult {
   return { result: JSON.parse(json) as ExecutionResult, json };
 }
 
-function executeShared(args: ExecutionArgs, key: string, event: unknown): MaybePromise<SharedResult> {
-  if (typeof event !== 'object' || event === null) {
-    const executed = execute({ ...args, rootValue: event });
-    return isPromise(executed) ? executed.then(share) : share(executed);
-  }
+/** One event's result: by the operation's plan when it has one and the plan can, else by graphql-js. */
+function executeEvent(args: ExecutionArgs, plan: EventPlan | null, event: unknown): MaybePromise<SharedResult> {
+  const planned = plan?.(event);
+  if (planned) return { result: planned, json: JSON.stringify(planned) };
+  const executed = execute({ ...args, rootValue: event });
+  return isPromise(executed) ? executed.then(share) : share(executed);
+}
+
+function executeShared(args: ExecutionArgs, plan: EventPlan | null, key: string, event: unknown): MaybePromise<SharedResult> {
+  if (typeof event !== 'object' || event === null) return executeEvent(args, plan, event);
   let byKey = results.get(event);
   if (!byKey) results.set(event, (byKey = new Map()));
   let shared = byKey.get(key);
   if (!shared) {
-    const executed = execute({ ...args, rootValue: event });
-    shared = isPromise(executed) ? executed.then(share) : share(executed);
+    shared = executeEvent(args, plan, event);
     byKey.set(key, shared);
   }
   return shared;
@@ -251,5 +256,6 @@ export async function subscribeShared(
   if (key === null) return subscribe(args);
   const stream = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in stream)) return stream as ExecutionResult;
-  return sharedResults(stream as AsyncIterable<unknown>, (event) => executeShared(args, key, event), sink);
+  const plan = eventPlan(args);
+  return sharedResults(stream as AsyncIterable<unknown>, (event) => executeShared(args, plan, key, event), sink);
 }

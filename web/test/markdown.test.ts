@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { markdownStream, renderMarkdown } from '../src/lib/markdown.js';
+import { markdownStream, piecesHtml, renderMarkdown, type MarkdownPiece, type OpenCodeBlock } from '../src/lib/markdown.js';
 
 // Every tag the renderer may emit; attribute values cannot contain a quote (it is escaped).
 const SAFE_TAG =
@@ -121,6 +121,9 @@ const STREAMED = [
     'The end.',
   ].join('\n'),
   'One line only, no newline at all',
+  'Intro\n```ts\nconst a = 1 < 2;\n\n  return "x";\n```\nAfter the code.\n\n~~~\nopen at the end',
+  '- item\n  ```\n  code in a list\n  more',
+  '- item\n\n```\ncode\n```\n\n- next item\n\n  continued\n```\nshut\n```\nright after\n\n\n> quoted',
   '- a\n\n\n  b\n\nc\r\nd\r\n\r\n~~~\nunclosed fence\n\nstill code',
 ];
 
@@ -130,7 +133,7 @@ describe('markdownStream', () => {
       const render = markdownStream();
       for (let end = 0; end <= doc.length; end++) {
         const prefix = doc.slice(0, end);
-        expect(render(prefix).join(''), JSON.stringify(prefix)).toBe(renderMarkdown(prefix));
+        expect(piecesHtml(render(prefix)), JSON.stringify(prefix)).toBe(renderMarkdown(prefix));
       }
     }
   });
@@ -138,7 +141,7 @@ describe('markdownStream', () => {
   it('gives back the settled pieces unchanged and renders only what follows them', () => {
     const doc = STREAMED[0]!;
     const render = markdownStream();
-    let settled: string[] = [];
+    let settled: MarkdownPiece[] = [];
     let grew = 0;
     for (let end = 1; end <= doc.length; end++) {
       const pieces = render(doc.slice(0, end));
@@ -151,10 +154,35 @@ describe('markdownStream', () => {
     expect(settled.length).toBeGreaterThan(5);
   });
 
+  it('writes a long code block still streaming line by line: its finished lines stay as they were', () => {
+    const code = Array.from({ length: 200 }, (_, i) => `line ${i} <${'x'.repeat(i % 7)}> "q"`).join('\n');
+    const doc = `Some text first.\n\n\`\`\`js\n${code}\n\`\`\`\n\nThe end.\n`;
+    const render = markdownStream();
+    let previous: string[] = [];
+    let steps = 0;
+    for (let end = doc.indexOf('```') + 6; end < doc.indexOf('\n```\n', doc.indexOf('```') + 3); end += 3) {
+      const pieces = render(doc.slice(0, end));
+      const block = pieces.at(-1) as OpenCodeBlock;
+      expect(typeof block, JSON.stringify(doc.slice(0, end))).toBe('object');
+      expect(block.lang).toBe('js');
+      // Every line but the one being written comes back as the same string.
+      expect(block.lines.slice(0, previous.length - 1)).toEqual(previous.slice(0, -1));
+      expect(block.lines.length).toBeGreaterThanOrEqual(previous.length);
+      previous = block.lines;
+      steps++;
+    }
+    expect(steps).toBeGreaterThan(100);
+    expect(previous.length).toBe(200);
+    // Closed, the block is HTML like any other.
+    const closed = render(doc);
+    expect(closed.every((p) => typeof p === 'string')).toBe(true);
+    expect(piecesHtml(closed)).toBe(renderMarkdown(doc));
+  });
+
   it('starts over when the text is replaced rather than extended', () => {
     const render = markdownStream();
     render('# One\n\nfirst text\n\nmore');
-    expect(render('Something else entirely').join('')).toBe('<p>Something else entirely</p>');
+    expect(piecesHtml(render('Something else entirely'))).toBe('<p>Something else entirely</p>');
   });
 });
 

@@ -76,14 +76,23 @@ export function renderMarkdown(source: string): string {
 /**
  * Renders escaped lines. `settled` is where the HTML for every line before `line` is final whatever
  * follows: nothing is open there (no paragraph, no list), and `line` itself is complete (a newline
- * follows it) and not blank, so no look-ahead past it can change what was decided before it.
+ * follows it) and not blank, so no look-ahead past it can change what was decided before it (a blank
+ * line after a list is decided by the line after it). A blank line right after a code block counts
+ * too: the block is final once its closing line is complete.
  */
-function renderLines(lines: string[]): { html: string; settled: { line: number; html: number } | null } {
+function renderLines(lines: string[]): {
+  html: string;
+  settled: { line: number; html: number } | null;
+  /** A fence that runs to the end of the text (not closed yet): where its HTML starts, and its parts. */
+  openFence: { html: number; lang: string; body: string[] } | null;
+} {
   const html: string[] = [];
   let paragraph: string[] = [];
   const lists: ListFrame[] = [];
   let itemOpen = false;
   let settled: { line: number; html: number } | null = null;
+  let openFence: { html: number; lang: string; body: string[] } | null = null;
+  let fenceClosedAt = -1; // the line of the last closing fence marker
 
   const closeParagraph = () => {
     if (paragraph.length > 0) html.push(`<p>${renderInline(paragraph.join('\n')).replace(/\n/g, '<br>')}</p>`);
@@ -102,7 +111,7 @@ function renderLines(lines: string[]): { html: string; settled: { line: number; 
 
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
-    if (i > 0 && i < lines.length - 1 && paragraph.length === 0 && lists.length === 0 && line.trim() !== '') {
+    if (i > 0 && i < lines.length - 1 && paragraph.length === 0 && lists.length === 0 && (line.trim() !== '' || fenceClosedAt === i - 1)) {
       settled = { line: i, html: html.length };
     }
 
@@ -112,8 +121,9 @@ function renderLines(lines: string[]): { html: string; settled: { line: number; 
       const marker = fence[1]!;
       const body: string[] = [];
       while (++i < lines.length && !lines[i]!.trimStart().startsWith(marker)) body.push(lines[i]!);
-      const lang = fence[2] ? ` data-lang="${fence[2]}"` : '';
-      html.push(`<pre${lang}><code>${body.join('\n')}</code></pre>`);
+      if (i >= lines.length) openFence = { html: html.length, lang: fence[2] ?? '', body };
+      else fenceClosedAt = i;
+      html.push(`${preTag(fence[2] ?? '')}<code>${body.join('\n')}</code></pre>`);
       continue;
     }
 
@@ -184,21 +194,57 @@ function renderLines(lines: string[]): { html: string; settled: { line: number; 
     paragraph.push(line.trim());
   }
   closeBlocks();
-  let before = 0; // characters of HTML before the settled line
-  for (let k = 0; k < (settled?.html ?? 0); k++) before += html[k]!.length;
-  return { html: html.join(''), settled: settled && { line: settled.line, html: before } };
+  // Characters of HTML before the k-th part.
+  const at = (k: number) => {
+    let n = 0;
+    for (let j = 0; j < k; j++) n += html[j]!.length;
+    return n;
+  };
+  return {
+    html: html.join(''),
+    settled: settled && { line: settled.line, html: at(settled.html) },
+    // Inside a list, the list's closing tags follow the block: then it is rendered whole, as any block.
+    openFence: openFence && openFence.html === html.length - 1 ? { ...openFence, html: at(openFence.html) } : null,
+  };
+}
+
+const preTag = (lang: string) => (lang ? `<pre data-lang="${lang}">` : '<pre>');
+
+/**
+ * A fenced code block still streaming: its lines (escaped, each with its newline but the last), so that a
+ * view can write each line on its own and rewrite only the last one as tokens arrive.
+ */
+export interface OpenCodeBlock {
+  lang: string;
+  lines: string[];
+}
+
+/** A piece of streamed Markdown: final or current HTML, or a code block that is still open. */
+export type MarkdownPiece = string | OpenCodeBlock;
+
+/** The HTML of the pieces, as `renderMarkdown` gives it for the whole text. */
+export function piecesHtml(pieces: readonly MarkdownPiece[]): string {
+  return pieces.map((p) => (typeof p === 'string' ? p : `${preTag(p.lang)}<code>${p.lines.join('')}</code></pre>`)).join('');
 }
 
 /**
  * A renderer for text that grows at its end, such as a run's output while it streams: it returns the
- * HTML in pieces whose concatenation is `renderMarkdown(source)`. Every piece but the last is final and
- * is not rendered again (the same string comes back), so each call renders only what follows the last
- * settled block, not the whole text, and a view inserting the pieces separately rewrites only the last.
- * A source that does not extend the previous one starts over.
+ * Markdown in pieces whose HTML (`piecesHtml`) is `renderMarkdown(source)`. Every piece but the last is
+ * final and is not rendered again (the same string comes back), so each call renders only what follows
+ * the last settled block, not the whole text, and a view inserting the pieces separately rewrites only
+ * the last. When the text ends inside a code block, that block is the last piece, line by line, so a long
+ * block being written does not rewrite all its lines for every token either. A source that does not
+ * extend the previous one starts over.
  */
-export function markdownStream(): (source: string) => string[] {
+export function markdownStream(): (source: string) => MarkdownPiece[] {
   let done = ''; // normalized source whose HTML is final
   let pieces: string[] = [];
+  /** The tail's HTML, split where an open code block starts. */
+  const tail = (html: string, openFence: { html: number; lang: string; body: string[] } | null): MarkdownPiece[] => {
+    if (!openFence) return [html];
+    const block: OpenCodeBlock = { lang: openFence.lang, lines: openFence.body.map((line, k) => (k < openFence.body.length - 1 ? `${line}\n` : line)) };
+    return openFence.html > 0 ? [html.slice(0, openFence.html), block] : [block];
+  };
   return (source) => {
     const text = normalize(source);
     if (!text.startsWith(done)) {
@@ -206,14 +252,15 @@ export function markdownStream(): (source: string) => string[] {
       pieces = [];
     }
     const lines = escapeHtml(text.slice(done.length)).split('\n');
-    const { html, settled } = renderLines(lines);
-    if (!settled) return [...pieces, html];
+    const { html, settled, openFence } = renderLines(lines);
+    if (!settled) return [...pieces, ...tail(html, openFence)];
     // The settled line's offset in the raw tail: escaping changes lengths, so count raw lines instead.
     const rawTail = text.slice(done.length);
     let offset = 0;
     for (let l = 0; l < settled.line; l++) offset = rawTail.indexOf('\n', offset) + 1;
     done += rawTail.slice(0, offset);
     pieces = [...pieces, html.slice(0, settled.html)];
-    return [...pieces, html.slice(settled.html)];
+    const rest = html.slice(settled.html);
+    return [...pieces, ...tail(rest, openFence && { ...openFence, html: openFence.html - settled.html })];
   };
 }

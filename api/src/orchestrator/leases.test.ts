@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { getTestDatabase } from '../../test/db.js';
+import { getTestDatabase, usingPostgres } from '../../test/db.js';
 import type { Database, SqlQuery } from '../lib/db.js';
 import { createLogger } from '../lib/logger.js';
+import { createLocalBus } from '../lib/pubsub.js';
+import { EventLog, RunEventWriter } from './events.js';
 import { LeaseKeeper, type AttemptBudget } from './run-executor.js';
 
 let db: Database;
@@ -27,12 +30,25 @@ async function aRunLeasedBy(owner: string, leaseExpiresAt = new Date(Date.now() 
 
 const leaseOf = async (id: string) => (await db.prisma.agentRun.findUniqueOrThrow({ where: { id }, select: { leaseExpiresAt: true } })).leaseExpiresAt!.getTime();
 
+/** The real statement runner, keeping the errors of the statements it sends. */
+function recording(errors: unknown[], query: SqlQuery = db.query): SqlQuery {
+  return async <T,>(text: string, params?: unknown[]) => {
+    try {
+      return await query<T>(text, params);
+    } catch (err) {
+      errors.push(err);
+      throw err;
+    }
+  };
+}
+
 /** A keeper for worker `w1`, counting its statements and the budget holds it keeps alive. */
-function keeper(leaseMs: number) {
+function keeper(leaseMs: number, errors: unknown[] = [], runner: SqlQuery = db.query) {
   const counts = { statements: 0, extended: [] as string[] };
+  const record = recording(errors, runner);
   const query: SqlQuery = async <T,>(text: string, params?: unknown[]) => {
     counts.statements++;
-    return db.query<T>(text, params);
+    return record<T>(text, params);
   };
   const budget = { extend: async (runId: string) => void counts.extended.push(runId) } as unknown as AttemptBudget;
   const leases = new LeaseKeeper({ db: { query }, budget, logger: createLogger('silent'), workerId: 'w1' }, leaseMs);
@@ -76,4 +92,55 @@ describe('LeaseKeeper', () => {
     await new Promise((resolve) => setTimeout(resolve, 250));
     expect(counts.statements).toBe(after);
   });
+
+  it.runIf(usingPostgres())('takes the runs in the same order as the event statement: the two wait for each other, never deadlock', async () => {
+    const far = new Date(Date.now() + 60_000);
+    const [low, high] = [await aRunLeasedBy('w1', far), await aRunLeasedBy('w1', far)].sort();
+    const { attempts } = await db.prisma.agentRun.findUniqueOrThrow({ where: { id: low! }, select: { attempts: true } });
+    const errors: unknown[] = [];
+    // Connections that read rows by index, as on a table of production size (a handful of rows would be
+    // read in the order they were written, whatever the statements ask for).
+    const url = new URL(db.url!);
+    url.searchParams.set('options', '-c enable_seqscan=off');
+    const byIndex = new pg.Pool({ connectionString: url.toString(), max: 4 });
+    const query: SqlQuery = async <T,>(text: string, params?: unknown[]) => (await byIndex.query(text, params)).rows as T[];
+    // Another transaction holds the higher run for a moment (as a claim or a final update would).
+    const other = await db.pool!.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM "AgentRun" WHERE id = $1 FOR NO KEY UPDATE`, [high]);
+      // One event statement for both runs, the higher one's batch first in it…
+      const log = new EventLog(recording(errors, query), createLocalBus());
+      const writers = [high!, low!].map((id) => new RunEventWriter(log, id, 0, { owner: 'w1', attempt: attempts }));
+      for (const w of writers) w.append('TOKEN', { text: 'x' });
+      const stored = Promise.all(writers.map((w) => w.flush()));
+      await waitForLockWaits(1);
+      // …and the renewal of both leases, meanwhile.
+      const { leases } = keeper(60_000, errors, query);
+      const releases = [low!, high!].map((id) => leases.hold(id));
+      const renewed = leases.renew();
+      await waitForLockWaits(2);
+      await other.query('COMMIT');
+      await Promise.all([stored, renewed]);
+      releases.forEach((release) => release());
+    } finally {
+      other.release();
+      await byIndex.end();
+    }
+    // Had they taken the runs in different orders, PostgreSQL would have found them waiting for each
+    // other after its deadlock_timeout (1 s) and failed one of them.
+    expect(errors.map((e) => (e as { code?: string }).code ?? String(e))).toEqual([]);
+    expect(await leaseOf(low!)).toBeGreaterThan(far.getTime());
+    expect(await db.prisma.runEvent.count({ where: { runId: { in: [low!, high!] } } })).toBe(2);
+  });
 });
+
+/** Waits until `n` statements on this database wait for a lock. */
+async function waitForLockWaits(n: number) {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+    if (row!.n >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`${n} statements never waited for a lock`);
+}

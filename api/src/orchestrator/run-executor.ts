@@ -121,8 +121,11 @@ export class LeaseKeeper {
     const ids = [...this.runs.keys()];
     this.renewing = (async () => {
       try {
+        // Rows locked in the order of their ids, as the event statement locks them (see EventLog.write).
         const kept = await this.deps.db.query<{ id: string }>(
-          `UPDATE "AgentRun" SET "leaseExpiresAt" = $1::timestamp(3) WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3 RETURNING id`,
+          `UPDATE "AgentRun" r SET "leaseExpiresAt" = $1::timestamp(3)
+             FROM (SELECT id FROM "AgentRun" WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3 ORDER BY id FOR NO KEY UPDATE) l
+            WHERE r.id = l.id RETURNING r.id`,
           [utcWall(new Date(Date.now() + this.leaseMs)), ids, this.deps.workerId],
         );
         await Promise.all(ids.map((id) => this.deps.budget.extend(id)));

@@ -246,7 +246,9 @@ function sharedResults(
 /**
  * graphql-js' subscribe, except that for viewer-independent subscriptions each event is executed and
  * serialized once for every subscriber with the same document and variables, and (given the operation's
- * sink) written to each socket without further work.
+ * sink) written to each socket without further work. Executed by the operation's plan (`eventPlan`: the
+ * fields collected once, then per event only resolve, null check and serialize) whenever it has one and
+ * it can give graphql-js' result; by graphql-js otherwise.
  */
 export async function subscribeShared(
   args: ExecutionArgs,

@@ -232,9 +232,11 @@ export function piecesHtml(pieces: readonly MarkdownPiece[]): string {
  * Markdown in pieces whose HTML (`piecesHtml`) is `renderMarkdown(source)`. Every piece but the last is
  * final and is not rendered again (the same string comes back), so each call renders only what follows
  * the last settled block, not the whole text, and a view inserting the pieces separately rewrites only
- * the last. When the text ends inside a code block, that block is the last piece, line by line, so a long
- * block being written does not rewrite all its lines for every token either. A source that does not
- * extend the previous one starts over.
+ * the last. When the text ends inside a code block, that block is the last piece, line by line (what
+ * precedes it since the last settled block is the piece before, whose HTML no longer changes), so a view
+ * rewrites only the block's last line as tokens arrive; the block is still escaped and split again on
+ * every call, which is cheap next to rewriting the page. A source that does not extend the previous one
+ * starts over.
  */
 export function markdownStream(): (source: string) => MarkdownPiece[] {
   let done = ''; // normalized source whose HTML is final

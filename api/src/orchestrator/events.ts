@@ -186,8 +186,7 @@ export class EventLog {
       return new Set(batches.map((b) => b.runId));
     }
     const stored = batches.filter((b) => b.events.length > 0);
-    const ids = p.add(stored.map((b) => b.runId));
-    const runs = `unnest(${ids}::uuid[], ${p.add(stored.map((b) => b.lease.owner))}::text[],
+    const runs = `unnest(${p.add(stored.map((b) => b.runId))}::uuid[], ${p.add(stored.map((b) => b.lease.owner))}::text[],
                         ${p.add(stored.map((b) => b.lease.attempt))}::int[], ${p.add(stored.map((b) => b.events.at(-1)!.seq))}::int[])
                    AS l(id, owner, attempt, last)`;
     const eventRows = `jsonb_to_recordset(${p.add(JSON.stringify(rows))}::jsonb)
@@ -197,14 +196,12 @@ export class EventLog {
       keys: batches.flatMap((b) => b.messages.map(() => (b.events.length > 0 ? b.runId : null))),
       kept: 'SELECT id::text FROM upd',
     });
-    // The runs' rows are locked in the order of their ids, as every statement that updates several runs
-    // does (the lease renewal): in any other order, two such statements could each wait for a row the
-    // other holds until PostgreSQL's deadlock check fails one of them, a second later.
+    // The runs' rows are updated in whatever order the plan takes them: no other statement waits for one
+    // run's row while holding another's (the lease renewal skips the rows it cannot lock at once), so two
+    // statements cannot deadlock over them.
     const [result] = await this.query<{ kept: string[] }>(
-      `WITH locked AS MATERIALIZED (
-         SELECT id FROM "AgentRun" WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR NO KEY UPDATE),
-       upd AS (
-         UPDATE "AgentRun" r SET "lastSeq" = l.last FROM ${runs} JOIN locked ON locked.id = l.id
+      `WITH upd AS (
+         UPDATE "AgentRun" r SET "lastSeq" = l.last FROM ${runs}
           WHERE r.id = l.id AND r."leaseOwner" = l.owner AND r.attempts = l.attempt
           RETURNING r.id),
        ins AS (

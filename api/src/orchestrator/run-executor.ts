@@ -86,7 +86,8 @@ export interface ExecutorDeps {
  * the worker is executing (not one statement per run), and their budget holds are kept alive with them.
  * A run another worker took over (its lease had lapsed: the database was out of reach, the process stalled)
  * is not renewed, since the statement matches the owner: its `onLost` is called, so that its provider
- * request stops rather than paying for output the run's new worker is producing again.
+ * request stops rather than paying for output the run's new worker is producing again. A run whose row is
+ * busy (its events being stored) is renewed again a few milliseconds later rather than waited for.
  */
 export class LeaseKeeper {
   /** Runs held, with what to do if their lease turns out lost. */
@@ -121,22 +122,31 @@ export class LeaseKeeper {
     const ids = [...this.runs.keys()];
     this.renewing = (async () => {
       try {
-        // Rows locked in the order of their ids, as the event statement locks them (see EventLog.write).
-        const kept = await this.deps.db.query<{ id: string }>(
-          `UPDATE "AgentRun" r SET "leaseExpiresAt" = $1::timestamp(3)
-             FROM (SELECT id FROM "AgentRun" WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3 ORDER BY id FOR NO KEY UPDATE) l
-            WHERE r.id = l.id RETURNING r.id`,
-          [utcWall(new Date(Date.now() + this.leaseMs)), ids, this.deps.workerId],
-        );
-        await Promise.all(ids.map((id) => this.deps.budget.extend(id)));
-        const renewed = new Set(kept.map((r) => r.id));
-        for (const id of ids) {
-          // Still held (a run that ended meanwhile has let go of its lease, and is no longer here).
-          const onLost = renewed.has(id) ? undefined : this.runs.get(id);
-          if (!onLost) continue;
-          this.runs.delete(id);
-          this.deps.logger.warn({ runId: id }, 'lease lost: another worker took the run over; stopping it here');
-          onLost();
+        let pending = ids;
+        for (let round = 0; pending.length > 0; round++) {
+          const [row] = await this.deps.db.query<{ renewed: string[] | null; busy: string[] | null }>(RENEW_LEASES, [
+            utcWall(new Date(Date.now() + this.leaseMs)),
+            pending,
+            this.deps.workerId,
+          ]);
+          if (round === 0) await Promise.all(ids.map((id) => this.deps.budget.extend(id)));
+          const renewed = new Set(row!.renewed ?? []);
+          const busy = new Set(row!.busy ?? []);
+          for (const id of pending) {
+            // Still held (a run that ended meanwhile has let go of its lease, and is no longer here).
+            const onLost = renewed.has(id) || busy.has(id) ? undefined : this.runs.get(id);
+            if (!onLost) continue;
+            this.runs.delete(id);
+            this.deps.logger.warn({ runId: id }, 'lease lost: another worker took the run over; stopping it here');
+            onLost();
+          }
+          // A run whose row a statement holds right now (its events being stored): again in a moment.
+          pending = pending.filter((id) => busy.has(id) && this.runs.has(id));
+          if (pending.length > 0 && round >= BUSY_RETRIES) {
+            this.deps.logger.warn({ runs: pending.length }, 'lease renewal: runs still busy, left for the next renewal');
+            break;
+          }
+          if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** round));
         }
       } catch (err) {
         this.deps.logger.warn({ err, runs: ids.length }, 'lease renewal failed');
@@ -147,6 +157,23 @@ export class LeaseKeeper {
     return this.renewing;
   }
 }
+
+/** Rounds of renewal for runs whose rows stay busy (5 ms, then twice as long each time: about 5 s in all). */
+const BUSY_RETRIES = 10;
+
+/**
+ * Renews the leases of the worker's runs it can lock at once, and names those it cannot (`busy`: still the
+ * worker's, but a statement holds the row, say the one storing the run's events). It never waits for a row,
+ * so it cannot deadlock with a statement that holds one run's row and waits for another's. Runs in neither
+ * list are no longer the worker's.
+ */
+const RENEW_LEASES = `WITH mine AS (
+     SELECT id FROM "AgentRun" WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3 FOR NO KEY UPDATE SKIP LOCKED),
+   upd AS (
+     UPDATE "AgentRun" r SET "leaseExpiresAt" = $1::timestamp(3) FROM mine WHERE r.id = mine.id RETURNING r.id)
+   SELECT (SELECT array_agg(id::text) FROM upd) AS renewed,
+          (SELECT array_agg(id::text) FROM "AgentRun"
+            WHERE id = ANY($2::uuid[]) AND "leaseOwner" = $3 AND id NOT IN (SELECT id FROM upd)) AS busy`;
 
 /** What a claim returns about the run and its agent: everything the executor needs, in the same round trip. */
 export interface ClaimedRun {

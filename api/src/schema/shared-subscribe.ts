@@ -16,6 +16,8 @@ import { eventPlan, type EventPlan } from './event-plan.js';
  * subscribing, and no resolver below them reads the viewer or the context. Their results are computed once
  * per (document, operation, variables, event) and shared by every subscriber that receives the same event
  * object (e.g. the 1,000 subscribers of one run). A field that starts reading the viewer must leave this set.
+ * The resolvers below them must also be pure functions of the event: a plan (event-plan.ts) may run them a
+ * second time for one event, when it hands the event to graphql-js.
  */
 export const VIEWER_INDEPENDENT_SUBSCRIPTIONS: ReadonlySet<string> = new Set(['runEvents']);
 

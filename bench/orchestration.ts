@@ -23,7 +23,7 @@ import { WebSocket } from './lib/deps.js';
 import { cpuWindow, type CpuWindow } from './lib/cpu.js';
 import { startFakeOpenAIProcess, type FakeOpenAIProcess, type FakeRequestTiming } from './lib/fake-openai-process.js';
 import { startOrchestrationFloor, type OrchestrationFloor } from './lib/orchestration-floor.js';
-import { resetStatements, statementTotals, topStatements, type PostgresServer } from './lib/postgres.js';
+import { lockWaitSampler, resetStatements, statementTotals, topStatements, type LockWaits, type PostgresServer } from './lib/postgres.js';
 import { profileTitle, summarizeProfile } from './lib/profile.js';
 import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/report.js';
 import { perfToWall, round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
@@ -224,6 +224,8 @@ interface LevelResult {
   postgresCpuMsPerRun: number | null;
   pgBossFetchesPerRun: number | null;
   topStatements: Awaited<ReturnType<typeof topStatements>> | null;
+  /** Statements waiting for a lock, sampled during the level. */
+  lockWaits: LockWaits | null;
   errors: string[];
   apiProfile: ReturnType<typeof summarizeProfile> | null;
 }
@@ -244,6 +246,7 @@ async function runLevel(
   if (pg.info.statStatements) await resetStatements(dbUrl).catch(() => {});
   await api.resetStats();
   await api.profileStart();
+  const locks = await lockWaitSampler(dbUrl).catch(() => null);
   const endCpu = cpuWindow(api.pid, pg.postmasterPid, [fake.pid]);
   const started = performance.now();
   let rounds = 0;
@@ -300,6 +303,7 @@ async function runLevel(
   }
   const wallSeconds = (performance.now() - started) / 1000;
   const cpu = endCpu();
+  const lockWaits = locks ? await locks.stop().catch(() => null) : null;
   const stats: ApiStats | null = await api.stats().catch(() => null);
   const profFile = await api.profileStop(`orchestration-${spec.label.replace(/\W+/g, '-')}`);
   const apiProfile = profFile ? summarizeProfile(profFile) : null;
@@ -349,6 +353,7 @@ async function runLevel(
     pgBossStatementsPerRun: totals && executed ? round(totals.pgBoss / executed, 1) : null,
     pgBossFetchesPerRun: fetches && executed ? round(fetches.calls / executed, 1) : null,
     topStatements: top,
+    lockWaits,
     errors,
     apiProfile,
   };
@@ -654,6 +659,13 @@ export const orchestration: Benchmark = {
         ],
       },
     ];
+    if (levels.some((l) => l.lockWaits)) {
+      tables.push({
+        title: 'Lock waits (pg_stat_activity sampled every 250 ms during the level; a deadlock shows as waits of about 1 s)',
+        columns: ['concurrent', 'samples', 'samples with a wait', 'most waiting at once', 'longest wait ms'],
+        rows: levels.map((l) => [l.label, l.lockWaits?.samples ?? null, l.lockWaits?.samplesWaiting ?? null, l.lockWaits?.mostAtOnce ?? null, l.lockWaits?.longestMs ?? null]),
+      });
+    }
     for (const l of levels) {
       if (!l.apiProfile) continue;
       tables.push({

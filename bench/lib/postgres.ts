@@ -221,6 +221,49 @@ export async function resetStatements(url: string) {
   await adminQuery(url, 'SELECT pg_stat_statements_reset()');
 }
 
+/** What a lock sampler saw: how often statements waited for a lock, how many at once, and the longest wait. */
+export interface LockWaits {
+  samples: number;
+  /** Samples in which at least one statement waited for a lock. */
+  samplesWaiting: number;
+  mostAtOnce: number;
+  longestMs: number;
+}
+
+/**
+ * Samples the database's sessions every `intervalMs` on a connection of its own until `stop()`: the
+ * statements waiting for a lock (a row, an advisory lock…). Lock waits do not show as CPU; a deadlock, say,
+ * shows here as statements waiting up to `deadlock_timeout` (1 s).
+ */
+export async function lockWaitSampler(url: string, intervalMs = 250): Promise<{ stop(): Promise<LockWaits> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const seen: LockWaits = { samples: 0, samplesWaiting: 0, mostAtOnce: 0, longestMs: 0 };
+  let sampling: Promise<void> = Promise.resolve();
+  const sample = async () => {
+    const r = await client.query(
+      `SELECT count(*)::int AS n, coalesce(max(extract(epoch FROM clock_timestamp() - state_change) * 1000), 0)::float8 AS longest
+         FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    const { n, longest } = r.rows[0] as { n: number; longest: number };
+    seen.samples++;
+    if (n > 0) seen.samplesWaiting++;
+    seen.mostAtOnce = Math.max(seen.mostAtOnce, n);
+    seen.longestMs = Math.max(seen.longestMs, Math.round(longest));
+  };
+  const timer = setInterval(() => {
+    sampling = sampling.then(sample).catch(() => {});
+  }, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sampling;
+      await client.end();
+      return seen;
+    },
+  };
+}
+
 /** A one-line label for a statement: its verb and main table, plus pg-boss's own markers. */
 function summarizeSql(q: string): string {
   const s = q.replace(/\s+/g, ' ').trim();

@@ -18,7 +18,6 @@ import {
   type GraphQLObjectType,
   type GraphQLOutputType,
   type GraphQLResolveInfo,
-  type OperationDefinitionNode,
 } from 'graphql';
 import type { Path } from 'graphql/jsutils/Path.js';
 // graphql-js' own field collection (fragments, type conditions, @skip/@include, merging of response keys),
@@ -34,15 +33,18 @@ import { collectFields, collectSubfields } from 'graphql/execution/collectFields
  */
 export type EventPlan = (event: unknown) => ExecutionResult | null;
 
-interface Leaf {
+/** A field the plan resolves: what graphql-js works out for it on every event, worked out once. */
+interface PlannedField {
   key: string;
   field: GraphQLField<unknown, unknown>;
   nodes: readonly FieldNode[];
   args: Record<string, unknown>;
-  type: GraphQLLeafType;
   nonNull: boolean;
+  parentType: GraphQLObjectType;
   path: Path;
 }
+
+type Leaf = (PlannedField & { type: GraphQLLeafType }) | { key: string; typename: string };
 
 /**
  * A plan for operations whose one root field returns an object type selecting leaf fields only (scalars,
@@ -64,16 +66,27 @@ export function eventPlan(args: ExecutionArgs): EventPlan | null {
   const variables = coerced.coerced;
   const fieldResolver = args.fieldResolver ?? defaultFieldResolver;
 
-  let plan: Plan;
+  const planned = (parentType: GraphQLObjectType, field: GraphQLField<unknown, unknown>, key: string, nodes: readonly FieldNode[], prev?: Path): PlannedField => ({
+    key,
+    field,
+    nodes,
+    args: getArgumentValues(field, nodes[0]!, variables),
+    nonNull: isNonNullType(field.type),
+    parentType,
+    path: { prev, key, typename: parentType.name },
+  });
+  let root: PlannedField;
+  let objectType: GraphQLObjectType;
+  const leaves: Leaf[] = [];
   try {
     const roots = [...collectFields(schema, fragments, variables, rootType, operation.selectionSet)];
     if (roots.length !== 1) return null;
     const [rootKey, rootNodes] = roots[0]!;
     const rootField = rootType.getFields()[rootNodes[0]!.name.value];
-    const objectType = rootField && getNullableType(rootField.type);
-    if (!rootField || !isObjectType(objectType)) return null;
-    const rootPath: Path = { prev: undefined, key: rootKey, typename: rootType.name };
-    const leaves: (Leaf | { key: string; typename: string })[] = [];
+    const rootObject = rootField && getNullableType(rootField.type);
+    if (!rootField || !isObjectType(rootObject)) return null;
+    root = planned(rootType, rootField, rootKey, rootNodes);
+    objectType = rootObject;
     for (const [key, nodes] of collectSubfields(schema, fragments, variables, objectType, rootNodes)) {
       const name = nodes[0]!.name.value;
       if (name === '__typename') {
@@ -84,64 +97,40 @@ export function eventPlan(args: ExecutionArgs): EventPlan | null {
       if (!field) continue; // graphql-js skips a field its type does not have
       const type = getNullableType(field.type) as GraphQLOutputType;
       if (!isLeafType(type) || getNamedType(type) !== type) return null; // lists and objects: graphql-js
-      leaves.push({
-        key,
-        field,
-        nodes,
-        args: getArgumentValues(field, nodes[0]!, variables),
-        type,
-        nonNull: isNonNullType(field.type),
-        path: { prev: rootPath, key, typename: objectType.name },
-      });
+      leaves.push({ ...planned(objectType, field, key, nodes, root.path), type });
     }
-    plan = {
-      operation,
-      fragments,
-      variables,
-      rootKey,
-      rootField,
-      rootNodes,
-      rootArgs: getArgumentValues(rootField, rootNodes[0]!, variables),
-      rootNonNull: isNonNullType(rootField.type),
-      rootPath,
-      rootType,
-      objectType,
-      leaves,
-    };
   } catch {
     return null; // invalid arguments: graphql-js reports them with the event
   }
 
-  const info = (field: GraphQLField<unknown, unknown>, nodes: readonly FieldNode[], parentType: GraphQLObjectType, path: Path, rootValue: unknown): GraphQLResolveInfo => ({
-    fieldName: field.name,
-    fieldNodes: nodes,
-    returnType: field.type,
-    parentType,
-    path,
+  const infoOf = (f: PlannedField, event: unknown): GraphQLResolveInfo => ({
+    fieldName: f.field.name,
+    fieldNodes: f.nodes,
+    returnType: f.field.type,
+    parentType: f.parentType,
+    path: f.path,
     schema,
-    fragments: plan.fragments,
-    rootValue,
-    operation: plan.operation,
-    variableValues: plan.variables,
+    fragments,
+    rootValue: event,
+    operation,
+    variableValues: variables,
   });
 
   return (event) => {
     try {
-      const rootResolve = plan.rootField.resolve ?? fieldResolver;
-      const rootInfo = info(plan.rootField, plan.rootNodes, plan.rootType, plan.rootPath, event);
-      const source = rootResolve(event, plan.rootArgs, contextValue, rootInfo);
+      const rootInfo = infoOf(root, event);
+      const source = (root.field.resolve ?? fieldResolver)(event, root.args, contextValue, rootInfo);
       if (source instanceof Error || isThenable(source)) return null;
-      if (source === null || source === undefined) return plan.rootNonNull ? null : { data: { [plan.rootKey]: null } };
-      const isTypeOf = plan.objectType.isTypeOf?.(source, contextValue, rootInfo);
+      if (source === null || source === undefined) return root.nonNull ? null : { data: { [root.key]: null } };
+      const isTypeOf = objectType.isTypeOf?.(source, contextValue, rootInfo);
       if (isTypeOf !== undefined && isTypeOf !== true) return null;
       const object: Record<string, unknown> = {};
-      for (const leaf of plan.leaves) {
+      for (const leaf of leaves) {
         if (!('field' in leaf)) {
           object[leaf.key] = leaf.typename;
           continue;
         }
-        const resolve = leaf.field.resolve ?? fieldResolver;
-        const value = resolve(source, leaf.args, contextValue, info(leaf.field, leaf.nodes, plan.objectType, leaf.path, event));
+        const value = (leaf.field.resolve ?? fieldResolver)(source, leaf.args, contextValue, infoOf(leaf, event));
         if (value instanceof Error || isThenable(value)) return null;
         if (value === null || value === undefined) {
           if (leaf.nonNull) return null;
@@ -152,26 +141,11 @@ export function eventPlan(args: ExecutionArgs): EventPlan | null {
         if (serialized === null || serialized === undefined) return null;
         object[leaf.key] = serialized;
       }
-      return { data: { [plan.rootKey]: object } };
+      return { data: { [root.key]: object } };
     } catch {
       return null;
     }
   };
-}
-
-interface Plan {
-  operation: OperationDefinitionNode;
-  fragments: Record<string, FragmentDefinitionNode>;
-  variables: Record<string, unknown>;
-  rootKey: string;
-  rootField: GraphQLField<unknown, unknown>;
-  rootNodes: readonly FieldNode[];
-  rootArgs: Record<string, unknown>;
-  rootNonNull: boolean;
-  rootPath: Path;
-  rootType: GraphQLObjectType;
-  objectType: GraphQLObjectType;
-  leaves: (Leaf | { key: string; typename: string })[];
 }
 
 const isThenable = (value: unknown): boolean => typeof (value as { then?: unknown } | null)?.then === 'function';

@@ -2,24 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { budgetChannel } from '../../api/src/modules/budgets/budget-guard.js';
-import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { addDays, daysBetween, eachDay, startOfDay, zonedDay } from '../src/routes/budgets/dates.js';
-import { CREATE_ORG, CREATE_PROJECT, SIGN_UP } from './operations.js';
+import { signIn, signUp } from './accounts.js';
+import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 import { anotherContext, openBrowser, type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 const TIME_ZONE = 'America/New_York';
 const DAY_MS = 86_400_000;
-
-/** Signs up over HTTP, as the sign-up page would, and returns the session cookie's value. */
-async function signUp(server: TestServer, name: string): Promise<{ session: string; email: string }> {
-  const email = `${name.split(' ')[0]!.toLowerCase()}-${Date.now()}@example.test`;
-  const result = await gql(server.url, SIGN_UP, { input: { email, name, password: 'correct horse battery staple' } });
-  expect(result.data?.signUp.__typename).toBe('AuthPayload');
-  const session = /hub_session=([^;]+)/.exec(result.headers.get('set-cookie') ?? '')?.[1];
-  expect(session).toBeTruthy();
-  return { session: session!, email };
-}
 
 async function screenshot(page: Page, name: string) {
   await page.evaluate(() => window.scrollTo(0, 0));
@@ -63,13 +54,7 @@ describe('budgets and usage page', { timeout: 60_000 }, () => {
   beforeAll(async () => {
     // Nothing runs here: usage is written straight into the ledger.
     server = await startTestServer({ web: true, worker: false });
-    const { session } = await signUp(server, 'Bea Budgeter');
-    const cookie = `hub_session=${session}`;
-    const api = async (query: string, variables: Record<string, unknown>) => {
-      const result = await gql(server.url, query, variables, { cookie });
-      expect(result.errors).toBeUndefined();
-      return result.data!;
-    };
+    const { session, api } = await signUp(server, 'Bea Budgeter');
 
     const created = (await api(CREATE_ORG, { input: { name: 'Budget Labs', timeZone: TIME_ZONE } })).createOrganization.organization;
     org = { gid: created.id, id: fromGlobalId(created.id, 'Organization'), slug: created.slug };
@@ -81,7 +66,7 @@ describe('budgets and usage page', { timeout: 60_000 }, () => {
 
     browser = await openBrowser({ baseURL: server.url, viewport: { width: 1360, height: 900 } });
     browser.page.setDefaultTimeout(10_000);
-    await browser.page.context().addCookies([{ name: 'hub_session', value: session, url: server.url, httpOnly: true }]);
+    await signIn(browser, server, session);
     browser.page.on('websocket', (ws) =>
       ws.on('framesent', ({ payload }) => {
         const message = JSON.parse(String(payload)) as { type: string; payload?: { operationName?: string } };
@@ -304,7 +289,7 @@ describe('budgets and usage page', { timeout: 60_000 }, () => {
     // On a phone-sized screen, too.
     const other = await anotherContext(browser, { baseURL: server.url, viewport: { width: 390, height: 844 } });
     try {
-      await other.page.context().addCookies([{ name: 'hub_session', value: viewer.session, url: server.url, httpOnly: true }]);
+      await signIn(other, server, viewer.session);
       await other.page.goto('/budgets');
       const daily = other.page.getByRole('main').getByRole('article', { name: 'Daily budget, Organization-wide' });
       await daily.waitFor();

@@ -1,11 +1,12 @@
 /// <reference lib="dom" />
 // Callbacks given to page.evaluate run in the browser.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toGlobalId } from '../../api/src/lib/ids.js';
+import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startOpenAIFake, type FakeProviderServer } from '../../api/test/fakes/index.js';
-import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { openBrowser, type BrowserSession } from './browser.js';
-import { CREATE_ORG, CREATE_PROJECT, SIGN_UP, START_RUN } from './operations.js';
+import { signIn, signUp, type Account } from './accounts.js';
+import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
 
 const LINES = 40;
 const CODE = Array.from({ length: LINES }, (_, i) => `const line${String(i + 1).padStart(2, '0')} = "${'<tag>'.repeat(i % 3)}";`);
@@ -15,28 +16,23 @@ describe('a run whose output is a long code block', () => {
   let openai: FakeProviderServer;
   let server: TestServer;
   let browser: BrowserSession;
-  let cookie: string;
+  let account: Account;
   let agentGid: string;
 
   beforeAll(async () => {
     // One chunk per word, 15 ms apart: the block takes a couple of seconds to stream.
     openai = await startOpenAIFake({ apiKey: 'sk-code', defaultBehavior: { kind: 'reply', text: REPLY, chunkDelayMs: 15, usage: { inputTokens: 9, outputTokens: 300 } } });
     server = await startTestServer({ web: true, env: { OPENAI_API_KEY: 'sk-code', OPENAI_BASE_URL: openai.url } });
-    const signUp = await gql(server.url, SIGN_UP, { input: { email: `coder-${Date.now()}@example.test`, name: 'Cody', password: 'correct horse battery staple' } });
-    const session = /hub_session=([^;]+)/.exec(signUp.headers.get('set-cookie') ?? '')?.[1];
-    expect(session).toBeTruthy();
-    cookie = `hub_session=${session}`;
-    const org = await gql(server.url, CREATE_ORG, { input: { name: 'Code Crew' } }, { cookie });
-    const project = await gql(server.url, CREATE_PROJECT, { input: { organizationId: org.data!.createOrganization.organization.id, name: 'Modules' } }, { cookie });
-    const projectId = project.data!.createProject.project.id as string;
-    const row = await server.rt.prisma.project.findFirstOrThrow({ where: { name: 'Modules' }, orderBy: { createdAt: 'desc' } });
+    account = await signUp(server, 'Cody Coder');
+    const org = await account.api(CREATE_ORG, { input: { name: 'Code Crew' } });
+    const project = await account.api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Modules' } });
+    const row = await server.rt.prisma.project.findUniqueOrThrow({ where: { id: fromGlobalId(project.createProject.project.id as string, 'Project') } });
     const agent = await server.rt.prisma.agent.create({
       data: { organizationId: row.organizationId, projectId: row.id, name: 'Coder', provider: 'OPENAI', model: 'gpt-4.1', maxOutputTokens: 1000 },
     });
-    expect(toGlobalId('Project', row.id)).toBe(projectId);
     agentGid = toGlobalId('Agent', agent.id);
     browser = await openBrowser({ baseURL: server.url });
-    await browser.page.context().addCookies([{ name: 'hub_session', value: session!, url: server.url, httpOnly: true }]);
+    await signIn(browser, server, account.session);
   }, 120_000);
 
   afterAll(async () => {
@@ -60,8 +56,8 @@ describe('a run whose output is a long code block', () => {
         if (!markdown?.textContent?.includes('That is all')) w.__openLines = Math.max(w.__openLines, code.split('\n').length);
       }).observe(document, { subtree: true, childList: true, characterData: true });
     });
-    const started = await gql(server.url, START_RUN, { input: { agentId: agentGid, input: 'Write the module' } }, { cookie });
-    await page.goto(`/runs/${encodeURIComponent(started.data!.startRun.run.id as string)}`);
+    const started = await account.api(START_RUN, { input: { agentId: agentGid, input: 'Write the module' } });
+    await page.goto(`/runs/${encodeURIComponent(started.startRun.run.id as string)}`);
     await page.getByTestId('run-status').getByText('Succeeded').waitFor({ timeout: 30_000 });
 
     const output = page.getByTestId('run-output');

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
-import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
-import { CREATE_ORG, CREATE_PROJECT, SIGN_UP, START_RUN } from './operations.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
+import { signIn, signUp, type Account } from './accounts.js';
+import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
 import { openBrowser, type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
@@ -22,7 +23,7 @@ async function screenshot(page: Page, name: string) {
 describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () => {
   let server: TestServer;
   let browser: BrowserSession;
-  let api: (query: string, variables: Record<string, unknown>) => Promise<Record<string, any>>;
+  let api: Account['api'];
   let org: { gid: string; id: string };
   /** Global ids by name; "Website relaunch" is created last, so the deck opens on it. */
   const projects: Record<string, string> = {};
@@ -45,17 +46,8 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
 
   beforeAll(async () => {
     server = await startTestServer({ web: true });
-    const signUp = await gql(server.url, SIGN_UP, {
-      input: { email: `deck-${Date.now()}@example.test`, name: 'Dee Decker', password: 'correct horse battery staple' },
-    });
-    expect(signUp.data?.signUp.__typename).toBe('AuthPayload');
-    const session = /hub_session=([^;]+)/.exec(signUp.headers.get('set-cookie') ?? '')?.[1];
-    expect(session).toBeTruthy();
-    api = async (query, variables) => {
-      const result = await gql(server.url, query, variables, { cookie: `hub_session=${session}` });
-      expect(result.errors).toBeUndefined();
-      return result.data!;
-    };
+    const account = await signUp(server, 'Dee Decker');
+    api = account.api;
 
     const created = (await api(CREATE_ORG, { input: { name: 'Spend Labs', timeZone: TIME_ZONE } })).createOrganization.organization;
     org = { gid: created.id, id: fromGlobalId(created.id, 'Organization') };
@@ -77,7 +69,7 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
 
     browser = await openBrowser({ baseURL: server.url, viewport: { width: 1360, height: 900 } });
     browser.page.setDefaultTimeout(10_000);
-    await browser.page.context().addCookies([{ name: 'hub_session', value: session!, url: server.url, httpOnly: true }]);
+    await signIn(browser, server, account.session);
   });
 
   afterAll(async () => {

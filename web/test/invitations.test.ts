@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { anotherContext, openBrowser, type BrowserSession } from './browser.js';
-import { CREATE_ORG, INVITE_MEMBER, SIGN_UP } from './operations.js';
+import { signIn, signUp, type Account } from './accounts.js';
+import { CREATE_ORG, INVITE_MEMBER } from './operations.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 
@@ -10,10 +11,10 @@ describe('member invitations', { timeout: 60_000 }, () => {
   /** The owner's browser; the invitee gets a context of their own. */
   let owner: BrowserSession;
   let invitee: BrowserSession;
-  let ownerApi: (query: string, variables: Record<string, unknown>) => Promise<Record<string, any>>;
+  let ownerApi: Account['api'];
   let orgGid = '';
   let orgSlug = '';
-  const olive = { name: 'Olive Owner', email: 'olive@example.test', password: 'correct horse battery staple' };
+  const olive = { name: 'Olive Owner', email: 'olive@example.test' };
   const lin = { name: 'Lin Newcomer', email: 'lin@example.test', password: 'another horse battery staple' };
   /** The link the owner reads off the invite dialog, for Lin. */
   let link = '';
@@ -21,22 +22,15 @@ describe('member invitations', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     server = await startTestServer({ web: true });
-    const signUp = await gql(server.url, SIGN_UP, { input: olive });
-    expect(signUp.data?.signUp.__typename).toBe('AuthPayload');
-    const session = /hub_session=([^;]+)/.exec(signUp.headers.get('set-cookie') ?? '')?.[1];
-    expect(session).toBeTruthy();
-    ownerApi = async (query, variables) => {
-      const result = await gql(server.url, query, variables, { cookie: `hub_session=${session}` });
-      expect(result.errors).toBeUndefined();
-      return result.data!;
-    };
+    const account = await signUp(server, olive.name, olive.email);
+    ownerApi = account.api;
     const created = await ownerApi(CREATE_ORG, { input: { name: 'Northwind Labs', timeZone: 'UTC' } });
     orgGid = created.createOrganization.organization.id;
     orgSlug = created.createOrganization.organization.slug;
 
     owner = await openBrowser({ baseURL: server.url });
     owner.page.setDefaultTimeout(10_000);
-    await owner.page.context().addCookies([{ name: 'hub_session', value: session!, url: server.url, httpOnly: true }]);
+    await signIn(owner, server, account.session);
     await owner.page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     invitee = await anotherContext(owner, { baseURL: server.url });
   }, 120_000);

@@ -3,8 +3,9 @@
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
-import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
-import { CREATE_ORG, CREATE_PROJECT, SIGN_UP, START_RUN } from './operations.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
+import { signIn, signUp, type Account } from './accounts.js';
+import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
 import { openBrowser, type BrowserSession, type Page } from './browser.js';
 import { columnLuminance, decodePng } from './png.js';
 
@@ -46,33 +47,20 @@ const finalOutput = (page: Page) => page.getByTestId('run-output').locator('.mar
 describe('agents, runs and live streaming', () => {
   let server: TestServer;
   let browser: BrowserSession;
-  let cookie: string;
+  let account: Account;
   let projectId: string;
-  let sessionToken: string;
   /** The page of the first run, finished by the time later tests look at it. */
   let firstRunPath: string;
   /** Raw sockets of WebSocket upgrades, so a test can cut them like a network drop would. */
   const upgrades = new Set<Socket>();
 
-  const api = async (query: string, variables: Record<string, unknown>) => {
-    const result = await gql(server.url, query, variables, { cookie });
-    expect(result.errors).toBeUndefined();
-    return result.data!;
-  };
+  const api = (query: string, variables: Record<string, unknown>) => account.api(query, variables);
 
   beforeAll(async () => {
     server = await startTestServer({ web: true, env: { OFFLINE_TOKEN_DELAY_MS: '25' } });
     server.server.httpServer.on('upgrade', (_req, socket: Socket) => upgrades.add(socket));
 
-    // Sign up as a browser would: the API answers with the httpOnly session cookie.
-    const signUp = await gql(server.url, SIGN_UP, {
-      input: { email: `runner-${Date.now()}@example.test`, name: 'Ada Runner', password: 'correct horse battery staple' },
-    });
-    expect(signUp.data?.signUp.__typename).toBe('AuthPayload');
-    const session = /hub_session=([^;]+)/.exec(signUp.headers.get('set-cookie') ?? '')?.[1];
-    expect(session).toBeTruthy();
-    cookie = `hub_session=${session}`;
-    sessionToken = session!;
+    account = await signUp(server, 'Ada Runner');
 
     const org = await api(CREATE_ORG, { input: { name: 'Launch Crew' } });
     const project = await api(CREATE_PROJECT, {
@@ -81,7 +69,7 @@ describe('agents, runs and live streaming', () => {
     projectId = project.createProject.project.id;
 
     browser = await openBrowser({ baseURL: server.url });
-    await browser.page.context().addCookies([{ name: 'hub_session', value: session!, url: server.url, httpOnly: true }]);
+    await signIn(browser, server, account.session);
   }, 120_000);
 
   afterAll(async () => {
@@ -419,7 +407,7 @@ describe('agents, runs and live streaming', () => {
   it('renders a finished run in dark mode on a phone', async () => {
     const phone = await openBrowser({ baseURL: server.url, colorScheme: 'dark', viewport: { width: 390, height: 844 } });
     try {
-      await phone.page.context().addCookies([{ name: 'hub_session', value: sessionToken, url: server.url, httpOnly: true }]);
+      await signIn(phone, server, account.session);
       await phone.page.goto(firstRunPath);
       await phone.page.getByTestId('run-output').locator('h5', { hasText: 'Offline draft' }).waitFor();
       await screenshot(phone.page, `${SCREENSHOTS}/hub-run-dark-phone.png`);
@@ -442,7 +430,7 @@ describe('agents, runs and live streaming', () => {
 
     const phone = await openBrowser({ baseURL: server.url, viewport: { width: 390, height: 844 } });
     try {
-      await phone.page.context().addCookies([{ name: 'hub_session', value: sessionToken, url: server.url, httpOnly: true }]);
+      await signIn(phone, server, account.session);
       await phone.page.goto(`/agents/${encodeURIComponent(id)}`);
       await phone.page.getByRole('heading', { level: 1, name: 'Summarizer'.repeat(10) }).waitFor();
       await phone.page.getByText('UnbreakableUnbreakable').first().waitFor();

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usingPostgres } from '../../api/test/db.js';
-import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
+import { signIn, signUp } from './accounts.js';
 import { openBrowser, type BrowserSession } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
@@ -13,9 +14,7 @@ describe('web shell', () => {
     server = await startTestServer({ web: true });
     browser = await openBrowser({ baseURL: server.url });
     // A signed-in newcomer with no organization yet: the shell, not the sign-in redirect, is under test.
-    const signUp = await gql(server.url, `mutation { signUp(input: { email: "shell@example.com", password: "long enough pw", name: "Shell" }) { __typename } }`);
-    const session = /hub_session=([^;]+)/.exec(signUp.headers.get('set-cookie') ?? '')?.[1];
-    await browser.page.context().addCookies([{ name: 'hub_session', value: session!, url: server.url, httpOnly: true }]);
+    await signIn(browser, server, (await signUp(server, 'Shell', 'shell@example.com')).session);
   });
 
   afterAll(async () => {

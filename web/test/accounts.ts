@@ -1,0 +1,41 @@
+import { expect } from 'vitest';
+import { gql, type TestServer } from '../../api/test/harness.js';
+import type { BrowserSession } from './browser.js';
+import { SIGN_UP } from './operations.js';
+
+export const PASSWORD = 'correct horse battery staple';
+
+/** Someone who signed up: their session cookie, and the API as they call it. */
+export interface Account {
+  email: string;
+  /** The `hub_session` cookie's value. */
+  session: string;
+  /** `hub_session=…`, for requests made as this person. */
+  cookie: string;
+  /** Runs an operation as this person and returns its data; any GraphQL error fails the test. */
+  api(query: string, variables?: Record<string, unknown>): Promise<Record<string, any>>;
+}
+
+/** Signs up over HTTP, as the sign-up page does: the API answers with the httpOnly session cookie. */
+export async function signUp(server: TestServer, name: string, email = `${name.split(' ')[0]!.toLowerCase()}-${Date.now()}@example.test`): Promise<Account> {
+  const result = await gql(server.url, SIGN_UP, { input: { email, name, password: PASSWORD } });
+  expect(result.data?.signUp.__typename).toBe('AuthPayload');
+  const session = /hub_session=([^;]+)/.exec(result.headers.get('set-cookie') ?? '')?.[1];
+  expect(session).toBeTruthy();
+  const cookie = `hub_session=${session}`;
+  return {
+    email,
+    session: session!,
+    cookie,
+    async api(query, variables) {
+      const answer = await gql(server.url, query, variables, { cookie });
+      expect(answer.errors).toBeUndefined();
+      return answer.data!;
+    },
+  };
+}
+
+/** Signs the browser in as someone, with their session cookie (as the sign-in page would leave it). */
+export async function signIn(browser: BrowserSession, server: TestServer, session: string): Promise<void> {
+  await browser.page.context().addCookies([{ name: 'hub_session', value: session, url: server.url, httpOnly: true }]);
+}

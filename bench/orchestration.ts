@@ -29,6 +29,8 @@ import type { Benchmark, BenchContext, BenchResult, Table, Target } from './lib/
 import { perfToWall, round, roundSummary, summarize, wallNow, type Summary } from './lib/stats.js';
 
 const env = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
+/** How many of the busiest level's statements the report lists (BENCH_TOP_STATEMENTS); at least 10 are read, pg-boss's fetch among them. */
+const TOP_STATEMENTS = env('BENCH_TOP_STATEMENTS', 8);
 
 interface LevelSpec {
   label: string;
@@ -307,7 +309,7 @@ async function runLevel(
   const stats: ApiStats | null = await api.stats().catch(() => null);
   const profFile = await api.profileStop(`orchestration-${spec.label.replace(/\W+/g, '-')}`);
   const apiProfile = profFile ? summarizeProfile(profFile) : null;
-  const top = pg.info.statStatements ? await topStatements(dbUrl, Number(process.env.BENCH_TOP_STATEMENTS ?? 10)).catch(() => null) : null;
+  const top = pg.info.statStatements ? await topStatements(dbUrl, Math.max(10, TOP_STATEMENTS)).catch(() => null) : null;
   const totals = pg.info.statStatements ? await statementTotals(dbUrl).catch(() => null) : null;
   await addRunTimes(api, tenants, samples);
   const ok = samples.filter((s) => s.overhead !== undefined);
@@ -584,7 +586,7 @@ export const orchestration: Benchmark = {
       const endIdle = cpuWindow(api.pid, pg.postmasterPid, [fake.pid]);
       await delay(quick ? 2_000 : 5_000);
       const idleCpu = endIdle();
-      const idleTop = pg.info.statStatements ? await topStatements(dbUrl, Number(process.env.BENCH_TOP_STATEMENTS ?? 10)).catch(() => null) : null;
+      const idleTop = pg.info.statStatements ? await topStatements(dbUrl, Math.max(10, TOP_STATEMENTS)).catch(() => null) : null;
       const idleFetches = idleTop?.find((t) => t.query.startsWith('pg-boss fetch'));
       idle = { cpu: idleCpu, fetchesPerSecond: idleFetches ? round(idleFetches.calls / idleCpu.wallSeconds, 1) : null, topStatements: idleTop };
       ctx.log(`  idle ${idleCpu.wallSeconds} s: API ${idleCpu.apiSeconds} cpu-s, postgres ${idleCpu.postgresSeconds} cpu-s`);
@@ -707,7 +709,7 @@ export const orchestration: Benchmark = {
         title: `Most frequent SQL statements during the ${busiest.label}-concurrent level (pg_stat_statements)`,
         columns: ['calls', 'calls/run', 'total ms', 'mean ms', 'statement'],
         rows: busiest.topStatements
-          .slice(0, Number(process.env.BENCH_TOP_STATEMENTS ?? 8))
+          .slice(0, TOP_STATEMENTS)
           .map((t) => [t.calls, round(t.calls / Math.max(1, busiest.runsExecuted), 1), t.totalMs, t.meanMs, t.query]),
       });
     }

@@ -122,6 +122,7 @@ export class LeaseKeeper {
     const ids = [...this.runs.keys()];
     this.renewing = (async () => {
       try {
+        await Promise.all(ids.map((id) => this.deps.budget.extend(id)));
         let pending = ids;
         for (let round = 0; pending.length > 0; round++) {
           const [row] = await this.deps.db.query<{ renewed: string[] | null; busy: string[] | null }>(RENEW_LEASES, [
@@ -129,7 +130,6 @@ export class LeaseKeeper {
             pending,
             this.deps.workerId,
           ]);
-          if (round === 0) await Promise.all(ids.map((id) => this.deps.budget.extend(id)));
           const renewed = new Set(row!.renewed ?? []);
           const busy = new Set(row!.busy ?? []);
           for (const id of pending) {

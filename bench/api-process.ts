@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { loadConfig } from '../api/src/lib/env.js';
 import { createLogger } from '../api/src/lib/logger.js';
 import { LocalRunQueue } from '../api/src/orchestrator/queue.js';
@@ -76,12 +77,15 @@ function resetStats() {
   cpuMark = process.cpuUsage();
 }
 
-// CPU profile (BENCH_API_CPU_PROF) or allocation profile (BENCH_API_ALLOC_PROF) of a window: started and
-// stopped by the parent around what it measures. The allocation profile samples every 32 KB allocated,
-// garbage included, so it shows what makes the young generation fill (and scavenges run) rather than
-// what stays in memory.
-let profiler: { session: Session; kind: 'cpu' | 'alloc' } | null = null;
-async function profileStart(kind: 'cpu' | 'alloc') {
+// CPU profile (BENCH_API_CPU_PROF), allocation profile (BENCH_API_ALLOC_PROF) or live-object profile
+// (BENCH_API_LIVE_PROF) of a window: started and stopped by the parent around what it measures. The
+// allocation profile samples every 32 KB allocated, garbage included, so it shows what makes the young
+// generation fill (and scavenges run). The live profile samples every 4 KB but keeps only what is still
+// alive when it is taken, `liveAtMs` into the window (while runs are in flight) after a full collection:
+// what was allocated during the window and survives, which is what each scavenge has to copy.
+type ProfileKind = 'cpu' | 'alloc' | 'live';
+let profiler: { session: Session; kind: ProfileKind; taken: Promise<unknown> | null } | null = null;
+async function profileStart(kind: ProfileKind, liveAtMs: number) {
   const session = new Session();
   session.connect();
   if (kind === 'cpu') {
@@ -91,17 +95,28 @@ async function profileStart(kind: 'cpu' | 'alloc') {
   } else {
     await session.post('HeapProfiler.enable');
     await session.post('HeapProfiler.startSampling', {
-      samplingInterval: 32_768,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
+      samplingInterval: kind === 'live' ? 4096 : 32_768,
+      includeObjectsCollectedByMajorGC: kind === 'alloc',
+      includeObjectsCollectedByMinorGC: kind === 'alloc',
     } as never);
   }
-  profiler = { session, kind };
+  const state: NonNullable<typeof profiler> = { session, kind, taken: null };
+  if (kind === 'live') {
+    state.taken = delay(liveAtMs).then(async () => {
+      await session.post('HeapProfiler.collectGarbage');
+      return (await session.post('HeapProfiler.stopSampling')).profile;
+    });
+  }
+  profiler = state;
 }
 async function profileStop(file: string) {
   if (!profiler) return null;
-  const { session, kind } = profiler;
-  const { profile } = kind === 'cpu' ? await session.post('Profiler.stop') : await session.post('HeapProfiler.stopSampling');
+  const { session, kind, taken } = profiler;
+  const profile = taken
+    ? await taken
+    : kind === 'cpu'
+      ? (await session.post('Profiler.stop')).profile
+      : (await session.post('HeapProfiler.stopSampling')).profile;
   session.disconnect();
   profiler = null;
   writeFileSync(file, JSON.stringify(profile));
@@ -135,7 +150,7 @@ process.on('message', (raw) => {
           result = true;
           break;
         case 'profileStart':
-          await profileStart(msg.args?.kind === 'alloc' ? 'alloc' : 'cpu');
+          await profileStart((['alloc', 'live'].includes(String(msg.args?.kind)) ? msg.args!.kind : 'cpu') as ProfileKind, Number(msg.args?.liveAtMs ?? 10_000));
           result = true;
           break;
         case 'profileStop':

@@ -40,7 +40,8 @@ export interface ApiProcess {
   resetStats(): Promise<void>;
   /**
    * With BENCH_API_CPU_PROF=<dir>: CPU-profile the API process between start and stop; with
-   * BENCH_API_ALLOC_PROF=<dir>: sample its allocations instead (else no-ops).
+   * BENCH_API_ALLOC_PROF=<dir>: sample its allocations instead; with BENCH_API_LIVE_PROF=<dir>: what is still
+   * alive BENCH_API_LIVE_PROF_AT_MS (10 s) after the start (else no-ops).
    */
   profileStart(): Promise<void>;
   profileStop(name: string): Promise<string | null>;
@@ -74,12 +75,15 @@ let compiled: Promise<string> | null = null;
 const compiledApiProcess = () =>
   (compiled ??= buildApi(['bench/api-process.ts'], 'api/dist/bench').then(() => resolve(repoRoot, 'api/dist/bench/api-process.mjs')));
 
-/** Which profile BENCH_API_CPU_PROF or BENCH_API_ALLOC_PROF asks for, and where it goes. */
-const profiling: { kind: 'cpu' | 'alloc'; dir: string } | null = process.env.BENCH_API_CPU_PROF
+/** Which profile BENCH_API_CPU_PROF, BENCH_API_ALLOC_PROF or BENCH_API_LIVE_PROF asks for, and where it goes. */
+const profiling: { kind: 'cpu' | 'alloc' | 'live'; dir: string } | null = process.env.BENCH_API_CPU_PROF
   ? { kind: 'cpu', dir: process.env.BENCH_API_CPU_PROF }
   : process.env.BENCH_API_ALLOC_PROF
     ? { kind: 'alloc', dir: process.env.BENCH_API_ALLOC_PROF }
-    : null;
+    : process.env.BENCH_API_LIVE_PROF
+      ? { kind: 'live', dir: process.env.BENCH_API_LIVE_PROF }
+      : null;
+const PROFILE_SUFFIX = { cpu: 'cpuprofile', alloc: 'heapprofile', live: 'live.heapprofile' } as const;
 
 export async function startApiProcess(env: Record<string, string>, log: (line: string) => void): Promise<ApiProcess> {
   const script = await compiledApiProcess();
@@ -155,12 +159,12 @@ export async function startApiProcess(env: Record<string, string>, log: (line: s
     stats: () => call<ApiStats>('stats'),
     resetStats: () => call<void>('resetStats'),
     async profileStart() {
-      if (profiling) await call('profileStart', { kind: profiling.kind });
+      if (profiling) await call('profileStart', { kind: profiling.kind, liveAtMs: Number(process.env.BENCH_API_LIVE_PROF_AT_MS ?? 10_000) });
     },
     async profileStop(name) {
       if (!profiling) return null;
       mkdirSync(profiling.dir, { recursive: true });
-      return call<string>('profileStop', { file: resolve(profiling.dir, `${name}.${profiling.kind === 'cpu' ? 'cpuprofile' : 'heapprofile'}`) });
+      return call<string>('profileStop', { file: resolve(profiling.dir, `${name}.${PROFILE_SUFFIX[profiling.kind]}`) });
     },
     startup,
     memory,

@@ -28,7 +28,7 @@ const where = (url: string, fn: string) => {
 };
 
 /** Self amounts per call frame: microseconds of a CPU profile, bytes of an allocation profile. */
-function selfAmounts(file: string): { kind: 'cpu' | 'alloc'; amounts: [CallFrame, number][] } {
+function selfAmounts(file: string): { kind: 'cpu' | 'alloc' | 'live'; amounts: [CallFrame, number][] } {
   const raw = JSON.parse(readFileSync(file, 'utf8')) as
     | { nodes: CpuProfileNode[]; samples: number[]; timeDeltas: number[] }
     | { head: HeapProfileNode };
@@ -39,7 +39,7 @@ function selfAmounts(file: string): { kind: 'cpu' | 'alloc'; amounts: [CallFrame
       n.children.forEach(walk);
     };
     walk(raw.head);
-    return { kind: 'alloc', amounts };
+    return { kind: file.endsWith('.live.heapprofile') ? 'live' : 'alloc', amounts };
   }
   const byId = new Map(raw.nodes.map((n) => [n.id, n]));
   const time = new Map<number, number>();
@@ -71,7 +71,7 @@ export function summarizeProfile(file: string, top = 12) {
     file,
     kind,
     /** What `total` and each `amount` count. */
-    unit: kind === 'cpu' ? 'self ms' : 'MB allocated',
+    unit: kind === 'cpu' ? 'self ms' : kind === 'live' ? 'MB alive' : 'MB allocated',
     total: round(total),
     byPackage: rank(byWhere),
     byFunction: rank(byFn),
@@ -80,4 +80,4 @@ export function summarizeProfile(file: string, top = 12) {
 
 /** The title of a profile's table: what was sampled, how much, and where the file is. */
 export const profileTitle = (p: ReturnType<typeof summarizeProfile>, during: string) =>
-  `API ${p.kind === 'cpu' ? 'CPU' : 'allocation'} profile, ${during} (${p.total} ${p.kind === 'cpu' ? 'ms sampled' : 'MB allocated'}; ${p.file})`;
+  `API ${p.kind === 'cpu' ? 'CPU' : p.kind === 'live' ? 'live-object' : 'allocation'} profile, ${during} (${p.total} ${p.unit === 'self ms' ? 'ms sampled' : p.unit}; ${p.file})`;

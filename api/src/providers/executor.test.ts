@@ -325,6 +325,30 @@ describe('abort and hooks', () => {
     expect((await openai.whenClosed(0)).disconnectedByClient).toBe(true);
   });
 
+  it('settles the prompt of an attempt the provider may have billed without a usage report; an error answer costs nothing', async () => {
+    const input = { inputTokens: estimateInputTokens(REQUEST), cachedInputTokens: 0, outputTokens: 0 };
+    // Cancelled before the first token, while the provider is at work on the prompt.
+    openai.enqueue({ kind: 'hang' });
+    const controller = new AbortController();
+    const cancelled: AttemptOutcome[] = [];
+    const pending = run({ request: { ...REQUEST, signal: controller.signal }, onAttemptEnd: async (_a, o) => void cancelled.push(o) });
+    await openai.waitForRequests(1, 5_000);
+    controller.abort();
+    expect((await rejection(pending)).kind).toBe('aborted');
+    expect(cancelled).toMatchObject([{ status: 'aborted', emittedText: false, usageReported: false, usage: input }]);
+    expect(cancelled[0]!.costMicros).toBe(costMicros('OPENAI', 'gpt-4o-mini', input));
+
+    // Timed out, then answered: the first attempt is settled on the prompt too, the second on the report.
+    openai.reset();
+    openai.enqueue({ kind: 'hang' }, { kind: 'error', status: 400 });
+    const ended: AttemptOutcome[] = [];
+    await rejection(run({ onAttemptEnd: async (_a, o) => void ended.push(o) }));
+    expect(ended.map((o) => [o.error?.code, o.usage])).toEqual([
+      ['timeout', input],
+      [expect.anything(), { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 }],
+    ]);
+  });
+
   it('stops during a backoff wait when aborted', async () => {
     openai.enqueue({ kind: 'error', status: 429, retryAfter: 30 });
     const controller = new AbortController();

@@ -304,10 +304,14 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
 
       const emittedText = text.length > 0;
       const status: AttemptStatus = consumerFailure || error?.kind === 'aborted' ? 'aborted' : error ? 'failed' : 'succeeded';
+      // Without a usage report, an attempt that streamed text, was cut off by us (cancel, a failed consumer) or
+      // timed out may have been billed for its prompt: settled at the bounds it was reserved at. An error the
+      // provider answered with (4xx, 5xx) costs nothing.
+      const mayBeBilled = emittedText || status === 'aborted' || error?.code === 'timeout';
       const settledUsage =
         usage ??
-        (emittedText
-          ? { inputTokens: inputTokensEstimate, cachedInputTokens: 0, outputTokens: estimateTextTokens(text) }
+        (mayBeBilled
+          ? { inputTokens: inputTokensEstimate, cachedInputTokens: 0, outputTokens: Math.min(estimateTextTokens(text), request.maxOutputTokens) }
           : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
       const cost = hasPrice(provider, model) ? costMicros(provider, model, settledUsage) : null;
       const outcome: AttemptOutcome = {

@@ -83,6 +83,15 @@ describe('reservations', () => {
     expect(estimateTextTokens('你好世界')).toBe(12); // 3 UTF-8 bytes each: a byte-level BPE bound
     expect(estimateTextTokens('👍')).toBe(4);
     const withSystem = estimateInputTokens({ system: 'abc', messages: [{ role: 'user', content: 'abcdef' }] });
-    expect(withSystem).toBe(8 + (1 + 4) + (2 + 4));
+    expect(withSystem).toBe(3 + 6 + 8 + 2 * 4);
+  });
+
+  it('covers text written to tokenize at one token per character', () => {
+    // " a" is one token in every OpenAI encoding, and random symbols seldom merge: an average of characters per
+    // token would reserve a third of what such a prompt costs.
+    expect(estimateTextTokens(' a'.repeat(1_000))).toBeGreaterThanOrEqual(1_000);
+    let symbols = '';
+    for (let i = 0; i < 3_000; i++) symbols += String.fromCharCode(33 + ((i * 7919) % 94));
+    expect(estimateTextTokens(symbols)).toBeGreaterThanOrEqual(symbols.length);
   });
 });

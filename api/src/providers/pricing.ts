@@ -122,19 +122,14 @@ const PER_MESSAGE_OVERHEAD = 4;
 const PER_REQUEST_OVERHEAD = 8;
 
 /**
- * Over-estimate of a text's token count for any BPE tokenizer we use: ASCII runs at one token
- * per 3 characters (real tokenizers average ~4), and every non-ASCII character at its UTF-8 byte
- * length (byte-level BPE never needs more tokens than bytes).
+ * A bound on a text's token count for the tokenizers of every provider we call, which are byte-level (or
+ * fall back to bytes): no token is shorter than one UTF-8 byte, so the byte length is never exceeded. An
+ * average would be closer (English runs at about 4 characters a token) but text can be written to tokenize
+ * at one token per character (" a a a", random symbols), and a reservation below the real cost is spend
+ * past the limit.
  */
 export function estimateTextTokens(text: string): number {
-  let ascii = 0;
-  let nonAsciiBytes = 0;
-  for (const ch of text) {
-    const cp = ch.codePointAt(0) ?? 0;
-    if (cp < 0x80) ascii++;
-    else nonAsciiBytes += cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-  }
-  return Math.ceil(ascii / 3) + nonAsciiBytes;
+  return Buffer.byteLength(text, 'utf8');
 }
 
 /** Safe over-estimate of a request's input tokens (for reservations before the provider reports usage). */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Invitation } from '../../_generated/prisma/client.js';
+import type { Invitation, Role } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../lib/errors.js';
 import { randomToken, sha256 } from '../../lib/tokens.js';
@@ -7,7 +7,7 @@ import { parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { email } from '../auth/auth.service.js';
 import { authorize, deny, requireViewer } from '../authorize.js';
-import { canAssignRole } from '../permissions.js';
+import { can, canAssignRole } from '../permissions.js';
 
 /** How long an invitation link stays valid. */
 export const INVITATION_TTL_MS = 7 * 24 * 60 * 60 * 1000;
@@ -30,6 +30,43 @@ export function invitationStatus(inv: Pick<Invitation, 'acceptedAt' | 'revokedAt
 
 /** Prisma filter: invitations that can still be accepted. */
 export const pendingInvitation = (now = new Date()) => ({ acceptedAt: null, revokedAt: null, expiresAt: { gt: now } });
+
+/** Whether someone with this role (null: no longer a member) may still offer an invitation with that role. */
+const mayOffer = (inviterRole: Role | null, offered: Role) => can(inviterRole, 'member.add') && canAssignRole(inviterRole, null, offered);
+
+type Tx = Parameters<Parameters<Context['prisma']['$transaction']>[0]>[0];
+
+/**
+ * An invitation offers what its sender may grant. When the sender leaves, is removed or is given a lower role
+ * (and in the same transaction), their pending invitations they could no longer send are revoked, each with
+ * an audit row: otherwise a removed admin could walk back in as an admin through a link sent earlier.
+ */
+export async function revokeInvitationsBeyondRole(
+  tx: Tx,
+  change: { organizationId: string; userId: string; role: Role | null; actorId: string; ip: string | null },
+) {
+  const now = new Date();
+  const pending = await tx.invitation.findMany({
+    where: { organizationId: change.organizationId, invitedById: change.userId, ...pendingInvitation(now) },
+    select: { id: true, email: true, role: true },
+  });
+  const beyond = pending.filter((inv) => !mayOffer(change.role, inv.role));
+  if (beyond.length === 0) return 0;
+  await tx.invitation.updateMany({ where: { id: { in: beyond.map((inv) => inv.id) } }, data: { revokedAt: now } });
+  const reason = change.role ? `its sender's role is now ${change.role}` : 'its sender is no longer a member';
+  for (const inv of beyond) {
+    await audit(tx, {
+      organizationId: change.organizationId,
+      actorId: change.actorId,
+      action: 'member.invitation_revoked',
+      targetType: 'Invitation',
+      targetId: inv.id,
+      metadata: { email: inv.email, role: inv.role, reason },
+      ip: change.ip,
+    });
+  }
+  return beyond.length;
+}
 
 /** The token of a link (`…/invitations/<token>`) or the token itself. */
 const tokenOf = (raw: unknown) => {
@@ -156,6 +193,13 @@ export async function acceptInvitation(ctx: Context, raw: unknown) {
     // Spent under the lock: of two tabs accepting at once, one joins and the other finds it used.
     const { count } = await tx.invitation.updateMany({ where: { id: inv.id, ...pendingInvitation(now) }, data: { acceptedAt: now, acceptedById: viewer.userId } });
     if (count === 0) throw invalid();
+    // Checked again under the lock (role changes take it too): the sender must still be able to offer this role.
+    const sender = inv.invitedById
+      ? await tx.membership.findUnique({ where: { organizationId_userId: { organizationId: inv.organizationId, userId: inv.invitedById } }, select: { role: true } })
+      : null;
+    if (!mayOffer(sender?.role ?? null, inv.role)) {
+      throw new ForbiddenError(`This invitation is no longer valid: whoever sent it can no longer grant ${inv.role}. Ask an admin of the organization for a new one`);
+    }
     const existing = await tx.membership.findUnique({ where: { organizationId_userId: { organizationId: inv.organizationId, userId: viewer.userId } } });
     if (existing) throw new ConflictError('You are already a member of this organization');
     const m = await tx.membership.create({ data: { organizationId: inv.organizationId, userId: viewer.userId, role: inv.role } });

@@ -3,6 +3,7 @@ import { given } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
 import { toGlobalId } from '../../lib/ids.js';
 import { sha256 } from '../../lib/tokens.js';
+import * as invitations from './invitations.service.js';
 import { INVITATION_TTL_MS, MAX_PENDING_INVITATIONS } from './invitations.service.js';
 
 const INVITE = `mutation($input: InviteMemberInput!) { inviteMember(input: $input) {
@@ -199,5 +200,75 @@ describe('member invitations', () => {
     const outcomes = (await Promise.all([u.gql(ACCEPT, { token }), u.gql(ACCEPT, { token })])).map((r) => r.data!.acceptInvitation.__typename).sort();
     expect(outcomes).toEqual(['AcceptInvitationPayload', 'NotFoundError']);
     expect(await app.rt.prisma.membership.count({ where: { organizationId: org.id, userId: u.id } })).toBe(1);
+  });
+});
+
+describe('an invitation offers only what its sender may still grant', () => {
+  const ROLE = `mutation($id: ID!, $role: Role!) { updateMemberRole(input: { membershipId: $id, role: $role }) { __typename ... on Error { message } } }`;
+  const REMOVE = `mutation($id: ID!) { removeMember(input: { membershipId: $id }) { __typename ... on Error { message } } }`;
+  const statuses = async (organizationId: string) =>
+    Object.fromEntries(
+      (await app.rt.prisma.invitation.findMany({ where: { organizationId } })).map((inv) => [inv.email, invitations.invitationStatus(inv)]),
+    );
+  /** Someone with an account at that email. */
+  const aUserAt = async (email: string) => {
+    const u = await given(app).aUser(email);
+    await app.rt.prisma.user.update({ where: { id: u.id }, data: { email } });
+    return u;
+  };
+
+  it("revokes a removed or demoted sender's pending invitations they could no longer send, and audits each", async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const owner2 = await g.aMemberOf(org, 'OWNER');
+    const admin = await g.aMemberOf(org, 'ADMIN');
+    const invite = async (who: { gql: (q: string, v?: Record<string, unknown>) => Promise<any> }, email: string, role: string) => {
+      const r = await who.gql(INVITE, { input: { organizationId: org.gid, email, role } });
+      expect(r.data!.inviteMember.__typename).toBe('InviteMemberPayload');
+      return r.data!.inviteMember.token as string;
+    };
+    const membershipOf = async (userId: string) =>
+      toGlobalId('Membership', (await app.rt.prisma.membership.findFirstOrThrow({ where: { organizationId: org.id, userId } })).id);
+
+    // An owner demoted to ADMIN keeps the invitations an admin may send; the OWNER one goes.
+    await invite(owner2, 'o-owner@example.test', 'OWNER');
+    await invite(owner2, 'o-admin@example.test', 'ADMIN');
+    expect((await org.owner.gql(ROLE, { id: await membershipOf(owner2.id), role: 'ADMIN' })).data!.updateMemberRole.__typename).toBe('UpdateMemberRolePayload');
+    // An admin removed: all of theirs go, and a link sent before cannot bring anyone in.
+    const adminLink = await invite(admin, 'a-admin@example.test', 'ADMIN');
+    await invite(admin, 'a-member@example.test', 'MEMBER');
+    expect((await org.owner.gql(REMOVE, { id: await membershipOf(admin.id) })).data!.removeMember.__typename).toBe('RemoveMemberPayload');
+
+    expect(await statuses(org.id)).toEqual({
+      'o-owner@example.test': 'REVOKED',
+      'o-admin@example.test': 'PENDING',
+      'a-admin@example.test': 'REVOKED',
+      'a-member@example.test': 'REVOKED',
+    });
+    const revoked = await app.rt.prisma.auditLog.findMany({ where: { organizationId: org.id, action: 'member.invitation_revoked' } });
+    expect(revoked.map((r) => [(r.metadata as { email: string }).email, (r.metadata as { reason: string }).reason]).sort()).toEqual([
+      ['a-admin@example.test', 'its sender is no longer a member'],
+      ['a-member@example.test', 'its sender is no longer a member'],
+      ['o-owner@example.test', "its sender's role is now ADMIN"],
+    ]);
+    const newcomer = await aUserAt('a-admin@example.test');
+    expect((await newcomer.gql(ACCEPT, { token: adminLink })).data!.acceptInvitation.__typename).toBe('NotFoundError');
+    expect(await app.rt.prisma.membership.count({ where: { organizationId: org.id, userId: newcomer.id } })).toBe(0);
+  });
+
+  it('checks the sender again when the link is used, and changes nothing when it refuses', async () => {
+    const g = given(app);
+    const org = await g.anOrganization();
+    const admin = await g.aMemberOf(org, 'ADMIN');
+    const r = await admin.gql(INVITE, { input: { organizationId: org.gid, email: 'late@example.test', role: 'ADMIN' } });
+    const token = r.data!.inviteMember.token as string;
+    // A role lowered without the revocation (a process of an older version, a fix by hand in the database).
+    await app.rt.prisma.membership.updateMany({ where: { organizationId: org.id, userId: admin.id }, data: { role: 'MEMBER' } });
+    const late = await aUserAt('late@example.test');
+    const refused = (await late.gql(ACCEPT, { token })).data!.acceptInvitation;
+    expect(refused.__typename).toBe('ForbiddenError');
+    expect(refused.message).toContain('can no longer grant ADMIN');
+    expect(await app.rt.prisma.membership.count({ where: { organizationId: org.id, userId: late.id } })).toBe(0);
+    expect((await app.rt.prisma.invitation.findFirstOrThrow({ where: { organizationId: org.id } })).acceptedAt).toBeNull();
   });
 });

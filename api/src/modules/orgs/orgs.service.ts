@@ -7,6 +7,7 @@ import { audit } from '../audit/audit.service.js';
 import { authorize, deny, requireViewer } from '../authorize.js';
 import { canAssignRole } from '../permissions.js';
 import { ACCESS_CHANNEL, type AccessChange } from '../auth/viewer.js';
+import { revokeInvitationsBeyondRole } from './invitations.service.js';
 
 export const slug = z
   .string()
@@ -170,6 +171,7 @@ export async function updateMemberRole(ctx: Context, membershipId: string, newRo
     await rolesUnchanged(tx, m, actorRole, ctx.viewer!.userId);
     const updated = await tx.membership.update({ where: { id: m.id }, data: { role: newRole } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: 'member.role_changed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, from: m.role, to: newRole }, ip: ctx.ip });
+    await revokeInvitationsBeyondRole(tx, { organizationId: m.organizationId, userId: m.userId, role: newRole, actorId: ctx.viewer!.userId, ip: ctx.ip });
     return updated;
   });
 }
@@ -189,6 +191,7 @@ export async function removeMember(ctx: Context, membershipId: string) {
     await rolesUnchanged(tx, m, actorRole, ctx.viewer!.userId);
     await tx.membership.delete({ where: { id: m.id } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: self ? 'member.left' : 'member.removed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, role: m.role }, ip: ctx.ip });
+    await revokeInvitationsBeyondRole(tx, { organizationId: m.organizationId, userId: m.userId, role: null, actorId: ctx.viewer!.userId, ip: ctx.ip });
     return m;
   });
   // Their open subscriptions were authorized with the membership: their connections reconnect and are authorized again.

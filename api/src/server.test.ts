@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -255,6 +256,14 @@ describe('operation cost and shape', () => {
 
     const long = await post(app.graphqlUrl, `{ health { ok } } ${'query Q { health { ok } } '.repeat(400)}`);
     expect(long.json!.errors![0].message).toMatch(new RegExp(`^Syntax Error: Document contains more th\\w+ ${MAX_TOKENS} tokens`));
+  });
+
+  it('costs a paged list at the page it serves: Run.events returns up to 500, and is costed so', async () => {
+    const events = (first: string) => `{ run(id: "${toGlobalId('AgentRun', randomUUID())}") { events${first} { seq type } } }`;
+    const cost = async (first: string) => (await post(app.graphqlUrl, events(first), {}, { authorization: `Bearer ${owner.token}` })).json!.extensions.cost.requested;
+    expect(await cost('')).toBe(1 + 1 + 500 * 2);
+    expect(await cost('(first: 1000)')).toBe(1 + 1 + 500 * 2);
+    expect(await cost('(first: 20)')).toBe(1 + 1 + 20 * 2);
   });
 
   it('clamps `first` to 100 items per page rather than failing the request', async () => {

@@ -23,14 +23,16 @@ const UNSIZED_PAGE = 50;
 const isList = (type: GraphQLOutputType): boolean => (isNonNullType(type) ? isList(type.ofType) : isListType(type));
 
 /**
- * Cost of a field: a connection costs its page size (`first` or `last`, at most MAX_PAGE_SIZE) times what
- * each item selects, and its `edges` list then counts once; any other list is counted as 10 items.
- * So `organizations(first: 1) { … projects(first: 1) { … } }` is cheap, and three nested pages of 100 are not.
+ * Cost of a field: a paged field costs its page size (`first` or `last`, at most what it serves: MAX_PAGE_SIZE,
+ * or its own `extensions.maxPageSize`) times what each item selects, and a connection's `edges` list then
+ * counts once; any other list is counted as 10 items. So `organizations(first: 1) { … projects(first: 1)
+ * { … } }` is cheap, and three nested pages of 100 are not.
  */
 function connectionAwareComplexity(args: Record<string, unknown>, _ctx: Context, field: GraphQLField<unknown, Context>) {
   if (field.args.some((a) => a.name === 'first')) {
     const size = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : UNSIZED_PAGE;
-    return { field: 1, multiplier: Math.max(0, Math.min(size, MAX_PAGE_SIZE)) };
+    const largest = typeof field.extensions.maxPageSize === 'number' ? field.extensions.maxPageSize : MAX_PAGE_SIZE;
+    return { field: 1, multiplier: Math.max(0, Math.min(size, largest)) };
   }
   if (!isList(field.type)) return 1;
   return { field: 1, multiplier: getNamedType(field.type).name.endsWith('Edge') ? 1 : 10 };

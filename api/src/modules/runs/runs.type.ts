@@ -12,6 +12,9 @@ import { loadProject } from '../projects/projects.service.js';
 import { ProjectRef } from '../projects/projects.type.js';
 import * as runs from './runs.service.js';
 
+/** Most events `Run.events` returns per call. */
+export const EVENTS_PAGE = 500;
+
 export const RunStatusEnum = builder.enumType('RunStatus', {
   values: {
     QUEUED: { description: 'Waiting for a worker.' },
@@ -76,17 +79,19 @@ export const RunRef = builder.prismaNode('AgentRun', {
     parentRun: t.relation('parentRun', { nullable: true }),
     events: t.field({
       type: [RunEventRef],
-      description: 'Stored events after `afterSeq`, oldest first (at most 500 per call); only those of `types` when given.',
+      description: `Stored events after \`afterSeq\`, oldest first (at most ${EVENTS_PAGE} per call); only those of \`types\` when given.`,
+      // Costed at the page it serves (see the builder's complexity), not at a connection's 100.
+      extensions: { maxPageSize: EVENTS_PAGE },
       args: {
         afterSeq: t.arg.int({ defaultValue: 0 }),
-        first: t.arg.int({ defaultValue: 500 }),
+        first: t.arg.int({ defaultValue: EVENTS_PAGE }),
         types: t.arg({ type: [RunEventTypeEnum], required: false, description: 'e.g. [STATUS, ERROR]: a run\'s story without its tokens' }),
       },
       resolve: async (r, { afterSeq, first, types }, ctx) => {
         const rows = await ctx.prisma.runEvent.findMany({
           where: { runId: r.id, seq: { gt: afterSeq ?? 0 }, ...(types?.length ? { type: { in: types } } : {}) },
           orderBy: { seq: 'asc' },
-          take: Math.min(Math.max(first ?? 500, 1), 500),
+          take: Math.min(Math.max(first ?? EVENTS_PAGE, 1), EVENTS_PAGE),
         });
         return rows.map((e) => ({ ...e, payload: e.payload as Record<string, unknown> }));
       },

@@ -103,6 +103,11 @@ ${accountTable()}
   An organization holds at most ${MAX_PENDING_INVITATIONS} pending invitations; the next \`inviteMember\` is a \`ConflictError\`
   until one is accepted, revoked or expires (inviting an email that is already pending replaces its
   invitation and is always allowed).
+- **An invitation offers only what its sender may still grant.** When its sender leaves, is removed or
+  gets a lower role, their pending invitations they could no longer send are revoked in the same
+  transaction (an audit row \`member.invitation_revoked\` each, with the reason); \`acceptInvitation\` checks
+  the sender again under the organization's lock and refuses with a \`ForbiddenError\`, changing nothing.
+  Otherwise a removed admin could come back as an admin through a link sent before.
 - **Anyone may leave.** \`removeMember\` on one's own membership needs no role, whatever the table says
   about \`member.remove\` (except for the last OWNER, above).
 - **Deleting an organization needs its slug typed again** (\`deleteOrganization(input: { id, confirmSlug })\`);

@@ -95,12 +95,13 @@ async function buildWorlds(app: TestServer, count: number): Promise<World[]> {
     }[],
     events: [] as { runId: string; seq: number; type: 'STATUS'; payload: { status: string } }[],
     budgets: [] as { id: string; organizationId: string; period: 'MONTHLY'; limitMicros: bigint; windowStart: Date }[],
-    invitations: [] as { id: string; organizationId: string; email: string; role: Role; tokenHash: string; expiresAt: Date }[],
+    invitations: [] as { id: string; organizationId: string; email: string; role: Role; tokenHash: string; expiresAt: Date; invitedById: string }[],
   };
-  const invite = (organizationId: string, email: string, role: Role) => {
+  /** An invitation sent by `sender` (an invitation offers only what its sender may still grant). */
+  const invite = (organizationId: string, email: string, role: Role, sender: { id: string }) => {
     const token = `hub_inv_${randomUUID()}`;
     const id = randomUUID();
-    rows.invitations.push({ id, organizationId, email, role, tokenHash: sha256(token), expiresAt: new Date(Date.now() + 86_400_000) });
+    rows.invitations.push({ id, organizationId, email, role, tokenHash: sha256(token), expiresAt: new Date(Date.now() + 86_400_000), invitedById: sender.id });
     return { id, token };
   };
 
@@ -155,10 +156,11 @@ async function buildWorlds(app: TestServer, count: number): Promise<World[]> {
     );
     const budget = { id: randomUUID(), organizationId, period: 'MONTHLY' as const, limitMicros: 25_000_000n, windowStart: new Date() };
     rows.budgets.push(budget);
-    const invitation = invite(organizationId, `invited-${randomUUID().slice(0, 12)}@example.test`, 'VIEWER');
+    const invitation = invite(organizationId, `invited-${randomUUID().slice(0, 12)}@example.test`, 'VIEWER', roles.OWNER);
     const inviting = organization(`Inviting ${i}`);
+    const host = account('host', { organizationId: inviting.id, role: 'OWNER' });
     const invitationTokens = Object.fromEntries(
-      [...Object.values(roles), bystander, newcomer, outsider].map((a) => [a.id, invite(inviting.id, a.email, 'MEMBER').token]),
+      [...Object.values(roles), bystander, newcomer, outsider].map((a) => [a.id, invite(inviting.id, a.email, 'MEMBER', host).token]),
     );
     worlds.push({
       org: { id: org.id, gid: toGlobalId('Organization', org.id), slug: org.slug },

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
 import type { Role } from './_generated/prisma/enums.js';
 import type { Runtime } from './runtime.js';
-import { bearerFrom, cookieValue, resolveViewer, SESSION_COOKIE, type Viewer } from './modules/auth/viewer.js';
+import { bearerFrom, cookieValue, resolveViewer, SESSION_COOKIE, type Credentials, type Viewer } from './modules/auth/viewer.js';
 
 export interface Context extends Runtime {
   requestId: string;
@@ -32,25 +32,35 @@ const header = (h: ContextInput['headers'], name: string) => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-/** ONE context factory for HTTP and WebSocket: same viewer resolution, fresh per-request caches. */
-export async function createContext(runtime: Runtime, input: ContextInput): Promise<Context> {
+/**
+ * The credentials a request or connection presents, the one place that decides it (the WebSocket Origin
+ * check asks it whether the cookie would be used). An empty connection parameter counts as absent; a
+ * malformed credential throws InvalidCredentialsError.
+ */
+export function credentialsFrom(input: Pick<ContextInput, 'headers' | 'connectionParams'>): Credentials {
   const params = input.connectionParams ?? {};
   const paramAuth =
-    typeof params.authorization === 'string'
+    typeof params.authorization === 'string' && params.authorization !== ''
       ? params.authorization
-      : typeof params.token === 'string'
+      : typeof params.token === 'string' && params.token !== ''
         ? `Bearer ${params.token}`
         : undefined;
-  const bearer = bearerFrom(paramAuth ?? header(input.headers, 'authorization'));
-  const sessionToken = cookieValue(header(input.headers, 'cookie'), SESSION_COOKIE);
-  const viewer = await resolveViewer(runtime.prisma, { bearer, sessionToken }, new Date(), runtime.tokens);
+  return {
+    bearer: bearerFrom(paramAuth ?? header(input.headers, 'authorization')),
+    sessionToken: cookieValue(header(input.headers, 'cookie'), SESSION_COOKIE),
+  };
+}
+
+/** ONE context factory for HTTP and WebSocket: same viewer resolution, fresh per-request caches. */
+export async function createContext(runtime: Runtime, input: ContextInput): Promise<Context> {
+  const viewer = await resolveViewer(runtime.prisma, credentialsFrom(input), new Date(), runtime.tokens);
   return contextFor(runtime, viewer, input);
 }
 
 /**
- * A context for one operation of an already authenticated caller, with its own role cache: a WebSocket
- * resolves its viewer once, when it connects, and gets one of these per operation, so a role changed
- * meanwhile (a demotion) applies to the socket's next operation.
+ * A context for one operation of an already authenticated caller, with its own role cache: each operation
+ * of a WebSocket gets one, so a role changed meanwhile (a demotion) applies to the socket's next operation
+ * (a running subscription keeps its context: the change closes its connection, see accessEnds).
  */
 export function contextFor(runtime: Runtime, viewer: Viewer | null, input: Pick<ContextInput, 'transport' | 'ip' | 'requestId' | 'res'>): Context {
   const roles = new Map<string, Promise<Role | null>>();

@@ -12,10 +12,19 @@ import { GraphQLError, type ExecutionArgs, type GraphQLFormattedError } from 'gr
 import { useServer } from 'graphql-ws/use/ws';
 import helmet from 'helmet';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { contextFor, createContext, type Context } from './context.js';
+import { contextFor, createContext, credentialsFrom, type Context } from './context.js';
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
 import { auditLogExport } from './modules/audit/audit.export.js';
-import { ACCESS_CHANNEL, accessEnds, cookieValue, InvalidCredentialsError, SESSION_COOKIE, type AccessChange, type Viewer } from './modules/auth/viewer.js';
+import {
+  ACCESS_CHANGED_CLOSE,
+  ACCESS_CHANNEL,
+  accessEnds,
+  InvalidCredentialsError,
+  resolveViewer,
+  type AccessChange,
+  type Credentials,
+  type Viewer,
+} from './modules/auth/viewer.js';
 import { checkHealth } from './modules/system/system.service.js';
 import type { Runtime } from './runtime.js';
 import { schema } from './schema/index.js';
@@ -36,23 +45,38 @@ const WS_MAX_PAYLOAD = 1024 * 1024;
 /** Bytes a socket may have waiting to be sent before a subscription waits for it to drain. */
 const WS_HIGH_WATER = 64 * 1024;
 const SUGGESTION = / ?Did you mean(.+?)\?$/;
+/**
+ * Operations one WebSocket connection may have in progress at once: each running subscription holds its
+ * resources and executes its selection again for every event, so one connection must not open thousands.
+ */
+export const MAX_OPERATIONS_PER_CONNECTION = 100;
+/** Signed-in WebSocket connections one user may have open in one process, all their credentials together. */
+export const MAX_WS_CONNECTIONS_PER_USER = 50;
+/** Close code for a connection refused for being one too many (graphql-ws clients do not retry it). */
+const TOO_MANY_CLOSE = 4429;
+/** setTimeout's longest delay (about 24.8 days): a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** An open WebSocket connection: who it acts for, and with what, checked again on every operation. */
+interface Connection {
+  creds: Credentials;
+  viewer: Viewer | null;
+  ip: string | null;
+  /** Checks the credential again when it expires (see watchExpiry). */
+  expiry?: NodeJS.Timeout;
+}
 
 /**
  * A page of another site may open a WebSocket to this server, and the browser sends the session cookie
  * with the handshake (cross-site WebSocket hijacking: the page would then act as the user). A connection
- * that would be authenticated by the cookie alone must come from a page of this server or of APP_ORIGIN;
- * one that brings its own token (connection parameters or Authorization header) may come from anywhere,
- * and one without an Origin header is not from a browser page.
+ * that would be authenticated by the cookie must come from a page of this server or of APP_ORIGIN; one
+ * whose credentials include a token (which is then used instead) may come from anywhere, and one without
+ * an Origin header is not from a browser page. `creds` are the ones the connection will be authenticated
+ * with, so no shape of connection parameters can pass here and still be authenticated by the cookie.
  */
-function cookieFromForeignPage(
-  headers: Record<string, string | string[] | undefined>,
-  params: Readonly<Record<string, unknown>> | undefined,
-  appOrigin: string | undefined,
-): boolean {
+function cookieFromForeignPage(headers: Record<string, string | string[] | undefined>, creds: Credentials, appOrigin: string | undefined): boolean {
   const origin = headers.origin;
-  const cookie = headers.cookie;
-  if (typeof origin !== 'string' || typeof cookie !== 'string' || !cookieValue(cookie, SESSION_COOKIE)) return false;
-  if (headers.authorization || typeof params?.authorization === 'string' || typeof params?.token === 'string') return false;
+  if (typeof origin !== 'string' || !creds.sessionToken || creds.bearer) return false;
   let page: URL;
   try {
     page = new URL(origin);
@@ -173,51 +197,117 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', perMessageDeflate: false, maxPayload: WS_MAX_PAYLOAD });
   // Each prepared operation's socket and id, so results shared by many subscribers are written straight to it.
   const sinks = new WeakMap<ExecutionArgs, MessageSink>();
-  // Open connections and who they act for: a change of access (revoked token, sign-out, removed membership)
-  // closes the ones it affects, in every process, so no subscription outlives the access it was granted on.
-  const connections = new Map<WebSocket, Viewer>();
+  // Open signed-in connections: a change of access (revoked token, sign-out, removed membership or changed
+  // role) closes the ones it affects, in every process, so no subscription outlives the access it was granted on.
+  const connections = new Map<WebSocket, Connection>();
+  const connectionsPerUser = new Map<string, number>();
   const unsubscribeAccess = await rt.bus.subscribe(ACCESS_CHANNEL, (message) => {
-    if (message === null) return;
-    for (const [socket, viewer] of connections) {
-      const end = accessEnds(viewer, message as AccessChange);
+    for (const [socket, { viewer }] of connections) {
+      // `null`: the bus reconnected and may have missed changes; every connection is authorized afresh.
+      const end = message === null ? { code: ACCESS_CHANGED_CLOSE, reason: 'Access changed; reconnect' } : accessEnds(viewer!, message as AccessChange);
       if (end) socket.close(end.code, end.reason);
     }
   });
-  const wsCleanup = useServer<Record<string, unknown>, { ctxInput?: Awaited<ReturnType<typeof createContext>> }>(
+
+  /**
+   * The connection's viewer, its credentials verified again as for an HTTP request (an API token's for at
+   * most the token cache's seconds), so that an expired or ended one is refused. Throws InvalidCredentialsError.
+   */
+  async function reverify(connection: Connection): Promise<Viewer | null> {
+    if (!connection.viewer) return null;
+    connection.viewer = await resolveViewer(rt.prisma, connection.creds, new Date(), rt.tokens);
+    return connection.viewer;
+  }
+
+  /** Closes the connection when its credential expires: a running subscription is no operation to refuse. */
+  function watchExpiry(socket: WebSocket, connection: Connection) {
+    const at = connection.viewer?.expiresAt?.getTime();
+    if (at === undefined || socket.readyState !== socket.OPEN) return;
+    connection.expiry = setTimeout(async () => {
+      if (socket.readyState !== socket.OPEN) return;
+      try {
+        // A session may have been extended meanwhile (it slides with use over HTTP): then wait for the new expiry.
+        await reverify(connection);
+        watchExpiry(socket, connection);
+      } catch (err) {
+        if (err instanceof InvalidCredentialsError) return socket.close(4401, err.message);
+        // Unverifiable past its expiry: the client reconnects and is authenticated afresh.
+        rt.logger.warn({ err }, 'could not verify an expiring WebSocket credential');
+        socket.close(ACCESS_CHANGED_CLOSE, 'Access changed; reconnect');
+      }
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())));
+    connection.expiry.unref();
+  }
+
+  const wsCleanup = useServer<Record<string, unknown>, { connection?: Connection }>(
     {
       schema,
       // Events that every subscriber of a run receives alike are executed and serialized once for all of them.
       subscribe: (args) => subscribeShared(args, sinks.get(args)),
       onConnect: async (ctx) => {
-        // graphql-ws answers `false` with close code 4403.
-        if (cookieFromForeignPage(ctx.extra.request.headers, ctx.connectionParams, rt.config.APP_ORIGIN)) return false;
+        const { request, socket } = ctx.extra;
+        const ip = request.socket.remoteAddress ?? null;
+        let creds: Credentials;
+        let viewer: Viewer | null;
         try {
-          ctx.extra.ctxInput = await createContext(rt, {
-            transport: 'ws',
-            headers: ctx.extra.request.headers,
-            ip: ctx.extra.request.socket.remoteAddress ?? null,
-            connectionParams: ctx.connectionParams,
-          });
-          const { viewer } = ctx.extra.ctxInput;
-          const socket = ctx.extra.socket;
-          if (viewer && socket.readyState === socket.OPEN) {
-            connections.set(socket, viewer);
-            socket.once('close', () => connections.delete(socket));
-          }
-          return true;
+          creds = credentialsFrom({ headers: request.headers, connectionParams: ctx.connectionParams });
+          // graphql-ws answers `false` with close code 4403.
+          if (cookieFromForeignPage(request.headers, creds, rt.config.APP_ORIGIN)) return false;
+          viewer = await resolveViewer(rt.prisma, creds, new Date(), rt.tokens);
         } catch (err) {
-          if (err instanceof InvalidCredentialsError) {
-            ctx.extra.socket.close(4401, 'Unauthorized');
-            return false;
-          }
-          throw err;
+          if (!(err instanceof InvalidCredentialsError)) throw err;
+          // Guessing credentials draws on the anonymous budget of the caller's IP, as over HTTP.
+          const limited = await rt.limits.consume('apiAnonymous', ip ?? 'unknown').then(
+            () => null,
+            (e: unknown) => (e instanceof RateLimitedError ? e : Promise.reject(e)),
+          );
+          socket.close(limited ? TOO_MANY_CLOSE : 4401, limited ? limited.message : 'Unauthorized');
+          return false;
         }
+        const connection: Connection = { creds, viewer, ip };
+        ctx.extra.connection = connection;
+        if (!viewer) return true;
+        if (socket.readyState !== socket.OPEN) return false;
+        const open = connectionsPerUser.get(viewer.userId) ?? 0;
+        if (open >= MAX_WS_CONNECTIONS_PER_USER) {
+          socket.close(TOO_MANY_CLOSE, `Too many open connections: at most ${MAX_WS_CONNECTIONS_PER_USER} per user`);
+          return false;
+        }
+        connections.set(socket, connection);
+        connectionsPerUser.set(viewer.userId, open + 1);
+        socket.once('close', () => {
+          clearTimeout(connection.expiry);
+          connections.delete(socket);
+          const left = connectionsPerUser.get(viewer.userId)! - 1;
+          if (left > 0) connectionsPerUser.set(viewer.userId, left);
+          else connectionsPerUser.delete(viewer.userId);
+        });
+        watchExpiry(socket, connection);
+        return true;
       },
-      // Each operation gets a fresh context (its own role cache) for the connection's viewer, the same limits
-      // as HTTP, and counts against the same request budget.
+      // Each operation gets a fresh context (its own role cache) for the connection's viewer, verified again,
+      // the same limits as HTTP, and counts against the same request budget.
       onSubscribe: async (ctx, id, payload) => {
-        const connection = ctx.extra.ctxInput!;
-        const contextValue = contextFor(rt, connection.viewer, { transport: 'ws', ip: connection.ip });
+        const connection = ctx.extra.connection!;
+        const socket = ctx.extra.socket;
+        // graphql-ws holds every operation in progress here, this one included.
+        if (Object.keys(ctx.subscriptions).length > MAX_OPERATIONS_PER_CONNECTION) {
+          return [
+            new GraphQLError(`A connection may have at most ${MAX_OPERATIONS_PER_CONNECTION} operations in progress at once; complete one first`, {
+              extensions: { code: 'TOO_MANY_OPERATIONS', limit: MAX_OPERATIONS_PER_CONNECTION },
+            }),
+          ];
+        }
+        let viewer: Viewer | null;
+        try {
+          viewer = await reverify(connection);
+        } catch (err) {
+          if (!(err instanceof InvalidCredentialsError)) throw err;
+          // As a revocation does: the connection ends for good, and this operation never runs.
+          socket.close(4401, err.message);
+          return [new GraphQLError(err.message, { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
+        const contextValue = contextFor(rt, viewer, { transport: 'ws', ip: connection.ip });
         try {
           await rt.limits.consumeRequest(contextValue.viewer, contextValue.ip);
         } catch (err) {
@@ -226,7 +316,6 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
         }
         const prepared = prepareOperation(schema, payload, contextValue, { introspection: !production });
         if (!Array.isArray(prepared)) {
-          const socket = ctx.extra.socket;
           sinks.set(prepared as ExecutionArgs, {
             id,
             write(message) {

@@ -14,6 +14,14 @@ export interface Viewer {
   via: 'session' | 'token';
   sessionId?: string;
   tokenId?: string;
+  /** When the credential stops being valid (null: never); a WebSocket connection is checked again then. */
+  expiresAt?: Date | null;
+}
+
+/** What a request or connection presents: a bearer token, when there is one, is used instead of the cookie. */
+export interface Credentials {
+  bearer: string | null;
+  sessionToken: string | null;
 }
 
 /** Credentials were presented but are not valid: the transport answers 401 / close 4401, never anonymous. */
@@ -52,7 +60,7 @@ export type AccessChange =
   | { sessions: string[] }
   /** Every session of a user ended (sign-out everywhere). */
   | { userSessions: string }
-  /** A user left or was removed from an organization. */
+  /** A user left or was removed from an organization, or their role in it changed. */
   | { member: string; organization: string };
 
 /** Close code for a connection whose access changed: not fatal, so clients reconnect and are authorized afresh. */
@@ -60,8 +68,9 @@ export const ACCESS_CHANGED_CLOSE = 4205;
 
 /**
  * How a connection acting for `viewer` must end after `change`, or null when it is unaffected. Revoked
- * credentials end it for good (4401, as a bad token at connection time); a removed membership makes it
- * reconnect, so that every subscription it re-opens is authorized again (the ones in that organization fail).
+ * credentials end it for good (4401, as a bad token at connection time); a removed or changed membership
+ * makes it reconnect, so that every subscription it re-opens is authorized, and renders, with the new role
+ * (after a removal, the ones in that organization fail).
  */
 export function accessEnds(viewer: Viewer, change: AccessChange): { code: number; reason: string } | null {
   if ('token' in change) return viewer.tokenId === change.token ? { code: 4401, reason: 'API token revoked' } : null;
@@ -128,7 +137,7 @@ export class TokenCache {
 /** Resolves who is calling from a bearer token or a session cookie. Bad credentials throw; none gives null. */
 export async function resolveViewer(
   prisma: PrismaClient,
-  creds: { bearer: string | null; sessionToken: string | null },
+  creds: Credentials,
   now = new Date(),
   tokens?: TokenCache,
 ): Promise<Viewer | null> {
@@ -151,7 +160,7 @@ export async function resolveViewer(
     if (!token.lastUsedAt || now.getTime() - token.lastUsedAt.getTime() > 60_000) {
       await prisma.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: now } });
     }
-    const viewer: Viewer = { userId: token.userId, email: token.email, name: token.name, via: 'token', tokenId: token.id };
+    const viewer: Viewer = { userId: token.userId, email: token.email, name: token.name, via: 'token', tokenId: token.id, expiresAt: token.expiresAt };
     tokens?.set(ticket!, hash, viewer, token.expiresAt, now.getTime());
     return viewer;
   }
@@ -163,7 +172,8 @@ export async function resolveViewer(
     if (!session || session.expiresAt <= now) throw new InvalidCredentialsError('Session expired; sign in again');
     const absoluteEnd = session.createdAt.getTime() + SESSION_ABSOLUTE_MS;
     const slid = new Date(Math.min(now.getTime() + SESSION_IDLE_MS, absoluteEnd));
-    if (slid.getTime() - session.expiresAt.getTime() > 3600_000) {
+    const extended = slid.getTime() - session.expiresAt.getTime() > 3600_000;
+    if (extended) {
       await prisma.session.update({ where: { id: session.id }, data: { expiresAt: slid, lastSeenAt: now } });
     }
     return {
@@ -172,6 +182,7 @@ export async function resolveViewer(
       name: session.user.name,
       via: 'session',
       sessionId: session.id,
+      expiresAt: extended ? slid : session.expiresAt,
     };
   }
   return null;

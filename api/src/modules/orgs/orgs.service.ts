@@ -167,13 +167,16 @@ export async function updateMemberRole(ctx: Context, membershipId: string, newRo
   if (!canAssignRole(actorRole, m.role, newRole)) {
     throw await deny(ctx, m.organizationId, 'member.updateRole', actorRole, 'You cannot change a role above your own, or grant one', { from: m.role, to: newRole });
   }
-  return keepingAnOwner(ctx, m.organizationId, 'role', async (tx) => {
+  const changed = await keepingAnOwner(ctx, m.organizationId, 'role', async (tx) => {
     await rolesUnchanged(tx, m, actorRole, ctx.viewer!.userId);
     const updated = await tx.membership.update({ where: { id: m.id }, data: { role: newRole } });
     await audit(tx, { organizationId: m.organizationId, actorId: ctx.viewer!.userId, action: 'member.role_changed', targetType: 'Membership', targetId: m.id, metadata: { userId: m.userId, from: m.role, to: newRole }, ip: ctx.ip });
     await revokeInvitationsBeyondRole(tx, { organizationId: m.organizationId, userId: m.userId, role: newRole, actorId: ctx.viewer!.userId, ip: ctx.ip });
     return updated;
   });
+  // Their open subscriptions were authorized, and render, with the old role: their connections reconnect.
+  if (m.role !== newRole) await ctx.bus.publish(ACCESS_CHANNEL, { member: m.userId, organization: m.organizationId } satisfies AccessChange);
+  return changed;
 }
 
 export async function removeMember(ctx: Context, membershipId: string) {

@@ -411,7 +411,15 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   );
 
   app.use('/api', appCors);
-  app.get('/api/organizations/:slug/audit-logs.:format', auditLogExport(httpContext));
+  // A download is a request like any other: it waits for its charge to the request budget (429 past it).
+  app.get(
+    '/api/organizations/:slug/audit-logs.:format',
+    auditLogExport(async (req, res) => {
+      const ctx = await httpContext(req, res);
+      await (ctx as Admitted)[ADMISSION];
+      return ctx;
+    }),
+  );
 
   if (opts.webHandler) app.use(withFileStreamErrors(opts.webHandler, rt.logger));
 

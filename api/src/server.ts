@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
@@ -126,6 +126,26 @@ function describeHttpError(err: unknown): { status: number; code: string; messag
   return null;
 }
 
+/**
+ * The caller's address as Express gives it for an HTTP request (`req.ip`) with the same `trust proxy`
+ * setting, for a WebSocket upgrade, which Express never sees: the nearest address, in the order socket,
+ * then X-Forwarded-For from right to left, that is not a trusted proxy. Behind a proxy, anonymous and
+ * bad-credential budgets then fall on each client rather than on the proxy.
+ */
+function clientAddress(request: IncomingMessage, trusted: (addr: string, i: number) => boolean): string | null {
+  const socketAddr = request.socket.remoteAddress;
+  if (!socketAddr) return null;
+  const header = request.headers['x-forwarded-for'];
+  const forwarded = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean)
+    .reverse();
+  const chain = [socketAddr, ...forwarded];
+  for (let i = 0; i < chain.length - 1; i++) if (!trusted(chain[i]!, i)) return chain[i]!;
+  return chain.at(-1)!;
+}
+
 /** Wires HTTP, Apollo and graphql-ws around the runtime; holds no business logic. */
 export async function createServer(rt: Runtime, opts: { webHandler?: RequestHandler } = {}): Promise<HubServer> {
   const production = rt.config.NODE_ENV === 'production';
@@ -246,7 +266,7 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
       subscribe: (args) => subscribeShared(args, sinks.get(args)),
       onConnect: async (ctx) => {
         const { request, socket } = ctx.extra;
-        const ip = request.socket.remoteAddress ?? null;
+        const ip = clientAddress(request, app.get('trust proxy fn'));
         let creds: Credentials;
         let viewer: Viewer | null;
         try {

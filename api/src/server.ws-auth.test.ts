@@ -334,4 +334,35 @@ describe('bad credentials over WebSocket', () => {
       await limited.close();
     }
   });
+
+  it('fall on the client behind a trusted proxy (X-Forwarded-For), as over HTTP, not on the proxy', async () => {
+    const limited = await startTestServer({
+      worker: false,
+      runtime: { rateLimits: { namespace: `ws-${randomUUID()}`, rules: { apiAnonymous: { points: 3 } } } },
+    });
+    try {
+      // The test connects from loopback, which the server trusts as its proxy.
+      const attempt = (client: string) =>
+        new Promise<number>((resolve) => {
+          const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws', { headers: { 'x-forwarded-for': `${client}, 127.0.0.1` } });
+          socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer hub_pat_guess' } })));
+          socket.on('close', (code) => resolve(code));
+        });
+      const codes = [];
+      for (let i = 0; i < 4; i++) codes.push(await attempt('203.0.113.7'));
+      expect(codes).toEqual([4401, 4401, 4401, 4429]);
+      // Another client behind the same proxy still has its budget.
+      expect(await attempt('203.0.113.8')).toBe(4401);
+      const anonymous = (client: string) =>
+        fetch(`${limited.url}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
+          body: JSON.stringify({ query: '{ health { ok } }' }),
+        }).then((r) => r.status);
+      expect(await anonymous('203.0.113.7')).toBe(429);
+      expect(await anonymous('203.0.113.9')).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
 });

@@ -14,7 +14,7 @@ describe('audit log export and the request budget', () => {
         statuses.push(res.status);
         if (res.status === 429) {
           expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
-          expect((await res.json()).errors[0].extensions.code).toBe('RATE_LIMITED');
+          expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('RATE_LIMITED');
         } else await res.text();
       }
       expect(statuses).toEqual([200, 200, 200, 429, 429]);

@@ -147,8 +147,20 @@ describe('member invitations', { timeout: 60_000 }, () => {
 
     await page.getByRole('main').getByRole('link', { name: 'Sign up' }).click();
     await page.getByRole('heading', { level: 1, name: 'Create your account' }).waitFor();
+    // The invited email is filled in and kept: the invitation works for no other.
+    const email = page.getByLabel('Work email');
+    await expect.poll(() => email.inputValue()).toBe(lin.email);
+    expect(await email.getAttribute('readonly')).not.toBeNull();
+    await page.getByText('Your invitation to Northwind Labs is for this email.').waitFor();
+    // Signing in instead starts from that email too, and keeps it editable.
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    await expect.poll(() => page.getByLabel('Email').inputValue()).toBe(lin.email);
+    expect(await page.getByLabel('Email').getAttribute('readonly')).toBeNull();
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Create your account' }).waitFor();
+    await expect.poll(() => email.inputValue()).toBe(lin.email);
     await page.getByLabel('Name').fill(lin.name);
-    await page.getByLabel('Work email').fill(lin.email);
     await page.getByLabel('Password').fill(lin.password);
     await page.getByRole('button', { name: 'Create account' }).click();
     await page.waitForURL((url) => url.pathname === pathOf(link));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dollarsInput, parseDollars } from '../src/lib/money.js';
+import { dollarsInput, MAX_MONEY_MICROS, parseDollars } from '../src/lib/money.js';
 
 const micros = (input: string) => {
   const result = parseDollars(input);
@@ -41,7 +41,20 @@ describe('parseDollars', () => {
     expect(micros('4.35')).toBe('4350000');
     // Past Number.MAX_SAFE_INTEGER micro-dollars, still exact.
     expect(micros('9007199254.740993')).toBe('9007199254740993');
-    expect(micros('123456789012345678901.999999')).toBe('123456789012345678901999999');
+    expect(micros('9999999999999.999999')).toBe('9999999999999999999');
+  });
+
+  it('refuses more than the API\'s Money reads (19 digits of micro-dollars), naming the range, before any request', () => {
+    // The walkthrough's limit: sent as 29 digits, it came back as a raw "Expected type Money" error.
+    expect(error('99999999999999999999999')).toBe('The amount must be between $0 and $9,999,999,999,999.99.');
+    expect(error('10000000000000')).toBe('The amount must be between $0 and $9,999,999,999,999.99.');
+    expect(micros('9,999,999,999,999.999999')).toBe('9999999999999999999');
+    expect(MAX_MONEY_MICROS).toBe(9_999_999_999_999_999_999n);
+    expect(error('123456789012345678901.999999')).toBe('The amount must be between $0 and $9,999,999,999,999.99.');
+    // A field with a lower bound of its own names itself and that bound.
+    const limit = { label: 'The limit', maxMicros: 1_000_000_000_000_000n };
+    expect(parseDollars('1,000,000,000', limit)).toEqual({ ok: true, micros: '1000000000000000' });
+    expect(parseDollars('1,000,000,000.01', limit)).toEqual({ ok: false, error: 'The limit must be between $0 and $1,000,000,000.' });
   });
 
   it('explains what is wrong with anything else', () => {

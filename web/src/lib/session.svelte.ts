@@ -29,11 +29,27 @@ export interface ProjectSummary {
   id: string;
   name: string;
   slug: string;
+  createdAt: string;
   viewerCanUpdate: boolean;
 }
 
 const ORG_KEY = 'hub.org';
-const PROJECT_KEY = 'hub.project';
+/** The last project chosen in an organization, per browser: `hub.project.<organization id>`. */
+const projectKey = (orgId: string) => `hub.project.${orgId}`;
+/** Where one project for every organization was kept before; still read, so nobody loses their choice. */
+const LEGACY_PROJECT_KEY = 'hub.project';
+
+/**
+ * The project to show when this browser has not chosen one in the organization: the oldest, usually
+ * the one the team started in. Stable: creating a project never moves anyone to it on their next visit.
+ */
+export function defaultProject<P extends { id: string; createdAt: string }>(projects: readonly P[]): P | null {
+  let oldest: P | null = null;
+  for (const project of projects) {
+    if (!oldest || project.createdAt < oldest.createdAt || (project.createdAt === oldest.createdAt && project.id < oldest.id)) oldest = project;
+  }
+  return oldest;
+}
 
 function readStored(key: string): string | null {
   try {
@@ -68,7 +84,7 @@ export class Session {
   projects = $state<ProjectSummary[]>([]);
   #projectId = $state<string | null>(null);
   currentProject = $derived<ProjectSummary | null>(
-    this.projects.find((p) => p.id === this.#projectId) ?? this.projects[0] ?? null,
+    this.projects.find((p) => p.id === this.#projectId) ?? defaultProject(this.projects),
   );
 
   readonly #client: Client;
@@ -91,7 +107,7 @@ export class Session {
 
   selectProject(id: string): void {
     this.#projectId = id;
-    writeStored(PROJECT_KEY, id);
+    if (this.currentOrg) writeStored(projectKey(this.currentOrg.id), id);
   }
 
   /** Re-reads the viewer, the organizations and the selected organization from the API. */
@@ -174,9 +190,10 @@ export class Session {
       id: node.id,
       name: node.name,
       slug: node.slug,
+      createdAt: node.createdAt,
       viewerCanUpdate: node.viewerCanUpdate,
     }));
-    this.#projectId = readStored(PROJECT_KEY);
+    this.#projectId = readStored(projectKey(org.id)) ?? readStored(LEGACY_PROJECT_KEY);
     this.loading = false;
   }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Prisma } from '../../_generated/prisma/client.js';
+import type { Agent, Prisma } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
 import { NotFoundError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
@@ -8,11 +8,24 @@ import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
 import { loadProject } from '../projects/projects.service.js';
 
-const providerId = z.enum(PROVIDER_IDS as [ProviderId, ...ProviderId[]]);
+const providerId = z.enum(PROVIDER_IDS as [ProviderId, ...ProviderId[]], 'Choose a provider');
+
+/** An agent's limits; the web form checks the same ones before sending (web/src/routes/agents/limits.ts). */
+export const AGENT_LIMITS = {
+  name: 100,
+  description: 2000,
+  systemPrompt: 50_000,
+  temperature: { min: 0, max: 2 },
+  maxOutputTokens: { min: 1, max: 200_000 },
+  fallbacks: 5,
+} as const;
+
+const TEMPERATURE_RANGE = 'Temperature must be between 0 and 2';
+const MAX_OUTPUT_TOKENS_RANGE = 'Max output tokens must be between 1 and 200,000';
 
 /** Provider + model must name a model the hub knows (and can price). */
 function modelRef(registry: ProviderRegistry) {
-  return z.object({ provider: providerId, model: z.string().trim().min(1).max(100) }).superRefine((v, ctx) => {
+  return z.object({ provider: providerId, model: z.string().trim().min(1, 'Choose a model').max(100, 'Keep the model name to 100 characters') }).superRefine((v, ctx) => {
     const models = registry.get(v.provider).models.map((m) => m.id);
     if (!models.includes(v.model)) {
       ctx.addIssue({ code: 'custom', path: ['model'], message: `Unknown ${v.provider} model; choose one of: ${models.join(', ')}` });
@@ -21,12 +34,16 @@ function modelRef(registry: ProviderRegistry) {
 }
 
 const fields = (registry: ProviderRegistry) => ({
-  name: z.string().trim().min(1, 'Enter a name').max(100),
-  description: z.string().trim().max(2000),
-  systemPrompt: z.string().max(50_000, 'Keep the system prompt under 50,000 characters'),
-  temperature: z.number().min(0).max(2).nullable(),
-  maxOutputTokens: z.number().int().min(1).max(200_000),
-  fallbackChain: z.array(modelRef(registry)).max(5, 'At most 5 fallbacks'),
+  name: z.string().trim().min(1, 'Enter a name').max(AGENT_LIMITS.name, 'Keep the name to 100 characters'),
+  description: z.string().trim().max(AGENT_LIMITS.description, 'Keep the description to 2,000 characters'),
+  systemPrompt: z.string().max(AGENT_LIMITS.systemPrompt, 'Keep the system prompt to 50,000 characters'),
+  temperature: z.number().min(AGENT_LIMITS.temperature.min, TEMPERATURE_RANGE).max(AGENT_LIMITS.temperature.max, TEMPERATURE_RANGE).nullable(),
+  maxOutputTokens: z
+    .number()
+    .int('Max output tokens must be a whole number')
+    .min(AGENT_LIMITS.maxOutputTokens.min, MAX_OUTPUT_TOKENS_RANGE)
+    .max(AGENT_LIMITS.maxOutputTokens.max, MAX_OUTPUT_TOKENS_RANGE),
+  fallbackChain: z.array(modelRef(registry)).max(AGENT_LIMITS.fallbacks, 'Use at most 5 fallbacks'),
 });
 
 export async function loadAgent(ctx: Context, agentId: string) {
@@ -93,18 +110,49 @@ export async function updateAgent(ctx: Context, agentId: string, raw: unknown) {
     }),
     raw,
   );
-  const data: Prisma.AgentUpdateInput = {};
-  if (input.name != null) data.name = input.name;
-  if (input.description != null) data.description = input.description;
-  if (input.systemPrompt != null) data.systemPrompt = input.systemPrompt;
-  if (input.temperature !== undefined) data.temperature = input.temperature;
-  if (input.maxOutputTokens != null) data.maxOutputTokens = input.maxOutputTokens;
-  if (input.fallbackChain != null) data.fallbackChain = input.fallbackChain as Prisma.InputJsonValue;
-  if (input.primary) {
-    data.provider = input.primary.provider;
-    data.model = input.primary.model;
+  const next = {
+    name: input.name ?? agent.name,
+    description: input.description ?? agent.description,
+    provider: input.primary?.provider ?? agent.provider,
+    model: input.primary?.model ?? agent.model,
+    systemPrompt: input.systemPrompt ?? agent.systemPrompt,
+    temperature: input.temperature !== undefined ? input.temperature : agent.temperature,
+    maxOutputTokens: input.maxOutputTokens ?? agent.maxOutputTokens,
+    fallbackChain: input.fallbackChain ?? (agent.fallbackChain as ModelChoice[]),
+  };
+  const changes = agentChanges(agent, next);
+  if (Object.keys(changes).length === 0) return agent;
+  return ctx.prisma.$transaction(async (tx) => {
+    // Only what changed is written, so a concurrent edit of another setting is not undone.
+    const data = Object.fromEntries(Object.keys(changes).map((key) => [key, next[key as keyof typeof next]])) as Prisma.AgentUpdateInput;
+    const updated = await tx.agent.update({ where: { id: agent.id }, data });
+    await audit(tx, { organizationId: agent.organizationId, actorId: ctx.viewer!.userId, action: 'agent.updated', targetType: 'Agent', targetId: agent.id, metadata: { name: updated.name, changes }, ip: ctx.ip });
+    return updated;
+  });
+}
+
+type ModelChoice = { provider: string; model: string };
+type AgentSettings = Pick<Agent, 'name' | 'description' | 'provider' | 'model' | 'systemPrompt' | 'temperature' | 'maxOutputTokens'> & {
+  fallbackChain: ModelChoice[];
+};
+
+/**
+ * What an update changes, for the audit log: `{ from, to }` per changed setting; the system prompt and
+ * the description only say that they changed, so their text never lands in the log.
+ */
+function agentChanges(before: Agent, after: AgentSettings): Record<string, unknown> {
+  const changes: Record<string, unknown> = {};
+  for (const key of ['name', 'provider', 'model', 'temperature', 'maxOutputTokens'] as const) {
+    if (before[key] !== after[key]) changes[key] = { from: before[key], to: after[key] };
   }
-  return ctx.prisma.agent.update({ where: { id: agent.id }, data });
+  for (const key of ['description', 'systemPrompt'] as const) {
+    if (before[key] !== after[key]) changes[key] = { changed: true };
+  }
+  const chain = (c: ModelChoice[]) => c.map(({ provider, model }) => ({ provider, model }));
+  const from = chain(before.fallbackChain as ModelChoice[]);
+  const to = chain(after.fallbackChain);
+  if (JSON.stringify(from) !== JSON.stringify(to)) changes.fallbackChain = { from, to };
+  return changes;
 }
 
 export async function archiveAgent(ctx: Context, agentId: string) {

@@ -8,13 +8,13 @@ import { requireViewer } from '../authorize.js';
 import { hashPassword, timingDummyHash, verifyPassword } from './password.js';
 import { ACCESS_CHANNEL, SESSION_COOKIE, SESSION_IDLE_MS, type AccessChange } from './viewer.js';
 
-export const email = z.string().trim().toLowerCase().email('Enter a valid email address').max(254);
+export const email = z.string().trim().toLowerCase().email('Enter a valid email address').max(254, 'Keep the email address to 254 characters');
 const password = z.string().min(10, 'Use at least 10 characters').max(200, 'Use at most 200 characters');
 
-const SignUpInput = z.object({ email, password, name: z.string().trim().min(1, 'Enter your name').max(100) });
-const SignInInput = z.object({ email, password: z.string().min(1).max(200) });
+const SignUpInput = z.object({ email, password, name: z.string().trim().min(1, 'Enter your name').max(100, 'Keep the name to 100 characters') });
+const SignInInput = z.object({ email, password: z.string().min(1, 'Enter your password').max(200, 'Use at most 200 characters') });
 const CreateTokenInput = z.object({
-  name: z.string().trim().min(1, 'Name the token').max(100),
+  name: z.string().trim().min(1, 'Name the token').max(100, 'Keep the name to 100 characters'),
   expiresAt: z
     .date()
     .refine((d) => d.getTime() > Date.now(), 'Expiry must be in the future')

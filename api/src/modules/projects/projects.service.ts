@@ -6,15 +6,10 @@ import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
 import { slug, slugify, withUniqueSlug } from '../orgs/orgs.service.js';
 
-const CreateProject = z.object({
-  name: z.string().trim().min(1, 'Enter a name').max(100),
-  slug: slug.nullish(),
-  description: z.string().trim().max(2000).nullish(),
-});
-const UpdateProject = z.object({
-  name: z.string().trim().min(1, 'Enter a name').max(100).nullish(),
-  description: z.string().trim().max(2000).nullish(),
-});
+const name = z.string().trim().min(1, 'Enter a name').max(100, 'Keep the name to 100 characters');
+const description = z.string().trim().max(2000, 'Keep the description to 2,000 characters');
+const CreateProject = z.object({ name, slug: slug.nullish(), description: description.nullish() });
+const UpdateProject = z.object({ name: name.nullish(), description: description.nullish() });
 
 /** A project the viewer can see (member of its organization), or NotFound. */
 export async function loadProject(ctx: Context, projectId: string) {

@@ -22,7 +22,7 @@ export const TERMINAL: RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCK
 
 const StartRun = z.object({
   input: z.string().min(1, 'Give the agent something to do').max(200_000, 'Keep the input under 200,000 characters'),
-  idempotencyKey: z.string().trim().min(1).max(200).nullish(),
+  idempotencyKey: z.string().trim().min(1, 'Give the idempotency key at least one character').max(200, 'Keep the idempotency key to 200 characters').nullish(),
 });
 
 /** A run the viewer can see, or NotFound (also for runs of other organizations). */

@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { given, type TestProject, type TestUser } from '../../../test/factories.js';
+import { startTestServer, type TestServer } from '../../../test/harness.js';
+import { fromGlobalId } from '../../lib/ids.js';
+
+// The first file on a test worker boots the shared database: slow on a busy machine, so allow it time.
+const BOOT_TIMEOUT = 180_000;
+let app: TestServer;
+let project: TestProject;
+let owner: TestUser;
+
+beforeAll(async () => {
+  app = await startTestServer({ worker: false });
+  const org = await given(app).anOrganization();
+  owner = org.owner;
+  project = await given(app).aProject(org);
+}, BOOT_TIMEOUT);
+afterAll(() => app?.close());
+
+const ISSUES = `... on ValidationError { issues { path message } } ... on Error { message }`;
+const CREATE = `mutation($input: CreateAgentInput!) { createAgent(input: $input) {
+  __typename ... on CreateAgentPayload { agent { id } } ${ISSUES} } }`;
+const UPDATE = `mutation($input: UpdateAgentInput!) { updateAgent(input: $input) {
+  __typename ... on UpdateAgentPayload { agent { id model temperature maxOutputTokens } } ${ISSUES} } }`;
+
+type Issue = { path: string[]; message: string };
+
+async function anAgent(name = 'Planner') {
+  const res = await owner.gql(CREATE, {
+    input: { projectId: project.gid, name, provider: 'OFFLINE', model: 'offline-small', systemPrompt: 'Be brief.', maxOutputTokens: 1024 },
+  });
+  expect(res.data!.createAgent.__typename).toBe('CreateAgentPayload');
+  return res.data!.createAgent.agent.id as string;
+}
+
+describe('editing an agent', () => {
+  it('audits agent.updated with each changed setting, before and after, and the system prompt only as changed', async () => {
+    const id = await anAgent();
+    const before = await app.rt.prisma.auditLog.count({ where: { action: 'agent.updated' } });
+    const res = await owner.gql(UPDATE, {
+      input: {
+        id,
+        model: 'offline-large',
+        temperature: 0.7,
+        maxOutputTokens: 2048,
+        systemPrompt: 'A secret playbook nobody should read in the log.',
+        fallbackChain: [{ provider: 'OFFLINE', model: 'offline-small' }],
+      },
+    });
+    expect(res.data!.updateAgent).toEqual({
+      __typename: 'UpdateAgentPayload',
+      agent: { id, model: 'offline-large', temperature: 0.7, maxOutputTokens: 2048 },
+    });
+
+    const rows = await app.rt.prisma.auditLog.findMany({ where: { action: 'agent.updated' }, orderBy: { createdAt: 'desc' } });
+    expect(rows.length).toBe(before + 1);
+    const [row] = rows;
+    expect(row!.actorId).toBe(owner.id);
+    expect(row!.targetType).toBe('Agent');
+    expect(row!.targetId).toBe(fromGlobalId(id, 'Agent'));
+    expect(row!.metadata).toEqual({
+      name: 'Planner',
+      changes: {
+        model: { from: 'offline-small', to: 'offline-large' },
+        temperature: { from: null, to: 0.7 },
+        maxOutputTokens: { from: 1024, to: 2048 },
+        systemPrompt: { changed: true },
+        fallbackChain: { from: [], to: [{ provider: 'OFFLINE', model: 'offline-small' }] },
+      },
+    });
+    expect(JSON.stringify(row!.metadata)).not.toContain('secret playbook');
+  });
+
+  it('audits nothing when a save changes nothing, as the form sends every field each time', async () => {
+    const id = await anAgent('Unchanged');
+    const before = await app.rt.prisma.auditLog.count({ where: { action: 'agent.updated' } });
+    const same = { id, name: 'Unchanged', description: '', provider: 'OFFLINE', model: 'offline-small', systemPrompt: 'Be brief.', temperature: null, maxOutputTokens: 1024, fallbackChain: [] };
+    const res = await owner.gql(UPDATE, { input: same });
+    expect(res.data!.updateAgent.__typename).toBe('UpdateAgentPayload');
+    expect(await app.rt.prisma.auditLog.count({ where: { action: 'agent.updated' } })).toBe(before);
+
+    // Renaming alone is one entry naming only the name.
+    await owner.gql(UPDATE, { input: { ...same, name: 'Renamed' } });
+    expect(await app.rt.prisma.auditLog.count({ where: { action: 'agent.updated' } })).toBe(before + 1);
+    const row = await app.rt.prisma.auditLog.findFirstOrThrow({ where: { action: 'agent.updated' }, orderBy: { createdAt: 'desc' } });
+    expect(row.metadata).toEqual({ name: 'Renamed', changes: { name: { from: 'Unchanged', to: 'Renamed' } } });
+  });
+});
+
+describe('agent settings out of range', () => {
+  const issuesOf = (res: { data?: Record<string, any> }, field: 'createAgent' | 'updateAgent'): Issue[] => {
+    expect(res.data![field].__typename).toBe('ValidationError');
+    return res.data![field].issues;
+  };
+
+  it('explains temperature and max output tokens in words, naming the allowed range', async () => {
+    const id = await anAgent('Ranges');
+    const cases: [Record<string, unknown>, Issue][] = [
+      [{ temperature: 2.5 }, { path: ['temperature'], message: 'Temperature must be between 0 and 2' }],
+      [{ temperature: -0.1 }, { path: ['temperature'], message: 'Temperature must be between 0 and 2' }],
+      [{ maxOutputTokens: 0 }, { path: ['maxOutputTokens'], message: 'Max output tokens must be between 1 and 200,000' }],
+      [{ maxOutputTokens: 200_001 }, { path: ['maxOutputTokens'], message: 'Max output tokens must be between 1 and 200,000' }],
+      [{ name: 'n'.repeat(101) }, { path: ['name'], message: 'Keep the name to 100 characters' }],
+      [{ description: 'd'.repeat(2001) }, { path: ['description'], message: 'Keep the description to 2,000 characters' }],
+      [{ systemPrompt: 's'.repeat(50_001) }, { path: ['systemPrompt'], message: 'Keep the system prompt to 50,000 characters' }],
+      [{ model: 'm'.repeat(101) }, { path: ['primary', 'model'], message: 'Keep the model name to 100 characters' }],
+    ];
+    for (const [change, issue] of cases) {
+      const issues = issuesOf(await owner.gql(UPDATE, { input: { id, ...change } }), 'updateAgent');
+      expect(issues, JSON.stringify(change).slice(0, 40)).toContainEqual(issue);
+      // zod's own wording ("Too big: expected number to be <=2") never reaches a person.
+      for (const { message } of issues) expect(message).not.toMatch(/^(Too (big|small)|Invalid)/);
+    }
+    const created = await owner.gql(CREATE, {
+      input: { projectId: project.gid, name: 'Too hot', provider: 'OFFLINE', model: 'offline-small', temperature: 3, maxOutputTokens: 0 },
+    });
+    expect(issuesOf(created, 'createAgent')).toEqual([
+      { path: ['temperature'], message: 'Temperature must be between 0 and 2' },
+      { path: ['maxOutputTokens'], message: 'Max output tokens must be between 1 and 200,000' },
+    ]);
+  });
+});

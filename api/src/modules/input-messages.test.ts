@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { given, type TestUser } from '../../test/factories.js';
+import { gql, startTestServer, type TestServer } from '../../test/harness.js';
+
+// The first file on a test worker boots the shared database: slow on a busy machine, so allow it time.
+const BOOT_TIMEOUT = 180_000;
+let app: TestServer;
+let owner: TestUser;
+let orgGid = '';
+let agentGid = '';
+
+beforeAll(async () => {
+  app = await startTestServer({ worker: false });
+  const org = await given(app).anOrganization();
+  owner = org.owner;
+  orgGid = org.gid;
+  agentGid = (await given(app).anOfflineAgent(await given(app).aProject(org))).gid;
+}, BOOT_TIMEOUT);
+afterAll(() => app?.close());
+
+type Issue = { path: string[]; message: string };
+const ISSUES = `... on ValidationError { issues { path message } }`;
+
+/** The issues of a mutation that must fail validation; none may be zod's own wording. */
+function issuesOf(res: { data?: Record<string, any> }, field: string): Issue[] {
+  expect(res.data?.[field]?.__typename, JSON.stringify(res.data ?? res)).toBe('ValidationError');
+  const issues: Issue[] = res.data![field].issues;
+  for (const { message } of issues) expect(message).not.toMatch(/^(Too (big|small)|Invalid)/);
+  return issues;
+}
+
+describe('validation messages a person reads', () => {
+  it('asks for the password on sign-in, and bounds sign-up fields in words', async () => {
+    const signIn = `mutation($input: SignInInput!) { signIn(input: $input) { __typename ${ISSUES} } }`;
+    expect(issuesOf(await gql(app.url, signIn, { input: { email: 'ada@example.test', password: '' } }), 'signIn')).toEqual([
+      { path: ['password'], message: 'Enter your password' },
+    ]);
+    expect(issuesOf(await gql(app.url, signIn, { input: { email: 'ada@example.test', password: 'p'.repeat(201) } }), 'signIn')).toEqual([
+      { path: ['password'], message: 'Use at most 200 characters' },
+    ]);
+
+    const signUp = `mutation($input: SignUpInput!) { signUp(input: $input) { __typename ${ISSUES} } }`;
+    const long = await gql(app.url, signUp, { input: { email: `${'e'.repeat(250)}@example.test`, password: 'correct horse battery', name: 'n'.repeat(101) } });
+    expect(issuesOf(long, 'signUp')).toEqual([
+      { path: ['email'], message: 'Keep the email address to 254 characters' },
+      { path: ['name'], message: 'Keep the name to 100 characters' },
+    ]);
+  });
+
+  it('keeps an API token name to 100 characters', async () => {
+    const create = `mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { __typename ${ISSUES} } }`;
+    expect(issuesOf(await owner.gql(create, { input: { name: 't'.repeat(101) } }), 'createApiToken')).toEqual([
+      { path: ['name'], message: 'Keep the name to 100 characters' },
+    ]);
+    expect((await owner.gql(create, { input: { name: 't'.repeat(100) } })).data!.createApiToken.__typename).toBe('CreateApiTokenPayload');
+  });
+
+  it('bounds a project name and description in words', async () => {
+    const create = `mutation($input: CreateProjectInput!) { createProject(input: $input) { __typename ${ISSUES} } }`;
+    const res = await owner.gql(create, { input: { organizationId: orgGid, name: 'n'.repeat(101), slug: 'long-project', description: 'd'.repeat(2001) } });
+    expect(issuesOf(res, 'createProject')).toEqual([
+      { path: ['name'], message: 'Keep the name to 100 characters' },
+      { path: ['description'], message: 'Keep the description to 2,000 characters' },
+    ]);
+  });
+
+  it('bounds a run’s idempotency key in words', async () => {
+    const start = `mutation($input: StartRunInput!) { startRun(input: $input) { __typename ${ISSUES} } }`;
+    const res = await owner.gql(start, { input: { agentId: agentGid, input: 'Plan the release', idempotencyKey: 'k'.repeat(201) } });
+    expect(issuesOf(res, 'startRun')).toEqual([{ path: ['idempotencyKey'], message: 'Keep the idempotency key to 200 characters' }]);
+  });
+});

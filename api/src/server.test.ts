@@ -266,6 +266,13 @@ describe('operation cost and shape', () => {
     expect(await cost('(first: 20)')).toBe(1 + 1 + 20 * 2);
   });
 
+  it('reads Money up to a BIGINT of micro-dollars: past it, a coercion error and nothing stored', async () => {
+    const SET = `mutation($limit: Money!) { setBudget(input: { organizationId: "${org.gid}", period: DAILY, limit: $limit }) { __typename } }`;
+    const refused = await owner.gql(SET, { limit: '9223372036854775808' });
+    expect(refused.errors![0]!.message).toContain('Money must be at most 9223372036854775807 micro-dollars');
+    expect(await app.rt.prisma.budget.count({ where: { organizationId: org.id } })).toBe(0);
+  });
+
   it('clamps `first` to 100 items per page rather than failing the request', async () => {
     const big = await given(app).anOrganization();
     const users = Array.from({ length: 105 }, (_, i) => ({ email: `m${i}-${big.slug}@example.test`, name: `M${i}`, passwordHash: 'x' }));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_MONEY_MICROS as MONEY_SCALAR_MAX } from '../../api/src/schema/builder.js';
 import { dollarsInput, MAX_MONEY_MICROS, parseDollars } from '../src/lib/money.js';
 
 const micros = (input: string) => {
@@ -41,16 +42,17 @@ describe('parseDollars', () => {
     expect(micros('4.35')).toBe('4350000');
     // Past Number.MAX_SAFE_INTEGER micro-dollars, still exact.
     expect(micros('9007199254.740993')).toBe('9007199254740993');
-    expect(micros('9999999999999.999999')).toBe('9999999999999999999');
+    expect(micros('9223372036854.775807')).toBe('9223372036854775807');
   });
 
-  it('refuses more than the API\'s Money reads (19 digits of micro-dollars), naming the range, before any request', () => {
+  it('refuses more than the API\'s Money reads (a BIGINT of micro-dollars), naming the range, before any request', () => {
     // The walkthrough's limit: sent as 29 digits, it came back as a raw "Expected type Money" error.
-    expect(error('99999999999999999999999')).toBe('The amount must be between $0 and $9,999,999,999,999.99.');
-    expect(error('10000000000000')).toBe('The amount must be between $0 and $9,999,999,999,999.99.');
-    expect(micros('9,999,999,999,999.999999')).toBe('9999999999999999999');
-    expect(MAX_MONEY_MICROS).toBe(9_999_999_999_999_999_999n);
-    expect(error('123456789012345678901.999999')).toBe('The amount must be between $0 and $9,999,999,999,999.99.');
+    const tooMuch = 'The amount must be between $0 and $9,223,372,036,854.77.';
+    expect(error('99999999999999999999999')).toBe(tooMuch);
+    expect(error('9223372036854.775808')).toBe(tooMuch);
+    expect(micros('9,223,372,036,854.775807')).toBe('9223372036854775807');
+    expect(MAX_MONEY_MICROS).toBe(MONEY_SCALAR_MAX);
+    expect(error('123456789012345678901.999999')).toBe(tooMuch);
     // A field with a lower bound of its own names itself and that bound.
     const limit = { label: 'The limit', maxMicros: 1_000_000_000_000_000n };
     expect(parseDollars('1,000,000,000', limit)).toEqual({ ok: true, micros: '1000000000000000' });

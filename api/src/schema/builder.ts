@@ -113,15 +113,19 @@ builder.scalarType('DateTime', {
   },
 });
 
+/** The largest amount of micro-dollars: PostgreSQL's BIGINT maximum (about $9.2 trillion). */
+export const MAX_MONEY_MICROS = 9_223_372_036_854_775_807n;
+
 builder.scalarType('Money', {
   description:
     'An amount of US dollars in integer micro-dollars (1 USD = 1,000,000), encoded as a decimal string to keep full precision.',
   serialize: (value) => BigInt(value).toString(),
   parseValue: (value) => {
-    if ((typeof value !== 'string' && typeof value !== 'number') || !/^-?\d{1,19}$/.test(String(value))) {
-      throw new TypeError('Money must be an integer number of micro-dollars, as a string such as "2500000"');
-    }
-    return BigInt(value);
+    const micros = (typeof value === 'string' || typeof value === 'number') && /^-?\d{1,19}$/.test(String(value)) ? BigInt(value) : null;
+    if (micros === null) throw new TypeError('Money must be an integer number of micro-dollars, as a string such as "2500000"');
+    // What a BIGINT column holds: no amount the API reads can overflow where it is stored.
+    if (micros > MAX_MONEY_MICROS || micros < -MAX_MONEY_MICROS - 1n) throw new TypeError(`Money must be at most ${MAX_MONEY_MICROS} micro-dollars`);
+    return micros;
   },
 });
 

@@ -2,10 +2,10 @@ const MICROS_PER_DOLLAR = 1_000_000n;
 const MICRO_DIGITS = 6;
 
 /**
- * The largest amount the API's `Money` scalar reads: at most 19 digits of micro-dollars
- * (api/src/schema/builder.ts), just under $10 trillion.
+ * The largest amount the API's `Money` scalar reads (MAX_MONEY_MICROS in api/src/schema/builder.ts, a
+ * BIGINT's maximum): about $9.2 trillion.
  */
-export const MAX_MONEY_MICROS = 9_999_999_999_999_999_999n;
+export const MAX_MONEY_MICROS = 9_223_372_036_854_775_807n;
 
 export type ParsedDollars = { ok: true; micros: string } | { ok: false; error: string };
 

@@ -25,7 +25,7 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
   let browser: BrowserSession;
   let api: Account['api'];
   let org: { gid: string; id: string };
-  /** Global ids by name; "Website relaunch" is created last, so the deck opens on it. */
+  /** Global ids by name; "Website relaunch" is created first, and a browser with no project remembered opens the oldest. */
   const projects: Record<string, string> = {};
   let agentGid: string;
 
@@ -51,7 +51,7 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
 
     const created = (await api(CREATE_ORG, { input: { name: 'Spend Labs', timeZone: TIME_ZONE } })).createOrganization.organization;
     org = { gid: created.id, id: fromGlobalId(created.id, 'Organization') };
-    for (const name of ['Data pipeline', 'Website relaunch']) {
+    for (const name of ['Website relaunch', 'Data pipeline']) {
       projects[name] = (await api(CREATE_PROJECT, { input: { organizationId: org.gid, name } })).createProject.project.id;
     }
     const agent = await server.rt.prisma.agent.create({

@@ -1,13 +1,14 @@
 import type { Prisma } from '../../_generated/prisma/client.js';
 import type { PrismaClient } from '../../lib/db.js';
+import type { AuditAction } from './actions.js';
 
 type Db = Pick<PrismaClient, 'auditLog'> | Prisma.TransactionClient;
 
 export interface AuditEntry {
   organizationId?: string | null;
   actorId?: string | null;
-  /** Dotted action name, e.g. "member.role_changed". */
-  action: string;
+  /** Dotted action name, e.g. "member.role_changed": one of AUDIT_ACTIONS (add a new one there, and to the web's audit page). */
+  action: AuditAction;
   targetType?: string;
   targetId?: string;
   metadata?: Record<string, unknown>;

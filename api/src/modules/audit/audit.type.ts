@@ -1,14 +1,35 @@
+import type { AuditLog } from '../../_generated/prisma/client.js';
+import type { Context } from '../../context.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { parseInput } from '../../lib/validate.js';
 import { ViewerRef } from '../auth/auth.type.js';
 import { AuditFilter, auditLogWhere, auditTarget, publicMetadata } from './audit.export.js';
+import { TargetLabels } from './audit.labels.js';
 
-const AuditTargetRef = builder.objectRef<{ type: string; id: string }>('AuditTarget').implement({
+type Target = { type: string; id: string; log: AuditLog };
+
+// One labeller per request, so the targets of a page of entries are looked up together.
+const labellers = new WeakMap<object, TargetLabels>();
+function labels(ctx: Context) {
+  let labeller = labellers.get(ctx);
+  if (!labeller) labellers.set(ctx, (labeller = new TargetLabels(ctx.prisma)));
+  return labeller;
+}
+
+const AuditTargetRef = builder.objectRef<Target>('AuditTarget').implement({
   description: 'What an audited action was done to.',
   fields: (t) => ({
     type: t.exposeString('type', { description: 'Type of the object, e.g. "Membership".' }),
     id: t.exposeID('id', { description: 'Global id of the object; it may have been deleted since.' }),
+    label: t.string({
+      nullable: true,
+      description:
+        "What a person calls the object: a member's name and email, an invitee's email, a project's or agent's name, a budget's " +
+        "period and scope (\"Daily budget, Organization-wide\"), a run's agent. Current names where the object still exists, else " +
+        'as recorded with the action; null when unknown.',
+      resolve: (target, _args, ctx) => labels(ctx).label(target.log),
+    }),
   }),
 });
 
@@ -22,7 +43,14 @@ export const AuditLogRef = builder.prismaNode('AuditLog', {
   fields: (t) => ({
     action: t.exposeString('action', { description: 'Dotted action name, e.g. "member.role_changed" or "access.denied".' }),
     actor: t.relation('actor', { nullable: true, description: 'Who acted; null for system actions and deleted accounts.' }),
-    target: t.field({ type: AuditTargetRef, nullable: true, resolve: (log) => auditTarget(log) }),
+    target: t.field({
+      type: AuditTargetRef,
+      nullable: true,
+      resolve: (log) => {
+        const target = auditTarget(log);
+        return target && { ...target, log };
+      },
+    }),
     metadata: t.field({ type: 'JSON', description: 'Details of the action; user references are global ids.', resolve: (log) => publicMetadata(log.metadata) }),
     ip: t.exposeString('ip', { nullable: true, description: 'Client IP address of the request.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),

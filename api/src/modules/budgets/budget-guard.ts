@@ -8,6 +8,7 @@ import type { EventBus } from '../../lib/pubsub.js';
 import { utcWall } from '../../lib/sql.js';
 import type { AttemptInfo, AttemptOutcome } from '../../providers/index.js';
 import { RunBlockedError, type AttemptBudget, type RunContext } from '../../orchestrator/run-executor.js';
+import type { AuditAction } from '../audit/actions.js';
 
 export interface BudgetDenial {
   budgetId: string;
@@ -120,7 +121,7 @@ interface Settlement {
 
 /** An audit row written by the next statement (no round trip of its own). */
 interface AuditRow {
-  row: { organizationId: string; action: string; targetType: string; targetId: string; metadata: Record<string, unknown> };
+  row: { organizationId: string; action: AuditAction; targetType: string; targetId: string; metadata: Record<string, unknown> };
   done(): void;
   fail(err: unknown): void;
 }
@@ -422,11 +423,10 @@ export class BudgetGuard implements AttemptBudget {
 
   /** Holds `amount` on every budget from this process's allowance, if it fits on all of them. */
   private take(budgets: BudgetState[], amount: bigint, committing: boolean) {
-    for (const b of budgets) {
-      if (b.removed) continue;
-      if (this.available(b, committing) < amount) return false;
-      // A zero-cost attempt fits unless the budget is already over its limit (it was lowered).
-      if (amount === 0n && b.spent + b.reserved - max(b.lease - b.used, 0n) > b.limit) return false;
+    // An attempt that costs nothing (the offline provider) always fits: it cannot take a budget past its limit,
+    // even one lowered below what is spent, and hub_budget_apply admits it too (a frozen $0 budget lets free runs go on).
+    if (amount > 0n) {
+      for (const b of budgets) if (!b.removed && this.available(b, committing) < amount) return false;
     }
     const now = Date.now();
     for (const b of budgets) {
@@ -645,8 +645,10 @@ export class BudgetGuard implements AttemptBudget {
     for (const pos of applied.admitted) {
       const w = batch.waiters[pos - 1]!;
       if (this.take(w.budgets, w.amount, true)) w.done(null);
-      // Admitted on a lease the sweeper freed meanwhile: the next statement leases again.
-      else this.retryLater(w, now);
+      // Admitted on a lease the sweeper freed meanwhile: the next statement leases again. Should the statement
+      // and this process keep disagreeing, refuse rather than send statements for it forever.
+      else if (++w.retries <= 3) this.retryLater(w, now);
+      else w.done(this.denial(w.budgets.find((x) => !x.removed && this.available(x, true) < w.amount) ?? w.budgets[0]!, w.amount));
     }
     for (const { waiter, budgetId } of applied.refused) {
       const w = batch.waiters[waiter - 1]!;

@@ -82,7 +82,10 @@ builder.prismaNode('Budget', {
       resolve: async (b, _a, ctx) => (await view(ctx, b)).reservedMicros,
     }),
     remaining: t.field({ type: 'Money', description: 'limit - spent - reserved, never below zero.', resolve: async (b, _a, ctx) => (await view(ctx, b)).remainingMicros }),
-    percentUsed: t.float({ description: '(spent + reserved) / limit, in percent.', resolve: async (b, _a, ctx) => (await view(ctx, b)).percentUsed }),
+    percentUsed: t.float({
+      description: '(spent + reserved) / limit, in percent; 100 for a zero limit, which freezes spending: only free (offline) runs go on.',
+      resolve: async (b, _a, ctx) => (await view(ctx, b)).percentUsed,
+    }),
     windowStart: t.field({ type: 'DateTime', resolve: async (b, _a, ctx) => (await view(ctx, b)).windowStart }),
     resetsAt: t.field({ type: 'DateTime', resolve: async (b, _a, ctx) => (await view(ctx, b)).resetsAt }),
     viewerCanEdit: t.boolean({ resolve: async (b, _a, ctx) => can(await ctx.roleIn(b.organizationId), 'budget.set') }),

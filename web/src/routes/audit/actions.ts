@@ -1,11 +1,13 @@
-/** Human names of the audited actions, grouped for the filter; unknown actions show their raw name. */
+/**
+ * Human names of the actions in an organization's audit log, grouped for the filter; unknown actions show
+ * their raw name. Exactly the API's AUDIT_ACTIONS.organization and .retired (web/test/audit.test.ts checks).
+ */
 export const actionGroups: { label: string; actions: Record<string, string> }[] = [
   {
     label: 'Organization',
     actions: {
       'org.created': 'Organization created',
       'org.updated': 'Organization updated',
-      'org.deleted': 'Organization deleted',
     },
   },
   {
@@ -14,10 +16,11 @@ export const actionGroups: { label: string; actions: Record<string, string> }[] 
       'member.invited': 'Member invited',
       'member.invitation_revoked': 'Invitation revoked',
       'member.joined': 'Member joined',
-      'member.added': 'Member added',
       'member.role_changed': 'Role changed',
       'member.removed': 'Member removed',
       'member.left': 'Member left',
+      // Before invitations, admins added existing accounts directly.
+      'member.added': 'Member added',
     },
   },
   {
@@ -26,15 +29,19 @@ export const actionGroups: { label: string; actions: Record<string, string> }[] 
       'project.created': 'Project created',
       'project.archived': 'Project archived',
       'agent.created': 'Agent created',
+      'agent.updated': 'Agent updated',
       'agent.archived': 'Agent archived',
+      'agent.restored': 'Agent restored',
     },
   },
   {
     label: 'Budgets',
     actions: {
-      'budget.exceeded': 'Budget exceeded',
-      'budget.threshold_crossed': 'Budget threshold crossed',
+      'budget.created': 'Budget created',
+      'budget.updated': 'Budget changed',
       'budget.removed': 'Budget removed',
+      'budget.threshold_crossed': 'Budget threshold crossed',
+      'budget.exceeded': 'Budget exceeded',
     },
   },
   {
@@ -51,10 +58,17 @@ export function actionLabel(action: string): string {
   return labels.get(action) ?? action;
 }
 
-/** Badge colour of an action: denials and deletions stand out, budget events warn. */
+/** What a target type is called on the page. */
+const targetTypes: Record<string, string> = { Membership: 'Member', ApiToken: 'API token' };
+
+export function targetTypeLabel(type: string): string {
+  return targetTypes[type] ?? type;
+}
+
+/** Badge colour of an action: denials and deletions stand out, budget alerts and refusals warn. */
 export function actionTone(action: string): string {
   if (action === 'access.denied' || action.endsWith('.deleted') || action.endsWith('.removed')) return 'badge-error';
-  if (action.startsWith('budget.')) return 'badge-warning';
+  if (action === 'budget.threshold_crossed' || action === 'budget.exceeded') return 'badge-warning';
   if (action.endsWith('.created') || action.endsWith('.added') || action.endsWith('.joined')) return 'badge-success';
   return 'border-transparent bg-base-content/10 text-base-content/75';
 }

@@ -3,6 +3,7 @@ import {
   AgentDocument,
   ApiTokensDocument,
   ArchiveAgentDocument,
+  RestoreAgentDocument,
   ArchiveProjectDocument,
   CreateAgentDocument,
   CreateApiTokenDocument,
@@ -263,6 +264,10 @@ export function agentsApi(t: Transport) {
     /** Archived agents keep their runs but cannot start new ones. */
     async archive(id: string): Promise<Agent> {
       return unwrap((await t.request(ArchiveAgentDocument, { input: { id } })).archiveAgent).agent;
+    },
+    /** Brings an archived agent back, to be run and edited again. */
+    async restore(id: string): Promise<Agent> {
+      return unwrap((await t.request(RestoreAgentDocument, { input: { id } })).restoreAgent).agent;
     },
     /** Agents of a project, oldest first; archived ones only when asked. */
     list(projectId: string, options: { includeArchived?: boolean } = {}): Paginated<Agent> {

@@ -182,7 +182,7 @@ describe('projects, providers and agents', () => {
     expect(offline!.models[0]!.inputPricePerMillionTokens).toBe('0');
   });
 
-  it('creates, reads, updates, lists and archives an agent', async () => {
+  it('creates, reads, updates, lists, archives and restores an agent', async () => {
     const org = await given(app).anOrganization(owner);
     const { gid: projectId } = await given(app).aProject(org);
     const agent = await client.agents.create({
@@ -216,5 +216,9 @@ describe('projects, providers and agents', () => {
     const refused = await client.runs.start({ agentId: agent.id, input: 'hello' }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ValidationError);
     expect((refused as ValidationError).issues).toMatchObject([{ path: ['agentId'], message: 'This agent is archived' }]);
+
+    const restored = await client.agents.restore(agent.id);
+    expect(restored).toMatchObject({ viewerCanRun: true, archivedAt: null });
+    expect((await client.agents.list(projectId).toArray()).map((a) => a.id)).toEqual([agent.id]);
   });
 });

@@ -219,6 +219,7 @@ const VALID_INPUT: Record<MutationName, (w: World, actor: Account | null) => Rec
   createAgent: (w) => ({ projectId: w.project, name: 'New agent', provider: 'OFFLINE', model: 'offline-small' }),
   updateAgent: (w) => ({ id: w.agent, name: 'Renamed' }),
   archiveAgent: (w) => ({ id: w.agent }),
+  restoreAgent: (w) => ({ id: w.agent }),
   startRun: (w) => ({ agentId: w.agent, input: 'Plan the launch' }),
   cancelRun: (w) => ({ id: w.queuedRun }),
   retryRun: (w) => ({ id: w.finishedRun }),

@@ -65,6 +65,7 @@ export const MUTATION_PERMISSIONS = {
   createAgent: 'agent.create',
   updateAgent: 'agent.update',
   archiveAgent: 'agent.archive',
+  restoreAgent: 'agent.archive',
   startRun: 'run.start',
   cancelRun: 'run.cancel',
   retryRun: 'run.retry',

@@ -155,6 +155,18 @@ function agentChanges(before: Agent, after: AgentSettings): Record<string, unkno
   return changes;
 }
 
+/** Brings an archived agent back: it can be run and edited again (same permission as archiving). */
+export async function restoreAgent(ctx: Context, agentId: string) {
+  const agent = await loadAgent(ctx, agentId);
+  await authorize(ctx, agent.organizationId, 'agent.archive', 'Agent');
+  if (!agent.archivedAt) return agent;
+  return ctx.prisma.$transaction(async (tx) => {
+    const restored = await tx.agent.update({ where: { id: agent.id }, data: { archivedAt: null } });
+    await audit(tx, { organizationId: agent.organizationId, actorId: ctx.viewer!.userId, action: 'agent.restored', targetType: 'Agent', targetId: agent.id, metadata: { name: agent.name }, ip: ctx.ip });
+    return restored;
+  });
+}
+
 export async function archiveAgent(ctx: Context, agentId: string) {
   const agent = await loadAgent(ctx, agentId);
   await authorize(ctx, agent.organizationId, 'agent.archive', 'Agent');

@@ -120,3 +120,28 @@ describe('agent settings out of range', () => {
     ]);
   });
 });
+
+describe('restoring an archived agent', () => {
+  const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
+  const RESTORE = `mutation($id: ID!) { restoreAgent(input: { id: $id }) {
+    __typename ... on RestoreAgentPayload { agent { id archivedAt viewerCanRun } } ... on Error { message } } }`;
+  const START = `mutation($input: StartRunInput!) { startRun(input: $input) { __typename ... on Error { message } } }`;
+
+  it('brings it back to be run again, audited once; a VIEWER may not', async () => {
+    const id = await anAgent('Archivist');
+    expect((await owner.gql(ARCHIVE, { id })).data!.archiveAgent.__typename).toBe('ArchiveAgentPayload');
+    expect((await owner.gql(START, { input: { agentId: id, input: 'hello' } })).data!.startRun.__typename).toBe('ValidationError');
+
+    const viewer = await given(app).aMemberOf(project.org, 'VIEWER');
+    expect((await viewer.gql(RESTORE, { id })).data!.restoreAgent.__typename).toBe('ForbiddenError');
+    expect((await app.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(id, 'Agent') } })).archivedAt).not.toBeNull();
+
+    const restored = await owner.gql(RESTORE, { id });
+    expect(restored.data!.restoreAgent).toEqual({ __typename: 'RestoreAgentPayload', agent: { id, archivedAt: null, viewerCanRun: true } });
+    // Restoring an agent that is not archived changes nothing and audits nothing.
+    expect((await owner.gql(RESTORE, { id })).data!.restoreAgent.__typename).toBe('RestoreAgentPayload');
+    const rows = await app.rt.prisma.auditLog.findMany({ where: { targetId: fromGlobalId(id, 'Agent'), action: 'agent.restored' } });
+    expect(rows.map((r) => [r.actorId, r.metadata])).toEqual([[owner.id, { name: 'Archivist' }]]);
+    expect((await owner.gql(START, { input: { agentId: id, input: 'hello' } })).data!.startRun.__typename).toBe('StartRunPayload');
+  });
+});

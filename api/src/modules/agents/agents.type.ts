@@ -189,3 +189,14 @@ builder.mutationField('archiveAgent', (t) =>
     resolve: (_r, { input }, ctx) => agents.archiveAgent(ctx, fromGlobalId(String(input.id), 'Agent')),
   }),
 );
+
+builder.mutationField('restoreAgent', (t) =>
+  t.field({
+    type: agentPayload('RestoreAgentPayload'),
+    description: 'Brings an archived agent back, to be run and edited again (MEMBER and above, as archiving; audited).',
+    errors: {},
+    authScopes: { loggedIn: true },
+    args: { input: t.arg({ type: ArchiveAgentInput, required: true }) },
+    resolve: (_r, { input }, ctx) => agents.restoreAgent(ctx, fromGlobalId(String(input.id), 'Agent')),
+  }),
+);

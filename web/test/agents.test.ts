@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
+import { signIn, signUp, type Account } from './accounts.js';
+import { openBrowser, type BrowserSession } from './browser.js';
+import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
+
+const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
+
+describe('archived agents come back', { timeout: 60_000 }, () => {
+  let server: TestServer;
+  let browser: BrowserSession;
+  let owner: Account;
+  let projectId = '';
+  let organizationId = '';
+
+  beforeAll(async () => {
+    server = await startTestServer({ web: true, worker: false });
+    owner = await signUp(server, 'Arlo Archivist');
+    const org = await owner.api(CREATE_ORG, { input: { name: 'Archive Works', timeZone: 'UTC' } });
+    organizationId = fromGlobalId(org.createOrganization.organization.id, 'Organization');
+    const project = await owner.api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Library' } });
+    projectId = fromGlobalId(project.createProject.project.id, 'Project');
+    browser = await openBrowser({ baseURL: server.url });
+    browser.page.setDefaultTimeout(10_000);
+    await signIn(browser, server, owner.session);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  async function anArchivedAgent(name: string) {
+    const agent = await server.rt.prisma.agent.create({ data: { organizationId, projectId, name, provider: 'OFFLINE', model: 'offline-small' } });
+    const id = toGlobalId('Agent', agent.id);
+    expect((await owner.api(ARCHIVE, { id })).archiveAgent.__typename).toBe('ArchiveAgentPayload');
+    return { id, dbId: agent.id };
+  }
+
+  it("from the agent's page: Restore agent, and it can be run and edited again", async () => {
+    const { page } = browser;
+    const agent = await anArchivedAgent('Cataloguer');
+    await page.goto(`/agents/${encodeURIComponent(agent.id)}`);
+    await page.getByText(/^Archived on /).waitFor();
+    await page.getByRole('button', { name: 'Restore agent' }).click();
+    await page.getByRole('button', { name: 'Archive' }).waitFor();
+    expect(await page.getByText(/^Archived on /).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Save changes' }).isEnabled()).toBe(true);
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
+  });
+
+  it('from the list, with archived agents shown', async () => {
+    const { page } = browser;
+    const agent = await anArchivedAgent('Indexer');
+    await page.goto('/agents');
+    await page.getByLabel('Show archived').check();
+    const row = page.getByTestId('agent-row').filter({ hasText: 'Indexer' });
+    await row.getByText('Archived', { exact: true }).waitFor();
+    await row.getByRole('button', { name: 'Restore' }).click();
+    await row.getByRole('button', { name: 'Run' }).waitFor();
+    expect(await row.getByText('Archived', { exact: true }).count()).toBe(0);
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
+  });
+});

@@ -5,6 +5,7 @@ import {
   ArchiveAgentDocument,
   RestoreAgentDocument,
   ArchiveProjectDocument,
+  RestoreProjectDocument,
   CreateAgentDocument,
   CreateApiTokenDocument,
   CreateOrganizationDocument,
@@ -228,6 +229,10 @@ export function projectsApi(t: Transport) {
     },
     async archive(id: string): Promise<Project> {
       return unwrap((await t.request(ArchiveProjectDocument, { input: { id } })).archiveProject).project;
+    },
+    /** Brings an archived project back into lists and pickers. */
+    async restore(id: string): Promise<Project> {
+      return unwrap((await t.request(RestoreProjectDocument, { input: { id } })).restoreProject).project;
     },
     /** Projects of an organization (by slug), newest first; archived ones only when asked. */
     list(organizationSlug: string, options: { includeArchived?: boolean } = {}): Paginated<Project> {

@@ -155,7 +155,7 @@ describe('organizations and members', () => {
 });
 
 describe('projects, providers and agents', () => {
-  it('creates, reads, updates, lists and archives a project', async () => {
+  it('creates, reads, updates, lists, archives and restores a project', async () => {
     const org = await given(app).anOrganization(owner);
     const project = await client.projects.create({ organizationId: org.gid, name: 'Support bot', description: 'Answers tickets' });
     expect(project).toMatchObject({ name: 'Support bot', slug: 'support-bot', organization: { id: org.gid, slug: org.slug }, archivedAt: null });
@@ -171,6 +171,9 @@ describe('projects, providers and agents', () => {
     expect(await client.projects.list(org.slug).toArray()).toEqual([]);
     expect((await client.projects.list(org.slug, { includeArchived: true }).toArray()).map((p) => p.id)).toEqual([project.id]);
     await expect(client.projects.get('UHJvamVjdDpub3Bl')).rejects.toBeInstanceOf(NotFoundError);
+
+    expect((await client.projects.restore(project.id)).archivedAt).toBeNull();
+    expect((await client.projects.list(org.slug).toArray()).map((p) => p.id)).toEqual([project.id]);
   });
 
   it('lists providers with their models; OFFLINE is always configured', async () => {

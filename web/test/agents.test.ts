@@ -7,7 +7,7 @@ import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 
 const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
 
-describe('archived agents come back', { timeout: 60_000 }, () => {
+describe('archived agents and projects come back', { timeout: 60_000 }, () => {
   let server: TestServer;
   let browser: BrowserSession;
   let owner: Account;
@@ -48,6 +48,17 @@ describe('archived agents come back', { timeout: 60_000 }, () => {
     expect(await page.getByText(/^Archived on /).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Save changes' }).isEnabled()).toBe(true);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
+  });
+
+  it('an archived project too, from the projects page, audited', async () => {
+    const { page } = browser;
+    const archived = await server.rt.prisma.project.create({ data: { organizationId, slug: 'old-stacks', name: 'Old stacks', archivedAt: new Date() } });
+    await page.goto('/projects');
+    await page.getByLabel('Show archived').check();
+    await page.getByRole('button', { name: 'Restore Old stacks' }).click();
+    await page.getByRole('button', { name: 'Archive Old stacks' }).waitFor();
+    expect((await server.rt.prisma.project.findUniqueOrThrow({ where: { id: archived.id } })).archivedAt).toBeNull();
+    expect(await server.rt.prisma.auditLog.count({ where: { targetId: archived.id, action: 'project.restored' } })).toBe(1);
   });
 
   it('from the list, with archived agents shown', async () => {

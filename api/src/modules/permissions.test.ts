@@ -216,6 +216,7 @@ const VALID_INPUT: Record<MutationName, (w: World, actor: Account | null) => Rec
   createProject: (w) => ({ organizationId: w.org.gid, name: 'New project' }),
   updateProject: (w) => ({ id: w.project, name: 'Renamed' }),
   archiveProject: (w) => ({ id: w.project }),
+  restoreProject: (w) => ({ id: w.project }),
   createAgent: (w) => ({ projectId: w.project, name: 'New agent', provider: 'OFFLINE', model: 'offline-small' }),
   updateAgent: (w) => ({ id: w.agent, name: 'Renamed' }),
   archiveAgent: (w) => ({ id: w.agent }),

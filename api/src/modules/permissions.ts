@@ -62,6 +62,7 @@ export const MUTATION_PERMISSIONS = {
   createProject: 'project.create',
   updateProject: 'project.update',
   archiveProject: 'project.archive',
+  restoreProject: 'project.archive',
   createAgent: 'agent.create',
   updateAgent: 'agent.update',
   archiveAgent: 'agent.archive',

@@ -16,6 +16,7 @@ export const AUDIT_ACTIONS = {
     'member.left',
     'project.created',
     'project.archived',
+    'project.restored',
     'agent.created',
     'agent.updated',
     'agent.archived',

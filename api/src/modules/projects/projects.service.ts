@@ -48,6 +48,18 @@ export async function updateProject(ctx: Context, projectId: string, raw: unknow
   });
 }
 
+/** Brings an archived project back into lists and pickers (same permission as archiving). */
+export async function restoreProject(ctx: Context, projectId: string) {
+  const project = await loadProject(ctx, projectId);
+  await authorize(ctx, project.organizationId, 'project.archive', 'Project');
+  if (!project.archivedAt) return project;
+  return ctx.prisma.$transaction(async (tx) => {
+    const restored = await tx.project.update({ where: { id: project.id }, data: { archivedAt: null } });
+    await audit(tx, { organizationId: project.organizationId, actorId: ctx.viewer!.userId, action: 'project.restored', targetType: 'Project', targetId: project.id, metadata: { name: project.name }, ip: ctx.ip });
+    return restored;
+  });
+}
+
 export async function archiveProject(ctx: Context, projectId: string) {
   const project = await loadProject(ctx, projectId);
   await authorize(ctx, project.organizationId, 'project.archive', 'Project');

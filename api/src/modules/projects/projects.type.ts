@@ -111,3 +111,14 @@ builder.mutationField('archiveProject', (t) =>
     resolve: (_r, { input }, ctx) => projects.archiveProject(ctx, fromGlobalId(String(input.id), 'Project')),
   }),
 );
+
+builder.mutationField('restoreProject', (t) =>
+  t.field({
+    type: projectPayload('RestoreProjectPayload'),
+    description: 'Brings an archived project back into lists and pickers (ADMIN and above, as archiving; audited).',
+    errors: {},
+    authScopes: { loggedIn: true },
+    args: { input: t.arg({ type: ArchiveProjectInput, required: true }) },
+    resolve: (_r, { input }, ctx) => projects.restoreProject(ctx, fromGlobalId(String(input.id), 'Project')),
+  }),
+);

@@ -28,6 +28,7 @@ export const actionGroups: { label: string; actions: Record<string, string> }[] 
     actions: {
       'project.created': 'Project created',
       'project.archived': 'Project archived',
+      'project.restored': 'Project restored',
       'agent.created': 'Agent created',
       'agent.updated': 'Agent updated',
       'agent.archived': 'Agent archived',

@@ -12,12 +12,14 @@ import {
   type PreparedAttempt,
   type AttemptInfo,
   type AttemptOutcome,
+  type AttemptRecord,
   type ChainEntry,
   type CircuitBreaker,
   type ExecuteResult,
   type ProviderId,
   type ProviderRegistry,
   type RetryPolicy,
+  type TokenUsage,
 } from '../providers/index.js';
 import { projectChannel, RunEventWriter, type Announcement, type EventLog } from './events.js';
 import type { JobOutcome, RunQueue } from './queue.js';
@@ -260,7 +262,32 @@ function sameFirstRequest(a: ClaimedRun['agent'], b: ClaimedRun['agent']): boole
 /** A status change for dashboards watching the project, sent with the write that makes it true. */
 export const statusAnnouncement = (projectId: string, runId: string, status: RunStatus): Announcement => [projectChannel(projectId), { runId, status }];
 
-type FinalState = { status: RunStatus; error?: string; errorCode?: string; output?: string; details?: Record<string, unknown>; result?: ExecuteResult };
+/** The provider attempt a run's row reports: the provider and model it ran on and the usage settled for it. */
+interface ReportedAttempt {
+  provider: ProviderId;
+  model: string;
+  usage: TokenUsage;
+}
+
+type FinalState = {
+  status: RunStatus;
+  error?: string;
+  errorCode?: string;
+  output?: string;
+  details?: Record<string, unknown>;
+  result?: ExecuteResult;
+  /** For a run that did not succeed: its last provider attempt, if it made one. */
+  lastAttempt?: ReportedAttempt;
+};
+
+/** Why a chain entry was skipped, in words (after "skipped: "). */
+function skipDetail(skip: AttemptRecord): string {
+  if (skip.skipReason === 'circuit_open') return 'circuit open after repeated failures';
+  return skip.provider === 'OFFLINE' ? 'not configured' : `not configured (no ${skip.provider}_API_KEY)`;
+}
+
+/** A chain entry's place, in words: the agent's own provider, or its nth fallback. */
+const chainPlace = (chainIndex: number) => (chainIndex === 0 ? 'primary' : `fallback ${chainIndex}`);
 
 /**
  * Runs one queued run to its end. Only the worker holding the run's lease writes to it; every final
@@ -321,6 +348,10 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
   let firstTokenAt: Date | null = null;
   let final: FinalState = { status: 'FAILED' };
   const holds = new Map<number, unknown>();
+  /** The last provider attempt that ended, with its outcome: what a run that does not succeed reports. */
+  let lastAttempt: { info: AttemptInfo; outcome: AttemptOutcome } | undefined;
+  // Short names ("Offline", not "Offline (local, deterministic)") for the story's messages.
+  const label = (provider: ProviderId) => deps.providers.get(provider).label.split(' (')[0];
   try {
     const result = await executeCompletion({
       chain: parseChain(agent.provider, agent.model, agent.fallbackChain),
@@ -329,13 +360,43 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       registry: deps.providers,
       retry: deps.retry,
       breaker: deps.breaker,
+      onSkip: (skip) => {
+        const detail = skipDetail(skip);
+        writer.append('LOG', {
+          kind: 'skip',
+          provider: skip.provider,
+          model: skip.model,
+          chainIndex: skip.chainIndex,
+          reason: skip.skipReason,
+          detail,
+          message: `${label(skip.provider)} ${skip.model} (${chainPlace(skip.chainIndex)}) skipped: ${detail}`,
+        });
+      },
       onAttemptStart: async (attempt) => {
         holds.set(attempt.number, await deps.budget.reserve(rc, attempt));
+        // Stored once the budget admitted the attempt: the provider and model that stream from here on.
+        writer.append('LOG', {
+          kind: 'attempt',
+          provider: attempt.provider,
+          model: attempt.model,
+          chainIndex: attempt.chainIndex,
+          attempt: attempt.number,
+          attemptForEntry: attempt.attemptForEntry,
+          message: `Attempt ${attempt.number}: ${label(attempt.provider)} ${attempt.model} (${chainPlace(attempt.chainIndex)}${attempt.attemptForEntry > 1 ? `, retry ${attempt.attemptForEntry - 1}` : ''})`,
+        });
       },
       onAttemptEnd: async (attempt, outcome) => {
+        lastAttempt = { info: attempt, outcome };
         await deps.budget.settle(holds.get(attempt.number) ?? null, rc, attempt, outcome);
         if (outcome.error && outcome.status === 'failed') {
-          writer.append('ERROR', { message: outcome.error.message, kind: outcome.error.kind, provider: attempt.provider, model: attempt.model, attempt: attempt.number });
+          writer.append('ERROR', {
+            message: outcome.error.message,
+            kind: outcome.error.kind,
+            provider: attempt.provider,
+            model: attempt.model,
+            attempt: attempt.number,
+            chainIndex: attempt.chainIndex,
+          });
         }
       },
       onDelta: (text) => {
@@ -352,6 +413,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       outputTokens: result.usage.outputTokens,
       costMicros: String(result.costMicros ?? 0n),
       attempts: result.attempts.filter((a) => a.number !== null).length,
+      estimated: false,
     });
     final = { status: 'SUCCEEDED', output: result.text, result };
   } catch (err) {
@@ -385,6 +447,22 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
     );
     if (requeued) return;
     final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', output };
+  }
+  if (final.status !== 'SUCCEEDED' && final.errorCode !== 'INTERNAL' && lastAttempt) {
+    // A run cut short still reports its last attempt: the provider it ran on and the usage settled for it,
+    // which, with no usage report from the provider (say, it was cancelled while streaming), is our estimate.
+    const { info, outcome } = lastAttempt;
+    final.lastAttempt = { provider: info.provider, model: info.model, usage: outcome.usage };
+    writer.append('USAGE', {
+      provider: info.provider,
+      model: info.model,
+      inputTokens: outcome.usage.inputTokens,
+      cachedInputTokens: outcome.usage.cachedInputTokens,
+      outputTokens: outcome.usage.outputTokens,
+      costMicros: String(outcome.costMicros ?? 0n),
+      attempts: info.number,
+      estimated: !outcome.usageReported,
+    });
   }
   const finished = await writer.finish(
     'STATUS',
@@ -453,7 +531,7 @@ export async function requeueRun(
  * ledger rows (every attempt, fallbacks and failures included), computed in the same statement.
  */
 function finalUpdate(p: SqlParams, seq: number, runId: string, workerId: string, final: FinalState, firstTokenAt: Date | null) {
-  const r = final.result;
+  const r: ReportedAttempt | undefined = final.result ?? final.lastAttempt;
   const id = p.add(runId);
   const set = [
     `status = ${p.add(final.status)}::"RunStatus"`,

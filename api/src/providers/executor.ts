@@ -66,6 +66,8 @@ export interface AttemptRecord {
   error?: AttemptErrorSummary;
   emittedText: boolean;
   usage?: TokenUsage;
+  /** Whether `usage` is the provider's own report (false: our estimate, or zero; see AttemptOutcome). */
+  usageReported?: boolean;
   costMicros?: bigint | null;
   durationMs: number;
   /** Backoff slept before the next attempt on the same entry, when there was one. */
@@ -83,6 +85,8 @@ export interface ExecuteOptions {
   onAttemptStart?: (attempt: AttemptInfo) => Promise<void>;
   /** Runs after every attempt that onAttemptStart allowed, whatever the outcome. */
   onAttemptEnd?: (attempt: AttemptInfo, outcome: AttemptOutcome) => Promise<void>;
+  /** Runs when a chain entry is skipped (unconfigured provider, open circuit), before the next entry is tried. */
+  onSkip?: (skipped: AttemptRecord) => void;
   onDelta: (text: string) => void | Promise<void>;
   /**
    * What to do when an attempt fails after some of its text was already delivered through onDelta.
@@ -226,13 +230,17 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
   let attemptNumber = 0;
   let lastAttemptError: ProviderError | undefined;
   let lastSkipError: ProviderError | undefined;
+  const skipped = (record: AttemptRecord) => {
+    attempts.push(record);
+    opts.onSkip?.(record);
+  };
 
   for (const [chainIndex, entry] of chain.entries()) {
     const { provider, model } = entry;
     const adapter = registry.get(provider);
     if (!adapter.configured) {
       lastSkipError = unconfiguredError(provider);
-      attempts.push(skipRecord(chainIndex, entry, 'unconfigured', lastSkipError));
+      skipped(skipRecord(chainIndex, entry, 'unconfigured', lastSkipError));
       continue;
     }
 
@@ -245,7 +253,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
           message: `Circuit open for ${provider}: skipped after repeated failures`,
           code: 'circuit_open',
         });
-        attempts.push(skipRecord(chainIndex, entry, 'circuit_open', lastSkipError));
+        skipped(skipRecord(chainIndex, entry, 'circuit_open', lastSkipError));
         break;
       }
 
@@ -332,6 +340,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         status,
         emittedText,
         usage: settledUsage,
+        usageReported: outcome.usageReported,
         costMicros: cost,
         durationMs: outcome.durationMs,
         ...(error ? { error: summarize(error) } : {}),

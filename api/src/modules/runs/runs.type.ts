@@ -27,7 +27,20 @@ export const RunStatusEnum = builder.enumType('RunStatus', {
 });
 
 const RunEventTypeEnum = builder.enumType('RunEventType', {
-  values: ['STATUS', 'TOKEN', 'USAGE', 'HANDOFF', 'ERROR', 'LOG'] as const,
+  values: {
+    STATUS: { description: 'A status change: `payload.status`, and for RUNNING `payload.attempt`, the claim number.' },
+    TOKEN: { description: 'Streamed output text (`text`).' },
+    USAGE: {
+      description:
+        'The usage of the run\'s last provider attempt (`provider`, `model`, token counts, `costMicros`, `attempts`), stored as the run ends. `estimated` is true when the provider sent no usage report (the run was cancelled or failed mid-stream): the figures are our estimate.',
+    },
+    HANDOFF: {},
+    ERROR: { description: 'A failed provider attempt (`message`, `kind`, `provider`, `model`, `attempt`, `chainIndex`), or what blocked the run (`code`).' },
+    LOG: {
+      description:
+        'The run\'s provider story. `kind: "attempt"`: an attempt starts on `provider` and `model` (`attempt` number, `chainIndex` 0 for the agent\'s own provider, n for its nth fallback); `kind: "skip"`: a chain entry was skipped (`reason` unconfigured or circuit_open, `detail`). Each has a readable `message`.',
+    },
+  } as const,
 });
 
 export const RunEventRef = builder.objectRef<RunEventRecord>('RunEvent').implement({
@@ -60,11 +73,25 @@ export const RunRef = builder.prismaNode('AgentRun', {
     output: t.exposeString('output', { nullable: true }),
     error: t.exposeString('error', { nullable: true }),
     errorCode: t.exposeString('errorCode', { nullable: true }),
-    provider: t.field({ type: ProviderEnum, nullable: true, resolve: (r) => r.provider }),
-    model: t.exposeString('model', { nullable: true }),
-    usage: t.field({ type: TokenUsageRef, resolve: (r) => r }),
+    provider: t.field({
+      type: ProviderEnum,
+      nullable: true,
+      description: 'The provider of the run\'s last attempt once it ended (a fallback when the agent\'s own provider was skipped or failed); null before, or when no attempt was made.',
+      resolve: (r) => r.provider,
+    }),
+    model: t.exposeString('model', { nullable: true, description: 'The model of the run\'s last attempt once it ended (see `provider`).' }),
+    usage: t.field({ type: TokenUsageRef, description: 'Tokens of the run\'s last attempt (see `usageEstimated`).', resolve: (r) => r }),
+    usageEstimated: t.boolean({
+      description:
+        'True when the provider sent no usage report for the run\'s last attempt (it was cancelled, or failed, mid-stream): `usage` and that attempt\'s cost are our estimate, from the prompt and the text received.',
+      // The run's last USAGE event says; one batched read of events for a page of runs.
+      select: { events: { where: { type: 'USAGE' }, orderBy: { seq: 'desc' }, take: 1, select: { payload: true } } },
+      resolve: (r) => (r.events[0]?.payload as { estimated?: unknown } | null | undefined)?.estimated === true,
+    }),
     costMicros: t.expose('costMicros', { type: 'Money', description: 'Actual cost of every attempt, in micro-dollars.' }),
-    attempts: t.exposeInt('attempts', { description: 'How many times a worker picked this run up.' }),
+    attempts: t.exposeInt('attempts', {
+      description: 'How many times a worker picked this run up (not provider attempts: those are the run\'s LOG events of kind "attempt").',
+    }),
     lastSeq: t.exposeInt('lastSeq', { description: 'Seq of the newest stored event.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
@@ -100,7 +127,10 @@ export const RunRef = builder.prismaNode('AgentRun', {
       resolve: async (r, _a, ctx) => !runs.TERMINAL.includes(r.status) && can(await ctx.roleIn(r.organizationId), 'run.cancel'),
     }),
     viewerCanRetry: t.boolean({
-      resolve: async (r, _a, ctx) => runs.TERMINAL.includes(r.status) && can(await ctx.roleIn(r.organizationId), 'run.retry'),
+      description: 'The run is finished, its agent is not archived, and the viewer may start runs.',
+      select: { agent: { select: { archivedAt: true } } },
+      resolve: async (r, _a, ctx) =>
+        runs.TERMINAL.includes(r.status) && !r.agent.archivedAt && can(await ctx.roleIn(r.organizationId), 'run.retry'),
     }),
   }),
 });

@@ -5,6 +5,7 @@ import {
   RunPageEventsDocument,
   RunPageStoryDocument,
   type RunPageEventsSubscription,
+  type Provider,
   type RunPageRunFragment,
   type RunStatus,
 } from '$lib/graphql/_generated/graphql';
@@ -16,6 +17,8 @@ export interface LiveUsage {
   cachedInputTokens: number;
   outputTokens: number;
   costMicros: string;
+  /** The provider sent no usage report: these figures are the API's estimate. */
+  estimated: boolean;
 }
 
 /** Why a run was BLOCKED, from its BUDGET_EXCEEDED error event (amounts are micro-dollars). */
@@ -45,11 +48,32 @@ function budgetBlock(payload: unknown): BudgetBlock | undefined {
   };
 }
 
-export interface AttemptError {
-  seq: number;
-  message: string;
-  provider?: string;
-  model?: string;
+/**
+ * One step of the run's provider story, from its LOG and ERROR events: an attempt starting on a provider and
+ * model (the agent's own, `chainIndex` 0, or its nth fallback), a chain entry skipped, an attempt that failed.
+ */
+export type StoryEntry = { seq: number; provider?: Provider; model?: string } & (
+  | { kind: 'attempt'; chainIndex: number; attempt: number; attemptForEntry: number }
+  | { kind: 'skip'; chainIndex: number; detail: string }
+  | { kind: 'error'; message: string }
+);
+
+const PROVIDERS: readonly string[] = ['OFFLINE', 'OPENAI', 'ANTHROPIC', 'XAI', 'PERPLEXITY'] satisfies Provider[];
+
+/** The story entry an ERROR or LOG event tells, if it tells one (a budget's ERROR is told apart). */
+function storyEntry(event: Pick<RunEvent, 'seq' | 'type' | 'payload'>): StoryEntry | undefined {
+  const p = (event.payload ?? {}) as Partial<Record<string, unknown>>;
+  const where = {
+    seq: event.seq,
+    provider: typeof p.provider === 'string' && PROVIDERS.includes(p.provider) ? (p.provider as Provider) : undefined,
+    model: typeof p.model === 'string' ? p.model : undefined,
+  };
+  const chainIndex = Number(p.chainIndex) || 0;
+  if (event.type === 'ERROR') return { ...where, kind: 'error', message: String(p.message ?? 'Unknown error') };
+  if (event.type !== 'LOG') return undefined;
+  if (p.kind === 'attempt') return { ...where, kind: 'attempt', chainIndex, attempt: Number(p.attempt) || 0, attemptForEntry: Number(p.attemptForEntry) || 1 };
+  if (p.kind === 'skip') return { ...where, kind: 'skip', chainIndex, detail: String(p.detail ?? p.reason ?? 'skipped') };
+  return undefined;
 }
 
 /** The run started over: its worker stopped responding and the run was claimed again. */
@@ -106,7 +130,10 @@ export class LiveRun {
   liveStartedAt = $state<string | undefined>();
   liveFirstTokenAt = $state<string | undefined>();
   liveUsage = $state<LiveUsage | undefined>();
-  attemptErrors = $state<AttemptError[]>([]);
+  /** Which provider each attempt ran on, which entries were skipped and which attempts failed, in order. */
+  story = $state<StoryEntry[]>([]);
+  /** Whether `story` is the run's whole story so far (it is followed from its first event, or was read). */
+  storyKnown = $state(false);
   /** Each time the run started over from scratch, oldest first. */
   restarts = $state<Restart[]>([]);
   budgetBlock = $state<BudgetBlock | undefined>();
@@ -116,6 +143,8 @@ export class LiveRun {
   /** Highest event seq applied; never reactive, read by the subscription on every (re)subscribe. */
   #lastSeq = 0;
   #restarts = new RestartTracker();
+  /** The stored story of a run not followed from its start was asked for. */
+  #storyRead = false;
   #unsubscribe: (() => void) | undefined;
   #disposed = false;
 
@@ -140,6 +169,21 @@ export class LiveRun {
     return this.status !== undefined && isFinished(this.status);
   }
 
+  /** The latest attempt: the provider and model streaming now, or that the run ended on. */
+  get attempt(): Extract<StoryEntry, { kind: 'attempt' }> | undefined {
+    return this.story.findLast((e) => e.kind === 'attempt');
+  }
+
+  /**
+   * Provider attempts made, every claim included, once the story is known. A run stored without a story
+   * (before runs recorded one) has only its claims to go by.
+   */
+  get providerAttempts(): number | undefined {
+    if (!this.storyKnown || !this.run) return undefined;
+    const attempts = this.story.filter((e) => e.kind === 'attempt').length;
+    return attempts > 0 || this.story.length > 0 || this.run.status === 'BLOCKED' ? attempts : this.run.attempts;
+  }
+
   /** Reads the run; follows it live when it is still queued or running. */
   async load(): Promise<void> {
     this.loading = true;
@@ -154,17 +198,24 @@ export class LiveRun {
     // A finished read is authoritative; a live status that is still catching up must not override it.
     if (isFinished(run.status)) this.liveStatus = run.status;
     else if (!this.#unsubscribe) this.follow();
-    // A finished run that was blocked, or started over, before this page followed it: its story tells how.
-    const untold = (run.status === 'BLOCKED' && !this.budgetBlock) || (isFinished(run.status) && run.attempts > 1 && this.restarts.length === 0);
-    if (untold) void this.#loadStory();
+    // A finished run this page did not follow: its stored story tells which providers it ran on, whether it
+    // started over and what blocked it.
+    if (isFinished(run.status) && this.#lastSeq === 0 && !this.#storyRead) void this.#loadStory();
   }
 
-  /** Reads the run's STATUS and ERROR events: its restarts and, for a blocked run, the budget that blocked it. */
+  /** Reads the run's STATUS, ERROR and LOG events: its providers, restarts and, if blocked, the budget that blocked it. */
   async #loadStory(): Promise<void> {
+    this.#storyRead = true;
     const result = await this.client.query(RunPageStoryDocument, { id: this.id }, { requestPolicy: 'network-only' }).toPromise();
     if (this.#disposed) return;
-    const events = result.data?.run?.events ?? [];
+    if (!result.data?.run) {
+      this.#storyRead = false;
+      return;
+    }
+    const events = result.data.run.events;
     this.budgetBlock ??= events.map((e) => (e.type === 'ERROR' ? budgetBlock(e.payload) : undefined)).findLast(Boolean);
+    this.story = events.flatMap((e) => (budgetBlock(e.payload) ? [] : (storyEntry(e) ?? [])));
+    this.storyKnown = true;
     if (this.restarts.length > 0) return;
     const tracker = new RestartTracker();
     this.restarts = events.flatMap((e) => (e.type === 'STATUS' ? (tracker.status(e) ?? []) : []));
@@ -177,6 +228,9 @@ export class LiveRun {
     if (this.#lastSeq === 0) {
       this.streamed = '';
       this.streaming = true;
+      // The subscription replays every stored event first: the whole story.
+      this.story = [];
+      this.storyKnown = true;
     }
     const seen = () => this.#lastSeq;
     // graphql-ws re-sends this payload (JSON-serialised again) whenever it re-subscribes after a
@@ -234,22 +288,19 @@ export class LiveRun {
           cachedInputTokens: Number(p.cachedInputTokens ?? 0),
           outputTokens: Number(p.outputTokens ?? 0),
           costMicros: String(p.costMicros ?? '0'),
+          estimated: p.estimated === true,
         };
         break;
       }
-      case 'ERROR': {
-        const p = event.payload as Partial<Record<string, unknown>>;
-        const block = budgetBlock(p);
+      case 'ERROR':
+      case 'LOG': {
+        const block = budgetBlock(event.payload);
         if (block) {
           this.budgetBlock = block;
           break;
         }
-        this.attemptErrors.push({
-          seq: event.seq,
-          message: String(p.message ?? 'Unknown error'),
-          provider: typeof p.provider === 'string' ? p.provider : undefined,
-          model: typeof p.model === 'string' ? p.model : undefined,
-        });
+        const entry = storyEntry(event);
+        if (entry) this.story.push(entry);
         break;
       }
     }

@@ -107,6 +107,9 @@ async function runVariant(
   let firstStartPeak: number | null = null;
   try {
     const dbEnv: Record<string, string> = {};
+    // Every subscriber signs in with the same API token: the per-user connection cap (200 by default) is
+    // raised for them, as a deployment serving that many sockets to one account would raise it.
+    const apiEnv = { OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: fake.url, WS_CONNECTIONS_PER_USER: String(cfg.subscribers + 50) };
     if (pg) {
       dbName = `hub_bench_fanout_${process.pid}`;
       dbEnv.DATABASE_URL = await pg.createDatabase(dbName);
@@ -115,11 +118,11 @@ async function runVariant(
       dbEnv.DATA_DIR = dataDir;
       // First start creates the cluster inside PGlite (initdb) and applies the migrations, which peaks far
       // higher than any later start; measure a process that opens an existing database, as a deployment does.
-      const init = await startApiProcess({ ...dbEnv, OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: fake.url }, ctx.log);
+      const init = await startApiProcess({ ...dbEnv, ...apiEnv }, ctx.log);
       firstStartPeak = init.startup?.peakRssMB ?? null;
       await init.stop();
     }
-    api = await startApiProcess({ ...dbEnv, OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: fake.url }, ctx.log);
+    api = await startApiProcess({ ...dbEnv, ...apiEnv }, ctx.log);
     const afterStartup = api.startup?.rssMB ?? null;
     const startupPeak = api.startup?.peakRssMB ?? null;
     const [org] = await api.seed(1);
@@ -274,7 +277,7 @@ async function runVariant(
       completeAndExact: exact,
       liveAtRelease: subs.filter((s) => s.liveAtRelease).length,
       apiCpuMicrosPerDelivery: (() => {
-        const deliveries = subs.reduce((n, s) => n + s.tokenEvents, 0) + 2 * subs.length; // + USAGE and final STATUS
+        const deliveries = subs.reduce((n, s) => n + s.tokenEvents, 0) + 3 * subs.length; // + the attempt's LOG, USAGE and final STATUS
         return cpu.apiSeconds !== null && deliveries ? round((1e6 * cpu.apiSeconds) / deliveries, 1) : null;
       })(),
       chunks: cfg.chunks,
@@ -462,9 +465,12 @@ export const fanout: Benchmark = {
         rows: v.apiProfile.byPackage.map((r) => [r.amount, r.percent, r.name]),
       });
     }
+    // A figure from fewer subscribers than asked for, or from subscribers that missed tokens, meets nothing.
+    const short = (v: (typeof variants)[number]) =>
+      v.connected < v.subscribers || v.completeAndExact < v.subscribers ? ` (only ${v.completeAndExact} of ${v.subscribers} subscribers complete)` : '';
     const targets: Target[] = variants.flatMap((v) => [
-      { name: `p99 delivery latency, ${v.database.split(' ')[0]}`, target: '<= 50 ms', actual: `${v.latencyPerChunk.p99} ms`, met: v.latencyPerChunk.p99 <= 50 },
-      { name: `API process peak RSS, ${v.database.split(' ')[0]}`, target: '<= 400 MB', actual: `${v.memoryMB.processPeak} MB`, met: (v.memoryMB.processPeak ?? Infinity) <= 400 },
+      { name: `p99 delivery latency, ${v.database.split(' ')[0]}`, target: '<= 50 ms', actual: `${v.latencyPerChunk.p99} ms${short(v)}`, met: !short(v) && v.latencyPerChunk.p99 <= 50 },
+      { name: `API process peak RSS, ${v.database.split(' ')[0]}`, target: '<= 400 MB', actual: `${v.memoryMB.processPeak} MB${short(v)}`, met: !short(v) && (v.memoryMB.processPeak ?? Infinity) <= 400 },
     ]);
     const notes = [
       'Latency per chunk: the fake provider stamps each chunk with its send time; subscribers in this process read the same clock on receipt.',
@@ -493,7 +499,7 @@ export const fanout: Benchmark = {
     return {
       name: 'fanout',
       title: 'Fan-out: one run, many graphql-ws subscribers',
-      config: { ...cfg, databases: which, api: 'WORKER_CONCURRENCY/ORG_CONCURRENCY at their defaults', subscriberConnections: 'one WebSocket per subscriber, one API token' },
+      config: { ...cfg, databases: which, api: 'WORKER_CONCURRENCY/ORG_CONCURRENCY at their defaults', subscriberConnections: 'one WebSocket per subscriber, one API token (WS_CONNECTIONS_PER_USER raised to subscribers + 50)' },
       figures: { variants, floor },
       tables,
       targets,

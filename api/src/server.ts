@@ -50,8 +50,6 @@ const SUGGESTION = / ?Did you mean(.+?)\?$/;
  * resources and executes its selection again for every event, so one connection must not open thousands.
  */
 export const MAX_OPERATIONS_PER_CONNECTION = 100;
-/** Signed-in WebSocket connections one user may have open in one process, all their credentials together. */
-export const MAX_WS_CONNECTIONS_PER_USER = 50;
 /** Close code for a connection refused for being one too many (graphql-ws clients do not retry it). */
 const TOO_MANY_CLOSE = 4429;
 /** setTimeout's longest delay (about 24.8 days): a later expiry is waited for in steps. */
@@ -289,8 +287,8 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
         if (!viewer) return true;
         if (socket.readyState !== socket.OPEN) return false;
         const open = connectionsPerUser.get(viewer.userId) ?? 0;
-        if (open >= MAX_WS_CONNECTIONS_PER_USER) {
-          socket.close(TOO_MANY_CLOSE, `Too many open connections: at most ${MAX_WS_CONNECTIONS_PER_USER} per user`);
+        if (open >= rt.config.WS_CONNECTIONS_PER_USER) {
+          socket.close(TOO_MANY_CLOSE, `Too many open connections: at most ${rt.config.WS_CONNECTIONS_PER_USER} per user`);
           return false;
         }
         connections.set(socket, connection);

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { given } from '../test/factories.js';
 import { startTestServer, type TestServer } from '../test/harness.js';
 import { wsClient } from '../test/subscribe.js';
-import { MAX_OPERATIONS_PER_CONNECTION, MAX_WS_CONNECTIONS_PER_USER } from './server.js';
+import { MAX_OPERATIONS_PER_CONNECTION } from './server.js';
 
 // One connection, or one user's connections, cannot hold an unbounded share of the server: every open
 // subscription keeps its resources and executes its selection again for each event.
@@ -83,10 +83,18 @@ describe('operations open at once on one connection', () => {
 });
 
 describe('open WebSocket connections of one user', () => {
+  // WS_CONNECTIONS_PER_USER (200 by default), lowered here so that the test opens few sockets.
+  const MAX_WS_CONNECTIONS_PER_USER = 12;
+  let limited: TestServer;
+  beforeAll(async () => {
+    limited = await startTestServer({ worker: false, env: { WS_CONNECTIONS_PER_USER: String(MAX_WS_CONNECTIONS_PER_USER) } });
+  });
+  afterAll(() => limited.close());
+
   /** Opens a connection; resolves once acknowledged ('open') or with the close code and reason. */
   function open(token: string) {
     return new Promise<{ socket: WebSocket; state: 'open' | { code: number; reason: string } }>((resolve) => {
-      const socket = new WebSocket(app.wsUrl, 'graphql-transport-ws');
+      const socket = new WebSocket(limited.wsUrl, 'graphql-transport-ws');
       socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
       socket.on('message', (data) => {
         if (JSON.parse(String(data)).type === 'connection_ack') resolve({ socket, state: 'open' });
@@ -96,7 +104,7 @@ describe('open WebSocket connections of one user', () => {
   }
 
   it(`are at most ${MAX_WS_CONNECTIONS_PER_USER}, whichever credential they use: one more is closed with 4429 and says why`, async () => {
-    const user = await given(app).aUser();
+    const user = await given(limited).aUser();
     const created = await user.gql(`mutation { createApiToken(input: { name: "second" }) { ... on CreateApiTokenPayload { secret } } }`);
     const second = created.data!.createApiToken.secret as string;
     const sockets: WebSocket[] = [];
@@ -110,7 +118,7 @@ describe('open WebSocket connections of one user', () => {
       expect(extra.state).toEqual({ code: 4429, reason: `Too many open connections: at most ${MAX_WS_CONNECTIONS_PER_USER} per user` });
 
       // Another user is not affected.
-      const someoneElse = await given(app).aUser();
+      const someoneElse = await given(limited).aUser();
       const theirs = await open(someoneElse.token);
       sockets.push(theirs.socket);
       expect(theirs.state).toBe('open');

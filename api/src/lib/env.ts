@@ -43,6 +43,8 @@ const envSchema = z
     SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
     /** How long a run's later tokens may wait to share a statement with other runs' events. */
     EVENT_HOLD_MS: int(5, 0, 1_000),
+    /** Signed-in WebSocket connections one user may have open in one API process, all their credentials together. */
+    WS_CONNECTIONS_PER_USER: int(200, 1, 100_000),
     OPENAI_API_KEY: optionalString,
     OPENAI_BASE_URL: optionalUrl,
     ANTHROPIC_API_KEY: optionalString,

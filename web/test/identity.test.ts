@@ -244,7 +244,9 @@ describe('identity and tenancy pages', () => {
     await main().getByLabel('Actor').selectOption(grace.gid);
     await expect.poll(rows).toBe(1 + 1);
     const entry = table.getByRole('row', { name: /Role changed/ });
-    await entry.getByText('Grace Hopper').waitFor();
+    // Grace stepped down: she is the actor, and her membership the target, labelled with her name and email.
+    await entry.getByText('Grace Hopper', { exact: true }).waitFor();
+    expect(await entry.getByTestId('audit-target').innerText()).toMatch(/^Grace Hopper \(.+@.+\)/);
     await entry.getByRole('button', { name: 'Details' }).click();
     await table.getByText('"from": "OWNER"').waitFor();
     await table.getByText('"to": "ADMIN"').waitFor();

@@ -150,6 +150,34 @@ describe('EventLog: group commit across runs', () => {
     await expect.poll(() => db.prisma.runEvent.count({ where: { runId: run.id } })).toBe(2);
   });
 
+  it('stores a deferred event with the next statement of its run, in seq order, and on flush or finish', async () => {
+    const [a, b] = await Promise.all([newRun(), newRun()]);
+    const { counter, query } = counting(db.query);
+    const log = new EventLog(query, bus, 2);
+    const events = async (runId: string) =>
+      (await db.prisma.runEvent.findMany({ where: { runId }, orderBy: { seq: 'asc' } })).map((e) => [e.seq, e.type]);
+
+    // A deferred note starts no statement: it goes with the first token.
+    const wa = new RunEventWriter(log, a!.id, a!.lastSeq, LEASE);
+    wa.append('LOG', { kind: 'attempt' }, { deferred: true });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(counter.statements).toBe(0);
+    wa.append('TOKEN', { text: 'first' });
+    await expect.poll(() => counter.statements).toBe(1);
+    await wa.flush();
+    expect(await events(a!.id)).toEqual([[1, 'LOG'], [2, 'TOKEN']]);
+
+    // With nothing after it, a flush stores it; before a final event, finish does.
+    const wb = new RunEventWriter(log, b!.id, b!.lastSeq, LEASE);
+    wb.append('LOG', { kind: 'skip' }, { deferred: true });
+    await wb.flush();
+    expect(await events(b!.id)).toEqual([[1, 'LOG']]);
+    wb.append('LOG', { kind: 'attempt' }, { deferred: true });
+    const update = (p: { add(v: unknown): string }) => `UPDATE "AgentRun" SET status = 'FAILED' WHERE id = ${p.add(b!.id)}::uuid RETURNING id`;
+    expect(await wb.finish('STATUS', { status: 'FAILED' }, update)).toBe(true);
+    expect(await events(b!.id)).toEqual([[1, 'LOG'], [2, 'LOG'], [3, 'STATUS']]);
+  });
+
   it('does not count a run that has ended as streaming: the next run alone is not held', async () => {
     const [done, next] = await Promise.all([newRun(), newRun()]);
     const log = new EventLog(db.query, bus, 2, 60_000);

@@ -248,7 +248,12 @@ export class RunEventWriter {
     return this.seq + this.pending.length;
   }
 
-  append(type: RunEventType, payload: Record<string, unknown>): void {
+  /**
+   * Queues an event. A `deferred` one takes its seq now but starts no statement of its own: it is stored with
+   * the next event that does (or by `flush`/`finish`), so a note written just before a provider request (which
+   * attempt starts, on which model) neither delays the request nor costs a statement.
+   */
+  append(type: RunEventType, payload: Record<string, unknown>, opts: { deferred?: boolean } = {}): void {
     if (!this.lease) throw new Error('Only the worker holding a run\'s lease appends its events');
     if (this.failed) return; // refused (its flush says why): nothing more is sent
     const last = this.pending.at(-1);
@@ -257,7 +262,7 @@ export class RunEventWriter {
     } else {
       this.pending.push({ type, payload });
     }
-    if (!this.inFlight) this.inFlight = this.drain();
+    if (!this.inFlight && !opts.deferred) this.inFlight = this.drain();
   }
 
   /** Sends `payload` on `channel` together with the next batch of events (after they are stored). */
@@ -271,6 +276,8 @@ export class RunEventWriter {
   async flush(): Promise<void> {
     this.flushing++;
     try {
+      // Deferred events wait for a statement: this is it.
+      if (!this.inFlight && this.pending.length > 0 && !this.failed) this.inFlight = this.drain();
       if (this.inFlight) this.log.expedite();
       while (this.inFlight) await this.inFlight;
     } finally {

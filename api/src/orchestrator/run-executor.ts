@@ -370,11 +370,12 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
           reason: skip.skipReason,
           detail,
           message: `${label(skip.provider)} ${skip.model} (${chainPlace(skip.chainIndex)}) skipped: ${detail}`,
-        });
+        }, { deferred: true });
       },
       onAttemptStart: async (attempt) => {
         holds.set(attempt.number, await deps.budget.reserve(rc, attempt));
-        // Stored once the budget admitted the attempt: the provider and model that stream from here on.
+        // Once the budget admitted the attempt: the provider and model that stream from here on. Deferred, so
+        // that it rides with the attempt's first token (or its error) instead of delaying the request.
         writer.append('LOG', {
           kind: 'attempt',
           provider: attempt.provider,
@@ -383,7 +384,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
           attempt: attempt.number,
           attemptForEntry: attempt.attemptForEntry,
           message: `Attempt ${attempt.number}: ${label(attempt.provider)} ${attempt.model} (${chainPlace(attempt.chainIndex)}${attempt.attemptForEntry > 1 ? `, retry ${attempt.attemptForEntry - 1}` : ''})`,
-        });
+        }, { deferred: true });
       },
       onAttemptEnd: async (attempt, outcome) => {
         lastAttempt = { info: attempt, outcome };

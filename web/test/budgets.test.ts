@@ -110,7 +110,7 @@ describe('budgets and usage page', { timeout: 60_000 }, () => {
     // Checked by the API: a ValidationError issue, shown next to the field.
     await dialog.getByLabel('Limit').fill('$2,000,000,000,000');
     await dialog.getByRole('button', { name: 'Set budget' }).click();
-    await dialog.getByText('The limit is implausibly large').waitFor();
+    await dialog.getByText('The limit can be at most $1,000,000,000').waitFor();
     await screenshot(page, 'form-error');
 
     await dialog.getByLabel('Limit').fill('$25');

@@ -69,4 +69,14 @@ describe('validation messages a person reads', () => {
     const res = await owner.gql(start, { input: { agentId: agentGid, input: 'Plan the release', idempotencyKey: 'k'.repeat(201) } });
     expect(issuesOf(res, 'startRun')).toEqual([{ path: ['idempotencyKey'], message: 'Keep the idempotency key to 200 characters' }]);
   });
+
+  it('bounds a budget limit and an invitation link in words', async () => {
+    const set = `mutation($input: SetBudgetInput!) { setBudget(input: $input) { __typename ${ISSUES} } }`;
+    const budget = await owner.gql(set, { input: { organizationId: orgGid, period: 'DAILY', limit: '1000000000000001' } });
+    expect(issuesOf(budget, 'setBudget')).toEqual([{ path: ['limitMicros'], message: 'The limit can be at most $1,000,000,000' }]);
+    const accept = `mutation($token: String!) { acceptInvitation(input: { token: $token }) { __typename ${ISSUES} } }`;
+    expect(issuesOf(await owner.gql(accept, { token: 'x'.repeat(201) }), 'acceptInvitation')).toEqual([
+      { path: [], message: 'That is not an invitation link: it is too long' },
+    ]);
+  });
 });

@@ -17,7 +17,7 @@ export const EXPORT_PAGE_SIZE = 500;
 export const AuditFilter = z
   .object({
     actions: z.array(z.string().trim().min(1, 'Name an action').max(100, 'Use at most 100 characters')).max(50, 'Give at most 50 actions').nullish(),
-    actorId: z.string().uuid().nullish(),
+    actorId: z.string().uuid('actor must be a person’s id from the audit log').nullish(),
     from: z.date().nullish(),
     to: z.date().nullish(),
   })

@@ -10,11 +10,11 @@ import { announceBudgetChange } from './budget-guard.js';
 import { windowEnd, windowStart } from './windows.js';
 
 const SetBudget = z.object({
-  period: z.enum(['DAILY', 'MONTHLY']),
+  period: z.enum(['DAILY', 'MONTHLY'], 'Choose a daily or a monthly budget'),
   limitMicros: z
     .bigint()
     .min(0n, 'The limit cannot be negative')
-    .max(1_000_000_000_000_000n, 'The limit is implausibly large'),
+    .max(1_000_000_000_000_000n, 'The limit can be at most $1,000,000,000'),
 });
 
 /** A budget as it stands now: a period that has ended reads as the fresh current one. */

@@ -17,8 +17,8 @@ export const INVITATION_TOKEN_PREFIX = 'hub_inv_';
 /** At most this many invitations of one organization are pending at once; revoke some to invite more. */
 export const MAX_PENDING_INVITATIONS = 100;
 
-const InviteMember = z.object({ email, role: z.enum(['OWNER', 'ADMIN', 'MEMBER', 'VIEWER']) });
-const Token = z.string().trim().min(1, 'Paste the invitation link or its token').max(200);
+const InviteMember = z.object({ email, role: z.enum(['OWNER', 'ADMIN', 'MEMBER', 'VIEWER'], 'Choose a role') });
+const Token = z.string().trim().min(1, 'Paste the invitation link or its token').max(200, 'That is not an invitation link: it is too long');
 
 export type InvitationStatus = 'PENDING' | 'ACCEPTED' | 'REVOKED' | 'EXPIRED';
 

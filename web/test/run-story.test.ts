@@ -113,6 +113,12 @@ describe('the Run page tells how a run went', () => {
     expect(await page.getByText('Reported by the provider').count()).toBe(0);
     await page.getByText('Fallback planner · Offline · offline-large (fallback 1)').waitFor();
     await page.screenshot({ path: `${SCREENSHOTS}/hub-run-cancelled-estimated.png`, fullPage: true });
+
+    // The runs list marks the estimate too; a run with the provider's report is not marked.
+    await page.goto('/runs');
+    const row = (input: string) => page.getByTestId('run-row').filter({ hasText: input });
+    await row('Write a long plan, then stop').getByTitle('Estimated: the provider sent no usage report').waitFor();
+    expect(await page.getByTitle('Estimated: the provider sent no usage report').count()).toBe(1);
   });
 
   it("does not offer to retry a run whose agent was archived, and says why in plain words", async () => {

@@ -267,6 +267,8 @@ interface ReportedAttempt {
   provider: ProviderId;
   model: string;
   usage: TokenUsage;
+  /** `usage` is our estimate: the provider sent no usage report. */
+  estimated?: boolean;
 }
 
 type FinalState = {
@@ -453,7 +455,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
     // A run cut short still reports its last attempt: the provider it ran on and the usage settled for it,
     // which, with no usage report from the provider (say, it was cancelled while streaming), is our estimate.
     const { info, outcome } = lastAttempt;
-    final.lastAttempt = { provider: info.provider, model: info.model, usage: outcome.usage };
+    final.lastAttempt = { provider: info.provider, model: info.model, usage: outcome.usage, estimated: !outcome.usageReported };
     writer.append('USAGE', {
       provider: info.provider,
       model: info.model,
@@ -554,6 +556,7 @@ function finalUpdate(p: SqlParams, seq: number, runId: string, workerId: string,
           `"inputTokens" = ${p.add(r.usage.inputTokens)}`,
           `"cachedInputTokens" = ${p.add(r.usage.cachedInputTokens)}`,
           `"outputTokens" = ${p.add(r.usage.outputTokens)}`,
+          `"usageEstimated" = ${p.add(r.estimated === true)}`,
         ]
       : []),
   ];

@@ -231,6 +231,7 @@ const RUN_DEFAULTS: Omit<
   inputTokens: 0,
   cachedInputTokens: 0,
   outputTokens: 0,
+  usageEstimated: false,
   costMicros: 0n,
   attempts: 0,
   leaseOwner: null,

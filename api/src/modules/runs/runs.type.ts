@@ -81,12 +81,9 @@ export const RunRef = builder.prismaNode('AgentRun', {
     }),
     model: t.exposeString('model', { nullable: true, description: 'The model of the run\'s last attempt once it ended (see `provider`).' }),
     usage: t.field({ type: TokenUsageRef, description: 'Tokens of the run\'s last attempt (see `usageEstimated`).', resolve: (r) => r }),
-    usageEstimated: t.boolean({
+    usageEstimated: t.exposeBoolean('usageEstimated', {
       description:
         'True when the provider sent no usage report for the run\'s last attempt (it was cancelled, or failed, mid-stream): `usage` and that attempt\'s cost are our estimate, from the prompt and the text received.',
-      // The run's last USAGE event says; one batched read of events for a page of runs.
-      select: { events: { where: { type: 'USAGE' }, orderBy: { seq: 'desc' }, take: 1, select: { payload: true } } },
-      resolve: (r) => (r.events[0]?.payload as { estimated?: unknown } | null | undefined)?.estimated === true,
     }),
     costMicros: t.expose('costMicros', { type: 'Money', description: 'Actual cost of every attempt, in micro-dollars.' }),
     attempts: t.exposeInt('attempts', {

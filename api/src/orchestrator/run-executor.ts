@@ -416,7 +416,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       outputTokens: result.usage.outputTokens,
       costMicros: String(result.costMicros ?? 0n),
       attempts: result.attempts.filter((a) => a.number !== null).length,
-      estimated: false,
+      estimated: result.usageEstimated,
     });
     final = { status: 'SUCCEEDED', output: result.text, result };
   } catch (err) {
@@ -534,7 +534,7 @@ export async function requeueRun(
  * ledger rows (every attempt, fallbacks and failures included), computed in the same statement.
  */
 function finalUpdate(p: SqlParams, seq: number, runId: string, workerId: string, final: FinalState, firstTokenAt: Date | null) {
-  const r: ReportedAttempt | undefined = final.result ?? final.lastAttempt;
+  const r: ReportedAttempt | undefined = final.result ? { ...final.result, estimated: final.result.usageEstimated } : final.lastAttempt;
   const id = p.add(runId);
   const set = [
     `status = ${p.add(final.status)}::"RunStatus"`,

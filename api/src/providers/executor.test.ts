@@ -160,6 +160,20 @@ describe('retries', () => {
     expect(openai.requests).toHaveLength(3);
   });
 
+  it('marks the usage of a compatible server that sent no report as estimated, bounded by maxOutputTokens', async () => {
+    const text = 'word '.repeat(60); // 300 bytes: over the request's 100 output tokens at one token a byte
+    openai.enqueue({ kind: 'reply', text, omitUsage: true });
+    const ended: AttemptOutcome[] = [];
+    const result = await run({ onAttemptEnd: async (_a, o) => void ended.push(o) });
+    expect(result.usageEstimated).toBe(true);
+    expect(result.usage).toEqual({ inputTokens: estimateInputTokens(REQUEST), cachedInputTokens: 0, outputTokens: REQUEST.maxOutputTokens });
+    expect(ended).toMatchObject([{ status: 'succeeded', usageReported: false }]);
+    // With the report, the provider's figures, reported.
+    openai.enqueue({ kind: 'reply', text, usage: { inputTokens: 7, outputTokens: 9 } });
+    const reported = await run();
+    expect([reported.usageEstimated, reported.usage.outputTokens]).toEqual([false, 9]);
+  });
+
   it('retries after a timeout (server never answers)', async () => {
     openai.enqueue({ kind: 'hang' }, { kind: 'reply', text: 'second time lucky' });
     const result = await run();

@@ -36,10 +36,12 @@ export type AttemptStatus = 'succeeded' | 'failed' | 'aborted';
 export interface AttemptOutcome {
   status: AttemptStatus;
   /**
-   * Usage to settle. The provider's report when it sent one; otherwise, if text had streamed, our
-   * estimate (input estimate + emitted text); otherwise zero (no output seen, nothing to bill).
+   * Usage to settle. The provider's report when it sent one; otherwise, if the provider may have billed
+   * (text streamed, the attempt was aborted or timed out), our bounds (the prompt's, and the streamed text's
+   * capped at maxOutputTokens); otherwise zero (an error the provider answered with).
    */
   usage: TokenUsage;
+  /** False when `usage` is our bound: no report, or the adapter's own in place of a missing one. */
   usageReported: boolean;
   costMicros: bigint | null;
   emittedText: boolean;
@@ -165,6 +167,8 @@ export const RESTART_MARKER = '\n\n[response interrupted; restarting]\n\n';
 export interface ExecuteResult {
   text: string;
   usage: TokenUsage;
+  /** `usage` is our bound, not the provider's report (a compatible server that sent none). */
+  usageEstimated: boolean;
   costMicros: bigint | null;
   provider: ProviderId;
   model: string;
@@ -283,12 +287,15 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const started = Date.now();
       let text = '';
       let usage: TokenUsage | undefined;
+      /** The adapter's usage chunk is its own bound, not the provider's report. */
+      let usageEstimated = false;
       let error: ProviderError | undefined;
       let consumerFailure: ConsumerFailure | undefined;
       try {
         for await (const chunk of ready?.stream ?? adapter.stream({ ...request, model })) {
           if (chunk.type === 'usage') {
             usage = chunk.usage;
+            usageEstimated = chunk.estimated === true;
             continue;
           }
           text += chunk.text;
@@ -325,7 +332,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const outcome: AttemptOutcome = {
         status,
         usage: settledUsage,
-        usageReported: usage !== undefined,
+        usageReported: usage !== undefined && !usageEstimated,
         costMicros: cost,
         emittedText,
         text,
@@ -355,7 +362,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
 
       if (consumerFailure) throw consumerFailure.error;
       if (!error) {
-        return { text, usage: settledUsage, costMicros: cost, provider, model, attempts };
+        return { text, usage: settledUsage, usageEstimated: !outcome.usageReported, costMicros: cost, provider, model, attempts };
       }
       if (error.kind === 'aborted') throw withAttempts(error, attempts);
       lastAttemptError = error;

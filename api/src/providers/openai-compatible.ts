@@ -87,6 +87,7 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
       }
       guard.throwIfStopped();
 
+      const reported = usage !== undefined;
       if (!usage) {
         if (!finished) {
           throw new ProviderError({
@@ -101,10 +102,10 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
         usage = {
           inputTokens: estimateInputTokens(req),
           cachedInputTokens: 0,
-          outputTokens: estimateTextTokens(text),
+          outputTokens: Math.min(estimateTextTokens(text), req.maxOutputTokens),
         };
       }
-      yield { type: 'usage', usage };
+      yield { type: 'usage', usage, ...(reported ? {} : { estimated: true }) };
     } finally {
       guard.dispose();
     }

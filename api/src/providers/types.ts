@@ -31,7 +31,8 @@ export interface TokenUsage {
   outputTokens: number;
 }
 
-export type StreamChunk = { type: 'delta'; text: string } | { type: 'usage'; usage: TokenUsage };
+/** `estimated`: the provider sent no usage report and the adapter gives its own bound instead. */
+export type StreamChunk = { type: 'delta'; text: string } | { type: 'usage'; usage: TokenUsage; estimated?: boolean };
 
 export interface ModelInfo {
   id: string;

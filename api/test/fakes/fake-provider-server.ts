@@ -30,6 +30,8 @@ export interface ReplyBehavior {
   errorAfterChunks?: number;
   /** End the response cleanly after the text, without the closing events (usage, [DONE] / message_stop). */
   omitTerminalEvents?: boolean;
+  /** Send no usage report although asked for one, as some OpenAI-compatible servers do (OpenAI format). */
+  omitUsage?: boolean;
   headers?: Record<string, string>;
 }
 
@@ -91,6 +93,8 @@ export interface ReplyContext {
   text: string;
   usage: Required<ScriptedUsage>;
   requestBody: any;
+  /** The scripted reply sends no usage report (see ReplyBehavior.omitUsage). */
+  omitUsage?: boolean;
 }
 
 export interface WireFormat {
@@ -350,6 +354,7 @@ export class FakeProviderServer {
         outputTokens: behavior.usage?.outputTokens ?? Math.max(1, pieces.length),
       },
       requestBody: body,
+      omitUsage: behavior.omitUsage,
     };
 
     if (behavior.firstByteDelayMs) await delay(behavior.firstByteDelayMs);

@@ -38,7 +38,7 @@ function chunk(ctx: ReplyContext, choices: unknown[], usage?: unknown) {
     system_fingerprint: 'fp_fake0001',
     choices,
     // The real API adds `"usage": null` to every chunk once include_usage is requested.
-    ...(includeUsage(ctx.requestBody) ? { usage: usage ?? null } : {}),
+    ...(includeUsage(ctx.requestBody) && !ctx.omitUsage ? { usage: usage ?? null } : {}),
   };
 }
 
@@ -131,7 +131,7 @@ export const openAIWire: WireFormat = {
   ],
   streamEnd(ctx) {
     const frames = [sseFrame(chunk(ctx, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]))];
-    if (includeUsage(ctx.requestBody)) frames.push(sseFrame(chunk(ctx, [], usageJson(ctx))));
+    if (includeUsage(ctx.requestBody) && !ctx.omitUsage) frames.push(sseFrame(chunk(ctx, [], usageJson(ctx))));
     frames.push(sseFrame('[DONE]'));
     return frames;
   },

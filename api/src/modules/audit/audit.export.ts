@@ -9,6 +9,7 @@ import { NotFoundError, ValidationError } from '../../lib/errors.js';
 import { toGlobalId } from '../../lib/ids.js';
 import { parseInput } from '../../lib/validate.js';
 import { authorize, requireViewer } from '../authorize.js';
+import { labelTargets } from './audit.labels.js';
 
 /** Rows fetched per query while exporting: memory stays flat however long the log is. */
 export const EXPORT_PAGE_SIZE = 500;
@@ -72,7 +73,7 @@ export async function* auditLogPages(
   }
 }
 
-const CSV_COLUMNS = ['id', 'createdAt', 'action', 'actorId', 'actorEmail', 'targetType', 'targetId', 'ip', 'metadata'];
+const CSV_COLUMNS = ['id', 'createdAt', 'action', 'actorId', 'actorEmail', 'targetType', 'targetId', 'targetLabel', 'ip', 'metadata'];
 
 /**
  * One RFC 4180 field. Text that a spreadsheet would run as a formula (leading = + - @ tab or CR)
@@ -86,13 +87,15 @@ export function csvField(value: string | null | undefined): string {
 
 const csvLine = (fields: (string | null | undefined)[]) => fields.map(csvField).join(',') + '\r\n';
 
-function exportRecord(row: AuditRow) {
+/** `label`: what a person calls the target (AuditTarget.label in the API), null when unknown. */
+function exportRecord(row: AuditRow, label: string | null) {
+  const target = auditTarget(row);
   return {
     id: toGlobalId('AuditLog', row.id),
     createdAt: row.createdAt.toISOString(),
     action: row.action,
     actor: row.actorId ? { id: toGlobalId('User', row.actorId), email: row.actor?.email ?? null, name: row.actor?.name ?? null } : null,
-    target: auditTarget(row),
+    target: target ? { ...target, label } : null,
     ip: row.ip,
     metadata: publicMetadata(row.metadata),
   };
@@ -102,25 +105,32 @@ export const EXPORT_FORMATS = {
   csv: {
     contentType: 'text/csv; charset=utf-8',
     header: csvLine(CSV_COLUMNS),
-    line(row: AuditRow) {
-      const r = exportRecord(row);
-      return csvLine([r.id, r.createdAt, r.action, r.actor?.id, r.actor?.email, r.target?.type, r.target?.id, r.ip, JSON.stringify(r.metadata)]);
+    line(row: AuditRow, label: string | null) {
+      const r = exportRecord(row, label);
+      return csvLine([r.id, r.createdAt, r.action, r.actor?.id, r.actor?.email, r.target?.type, r.target?.id, r.target?.label, r.ip, JSON.stringify(r.metadata)]);
     },
   },
   ndjson: {
     contentType: 'application/x-ndjson; charset=utf-8',
     header: '',
-    line: (row: AuditRow) => JSON.stringify(exportRecord(row)) + '\n',
+    line: (row: AuditRow, label: string | null) => JSON.stringify(exportRecord(row, label)) + '\n',
   },
 } as const;
 
 export type ExportFormat = keyof typeof EXPORT_FORMATS;
 
-/** The export body, produced page by page. */
-export async function* exportChunks(pages: AsyncIterable<AuditRow[]>, format: ExportFormat): AsyncGenerator<string> {
+/** The export body, produced page by page; `labels` names each page's targets (one lookup per page). */
+export async function* exportChunks(
+  pages: AsyncIterable<AuditRow[]>,
+  format: ExportFormat,
+  labels: (rows: AuditRow[]) => Promise<(string | null)[]> = async (rows) => rows.map(() => null),
+): AsyncGenerator<string> {
   const { header, line } = EXPORT_FORMATS[format];
   if (header) yield header;
-  for await (const page of pages) yield page.map(line).join('');
+  for await (const page of pages) {
+    const named = await labels(page);
+    yield page.map((row, i) => line(row, named[i] ?? null)).join('');
+  }
 }
 
 const single = (value: unknown) => (Array.isArray(value) ? value[0] : value);
@@ -165,6 +175,7 @@ export function auditLogExport(contextFor: (req: Request, res: Response) => Prom
     res.setHeader('content-type', contentType);
     res.setHeader('content-disposition', `attachment; filename="audit-log-${org.slug}-${day}.${format}"`);
     res.setHeader('cache-control', 'no-store');
-    await pipeline(Readable.from(exportChunks(auditLogPages(ctx.prisma, where), format as ExportFormat)), res);
+    const pages = auditLogPages(ctx.prisma, where);
+    await pipeline(Readable.from(exportChunks(pages, format as ExportFormat, (rows) => labelTargets(ctx.prisma, rows))), res);
   };
 }

@@ -185,7 +185,7 @@ describe('audit log export', () => {
     expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     expect(res.headers.get('content-disposition')).toMatch(new RegExp(`^attachment; filename="audit-log-${org.slug}-\\d{4}-\\d{2}-\\d{2}\\.csv"$`));
     const rows = parseCsv(await res.text());
-    expect(rows[0]).toEqual(['id', 'createdAt', 'action', 'actorId', 'actorEmail', 'targetType', 'targetId', 'ip', 'metadata']);
+    expect(rows[0]).toEqual(['id', 'createdAt', 'action', 'actorId', 'actorEmail', 'targetType', 'targetId', 'targetLabel', 'ip', 'metadata']);
     expect(rows.slice(1).map((r) => r[0])).toEqual(await expectedOrder());
     const last = rows.at(-1)!;
     expect(last).toEqual([
@@ -194,6 +194,7 @@ describe('audit log export', () => {
       `'=HYPERLINK("http://evil.test","click")`,
       admin.gid,
       admin.email,
+      '',
       '',
       '',
       '',
@@ -216,6 +217,13 @@ describe('audit log export', () => {
     );
     expect(lines).toHaveLength(6);
     expect(lines[0]).toMatchObject({ actor: { email: expect.any(String) }, target: { type: 'Membership' }, ip: '203.0.113.7', metadata: { userId: member.gid } });
+    // Each target carries the label the audit page shows for it.
+    const page = await org.owner.gql(`query($slug: String!) { organization(slug: $slug) { auditLogs(first: 100) { edges { node { id target { label } } } } } }`, { slug: org.slug });
+    const shown = new Map<string, string | null>(page.data!.organization.auditLogs.edges.map((e: { node: { id: string; target: { label: string | null } | null } }) => [e.node.id, e.node.target?.label ?? null]));
+    const labelled = lines.filter((l) => shown.has(l.id));
+    expect(labelled.length).toBeGreaterThan(0);
+    for (const l of labelled) expect(l.target?.label ?? null).toBe(shown.get(l.id));
+    expect(labelled.some((l) => typeof l.target?.label === 'string')).toBe(true);
     // Date-only bounds and comma-separated actions work too.
     const sameDay = await download(exportUrl('ndjson', `?action=member.added,agent.created&from=${day(0)}&to=${day(1)}`), bearer(admin));
     expect((await sameDay.text()).trimEnd().split('\n')).toHaveLength(20);

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { gql, type TestServer } from '../../api/test/harness.js';
-import type { BrowserSession } from './browser.js';
+import { openBrowser, type BrowserSession, type OpenOptions } from './browser.js';
 import { SIGN_UP } from './operations.js';
 
 export const PASSWORD = 'correct horse battery staple';
@@ -38,4 +38,15 @@ export async function signUp(server: TestServer, name: string, email = `${name.s
 /** Signs the browser in as someone, with their session cookie (as the sign-in page would leave it). */
 export async function signIn(browser: BrowserSession, server: TestServer, session: string): Promise<void> {
   await browser.page.context().addCookies([{ name: 'hub_session', value: session, url: server.url, httpOnly: true }]);
+}
+
+/**
+ * A browser on the server's UI, signed in with `session`, whose steps fail after 10 s (well before a test's
+ * own timeout, on the step that is stuck).
+ */
+export async function signedInBrowser(server: TestServer, session: string, options: Omit<OpenOptions, 'baseURL'> = {}): Promise<BrowserSession> {
+  const browser = await openBrowser({ baseURL: server.url, ...options });
+  browser.page.setDefaultTimeout(10_000);
+  await signIn(browser, server, session);
+  return browser;
 }

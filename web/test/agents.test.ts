@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signIn, signUp, type Account } from './accounts.js';
-import { openBrowser, type BrowserSession } from './browser.js';
+import { type Account, signedInBrowser, signUp } from './accounts.js';
+import type { BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 
 const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
@@ -21,9 +21,7 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     organizationId = fromGlobalId(org.createOrganization.organization.id, 'Organization');
     const project = await owner.api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Library' } });
     projectId = fromGlobalId(project.createProject.project.id, 'Project');
-    browser = await openBrowser({ baseURL: server.url });
-    browser.page.setDefaultTimeout(10_000);
-    await signIn(browser, server, owner.session);
+    browser = await signedInBrowser(server, owner.session);
   }, 120_000);
 
   afterAll(async () => {

@@ -3,8 +3,8 @@ import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { AUDIT_ACTIONS } from '../../api/src/modules/audit/actions.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { actionGroups, actionLabel } from '../src/routes/audit/actions.js';
-import { signIn, signUp } from './accounts.js';
-import { openBrowser, type BrowserSession } from './browser.js';
+import { signedInBrowser, signUp } from './accounts.js';
+import type { BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT, INVITE_MEMBER } from './operations.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
@@ -43,9 +43,7 @@ describe('audit log page', { timeout: 60_000 }, () => {
     await owner.api(SET_BUDGET, { input: { organizationId: orgGid, projectId: project.id, period: 'MONTHLY', limit: '0' } });
     expect(await server.rt.prisma.auditLog.count({ where: { organizationId: fromGlobalId(orgGid, 'Organization') } })).toBe(6);
 
-    browser = await openBrowser({ baseURL: server.url, viewport: { width: 1360, height: 900 } });
-    browser.page.setDefaultTimeout(10_000);
-    await signIn(browser, server, owner.session);
+    browser = await signedInBrowser(server, owner.session, { viewport: { width: 1360, height: 900 } });
   }, 120_000);
 
   afterAll(async () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signIn, signUp, type Account } from './accounts.js';
-import { anotherContext, openBrowser, type BrowserSession, type Page } from './browser.js';
+import { type Account, signedInBrowser, signIn, signUp } from './accounts.js';
+import { anotherContext, type BrowserSession, type Page } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
@@ -37,9 +37,7 @@ describe('a $0 budget, and the budgets page on a phone', { timeout: 60_000 }, ()
     freeAgentGid = toGlobalId('Agent', free.id);
     await seedUsage(server, org.id, projectId);
 
-    browser = await openBrowser({ baseURL: server.url, viewport: { width: 1360, height: 900 } });
-    browser.page.setDefaultTimeout(10_000);
-    await signIn(browser, server, session);
+    browser = await signedInBrowser(server, session, { viewport: { width: 1360, height: 900 } });
   }, 120_000);
 
   afterAll(async () => {

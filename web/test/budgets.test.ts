@@ -4,9 +4,9 @@ import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { budgetChannel } from '../../api/src/modules/budgets/budget-guard.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { addDays, daysBetween, eachDay, startOfDay, zonedDay } from '../src/routes/budgets/dates.js';
-import { signIn, signUp } from './accounts.js';
+import { signedInBrowser, signIn, signUp } from './accounts.js';
 import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
-import { anotherContext, openBrowser, type BrowserSession, type Page } from './browser.js';
+import { anotherContext, type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 const TIME_ZONE = 'America/New_York';
@@ -64,9 +64,7 @@ describe('budgets and usage page', { timeout: 60_000 }, () => {
     }
     await seedUsage(server, org.id, projects);
 
-    browser = await openBrowser({ baseURL: server.url, viewport: { width: 1360, height: 900 } });
-    browser.page.setDefaultTimeout(10_000);
-    await signIn(browser, server, session);
+    browser = await signedInBrowser(server, session, { viewport: { width: 1360, height: 900 } });
     browser.page.on('websocket', (ws) =>
       ws.on('framesent', ({ payload }) => {
         const message = JSON.parse(String(payload)) as { type: string; payload?: { operationName?: string } };

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signIn, signUp, type Account } from './accounts.js';
+import { type Account, signedInBrowser, signUp } from './accounts.js';
 import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
-import { openBrowser, type BrowserSession, type Page } from './browser.js';
+import { type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 const TIME_ZONE = 'America/New_York';
@@ -67,9 +67,7 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
     // Another project's budget: it limits that project only, never this deck's.
     budgets.otherDaily = await setBudget('DAILY', 5_000_000n, 'Data pipeline');
 
-    browser = await openBrowser({ baseURL: server.url, viewport: { width: 1360, height: 900 } });
-    browser.page.setDefaultTimeout(10_000);
-    await signIn(browser, server, account.session);
+    browser = await signedInBrowser(server, account.session, { viewport: { width: 1360, height: 900 } });
   });
 
   afterAll(async () => {

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_LIMITS } from '../../api/src/modules/agents/agents.service.js';
 import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
 import { checkRange, fieldLabel, formErrors, invalidVariable } from '../src/lib/forms.js';
-import { signIn, signUp, type Account } from './accounts.js';
-import { anotherContext, openBrowser, type BrowserSession } from './browser.js';
+import { type Account, signedInBrowser, signUp } from './accounts.js';
+import { anotherContext, type BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 
 describe('formErrors', () => {
@@ -143,9 +143,7 @@ describe('forms in the browser: limits checked before sending, and in words', { 
       input: { projectId: project.createProject.project.id, name: 'Planner', provider: 'OFFLINE', model: 'offline-small' },
     });
     agentId = agent.createAgent.agent.id;
-    browser = await openBrowser({ baseURL: server.url });
-    browser.page.setDefaultTimeout(10_000);
-    await signIn(browser, server, account.session);
+    browser = await signedInBrowser(server, account.session);
     browser.page.on('request', (request) => {
       if (request.url().endsWith('/graphql') && request.postData()?.includes('AgentsPageUpdate')) updatesSent++;
     });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { anotherContext, openBrowser, type BrowserSession } from './browser.js';
-import { signIn, signUp, type Account } from './accounts.js';
+import { anotherContext, type BrowserSession } from './browser.js';
+import { type Account, signedInBrowser, signUp } from './accounts.js';
 import { CREATE_ORG, INVITE_MEMBER } from './operations.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
@@ -28,9 +28,7 @@ describe('member invitations', { timeout: 60_000 }, () => {
     orgGid = created.createOrganization.organization.id;
     orgSlug = created.createOrganization.organization.slug;
 
-    owner = await openBrowser({ baseURL: server.url });
-    owner.page.setDefaultTimeout(10_000);
-    await signIn(owner, server, account.session);
+    owner = await signedInBrowser(server, account.session);
     await owner.page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     invitee = await anotherContext(owner, { baseURL: server.url });
   }, 120_000);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signIn, signUp, type Account } from './accounts.js';
-import { anotherContext, openBrowser, type BrowserSession } from './browser.js';
+import { type Account, signedInBrowser, signIn, signUp } from './accounts.js';
+import { anotherContext, type BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
@@ -28,9 +28,7 @@ describe('navigation: the current project, the switchers and the members page', 
     // Playground first, as a new organization starts; Ops Project and Zeta come later.
     northwindGid = await createOrg('Northwind', ['Playground', 'Ops Project', 'Zeta']);
     await createOrg('Second Org', ['Alpha', 'Beta']);
-    browser = await openBrowser({ baseURL: server.url });
-    browser.page.setDefaultTimeout(10_000);
-    await signIn(browser, server, owner.session);
+    browser = await signedInBrowser(server, owner.session);
   }, 120_000);
 
   afterAll(async () => {

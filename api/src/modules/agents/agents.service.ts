@@ -20,8 +20,8 @@ export const AGENT_LIMITS = {
   fallbacks: 5,
 } as const;
 
-const TEMPERATURE_RANGE = 'Temperature must be between 0 and 2';
-const MAX_OUTPUT_TOKENS_RANGE = 'Max output tokens must be between 1 and 200,000';
+const TEMPERATURE_RANGE = `Temperature must be between ${AGENT_LIMITS.temperature.min} and ${AGENT_LIMITS.temperature.max}`;
+const MAX_OUTPUT_TOKENS_RANGE = `Max output tokens must be between ${AGENT_LIMITS.maxOutputTokens.min} and ${AGENT_LIMITS.maxOutputTokens.max.toLocaleString('en-US')}`;
 
 /** Provider + model must name a model the hub knows (and can price). */
 function modelRef(registry: ProviderRegistry) {

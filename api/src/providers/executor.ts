@@ -68,8 +68,6 @@ export interface AttemptRecord {
   error?: AttemptErrorSummary;
   emittedText: boolean;
   usage?: TokenUsage;
-  /** Whether `usage` is the provider's own report (false: our estimate, or zero; see AttemptOutcome). */
-  usageReported?: boolean;
   costMicros?: bigint | null;
   durationMs: number;
   /** Backoff slept before the next attempt on the same entry, when there was one. */
@@ -347,7 +345,6 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         status,
         emittedText,
         usage: settledUsage,
-        usageReported: outcome.usageReported,
         costMicros: cost,
         durationMs: outcome.durationMs,
         ...(error ? { error: summarize(error) } : {}),

@@ -148,6 +148,19 @@ describe('streamRunEvents', () => {
     expect(await drain(streamRunEvents(db.query, bus, randomUUID(), 0))).toEqual([]);
   });
 
+  it('replays the whole log for a position before its start (a negative afterSeq), reading it once', async () => {
+    const runId = await aRun();
+    await store(runId, [...tokens('a'), finished], 'SUCCEEDED');
+    const { counts, query } = counting(db.query);
+    // A stream that cannot place seq 1 after -1 would read the same range forever, growing its buffer.
+    const bounded: SqlQuery = async <T,>(text: string, params?: unknown[]) => {
+      if (counts.reads >= 5) throw new Error('read the same range again and again');
+      return query<T>(text, params);
+    };
+    expect((await drain(streamRunEvents(bounded, bus, runId, -1))).map((e) => e.seq)).toEqual([1, 2]);
+    expect(counts.reads).toBe(1);
+  });
+
   it('replays a long log page by page, then goes live', async () => {
     const runId = await aRun();
     await store(runId, tokens(...Array.from({ length: 1203 }, (_, i) => `${i}`)));

@@ -161,7 +161,8 @@ class RunEventStream implements AsyncIterator<RunEventRecord, void, void> {
     private readonly run: string | (() => Promise<string>),
     afterSeq: number,
   ) {
-    this.delivered = afterSeq;
+    // Seqs start at 1: a position before that (a negative afterSeq) is the start of the log.
+    this.delivered = Math.max(0, afterSeq);
   }
 
   [Symbol.asyncIterator]() {

@@ -161,6 +161,19 @@ describe('streamRunEvents', () => {
     expect(counts.reads).toBe(1);
   });
 
+  it('ends when the run finishes, for a position past the end of its log (a too large afterSeq)', async () => {
+    const runId = await aRun();
+    await store(runId, tokens('a'));
+    const stream = streamRunEvents(db.query, bus, runId, 1000);
+    const ended = drain(stream);
+    await tick();
+    await append(runId, tokens('b'));
+    await append(runId, [finished], 'SUCCEEDED');
+    const outcome = await Promise.race([ended, new Promise((r) => setTimeout(() => r('still open'), 2000))]);
+    await stream.return();
+    expect(outcome).toEqual([]);
+  });
+
   it('replays a long log page by page, then goes live', async () => {
     const runId = await aRun();
     await store(runId, tokens(...Array.from({ length: 1203 }, (_, i) => `${i}`)));

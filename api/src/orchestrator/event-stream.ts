@@ -194,6 +194,7 @@ class RunEventStream implements AsyncIterator<RunEventRecord, void, void> {
             if (isTerminalEvent(e)) this.ended = true;
             return { value: e, done: false };
           }
+          if (this.ended) continue;
         }
         if (this.mustRead) {
           this.mustRead = false;
@@ -277,7 +278,11 @@ class RunEventStream implements AsyncIterator<RunEventRecord, void, void> {
   private take(): RunEventRecord | null {
     while (this.batches.length > 0) {
       const batch = this.batches[0]!;
-      while (this.pos < batch.length && batch[this.pos]!.seq <= this.delivered) this.pos++;
+      while (this.pos < batch.length && batch[this.pos]!.seq <= this.delivered) {
+        // The run ended before this position (an afterSeq past the end of its log): nothing more will come.
+        if (isTerminalEvent(batch[this.pos]!)) this.ended = true;
+        this.pos++;
+      }
       if (this.pos === batch.length) {
         this.batches.shift();
         this.pos = 0;

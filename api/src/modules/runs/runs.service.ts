@@ -4,7 +4,7 @@ import type { AgentRun } from '../../_generated/prisma/client.js';
 import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
-import { NotFoundError, RateLimitedError, ValidationError } from '../../lib/errors.js';
+import { ConflictError, NotFoundError, RateLimitedError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
 import { statusAnnouncement } from '../../orchestrator/run-executor.js';
@@ -81,12 +81,23 @@ async function placeAgent(ctx: Context, agentId: string): Promise<Placement | nu
 /** Roles that may start a run, for hub_start_run (the permission table decides). */
 const STARTERS = (Object.keys(ROLE_RANK) as Role[]).filter((r) => can(r, 'run.start'));
 
+/**
+ * The run an idempotency key already started, if it is the start asked for again; a key reused for another
+ * agent or input is a conflict, not that other run passed off as this one.
+ */
+function sameStart(existing: AgentRun, agentId: string, input: string): AgentRun {
+  if (existing.agentId !== agentId || existing.input !== input) {
+    throw new ConflictError('This idempotency key already started a run with another agent or input: use a new key for a new run', 'idempotencyKey');
+  }
+  return existing;
+}
+
 /** What hub_start_run raises (see its migration) and what each means to the caller. */
 const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archived', HB005: 'rate limited' } as const;
 
 /**
  * Creates a run: claimed by a free worker of this process (stored RUNNING) or queued. The same
- * idempotency key returns the same run.
+ * idempotency key returns the same run (a ConflictError when it started one with another agent or input).
  * One statement does the checks and the creation (see hub_start_run): the caller's role in the agent's
  * organization, the agent not archived, the organization's run rate limit, then the run, its first
  * event and, with a free worker here, its claim.
@@ -109,7 +120,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     });
     if (existing) {
       await authorize(ctx, organizationId, 'run.start', 'Agent');
-      return existing;
+      return sameStart(existing, agentId, input.input);
     }
   }
   // Charged only when a run is created, so a replayed idempotent start never trips the limit: in the
@@ -209,9 +220,10 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
   if (!created) {
     if (charged) await ctx.limits.refund('runsOrg', organizationId);
     // Two concurrent starts with one key: the loser returns the winner's run.
-    return ctx.prisma.agentRun.findUniqueOrThrow({
+    const winner = await ctx.prisma.agentRun.findUniqueOrThrow({
       where: { organizationId_idempotencyKey: { organizationId, idempotencyKey: input.idempotencyKey! } },
     });
+    return sameStart(winner, agentId, input.input);
   }
   return run;
 }

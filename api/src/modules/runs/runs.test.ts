@@ -112,6 +112,28 @@ describe('runs on the offline provider', () => {
     expect(await app.rt.prisma.agentRun.count({ where: { idempotencyKey: 'key-1' } })).toBe(1);
   });
 
+  it('refuses a reused idempotency key with another input or agent as a conflict, creating nothing', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const otherAgentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const first = await startRun(agentId, 'write the summary', { idempotencyKey: 'key-conflict' });
+    const runsBefore = await app.rt.prisma.agentRun.count();
+    const CONFLICT = `mutation($input: StartRunInput!) { startRun(input: $input) {
+      __typename ... on StartRunPayload { run { id } } ... on ConflictError { code field message } } }`;
+    const attempt = (input: Record<string, unknown>) =>
+      owner.gql(CONFLICT, { input: { idempotencyKey: 'key-conflict', ...input } }).then((r) => r.data?.startRun ?? r.errors);
+    for (const other of [{ agentId, input: 'delete everything' }, { agentId: otherAgentId, input: 'write the summary' }]) {
+      expect(await attempt(other)).toEqual({
+        __typename: 'ConflictError',
+        code: 'CONFLICT',
+        field: 'idempotencyKey',
+        message: 'This idempotency key already started a run with another agent or input: use a new key for a new run',
+      });
+    }
+    // The same start again is still the same run.
+    expect(await attempt({ agentId, input: 'write the summary' })).toEqual({ __typename: 'StartRunPayload', run: { id: first } });
+    expect(await app.rt.prisma.agentRun.count()).toBe(runsBefore);
+  });
+
   it('checks who starts what in the statement that creates the run: archived agent, viewer, outsider, bad input', async () => {
     const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
     const viewer = await given(app).aMemberOf(project.org, 'VIEWER');

@@ -1,5 +1,6 @@
 import type { AgentRun } from '../../_generated/prisma/client.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
+import { ConflictError } from '../../lib/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { channelMessages } from '../../lib/pubsub.js';
 import { streamRunEvents, withReadSlot } from '../../orchestrator/event-stream.js';
@@ -220,14 +221,17 @@ const StartRunInput = builder.inputType('StartRunInput', {
   fields: (t) => ({
     agentId: t.id({ required: true }),
     input: t.string({ required: true }),
-    idempotencyKey: t.string({ description: 'Retrying a start with the same key returns the same run instead of a second one.' }),
+    idempotencyKey: t.string({
+      description:
+        'Retrying a start with the same key returns the same run instead of a second one; the key used with another agent or input is a ConflictError.',
+    }),
   }),
 });
 
 builder.mutationField('startRun', (t) =>
   t.field({
     type: runPayload('StartRunPayload'),
-    errors: {},
+    errors: { types: [ConflictError] },
     authScopes: { loggedIn: true },
     args: { input: t.arg({ type: StartRunInput, required: true }) },
     resolve: (_r, { input: { agentId, ...rest } }, ctx) => runs.startRun(ctx, fromGlobalId(String(agentId), 'Agent'), rest),

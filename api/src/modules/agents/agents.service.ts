@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Agent, Prisma } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
-import { NotFoundError } from '../../lib/errors.js';
+import { NotFoundError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { PROVIDER_IDS, type ProviderId, type ProviderRegistry } from '../../providers/index.js';
 import { audit } from '../audit/audit.service.js';
@@ -94,6 +94,8 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
 export async function updateAgent(ctx: Context, agentId: string, raw: unknown) {
   const agent = await loadAgent(ctx, agentId);
   await authorize(ctx, agent.organizationId, 'agent.update', 'Agent');
+  // Archived means retired as it was: its runs keep showing the settings they ran with.
+  if (agent.archivedAt) throw new ValidationError([{ path: ['id'], message: 'This agent is archived: restore it to edit it' }]);
   const f = fields(ctx.providers);
   const partial = (raw ?? {}) as { primary?: { provider?: string; model?: string } };
   // Changing only the model keeps the provider (and vice versa); the pair is validated together.

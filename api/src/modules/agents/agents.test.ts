@@ -127,6 +127,25 @@ describe('restoring an archived agent', () => {
     __typename ... on RestoreAgentPayload { agent { id archivedAt viewerCanRun } } ... on Error { message } } }`;
   const START = `mutation($input: StartRunInput!) { startRun(input: $input) { __typename ... on Error { message } } }`;
 
+  it('cannot be edited until restored: refused with nothing written, and viewerCanUpdate says so', async () => {
+    const id = await anAgent('Retired');
+    expect((await owner.gql(ARCHIVE, { id })).data!.archiveAgent.__typename).toBe('ArchiveAgentPayload');
+    const refused = await owner.gql(UPDATE, { input: { id, name: 'Edited', temperature: 1 } });
+    expect(refused.data!.updateAgent).toEqual({
+      __typename: 'ValidationError',
+      message: 'id: This agent is archived: restore it to edit it',
+      issues: [{ path: ['id'], message: 'This agent is archived: restore it to edit it' }],
+    });
+    const stored = await app.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(id, 'Agent') } });
+    expect([stored.name, stored.temperature]).toEqual(['Retired', null]);
+    expect(await app.rt.prisma.auditLog.count({ where: { targetId: stored.id, action: 'agent.updated' } })).toBe(0);
+    const CAN = `query($id: ID!) { agent(id: $id) { viewerCanUpdate } }`;
+    expect((await owner.gql(CAN, { id })).data!.agent).toEqual({ viewerCanUpdate: false });
+    await owner.gql(RESTORE, { id });
+    expect((await owner.gql(CAN, { id })).data!.agent).toEqual({ viewerCanUpdate: true });
+    expect((await owner.gql(UPDATE, { input: { id, name: 'Edited' } })).data!.updateAgent.__typename).toBe('UpdateAgentPayload');
+  });
+
   it('brings it back to be run again, audited once; a VIEWER may not', async () => {
     const id = await anAgent('Archivist');
     expect((await owner.gql(ARCHIVE, { id })).data!.archiveAgent.__typename).toBe('ArchiveAgentPayload');

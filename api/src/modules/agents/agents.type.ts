@@ -72,7 +72,10 @@ export const AgentRef = builder.prismaNode('Agent', {
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     archivedAt: t.expose('archivedAt', { type: 'DateTime', nullable: true }),
     project: t.relation('project'),
-    viewerCanUpdate: t.boolean({ resolve: async (a, _x, ctx) => can(await ctx.roleIn(a.organizationId), 'agent.update') }),
+    viewerCanUpdate: t.boolean({
+      description: 'The agent is not archived (restore it first), and the viewer may edit agents.',
+      resolve: async (a, _x, ctx) => !a.archivedAt && can(await ctx.roleIn(a.organizationId), 'agent.update'),
+    }),
     viewerCanArchive: t.boolean({ resolve: async (a, _x, ctx) => can(await ctx.roleIn(a.organizationId), 'agent.archive') }),
     viewerCanRun: t.boolean({ resolve: async (a, _x, ctx) => !a.archivedAt && can(await ctx.roleIn(a.organizationId), 'run.start') }),
   }),

@@ -46,6 +46,19 @@ const fields = (registry: ProviderRegistry) => ({
   fallbackChain: z.array(modelRef(registry)).max(AGENT_LIMITS.fallbacks, 'Use at most 5 fallbacks'),
 });
 
+/**
+ * parseInput for an agent's settings: the service holds the primary model as `primary`, while the
+ * mutations take `provider` and `model` at the top of their input, so issues name those.
+ */
+function parseAgentInput<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
+  try {
+    return parseInput(schema, raw);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    throw new ValidationError(err.issues.map((i) => (i.path[0] === 'primary' ? { ...i, path: i.path.slice(1) } : i)));
+  }
+}
+
 export async function loadAgent(ctx: Context, agentId: string) {
   const viewer = requireViewer(ctx);
   const agent = await ctx.prisma.agent.findFirst({
@@ -59,7 +72,7 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
   const project = await loadProject(ctx, projectId);
   await authorize(ctx, project.organizationId, 'agent.create', 'Project');
   const f = fields(ctx.providers);
-  const input = parseInput(
+  const input = parseAgentInput(
     z.object({
       ...f,
       description: f.description.nullish(),
@@ -100,7 +113,7 @@ export async function updateAgent(ctx: Context, agentId: string, raw: unknown) {
   const partial = (raw ?? {}) as { primary?: { provider?: string; model?: string } };
   // Changing only the model keeps the provider (and vice versa); the pair is validated together.
   if (partial.primary) partial.primary = { provider: partial.primary.provider ?? agent.provider, model: partial.primary.model ?? agent.model };
-  const input = parseInput(
+  const input = parseAgentInput(
     z.object({
       name: f.name.nullish(),
       description: f.description.nullish(),

@@ -103,7 +103,9 @@ describe('agent settings out of range', () => {
       [{ name: 'n'.repeat(101) }, { path: ['name'], message: 'Keep the name to 100 characters' }],
       [{ description: 'd'.repeat(2001) }, { path: ['description'], message: 'Keep the description to 2,000 characters' }],
       [{ systemPrompt: 's'.repeat(50_001) }, { path: ['systemPrompt'], message: 'Keep the system prompt to 50,000 characters' }],
-      [{ model: 'm'.repeat(101) }, { path: ['primary', 'model'], message: 'Keep the model name to 100 characters' }],
+      // Paths name the fields of the mutation's input: `model`, not where the service keeps it.
+      [{ model: 'm'.repeat(101) }, { path: ['model'], message: 'Keep the model name to 100 characters' }],
+      [{ model: 'gpt-4o' }, { path: ['model'], message: 'Unknown OFFLINE model; choose one of: offline-small, offline-large' }],
     ];
     for (const [change, issue] of cases) {
       const issues = issuesOf(await owner.gql(UPDATE, { input: { id, ...change } }), 'updateAgent');
@@ -117,6 +119,10 @@ describe('agent settings out of range', () => {
     expect(issuesOf(created, 'createAgent')).toEqual([
       { path: ['temperature'], message: 'Temperature must be between 0 and 2' },
       { path: ['maxOutputTokens'], message: 'Max output tokens must be between 1 and 200,000' },
+    ]);
+    const unknownModel = await owner.gql(CREATE, { input: { projectId: project.gid, name: 'Lost', provider: 'OFFLINE', model: 'offline-huge' } });
+    expect(issuesOf(unknownModel, 'createAgent')).toEqual([
+      { path: ['model'], message: 'Unknown OFFLINE model; choose one of: offline-small, offline-large' },
     ]);
   });
 });

@@ -59,6 +59,23 @@ function parseAgentInput<S extends z.ZodType>(schema: S, raw: unknown): z.output
   }
 }
 
+/**
+ * A fallback that repeats the agent's own model or an earlier fallback would only retry what just
+ * failed, with its retries and its cost again: each entry of the chain must be a model not tried before it.
+ */
+function checkChain(primary: ModelChoice, chain: ModelChoice[]) {
+  const tried = [`${primary.provider} ${primary.model}`];
+  const issues = chain.flatMap(({ provider, model }, i) => {
+    const name = `${provider} ${model}`;
+    const earlier = tried.indexOf(name);
+    tried.push(name);
+    if (earlier < 0) return [];
+    const message = earlier === 0 ? `${name} is the agent's own model: a fallback must be another model` : `${name} is already earlier in the fallback chain`;
+    return [{ path: ['fallbackChain', String(i)], message }];
+  });
+  if (issues.length) throw new ValidationError(issues);
+}
+
 export async function loadAgent(ctx: Context, agentId: string) {
   const viewer = requireViewer(ctx);
   const agent = await ctx.prisma.agent.findFirst({
@@ -84,6 +101,7 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
     }),
     raw,
   );
+  checkChain(input.primary, input.fallbackChain ?? []);
   return ctx.prisma.$transaction(async (tx) => {
     const agent = await tx.agent.create({
       data: {
@@ -135,6 +153,8 @@ export async function updateAgent(ctx: Context, agentId: string, raw: unknown) {
     maxOutputTokens: input.maxOutputTokens ?? agent.maxOutputTokens,
     fallbackChain: input.fallbackChain ?? (agent.fallbackChain as ModelChoice[]),
   };
+  // Checked when the model or the chain is set (a stored chain is not re-judged on a rename).
+  if (input.primary || input.fallbackChain) checkChain(next, next.fallbackChain);
   const changes = agentChanges(agent, next);
   if (Object.keys(changes).length === 0) return agent;
   return ctx.prisma.$transaction(async (tx) => {

@@ -25,6 +25,11 @@ const UPDATE = `mutation($input: UpdateAgentInput!) { updateAgent(input: $input)
 
 type Issue = { path: string[]; message: string };
 
+const issuesOf = (res: { data?: Record<string, any> }, field: 'createAgent' | 'updateAgent'): Issue[] => {
+  expect(res.data![field].__typename).toBe('ValidationError');
+  return res.data![field].issues;
+};
+
 async function anAgent(name = 'Planner') {
   const res = await owner.gql(CREATE, {
     input: { projectId: project.gid, name, provider: 'OFFLINE', model: 'offline-small', systemPrompt: 'Be brief.', maxOutputTokens: 1024 },
@@ -88,11 +93,6 @@ describe('editing an agent', () => {
 });
 
 describe('agent settings out of range', () => {
-  const issuesOf = (res: { data?: Record<string, any> }, field: 'createAgent' | 'updateAgent'): Issue[] => {
-    expect(res.data![field].__typename).toBe('ValidationError');
-    return res.data![field].issues;
-  };
-
   it('explains temperature and max output tokens in words, naming the allowed range', async () => {
     const id = await anAgent('Ranges');
     const cases: [Record<string, unknown>, Issue][] = [
@@ -124,6 +124,29 @@ describe('agent settings out of range', () => {
     expect(issuesOf(unknownModel, 'createAgent')).toEqual([
       { path: ['model'], message: 'Unknown OFFLINE model; choose one of: offline-small, offline-large' },
     ]);
+  });
+});
+
+describe('fallback chains', () => {
+  it("refuses a fallback that repeats the agent's own model or an earlier fallback, writing nothing", async () => {
+    const create = (fallbackChain: { provider: string; model: string }[]) =>
+      owner.gql(CREATE, { input: { projectId: project.gid, name: 'Chained', provider: 'OFFLINE', model: 'offline-small', fallbackChain } });
+    const agentsBefore = await app.rt.prisma.agent.count();
+    expect(issuesOf(await create([{ provider: 'OFFLINE', model: 'offline-small' }]), 'createAgent')).toEqual([
+      { path: ['fallbackChain', '0'], message: "OFFLINE offline-small is the agent's own model: a fallback must be another model" },
+    ]);
+    expect(issuesOf(await create([{ provider: 'OFFLINE', model: 'offline-large' }, { provider: 'OFFLINE', model: 'offline-large' }]), 'createAgent')).toEqual([
+      { path: ['fallbackChain', '1'], message: 'OFFLINE offline-large is already earlier in the fallback chain' },
+    ]);
+    expect(await app.rt.prisma.agent.count()).toBe(agentsBefore);
+
+    // Moving the agent onto its fallback's model is refused the same way.
+    const created = await create([{ provider: 'OFFLINE', model: 'offline-large' }]);
+    const id = created.data!.createAgent.agent.id as string;
+    expect(issuesOf(await owner.gql(UPDATE, { input: { id, model: 'offline-large' } }), 'updateAgent')).toEqual([
+      { path: ['fallbackChain', '0'], message: "OFFLINE offline-large is the agent's own model: a fallback must be another model" },
+    ]);
+    expect((await app.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(id, 'Agent') } })).model).toBe('offline-small');
   });
 });
 

@@ -20,9 +20,19 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const TERMINAL: RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'];
 
+/** PostgreSQL text cannot hold U+0000: refused as input, not failing in the database as a bug. */
+const storable = (s: string) => !s.includes('\u0000');
+const NUL = 'Remove the NUL characters (U+0000): text cannot hold them';
+
 const StartRun = z.object({
-  input: z.string().min(1, 'Give the agent something to do').max(200_000, 'Keep the input under 200,000 characters'),
-  idempotencyKey: z.string().trim().min(1, 'Give the idempotency key at least one character').max(200, 'Keep the idempotency key to 200 characters').nullish(),
+  input: z.string().min(1, 'Give the agent something to do').max(200_000, 'Keep the input under 200,000 characters').refine(storable, NUL),
+  idempotencyKey: z
+    .string()
+    .trim()
+    .min(1, 'Give the idempotency key at least one character')
+    .max(200, 'Keep the idempotency key to 200 characters')
+    .refine(storable, NUL)
+    .nullish(),
 });
 
 /** A run the viewer can see, or NotFound (also for runs of other organizations). */

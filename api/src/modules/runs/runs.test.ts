@@ -155,6 +155,22 @@ describe('runs on the offline provider', () => {
     expect(await app.rt.prisma.agentRun.count()).toBe(runsBefore);
   });
 
+  it('refuses input that cannot be stored (a NUL character) as a ValidationError on input, creating nothing', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const runsBefore = await app.rt.prisma.agentRun.count();
+    const res = await owner.gql(`mutation($input: StartRunInput!) { startRun(input: $input) {
+      __typename ... on ValidationError { issues { path message } } } }`, { input: { agentId, input: 'a file\u0000with a NUL', idempotencyKey: 'k\u0000' } });
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.startRun).toEqual({
+      __typename: 'ValidationError',
+      issues: [
+        { path: ['input'], message: 'Remove the NUL characters (U+0000): text cannot hold them' },
+        { path: ['idempotencyKey'], message: 'Remove the NUL characters (U+0000): text cannot hold them' },
+      ],
+    });
+    expect(await app.rt.prisma.agentRun.count()).toBe(runsBefore);
+  });
+
   it('cancelling a running run stops it within a second and keeps what was produced', async () => {
     const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 2000 });
     const runId = await startRun(agentId, 'Write a very long plan');

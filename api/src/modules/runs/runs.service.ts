@@ -25,7 +25,11 @@ const storable = (s: string) => !s.includes('\u0000');
 const NUL = 'Remove the NUL characters (U+0000): text cannot hold them';
 
 const StartRun = z.object({
-  input: z.string().min(1, 'Give the agent something to do').max(200_000, 'Keep the input under 200,000 characters').refine(storable, NUL),
+  input: z
+    .string()
+    .max(200_000, 'Keep the input under 200,000 characters')
+    .refine((s) => s.trim() !== '', 'Give the agent something to do')
+    .refine(storable, NUL),
   idempotencyKey: z
     .string()
     .trim()

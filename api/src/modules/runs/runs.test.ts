@@ -149,6 +149,8 @@ describe('runs on the offline provider', () => {
     // Someone outside the organization learns nothing, not even that the agent exists.
     expect(await start(outsider, 'go')).toMatchObject({ __typename: 'NotFoundError' });
     expect(await start(owner, '')).toMatchObject({ __typename: 'ValidationError' });
+    // Only spaces and line breaks are nothing to do either.
+    expect(await start(owner, ' \n\t ')).toMatchObject({ __typename: 'ValidationError', message: 'input: Give the agent something to do' });
 
     await owner.gql(`mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`, { id: agentId });
     expect(await start(owner, 'go')).toMatchObject({ __typename: 'ValidationError', message: 'agentId: This agent is archived' });

@@ -136,6 +136,11 @@ describe('retrying a run of an archived agent', () => {
     expect((await getRun(runId)).viewerCanRetry).toBe(false);
     // The mutation's own check, for a client that offers it anyway.
     const retry = (await owner.gql(RETRY, { id: runId })).data!.retryRun;
-    expect(retry).toMatchObject({ __typename: 'ValidationError', issues: [{ path: ['agentId'], message: 'This agent is archived' }] });
+    // On the input's own field: retryRun takes the run's id, no agentId.
+    expect(retry).toEqual({
+      __typename: 'ValidationError',
+      message: 'id: This agent is archived',
+      issues: [{ path: ['id'], message: 'This agent is archived' }],
+    });
   });
 });

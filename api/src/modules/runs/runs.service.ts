@@ -299,5 +299,13 @@ export async function retryRun(ctx: Context, runId: string) {
   const run = await loadRun(ctx, runId);
   await authorize(ctx, run.organizationId, 'run.retry', 'Run');
   if (!TERMINAL.includes(run.status)) throw new ValidationError([{ path: ['id'], message: 'Only a finished run can be retried' }]);
-  return startRun(ctx, run.agentId, { input: run.input }, { parentRunId: run.id });
+  try {
+    return await startRun(ctx, run.agentId, { input: run.input }, { parentRunId: run.id });
+  } catch (err) {
+    // startRun's refusal names its own input's agentId; a retry's input is only the run's id.
+    if (err instanceof ValidationError && err.issues.some((i) => i.path[0] === 'agentId')) {
+      throw ValidationError.field('id', 'This agent is archived');
+    }
+    throw err;
+  }
 }

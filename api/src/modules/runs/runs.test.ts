@@ -102,6 +102,20 @@ describe('runs on the offline provider', () => {
     expect(replay.events.map((e) => e.seq)).toEqual(all.map((e) => e.seq));
   });
 
+  it('Run.events serves the page asked for: first 0 is none, a negative first a ValidationError', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const runId = await startRun(agentId);
+    await waitForStatus(runId, ['SUCCEEDED']);
+    const EVENTS = `query($id: ID!, $first: Int) { run(id: $id) { events(first: $first) { seq } } }`;
+    const events = (first: number) => owner.gql(EVENTS, { id: runId, first });
+    expect((await events(2)).data!.run.events).toEqual([{ seq: 1 }, { seq: 2 }]);
+    expect((await events(0)).data!.run.events).toEqual([]);
+    const negative = await events(-1);
+    expect(negative.errors?.map((e) => [e.message, e.extensions?.code, e.extensions?.issues])).toEqual([
+      ['first: Ask for 0 events or more', 'VALIDATION_FAILED', [{ path: ['first'], message: 'Ask for 0 events or more' }]],
+    ]);
+  });
+
   it('the same idempotency key returns the same run', async () => {
     const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
     const [a, b] = await Promise.all([

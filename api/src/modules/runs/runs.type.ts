@@ -1,6 +1,6 @@
 import type { AgentRun } from '../../_generated/prisma/client.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
-import { ConflictError } from '../../lib/errors.js';
+import { ConflictError, ValidationError } from '../../lib/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { channelMessages } from '../../lib/pubsub.js';
 import { streamRunEvents, withReadSlot } from '../../orchestrator/event-stream.js';
@@ -113,10 +113,13 @@ export const RunRef = builder.prismaNode('AgentRun', {
         types: t.arg({ type: [RunEventTypeEnum], required: false, description: 'e.g. [STATUS, ERROR]: a run\'s story without its tokens' }),
       },
       resolve: async (r, { afterSeq, first, types }, ctx) => {
+        const size = first ?? EVENTS_PAGE;
+        if (size < 0) throw ValidationError.field('first', 'Ask for 0 events or more');
+        if (size === 0) return [];
         const rows = await ctx.prisma.runEvent.findMany({
           where: { runId: r.id, seq: { gt: afterSeq ?? 0 }, ...(types?.length ? { type: { in: types } } : {}) },
           orderBy: { seq: 'asc' },
-          take: Math.min(Math.max(first ?? EVENTS_PAGE, 1), EVENTS_PAGE),
+          take: Math.min(size, EVENTS_PAGE),
         });
         return rows.map((e) => ({ ...e, payload: e.payload as Record<string, unknown> }));
       },

@@ -11,6 +11,7 @@ import type PrismaTypes from '../_generated/pothos-prisma-types.js';
 import type { Role } from '../_generated/prisma/enums.js';
 import type { Context } from '../context.js';
 import { authScopeInitializer } from './auth.js';
+import { PAGE_ERRORS } from './page-errors.js';
 import { ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from '../lib/errors.js';
 
 /** Limits on the shape and cost of one operation (GitHub/Shopify style; cost is reported in `extensions`). */
@@ -59,7 +60,7 @@ export const builder = new SchemaBuilder<{
   };
 }>({
   // Errors first so authorization failures raised by scope-auth become typed results on mutations.
-  plugins: [ErrorsPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ValidationPlugin, ComplexityPlugin],
+  plugins: [ErrorsPlugin, ScopeAuthPlugin, PrismaPlugin, RelayPlugin, ValidationPlugin, ComplexityPlugin, PAGE_ERRORS],
   defaultFieldNullability: false,
   scopeAuth: {
     authorizeOnSubscribe: true,

@@ -23,7 +23,8 @@ export interface ClientOptions {
   operations?: 'http' | 'websocket';
 }
 
-type Vars<V> = V extends Record<string, never> ? [variables?: V] : [variables: V];
+/** Variables may be left out when the operation has none, or none that are required. */
+type Vars<V> = Record<string, never> extends V ? [variables?: V] : [variables: V];
 
 export interface SubscribeOptions {
   /** Stops the subscription; the iterator then throws the signal's reason. */

@@ -39,7 +39,11 @@ export const startsOver = (event: Pick<RunEvent, 'type' | 'status' | 'payload'>)
   event.type === 'STATUS' && event.status === 'RUNNING' && Number((event.payload as { attempt?: unknown } | null)?.attempt) > 1;
 
 export interface ReconnectOptions {
-  /** Consecutive failed reconnects before giving up (the count resets whenever an event arrives). Default 5. */
+  /**
+   * Consecutive failed reconnects before giving up (the count resets whenever an event arrives). Default 10:
+   * with the default delays, between 16 and 33 seconds of trying, enough to outlast a restart of the API
+   * (its runs get SHUTDOWN_GRACE_MS, 10 s by default, to finish before the new process starts).
+   */
   attempts?: number;
   /** First backoff delay; it doubles on each failure, with jitter. Default 250 ms. */
   minDelayMs?: number;
@@ -91,7 +95,7 @@ export function runsApi(t: Transport) {
    * socket drops it reconnects with backoff and resumes after the last seq it yielded.
    */
   async function* stream(runId: string, { afterSeq = 0, signal, reconnect = {} }: StreamOptions = {}): AsyncGenerator<RunEvent> {
-    const { attempts = 5, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
+    const { attempts = 10, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
     if (afterSeq > 0 && (await finishedBy(runId, afterSeq))) return;
     let last = afterSeq;
     let failures = 0;

@@ -73,6 +73,29 @@ describe('starting and streaming a run', () => {
     expect(tokenText(events)).toBe(finished.output);
   });
 
+  it('outlasts a restart of the API with the default reconnect options: no connection for longer than its shutdown grace', { timeout: 60_000 }, async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'A plan that outlives a deploy' });
+    const cutter = socketCutter(app);
+    const events: RunEvent[] = [];
+    let down = 0;
+    for await (const event of client.runs.stream(run.id)) {
+      events.push(event);
+      if (event.type === 'TOKEN' && !down) {
+        // A restarting API refuses connections while its runs get SHUTDOWN_GRACE_MS (10 s by default) to
+        // finish, and then while the new process boots.
+        down = Date.now();
+        cutter.cutEverything();
+        setTimeout(() => cutter.stop(), 12_000);
+      }
+    }
+    cutter.stop();
+
+    expect(Date.now() - down).toBeGreaterThanOrEqual(12_000);
+    expect(seqs(events)).toEqual(oneTo(events.length));
+    expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    expect(tokenText(events)).toBe((await client.runs.get(run.id)).output);
+  });
+
   it('resumes from a seq the caller saved, e.g. after a restart', async () => {
     const run = await client.runs.start({ agentId: large.id, input: 'Another long plan' });
     const before: RunEvent[] = [];

@@ -37,7 +37,10 @@ export interface Transport {
   request<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, ...variables: Vars<V>): Promise<R>;
   /** Subscribes over graphql-ws. A dropped socket ends the iterator with a NetworkError; it never resubscribes by itself. */
   subscribe<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, variables: V, options?: SubscribeOptions): AsyncGenerator<R>;
-  /** Closes the WebSocket, if one was opened. */
+  /**
+   * Closes the WebSocket, if one was opened. Subscriptions and streams still open end with a HubError whose
+   * code is `CLIENT_CLOSED`, as does any later use of the WebSocket; HTTP requests keep working.
+   */
   close(): Promise<void>;
 }
 
@@ -72,8 +75,13 @@ function subscriptionError(err: unknown): HubError {
 export function createTransport(options: ClientOptions): Transport {
   const doFetch = options.fetch ?? globalThis.fetch;
   let ws: WsClient | undefined;
+  let closed = false;
+  /** Ends each subscription in progress, for close(): otherwise a stream would take the closed socket for a dropped one and reconnect. */
+  const ending = new Set<(err: HubError) => void>();
+  const closedError = () => new HubError('The client is closed', 'CLIENT_CLOSED');
 
   function wsClient(): WsClient {
+    if (closed) throw closedError();
     if (ws) return ws;
     const impl = options.webSocketImpl ?? (globalThis as { WebSocket?: unknown }).WebSocket;
     if (!impl) {
@@ -139,23 +147,21 @@ export function createTransport(options: ClientOptions): Transport {
       wake?.();
       wake = undefined;
     };
+    const end = (err: unknown) => {
+      // The first reason stands: closing the client also makes graphql-ws report the socket's close.
+      failure ??= err;
+      done = true;
+      notify();
+    };
     const dispose = wsClient().subscribe<R>(
       { query: source(doc), variables: variables as Record<string, unknown> },
       {
         next: (result) => {
-          if (result.errors?.length) {
-            failure = result.errors;
-            done = true;
-          } else if (result.data) {
-            queue.push(result.data);
-          }
+          if (result.errors?.length) return end(result.errors);
+          if (result.data) queue.push(result.data);
           notify();
         },
-        error: (err) => {
-          failure = err;
-          done = true;
-          notify();
-        },
+        error: end,
         complete: () => {
           done = true;
           notify();
@@ -163,6 +169,7 @@ export function createTransport(options: ClientOptions): Transport {
       },
     );
     signal?.addEventListener('abort', notify);
+    ending.add(end);
     try {
       for (;;) {
         signal?.throwIfAborted();
@@ -177,6 +184,7 @@ export function createTransport(options: ClientOptions): Transport {
       }
     } finally {
       signal?.removeEventListener('abort', notify);
+      ending.delete(end);
       dispose();
     }
   }
@@ -185,6 +193,8 @@ export function createTransport(options: ClientOptions): Transport {
     request: request as Transport['request'],
     subscribe: subscribe as Transport['subscribe'],
     async close() {
+      closed = true;
+      for (const end of ending) end(closedError());
       await ws?.dispose();
       ws = undefined;
     },

@@ -8,13 +8,15 @@ let client: HubClient;
 let projectId: string;
 let small: Agent;
 let large: Agent;
+let ownerToken: string;
 
 beforeAll(async () => {
   // A few milliseconds per token make a large run last about a second: long enough to cut it mid-stream.
   app = await startTestServer({ env: { OFFLINE_TOKEN_DELAY_MS: '5' } });
   const org = await given(app).anOrganization();
   projectId = (await given(app).aProject(org)).gid;
-  client = clientFor(app, org.owner.token);
+  ownerToken = org.owner.token;
+  client = clientFor(app, ownerToken);
   small = await client.agents.create({ projectId, name: 'Small', provider: 'OFFLINE', model: 'offline-small' });
   large = await client.agents.create({ projectId, name: 'Large', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 2000 });
 }, BOOT_TIMEOUT_MS);
@@ -231,6 +233,25 @@ describe('when reconnecting is not the answer', () => {
     })();
     await expect(consuming).rejects.toMatchObject({ name: 'AbortError' });
     expect(seen.at(-1)!.type).toBe('TOKEN');
+    await client.runs.cancel(run.id);
+  });
+
+  it('close() ends a stream in progress, which then opens no new connection', async () => {
+    const closing = clientFor(app, ownerToken);
+    const run = await client.runs.start({ agentId: large.id, input: 'long, for a client that closes' });
+    const sockets = socketCutter(app);
+    const seen: RunEvent[] = [];
+    const err = await (async () => {
+      for await (const event of closing.runs.stream(run.id)) {
+        seen.push(event);
+        if (event.type === 'TOKEN') await closing.close();
+      }
+    })().catch((e: unknown) => e);
+    sockets.stop();
+    expect(err).toMatchObject({ code: 'CLIENT_CLOSED' });
+    expect(seen.at(-1)!.type).toBe('TOKEN');
+    expect(sockets.opened).toBe(1);
+    await expect(closing.runs.stream(run.id).next()).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
     await client.runs.cancel(run.id);
   });
 

@@ -133,6 +133,8 @@ export function createTransport(options: ClientOptions): Transport {
     if (res.status === 429) {
       throw errorFromGraphQL({ message: 'Too many requests', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: Number(res.headers.get('retry-after') ?? 1) } });
     }
+    // A gateway's own error page, not the API's answer: the API is down or restarting behind it, so as unreachable.
+    if (!body && [502, 503, 504].includes(res.status)) throw new NetworkError(`HTTP ${res.status} from ${options.url}: the API is unreachable behind it`);
     if (!res.ok || !body?.data) throw errorFromGraphQL({ message: `HTTP ${res.status} from ${options.url}` }, res.status);
     return body.data;
   }

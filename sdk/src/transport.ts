@@ -21,6 +21,12 @@ export interface ClientOptions {
    * classes either way; a connection lost before the answer is a NetworkError.
    */
   operations?: 'http' | 'websocket';
+  /**
+   * How often to ping the API over an open WebSocket. A connection whose answer has not come back within as
+   * long again is taken for dropped, so a stream reconnects: a dead peer or a broken network path sends no
+   * close, and would otherwise leave a stream waiting forever. Default 15000; 0 turns pinging off.
+   */
+  keepAliveMs?: number;
 }
 
 /** Variables may be left out when the operation has none, or none that are required. */
@@ -90,14 +96,34 @@ export function createTransport(options: ClientOptions): Transport {
         'NO_WEBSOCKET',
       );
     }
-    return (ws = createWsClient({
+    const keepAlive = options.keepAliveMs ?? 15_000;
+    let unanswered: ReturnType<typeof setTimeout> | undefined;
+    const client = createWsClient({
       url: options.url.replace(/^http/, 'ws'),
       webSocketImpl: impl,
       connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
       lazy: true,
       // graphql-ws would resubscribe with the original variables; callers that can resume (runs.stream) do it themselves.
       retryAttempts: 0,
-    }));
+      keepAlive,
+      // A connection that opens but is never acknowledged is as dead as one that stops answering pings.
+      connectionAckWaitTimeout: keepAlive > 0 ? 2 * keepAlive : 0,
+      on: {
+        ping: (received) => {
+          if (received) return;
+          clearTimeout(unanswered);
+          // terminate() closes at once (4499, a NetworkError): a close handshake could not get through either.
+          unanswered = setTimeout(() => client.terminate(), keepAlive);
+          // The socket keeps the process alive while it is open; this timer must not outlive it on its own.
+          (unanswered as { unref?: () => void }).unref?.();
+        },
+        pong: (received) => {
+          if (received) clearTimeout(unanswered);
+        },
+        closed: () => clearTimeout(unanswered),
+      },
+    });
+    return (ws = client);
   }
 
   async function request<R, V>(doc: TypedDocumentNode<R, V>, variables?: V): Promise<R> {

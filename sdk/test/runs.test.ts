@@ -1,7 +1,7 @@
-import { NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
+import { createClient, NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
-import { BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, type TestServer } from './support.js';
+import { blackHoleRelay, BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, WebSocket, type TestServer } from './support.js';
 
 let app: TestServer;
 let client: HubClient;
@@ -93,6 +93,25 @@ describe('starting and streaming a run', () => {
     cutter.stop();
 
     expect(Date.now() - down).toBeGreaterThanOrEqual(12_000);
+    expect(seqs(events)).toEqual(oneTo(events.length));
+    expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    expect(tokenText(events)).toBe((await client.runs.get(run.id)).output);
+  });
+
+  it('notices a connection that went silent, with no close to say so, and resumes on a new one', { timeout: 30_000 }, async () => {
+    const relay = await blackHoleRelay(app);
+    const viaRelay = createClient({ url: relay.graphqlUrl, token: ownerToken, webSocketImpl: WebSocket, keepAliveMs: 300 });
+    const run = await client.runs.start({ agentId: large.id, input: 'A plan streamed over a flaky network' });
+    const events: RunEvent[] = [];
+    try {
+      for await (const event of viaRelay.runs.stream(run.id)) {
+        events.push(event);
+        if (event.type === 'TOKEN' && events.filter((e) => e.type === 'TOKEN').length === 1) relay.blackHole();
+      }
+    } finally {
+      await viaRelay.close();
+      relay.close();
+    }
     expect(seqs(events)).toEqual(oneTo(events.length));
     expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
     expect(tokenText(events)).toBe((await client.runs.get(run.id)).output);

@@ -125,7 +125,10 @@ export function runsApi(t: Transport) {
   }
 
   return {
-    /** Queues a run. With an `idempotencyKey`, starting again with the same key returns the same run. */
+    /**
+     * Queues a run. With an `idempotencyKey`, starting again with the same key returns the same run; keys are
+     * unique within the organization, so a key reused with another agent or input returns that first run too.
+     */
     async start(input: StartRunInput): Promise<Run> {
       return unwrap((await t.request(StartRunDocument, { input })).startRun).run;
     },

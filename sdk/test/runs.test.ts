@@ -141,7 +141,10 @@ describe('starting and streaming a run', () => {
     const input = { agentId: small.id, input: 'only once', idempotencyKey: 'nightly-2026-11-24' };
     const [a, b] = await Promise.all([client.runs.start(input), client.runs.start(input)]);
     const c = await client.runs.start(input);
-    expect(new Set([a.id, b.id, c.id]).size).toBe(1);
+    // The key is the organization's: with another agent and input it still names the first run (as documented).
+    const d = await client.runs.start({ ...input, agentId: large.id, input: 'something else' });
+    expect(new Set([a.id, b.id, c.id, d.id]).size).toBe(1);
+    expect(d).toMatchObject({ agent: { id: small.id }, input: 'only once' });
     const runs = await client.runs.list(projectId, { agentId: small.id }).toArray();
     expect(runs.filter((r) => r.input === 'only once')).toHaveLength(1);
   });

@@ -16,7 +16,7 @@ import {
   type RunStatus,
   type StartRunInput,
 } from './_generated/graphql.js';
-import { BudgetExceededError, NetworkError, NotFoundError, unwrap } from './errors.js';
+import { BudgetExceededError, NetworkError, NotFoundError, RateLimitedError, unwrap } from './errors.js';
 import { paginate, toPage, type Paginated } from './pagination.js';
 import type { Transport } from './transport.js';
 
@@ -100,7 +100,7 @@ export function runsApi(t: Transport) {
     let last = afterSeq;
     let failures = 0;
     for (;;) {
-      let cause: NetworkError | undefined;
+      let cause: NetworkError | RateLimitedError | undefined;
       try {
         for await (const { runEvents: event } of t.subscribe(RunEventsDocument, { runId, afterSeq: last }, { signal })) {
           if (event.seq <= last) continue;
@@ -112,15 +112,18 @@ export function runsApi(t: Transport) {
           if (isTerminalEvent(event)) return;
         }
       } catch (err) {
-        if (!(err instanceof NetworkError)) throw err;
+        // Reconnecting spends the caller's request budget like any call: a refusal for that is waited out too.
+        if (!(err instanceof NetworkError || err instanceof RateLimitedError)) throw err;
         cause = err;
       }
-      // Here the socket dropped, or the server ended the subscription early (e.g. while shutting down).
+      // Here the socket dropped, the server ended the subscription early (e.g. while shutting down), or it asked to slow down.
       if (++failures > attempts) {
+        if (cause instanceof RateLimitedError) throw cause;
         throw new NetworkError(`Lost the event stream of run ${runId} after ${attempts} reconnect attempts`, cause?.closeCode, { cause });
       }
       const backoff = Math.min(maxDelayMs, minDelayMs * 2 ** (failures - 1));
-      await sleep(backoff / 2 + Math.random() * (backoff / 2), signal);
+      const delay = backoff / 2 + Math.random() * (backoff / 2);
+      await sleep(cause instanceof RateLimitedError ? Math.max(delay, cause.retryAfterSeconds * 1000) : delay, signal);
     }
   }
 

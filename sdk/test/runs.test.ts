@@ -277,6 +277,34 @@ describe('when reconnecting is not the answer', () => {
     await client.runs.cancel(run.id);
   });
 
+  it('waits out a rate limit met on reconnecting, as the API asks, and resumes', { timeout: 60_000 }, async () => {
+    // A budget of two requests per user every 3 s: starting the run and subscribing spend it.
+    const limited = await startTestServer({
+      env: { OFFLINE_TOKEN_DELAY_MS: '5' },
+      runtime: { rateLimits: { namespace: `stream-limit-${Date.now()}`, rules: { apiUser: { points: 2, duration: 3 } } } },
+    });
+    const someone = await given(limited).anOrganization();
+    const agent = await given(limited).anOfflineAgent(await given(limited).aProject(someone), { maxOutputTokens: 2000 });
+    const streaming = clientFor(limited, someone.owner.token);
+    const sockets = socketCutter(limited);
+    try {
+      const run = await streaming.runs.start({ agentId: agent.gid, input: 'A plan for a busy client' });
+      const events: RunEvent[] = [];
+      for await (const event of streaming.runs.stream(run.id)) {
+        events.push(event);
+        if (event.type === 'TOKEN' && sockets.opened === 1) sockets.cutAll();
+      }
+      expect(sockets.opened).toBeGreaterThan(1);
+      expect(seqs(events)).toEqual(oneTo(events.length));
+      const stored = await limited.rt.prisma.agentRun.findUniqueOrThrow({ where: { id: fromGlobalId(run.id, 'Run') } });
+      expect(stored).toMatchObject({ status: 'SUCCEEDED', lastSeq: events.length, output: tokenText(events) });
+    } finally {
+      sockets.stop();
+      await streaming.close();
+      await limited.close();
+    }
+  });
+
   it('gives up with a NetworkError after the configured number of failed reconnects', async () => {
     const run = await client.runs.start({ agentId: large.id, input: 'unreachable' });
     const cutter = socketCutter(app);

@@ -44,18 +44,18 @@ export interface ReconnectOptions {
    * with the default delays, between 16 and 33 seconds of trying, enough to outlast a restart of the API
    * (its runs get SHUTDOWN_GRACE_MS, 10 s by default, to finish before the new process starts).
    */
-  attempts?: number;
+  attempts?: number | undefined;
   /** First backoff delay; it doubles on each failure, with jitter. Default 250 ms. */
-  minDelayMs?: number;
+  minDelayMs?: number | undefined;
   /** Default 5000 ms. */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
 }
 
 export interface StreamOptions {
   /** Resume after this seq (the last one you processed). Default 0: the whole log. */
-  afterSeq?: number;
-  signal?: AbortSignal;
-  reconnect?: ReconnectOptions;
+  afterSeq?: number | undefined;
+  signal?: AbortSignal | undefined;
+  reconnect?: ReconnectOptions | undefined;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -158,7 +158,7 @@ export function runsApi(t: Transport) {
      * `['STATUS', 'ERROR']`: what happened to a run, without its tokens). Reads 500 at a time and ends at
      * the last event stored; `stream` follows a run live instead.
      */
-    async *events(runId: string, { afterSeq = 0, types }: { afterSeq?: number; types?: RunEventType[] } = {}): AsyncGenerator<RunEvent> {
+    async *events(runId: string, { afterSeq = 0, types }: { afterSeq?: number | undefined; types?: RunEventType[] | undefined } = {}): AsyncGenerator<RunEvent> {
       for (let after = afterSeq; ; ) {
         const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types });
         if (!run) throw new NotFoundError('Run not found');
@@ -183,7 +183,7 @@ export function runsApi(t: Transport) {
       return run;
     },
     /** Status changes of every run in a project, live. Not resumable: a dropped socket ends it with a NetworkError. */
-    async *updates(projectId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<RunUpdate> {
+    async *updates(projectId: string, options: { signal?: AbortSignal | undefined } = {}): AsyncGenerator<RunUpdate> {
       for await (const { projectRunUpdates } of t.subscribe(ProjectRunUpdatesDocument, { projectId }, options)) yield projectRunUpdates;
     },
   };

@@ -7,26 +7,26 @@ export interface ClientOptions {
   /** The API's GraphQL endpoint, e.g. https://hub.example.com/graphql */
   url: string;
   /** An API token (`hub_pat_…`) created in the web UI or with `tokens.create`. */
-  token?: string;
+  token?: string | undefined;
   /** Custom fetch (tests, proxies). Defaults to the global fetch. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** WebSocket implementation for subscriptions where there is no global one (e.g. the `ws` package on Node < 22). */
   webSocketImpl?: unknown;
   /** Extra headers on every HTTP request. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /**
    * Where queries and mutations go. `http` (the default): one POST each. `websocket`: over the same
    * graphql-ws connection as subscriptions, opened on first use and kept; this saves each call the HTTP
    * layers' cost (about 2 ms per `runs.start` in the orchestration benchmark). Errors are the same
    * classes either way; a connection lost before the answer is a NetworkError.
    */
-  operations?: 'http' | 'websocket';
+  operations?: 'http' | 'websocket' | undefined;
   /**
    * How often to ping the API over an open WebSocket. A connection whose answer has not come back within as
    * long again is taken for dropped, so a stream reconnects: a dead peer or a broken network path sends no
    * close, and would otherwise leave a stream waiting forever. Default 15000; 0 turns pinging off.
    */
-  keepAliveMs?: number;
+  keepAliveMs?: number | undefined;
 }
 
 /** Variables may be left out when the operation has none, or none that are required. */
@@ -34,7 +34,7 @@ type Vars<V> = Record<string, never> extends V ? [variables?: V] : [variables: V
 
 export interface SubscribeOptions {
   /** Stops the subscription; the iterator then throws the signal's reason. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** The raw GraphQL layer every namespace is built on; also public for operations the namespaces do not cover. */

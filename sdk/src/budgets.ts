@@ -28,7 +28,7 @@ export function budgetsApi(t: Transport) {
      * Every budget of an organization with its current spend, reservations and reset time. With
      * `organizationWide`, only the organization-wide budgets (true) or only the per-project ones (false).
      */
-    async list(organizationSlug: string, options: { organizationWide?: boolean } = {}): Promise<Budget[]> {
+    async list(organizationSlug: string, options: { organizationWide?: boolean | undefined } = {}): Promise<Budget[]> {
       const { organization } = await t.request(OrganizationBudgetsDocument, { slug: organizationSlug, organizationWide: options.organizationWide });
       if (!organization) throw new NotFoundError('Organization not found');
       return organization.budgets;

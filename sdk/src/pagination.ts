@@ -17,8 +17,8 @@ export interface Page<T> {
 
 export interface PageArgs {
   /** Page size, 1 to 100. */
-  first?: number;
-  after?: string | null;
+  first?: number | undefined;
+  after?: string | null | undefined;
 }
 
 /** A cursor-paginated list: iterating walks every page; `page()` fetches one. */

@@ -235,7 +235,7 @@ export function projectsApi(t: Transport) {
       return unwrap((await t.request(RestoreProjectDocument, { input: { id } })).restoreProject).project;
     },
     /** Projects of an organization (by slug), newest first; archived ones only when asked. */
-    list(organizationSlug: string, options: { includeArchived?: boolean } = {}): Paginated<Project> {
+    list(organizationSlug: string, options: { includeArchived?: boolean | undefined } = {}): Paginated<Project> {
       return paginate(async (page) => {
         const { organization } = await t.request(OrganizationProjectsDocument, { slug: organizationSlug, ...options, ...page });
         return toPage(found(organization, 'Organization').projects);
@@ -275,7 +275,7 @@ export function agentsApi(t: Transport) {
       return unwrap((await t.request(RestoreAgentDocument, { input: { id } })).restoreAgent).agent;
     },
     /** Agents of a project, oldest first; archived ones only when asked. */
-    list(projectId: string, options: { includeArchived?: boolean } = {}): Paginated<Agent> {
+    list(projectId: string, options: { includeArchived?: boolean | undefined } = {}): Paginated<Agent> {
       return paginate(async (page) => {
         const { project } = await t.request(ProjectAgentsDocument, { projectId, ...options, ...page });
         return toPage(found(project, 'Project').agents);

@@ -16,7 +16,7 @@ import {
   type RunStatus,
   type StartRunInput,
 } from './_generated/graphql.js';
-import { BudgetExceededError, NetworkError, NotFoundError, unwrap } from './errors.js';
+import { BudgetExceededError, NetworkError, NotFoundError, RateLimitedError, unwrap } from './errors.js';
 import { paginate, toPage, type Paginated } from './pagination.js';
 import type { Transport } from './transport.js';
 
@@ -39,19 +39,23 @@ export const startsOver = (event: Pick<RunEvent, 'type' | 'status' | 'payload'>)
   event.type === 'STATUS' && event.status === 'RUNNING' && Number((event.payload as { attempt?: unknown } | null)?.attempt) > 1;
 
 export interface ReconnectOptions {
-  /** Consecutive failed reconnects before giving up (the count resets whenever an event arrives). Default 5. */
-  attempts?: number;
+  /**
+   * Consecutive failed reconnects before giving up (the count resets whenever an event arrives). Default 10:
+   * with the default delays, between 16 and 33 seconds of trying, enough to outlast a restart of the API
+   * (its runs get SHUTDOWN_GRACE_MS, 10 s by default, to finish before the new process starts).
+   */
+  attempts?: number | undefined;
   /** First backoff delay; it doubles on each failure, with jitter. Default 250 ms. */
-  minDelayMs?: number;
+  minDelayMs?: number | undefined;
   /** Default 5000 ms. */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
 }
 
 export interface StreamOptions {
   /** Resume after this seq (the last one you processed). Default 0: the whole log. */
-  afterSeq?: number;
-  signal?: AbortSignal;
-  reconnect?: ReconnectOptions;
+  afterSeq?: number | undefined;
+  signal?: AbortSignal | undefined;
+  reconnect?: ReconnectOptions | undefined;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -91,12 +95,12 @@ export function runsApi(t: Transport) {
    * socket drops it reconnects with backoff and resumes after the last seq it yielded.
    */
   async function* stream(runId: string, { afterSeq = 0, signal, reconnect = {} }: StreamOptions = {}): AsyncGenerator<RunEvent> {
-    const { attempts = 5, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
+    const { attempts = 10, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
     if (afterSeq > 0 && (await finishedBy(runId, afterSeq))) return;
     let last = afterSeq;
     let failures = 0;
     for (;;) {
-      let cause: NetworkError | undefined;
+      let cause: NetworkError | RateLimitedError | undefined;
       try {
         for await (const { runEvents: event } of t.subscribe(RunEventsDocument, { runId, afterSeq: last }, { signal })) {
           if (event.seq <= last) continue;
@@ -108,20 +112,26 @@ export function runsApi(t: Transport) {
           if (isTerminalEvent(event)) return;
         }
       } catch (err) {
-        if (!(err instanceof NetworkError)) throw err;
+        // Reconnecting spends the caller's request budget like any call: a refusal for that is waited out too.
+        if (!(err instanceof NetworkError || err instanceof RateLimitedError)) throw err;
         cause = err;
       }
-      // Here the socket dropped, or the server ended the subscription early (e.g. while shutting down).
+      // Here the socket dropped, the server ended the subscription early (e.g. while shutting down), or it asked to slow down.
       if (++failures > attempts) {
+        if (cause instanceof RateLimitedError) throw cause;
         throw new NetworkError(`Lost the event stream of run ${runId} after ${attempts} reconnect attempts`, cause?.closeCode, { cause });
       }
       const backoff = Math.min(maxDelayMs, minDelayMs * 2 ** (failures - 1));
-      await sleep(backoff / 2 + Math.random() * (backoff / 2), signal);
+      const delay = backoff / 2 + Math.random() * (backoff / 2);
+      await sleep(cause instanceof RateLimitedError ? Math.max(delay, cause.retryAfterSeconds * 1000) : delay, signal);
     }
   }
 
   return {
-    /** Queues a run. With an `idempotencyKey`, starting again with the same key returns the same run. */
+    /**
+     * Queues a run. With an `idempotencyKey`, starting again with the same key returns the same run; keys are
+     * unique within the organization, so a key reused with another agent or input returns that first run too.
+     */
     async start(input: StartRunInput): Promise<Run> {
       return unwrap((await t.request(StartRunDocument, { input })).startRun).run;
     },
@@ -148,7 +158,7 @@ export function runsApi(t: Transport) {
      * `['STATUS', 'ERROR']`: what happened to a run, without its tokens). Reads 500 at a time and ends at
      * the last event stored; `stream` follows a run live instead.
      */
-    async *events(runId: string, { afterSeq = 0, types }: { afterSeq?: number; types?: RunEventType[] } = {}): AsyncGenerator<RunEvent> {
+    async *events(runId: string, { afterSeq = 0, types }: { afterSeq?: number | undefined; types?: RunEventType[] | undefined } = {}): AsyncGenerator<RunEvent> {
       for (let after = afterSeq; ; ) {
         const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types });
         if (!run) throw new NotFoundError('Run not found');
@@ -173,7 +183,7 @@ export function runsApi(t: Transport) {
       return run;
     },
     /** Status changes of every run in a project, live. Not resumable: a dropped socket ends it with a NetworkError. */
-    async *updates(projectId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<RunUpdate> {
+    async *updates(projectId: string, options: { signal?: AbortSignal | undefined } = {}): AsyncGenerator<RunUpdate> {
       for await (const { projectRunUpdates } of t.subscribe(ProjectRunUpdatesDocument, { projectId }, options)) yield projectRunUpdates;
     },
   };

@@ -7,27 +7,34 @@ export interface ClientOptions {
   /** The API's GraphQL endpoint, e.g. https://hub.example.com/graphql */
   url: string;
   /** An API token (`hub_pat_…`) created in the web UI or with `tokens.create`. */
-  token?: string;
+  token?: string | undefined;
   /** Custom fetch (tests, proxies). Defaults to the global fetch. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** WebSocket implementation for subscriptions where there is no global one (e.g. the `ws` package on Node < 22). */
   webSocketImpl?: unknown;
   /** Extra headers on every HTTP request. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /**
    * Where queries and mutations go. `http` (the default): one POST each. `websocket`: over the same
    * graphql-ws connection as subscriptions, opened on first use and kept; this saves each call the HTTP
    * layers' cost (about 2 ms per `runs.start` in the orchestration benchmark). Errors are the same
    * classes either way; a connection lost before the answer is a NetworkError.
    */
-  operations?: 'http' | 'websocket';
+  operations?: 'http' | 'websocket' | undefined;
+  /**
+   * How often to ping the API over an open WebSocket. A connection whose answer has not come back within as
+   * long again is taken for dropped, so a stream reconnects: a dead peer or a broken network path sends no
+   * close, and would otherwise leave a stream waiting forever. Default 15000; 0 turns pinging off.
+   */
+  keepAliveMs?: number | undefined;
 }
 
-type Vars<V> = V extends Record<string, never> ? [variables?: V] : [variables: V];
+/** Variables may be left out when the operation has none, or none that are required. */
+type Vars<V> = Record<string, never> extends V ? [variables?: V] : [variables: V];
 
 export interface SubscribeOptions {
   /** Stops the subscription; the iterator then throws the signal's reason. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** The raw GraphQL layer every namespace is built on; also public for operations the namespaces do not cover. */
@@ -36,7 +43,10 @@ export interface Transport {
   request<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, ...variables: Vars<V>): Promise<R>;
   /** Subscribes over graphql-ws. A dropped socket ends the iterator with a NetworkError; it never resubscribes by itself. */
   subscribe<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, variables: V, options?: SubscribeOptions): AsyncGenerator<R>;
-  /** Closes the WebSocket, if one was opened. */
+  /**
+   * Closes the WebSocket, if one was opened. Subscriptions and streams still open end with a HubError whose
+   * code is `CLIENT_CLOSED`, as does any later use of the WebSocket; HTTP requests keep working.
+   */
   close(): Promise<void>;
 }
 
@@ -71,8 +81,13 @@ function subscriptionError(err: unknown): HubError {
 export function createTransport(options: ClientOptions): Transport {
   const doFetch = options.fetch ?? globalThis.fetch;
   let ws: WsClient | undefined;
+  let closed = false;
+  /** Ends each subscription in progress, for close(): otherwise a stream would take the closed socket for a dropped one and reconnect. */
+  const ending = new Set<(err: HubError) => void>();
+  const closedError = () => new HubError('The client is closed', 'CLIENT_CLOSED');
 
   function wsClient(): WsClient {
+    if (closed) throw closedError();
     if (ws) return ws;
     const impl = options.webSocketImpl ?? (globalThis as { WebSocket?: unknown }).WebSocket;
     if (!impl) {
@@ -81,14 +96,34 @@ export function createTransport(options: ClientOptions): Transport {
         'NO_WEBSOCKET',
       );
     }
-    return (ws = createWsClient({
+    const keepAlive = options.keepAliveMs ?? 15_000;
+    let unanswered: ReturnType<typeof setTimeout> | undefined;
+    const client = createWsClient({
       url: options.url.replace(/^http/, 'ws'),
       webSocketImpl: impl,
       connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
       lazy: true,
       // graphql-ws would resubscribe with the original variables; callers that can resume (runs.stream) do it themselves.
       retryAttempts: 0,
-    }));
+      keepAlive,
+      // A connection that opens but is never acknowledged is as dead as one that stops answering pings.
+      connectionAckWaitTimeout: keepAlive > 0 ? 2 * keepAlive : 0,
+      on: {
+        ping: (received) => {
+          if (received) return;
+          clearTimeout(unanswered);
+          // terminate() closes at once (4499, a NetworkError): a close handshake could not get through either.
+          unanswered = setTimeout(() => client.terminate(), keepAlive);
+          // The socket keeps the process alive while it is open; this timer must not outlive it on its own.
+          (unanswered as { unref?: () => void }).unref?.();
+        },
+        pong: (received) => {
+          if (received) clearTimeout(unanswered);
+        },
+        closed: () => clearTimeout(unanswered),
+      },
+    });
+    return (ws = client);
   }
 
   async function request<R, V>(doc: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
@@ -124,6 +159,8 @@ export function createTransport(options: ClientOptions): Transport {
     if (res.status === 429) {
       throw errorFromGraphQL({ message: 'Too many requests', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: Number(res.headers.get('retry-after') ?? 1) } });
     }
+    // A gateway's own error page, not the API's answer: the API is down or restarting behind it, so as unreachable.
+    if (!body && [502, 503, 504].includes(res.status)) throw new NetworkError(`HTTP ${res.status} from ${options.url}: the API is unreachable behind it`);
     if (!res.ok || !body?.data) throw errorFromGraphQL({ message: `HTTP ${res.status} from ${options.url}` }, res.status);
     return body.data;
   }
@@ -138,23 +175,21 @@ export function createTransport(options: ClientOptions): Transport {
       wake?.();
       wake = undefined;
     };
+    const end = (err: unknown) => {
+      // The first reason stands: closing the client also makes graphql-ws report the socket's close.
+      failure ??= err;
+      done = true;
+      notify();
+    };
     const dispose = wsClient().subscribe<R>(
       { query: source(doc), variables: variables as Record<string, unknown> },
       {
         next: (result) => {
-          if (result.errors?.length) {
-            failure = result.errors;
-            done = true;
-          } else if (result.data) {
-            queue.push(result.data);
-          }
+          if (result.errors?.length) return end(result.errors);
+          if (result.data) queue.push(result.data);
           notify();
         },
-        error: (err) => {
-          failure = err;
-          done = true;
-          notify();
-        },
+        error: end,
         complete: () => {
           done = true;
           notify();
@@ -162,6 +197,7 @@ export function createTransport(options: ClientOptions): Transport {
       },
     );
     signal?.addEventListener('abort', notify);
+    ending.add(end);
     try {
       for (;;) {
         signal?.throwIfAborted();
@@ -176,6 +212,7 @@ export function createTransport(options: ClientOptions): Transport {
       }
     } finally {
       signal?.removeEventListener('abort', notify);
+      ending.delete(end);
       dispose();
     }
   }
@@ -184,6 +221,8 @@ export function createTransport(options: ClientOptions): Transport {
     request: request as Transport['request'],
     subscribe: subscribe as Transport['subscribe'],
     async close() {
+      closed = true;
+      for (const end of ending) end(closedError());
       await ws?.dispose();
       ws = undefined;
     },

@@ -193,6 +193,18 @@ describe('typed errors the test server cannot produce', () => {
     expect((err as NetworkError).cause).toBeDefined();
   });
 
+  it('NetworkError when a proxy in front of the API answers with a gateway error page of its own', async () => {
+    for (const status of [502, 503, 504]) {
+      const proxied = createClient({
+        url: 'http://hub.invalid/graphql',
+        fetch: async () => new Response('<html><body>Bad Gateway</body></html>', { status, headers: { 'content-type': 'text/html' } }),
+      });
+      const err = await rejection(proxied.viewer());
+      expect(err).toBeInstanceOf(NetworkError);
+      expect((err as NetworkError).message).toContain(String(status));
+    }
+  });
+
   it('registerErrorType maps a new typed error (e.g. a future BudgetExceededError) to its own class', async () => {
     class BudgetExceededError extends HubError {
       constructor(

@@ -6,6 +6,7 @@ import {
   SignUpDocument,
   UnauthorizedError,
   ValidationError,
+  ViewerOrganizationsDocument,
   unwrap,
   type HubClient,
 } from '@hub/sdk';
@@ -36,8 +37,15 @@ describe('client.request with the exported documents', () => {
     const signedIn = unwrap((await anonymous.request(SignInDocument, { input: { email: input.email, password: input.password } })).signIn);
     expect(signedIn.viewer.user.email).toBe('grace@example.test');
     // Token callers have no session to end, so signing out needs a signed-in caller and is a no-op for them.
-    expect(unwrap((await client.request(SignOutDocument, {})).signOut)).toEqual({ __typename: 'SignOutPayload', ok: true });
-    await expect(anonymous.request(SignOutDocument, {}).then((r) => unwrap(r.signOut))).rejects.toBeInstanceOf(UnauthorizedError);
+    expect(unwrap((await client.request(SignOutDocument)).signOut)).toEqual({ __typename: 'SignOutPayload', ok: true });
+    await expect(anonymous.request(SignOutDocument).then((r) => unwrap(r.signOut))).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('takes no variables for an operation whose variables are all optional', async () => {
+    const org = await given(app).anOrganization(owner);
+    const { viewer } = await client.request(ViewerOrganizationsDocument);
+    expect(viewer?.organizations.edges.map((e) => e.node.slug)).toContain(org.slug);
+    expect((await client.request(ViewerOrganizationsDocument, { first: 1 })).viewer?.organizations.edges).toHaveLength(1);
   });
 });
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   files: string[];
-  exports: Record<string, { types: string; import: string } | string>;
+  exports: Record<string, { types: string; default: string } | string>;
 };
 
 describe('the published package', () => {
@@ -15,8 +15,14 @@ describe('the published package', () => {
     expect(pkg.files).toEqual(['dist']);
     for (const [subpath, target] of Object.entries(pkg.exports)) {
       if (subpath === './package.json') continue;
-      expect(target).toEqual({ types: './dist/index.d.ts', import: './dist/index.js' });
+      expect(target).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' });
     }
+  });
+
+  it('loads with require() too, as Node 20.19+ loads ES modules for CommonJS programs', () => {
+    // The types are found for `require` as for `import`; the code must be as well.
+    const loaded = execFileSync(process.execPath, ['-e', "process.stdout.write(typeof require('@hub/sdk').createClient)"], { cwd: root, encoding: 'utf8' });
+    expect(loaded).toBe('function');
   });
 
   it('packs dist, the README and package.json, and no sources or tests', () => {

@@ -99,6 +99,8 @@ describe('README examples', () => {
       lib: ['lib.es2023.d.ts'],
       types: ['node'],
       strict: true,
+      // The strictest settings integrators use (e.g. @tsconfig/strictest): `token: process.env.HUB_TOKEN` must pass.
+      exactOptionalPropertyTypes: true,
       noUncheckedIndexedAccess: true,
       noUnusedLocals: true,
       esModuleInterop: true,

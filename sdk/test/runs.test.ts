@@ -1,20 +1,22 @@
-import { NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
+import { createClient, NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
-import { BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, type TestServer } from './support.js';
+import { blackHoleRelay, BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, WebSocket, type TestServer } from './support.js';
 
 let app: TestServer;
 let client: HubClient;
 let projectId: string;
 let small: Agent;
 let large: Agent;
+let ownerToken: string;
 
 beforeAll(async () => {
   // A few milliseconds per token make a large run last about a second: long enough to cut it mid-stream.
   app = await startTestServer({ env: { OFFLINE_TOKEN_DELAY_MS: '5' } });
   const org = await given(app).anOrganization();
   projectId = (await given(app).aProject(org)).gid;
-  client = clientFor(app, org.owner.token);
+  ownerToken = org.owner.token;
+  client = clientFor(app, ownerToken);
   small = await client.agents.create({ projectId, name: 'Small', provider: 'OFFLINE', model: 'offline-small' });
   large = await client.agents.create({ projectId, name: 'Large', provider: 'OFFLINE', model: 'offline-large', maxOutputTokens: 2000 });
 }, BOOT_TIMEOUT_MS);
@@ -73,6 +75,48 @@ describe('starting and streaming a run', () => {
     expect(tokenText(events)).toBe(finished.output);
   });
 
+  it('outlasts a restart of the API with the default reconnect options: no connection for longer than its shutdown grace', { timeout: 60_000 }, async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'A plan that outlives a deploy' });
+    const cutter = socketCutter(app);
+    const events: RunEvent[] = [];
+    let down = 0;
+    for await (const event of client.runs.stream(run.id)) {
+      events.push(event);
+      if (event.type === 'TOKEN' && !down) {
+        // A restarting API refuses connections while its runs get SHUTDOWN_GRACE_MS (10 s by default) to
+        // finish, and then while the new process boots.
+        down = Date.now();
+        cutter.cutEverything();
+        setTimeout(() => cutter.stop(), 12_000);
+      }
+    }
+    cutter.stop();
+
+    expect(Date.now() - down).toBeGreaterThanOrEqual(12_000);
+    expect(seqs(events)).toEqual(oneTo(events.length));
+    expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    expect(tokenText(events)).toBe((await client.runs.get(run.id)).output);
+  });
+
+  it('notices a connection that went silent, with no close to say so, and resumes on a new one', { timeout: 30_000 }, async () => {
+    const relay = await blackHoleRelay(app);
+    const viaRelay = createClient({ url: relay.graphqlUrl, token: ownerToken, webSocketImpl: WebSocket, keepAliveMs: 300 });
+    const run = await client.runs.start({ agentId: large.id, input: 'A plan streamed over a flaky network' });
+    const events: RunEvent[] = [];
+    try {
+      for await (const event of viaRelay.runs.stream(run.id)) {
+        events.push(event);
+        if (event.type === 'TOKEN' && events.filter((e) => e.type === 'TOKEN').length === 1) relay.blackHole();
+      }
+    } finally {
+      await viaRelay.close();
+      relay.close();
+    }
+    expect(seqs(events)).toEqual(oneTo(events.length));
+    expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    expect(tokenText(events)).toBe((await client.runs.get(run.id)).output);
+  });
+
   it('resumes from a seq the caller saved, e.g. after a restart', async () => {
     const run = await client.runs.start({ agentId: large.id, input: 'Another long plan' });
     const before: RunEvent[] = [];
@@ -97,7 +141,10 @@ describe('starting and streaming a run', () => {
     const input = { agentId: small.id, input: 'only once', idempotencyKey: 'nightly-2026-11-24' };
     const [a, b] = await Promise.all([client.runs.start(input), client.runs.start(input)]);
     const c = await client.runs.start(input);
-    expect(new Set([a.id, b.id, c.id]).size).toBe(1);
+    // The key is the organization's: with another agent and input it still names the first run (as documented).
+    const d = await client.runs.start({ ...input, agentId: large.id, input: 'something else' });
+    expect(new Set([a.id, b.id, c.id, d.id]).size).toBe(1);
+    expect(d).toMatchObject({ agent: { id: small.id }, input: 'only once' });
     const runs = await client.runs.list(projectId, { agentId: small.id }).toArray();
     expect(runs.filter((r) => r.input === 'only once')).toHaveLength(1);
   });
@@ -209,6 +256,53 @@ describe('when reconnecting is not the answer', () => {
     await expect(consuming).rejects.toMatchObject({ name: 'AbortError' });
     expect(seen.at(-1)!.type).toBe('TOKEN');
     await client.runs.cancel(run.id);
+  });
+
+  it('close() ends a stream in progress, which then opens no new connection', async () => {
+    const closing = clientFor(app, ownerToken);
+    const run = await client.runs.start({ agentId: large.id, input: 'long, for a client that closes' });
+    const sockets = socketCutter(app);
+    const seen: RunEvent[] = [];
+    const err = await (async () => {
+      for await (const event of closing.runs.stream(run.id)) {
+        seen.push(event);
+        if (event.type === 'TOKEN') await closing.close();
+      }
+    })().catch((e: unknown) => e);
+    sockets.stop();
+    expect(err).toMatchObject({ code: 'CLIENT_CLOSED' });
+    expect(seen.at(-1)!.type).toBe('TOKEN');
+    expect(sockets.opened).toBe(1);
+    await expect(closing.runs.stream(run.id).next()).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+    await client.runs.cancel(run.id);
+  });
+
+  it('waits out a rate limit met on reconnecting, as the API asks, and resumes', { timeout: 60_000 }, async () => {
+    // A budget of two requests per user every 3 s: starting the run and subscribing spend it.
+    const limited = await startTestServer({
+      env: { OFFLINE_TOKEN_DELAY_MS: '5' },
+      runtime: { rateLimits: { namespace: `stream-limit-${Date.now()}`, rules: { apiUser: { points: 2, duration: 3 } } } },
+    });
+    const someone = await given(limited).anOrganization();
+    const agent = await given(limited).anOfflineAgent(await given(limited).aProject(someone), { maxOutputTokens: 2000 });
+    const streaming = clientFor(limited, someone.owner.token);
+    const sockets = socketCutter(limited);
+    try {
+      const run = await streaming.runs.start({ agentId: agent.gid, input: 'A plan for a busy client' });
+      const events: RunEvent[] = [];
+      for await (const event of streaming.runs.stream(run.id)) {
+        events.push(event);
+        if (event.type === 'TOKEN' && sockets.opened === 1) sockets.cutAll();
+      }
+      expect(sockets.opened).toBeGreaterThan(1);
+      expect(seqs(events)).toEqual(oneTo(events.length));
+      const stored = await limited.rt.prisma.agentRun.findUniqueOrThrow({ where: { id: fromGlobalId(run.id, 'Run') } });
+      expect(stored).toMatchObject({ status: 'SUCCEEDED', lastSeq: events.length, output: tokenText(events) });
+    } finally {
+      sockets.stop();
+      await streaming.close();
+      await limited.close();
+    }
   });
 
   it('gives up with a NetworkError after the configured number of failed reconnects', async () => {

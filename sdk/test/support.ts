@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { createClient, type HubClient } from '@hub/sdk';
 import { given } from '../../api/test/factories.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
@@ -54,6 +54,48 @@ export function socketCutter(app: TestServer) {
     },
     stop() {
       app.server.httpServer.off('upgrade', onUpgrade);
+    },
+  };
+}
+
+/**
+ * A TCP relay in front of the test server whose `blackHole()` silently stops carrying the connections open
+ * at that moment, both ways, without closing them: a dead peer or a dropped network path, which no close
+ * frame or FIN announces. Connections made afterwards are carried as usual.
+ */
+export async function blackHoleRelay(app: TestServer) {
+  const target = new URL(app.url);
+  const carried = new Map<Socket, Socket>();
+  const held: Socket[] = [];
+  const relay = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    carried.set(client, upstream);
+    client.pipe(upstream).pipe(client);
+    // Either side's end ends the other, as a network would carry it; not once black-holed.
+    const forget = () => {
+      if (!carried.delete(client)) return;
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [client, upstream]) socket.on('error', forget).on('close', forget);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    graphqlUrl: `http://127.0.0.1:${(relay.address() as AddressInfo).port}/graphql`,
+    blackHole() {
+      for (const [client, upstream] of carried) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        // The server gives up on its side in time; the client must not hear of it.
+        upstream.destroy();
+        client.pause();
+        held.push(client);
+      }
+      carried.clear();
+    },
+    close() {
+      relay.close();
+      for (const socket of [...held, ...carried.keys(), ...carried.values()]) socket.destroy();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { createClient, NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
+import { ConflictError, createClient, NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { blackHoleRelay, BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, WebSocket, type TestServer } from './support.js';
@@ -141,10 +141,13 @@ describe('starting and streaming a run', () => {
     const input = { agentId: small.id, input: 'only once', idempotencyKey: 'nightly-2026-11-24' };
     const [a, b] = await Promise.all([client.runs.start(input), client.runs.start(input)]);
     const c = await client.runs.start(input);
-    // The key is the organization's: with another agent and input it still names the first run (as documented).
-    const d = await client.runs.start({ ...input, agentId: large.id, input: 'something else' });
-    expect(new Set([a.id, b.id, c.id, d.id]).size).toBe(1);
-    expect(d).toMatchObject({ agent: { id: small.id }, input: 'only once' });
+    expect(new Set([a.id, b.id, c.id]).size).toBe(1);
+    // The key is the organization's: reused with another agent or input it is a conflict, and starts nothing.
+    for (const other of [{ agentId: large.id }, { input: 'something else' }]) {
+      const refused = await client.runs.start({ ...input, ...other }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ConflictError);
+      expect(refused).toMatchObject({ field: 'idempotencyKey' });
+    }
     const runs = await client.runs.list(projectId, { agentId: small.id }).toArray();
     expect(runs.filter((r) => r.input === 'only once')).toHaveLength(1);
   });

@@ -162,6 +162,12 @@ interface AppliedBudget {
   looseLeases: number;
 }
 
+/** The group commit's own connection (see `statement`): `drop` gives it back, discarded when given an error. */
+interface Session {
+  client: PoolClient;
+  drop(err?: Error): void;
+}
+
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 /** How often a reservation waiting for other processes to give back spare allowance tries again. */
@@ -216,7 +222,7 @@ export class BudgetGuard implements AttemptBudget {
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly ticker: NodeJS.Timeout;
   /** PostgreSQL: the connection the group commit runs on (see `statement`). */
-  private session: Promise<PoolClient> | null = null;
+  private session: Promise<Session> | null = null;
   private closed = false;
   /** Group-commit statements run so far (each settles, leases and audits for everything that was waiting). */
   statements = 0;
@@ -335,7 +341,7 @@ export class BudgetGuard implements AttemptBudget {
     while ((this.running || this.settlements.length > 0 || this.audits.length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
     const session = this.session;
     this.session = null;
-    (await session?.catch(() => null))?.release();
+    (await session?.catch(() => null))?.drop();
     await (await this.subscription.catch(() => null))?.();
   }
 
@@ -580,21 +586,41 @@ export class BudgetGuard implements AttemptBudget {
   private async statement<T>(name: string, text: string, params: unknown[]): Promise<T[]> {
     const pool = this.db.pool;
     if (!pool || this.closed) return this.db.query<T>(text, params);
-    const session = (this.session ??= pool.connect());
-    let client: PoolClient;
+    const session = (this.session ??= this.openSession(pool));
+    let open: Session;
     try {
-      client = await session;
+      open = await session;
     } catch (err) {
       if (this.session === session) this.session = null;
       throw err;
     }
     try {
-      return (await client.query({ name, text, values: params })).rows as T[];
+      return (await open.client.query({ name, text, values: params })).rows as T[];
     } catch (err) {
-      if (this.session === session) this.session = null;
-      client.release(err as Error);
+      open.drop(err as Error);
       throw err;
     }
+  }
+
+  /**
+   * Checks out the group commit's connection. Out of the pool, nobody else listens for its errors: when the
+   * server closes it between statements (a restart, a failover), its 'error' event would end the process
+   * unheard. Any error drops it (the next statement opens another).
+   */
+  private openSession(pool: NonNullable<Database['pool']>): Promise<Session> {
+    const session: Promise<Session> = pool.connect().then((client) => {
+      let dropped = false;
+      const drop = (err?: Error) => {
+        if (this.session === session) this.session = null;
+        if (dropped) return;
+        dropped = true;
+        client.off('error', drop);
+        client.release(err);
+      };
+      client.on('error', drop);
+      return { client, drop };
+    });
+    return session;
   }
 
   private commit(batch: Batch, applied: Applied) {

@@ -26,6 +26,12 @@ import type { JobOutcome, RunQueue } from './queue.js';
 
 /** A worker renews its lease every third of it; a lease that lapses means the worker is gone. */
 export const DEFAULT_LEASE_MS = 30_000;
+/**
+ * How long a worker has to end a run its user cancelled: cancelRun shortens the run's lease to this, so a
+ * run whose worker is dead (or never heard the request) is ended CANCELLED by the next recovery sweep rather
+ * than after its whole lease. A live worker ends it within milliseconds, and its renewals extend the lease.
+ */
+export const CANCEL_GRACE_MS = 2_000;
 export const cancelChannel = (runId: string) => `cancel:${runId}`;
 
 /** Budget admission for each provider attempt (see modules/budgets). Throwing RunBlockedError blocks the run. */

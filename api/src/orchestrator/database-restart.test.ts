@@ -62,4 +62,27 @@ describe.runIf(usingPostgres())('a hub process when PostgreSQL drops its connect
     expect(hub.child.signalCode).toBeNull();
     expect(await runAndWait()).toBe('SUCCEEDED');
   }, 60_000);
+
+  it('does not cancel the runs in progress when its event bus reconnects', async () => {
+    const url = await createPostgresDatabase(`hub_bus_${process.env.VITEST_POOL_ID ?? '0'}`);
+    const hub = await startHubProcess({ DATABASE_URL: url, SERVE: 'true', OFFLINE_TOKEN_DELAY_MS: '30' });
+    cleanup.push(() => hub.kill());
+    const owner = await anOwnerOnProcess(hub.url!, 'bus@example.com');
+    const id = (await owner.as(START, { a: owner.agentId })).data!.startRun.run.id as string;
+    await waitFor(async () => (await owner.as(RUN, { id })).data?.run?.status === 'RUNNING');
+
+    // Only the bus's listening connection is dropped: it reconnects, and may have missed messages meanwhile.
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const dropped = await admin
+      .query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'`)
+      .finally(() => admin.end());
+    expect(dropped.rowCount).toBe(1);
+
+    const status = await waitFor(async () => {
+      const s = (await owner.as(RUN, { id })).data?.run?.status as string | undefined;
+      return s && !['QUEUED', 'RUNNING'].includes(s) && s;
+    });
+    expect(status).toBe('SUCCEEDED');
+  }, 60_000);
 });

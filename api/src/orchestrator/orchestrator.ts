@@ -94,7 +94,7 @@ export class Orchestrator {
     const { queue, db } = this.deps;
     const slot = queue.acquire(job.organizationId);
     if (slot) {
-      const cancel = await listenForCancel(this.deps.bus, job.runId);
+      const cancel = await listenForCancel(this.deps.bus, this.deps.db.query, job.runId);
       const release = async () => {
         slot(null);
         await cancel.stop();

@@ -217,9 +217,16 @@ export interface CancelListener {
   stop(): Promise<void>;
 }
 
-export async function listenForCancel(bus: EventBus, runId: string): Promise<CancelListener> {
+export async function listenForCancel(bus: EventBus, query: SqlQuery, runId: string): Promise<CancelListener> {
   const abort = new AbortController();
-  const stop = await bus.subscribe(cancelChannel(runId), () => abort.abort());
+  const stop = await bus.subscribe(cancelChannel(runId), (message) => {
+    if (message !== null) return abort.abort();
+    // The bus reconnected (a database restart, say) and may have missed a request: the run's row says.
+    void query<{ cancelRequested: boolean }>('SELECT "cancelRequested" FROM "AgentRun" WHERE id = $1::uuid', [runId]).then(
+      ([row]) => row?.cancelRequested && abort.abort(),
+      () => {}, // out of reach still: the run's next claim reads the flag
+    );
+  });
   return { signal: abort.signal, abort: () => abort.abort(), stop };
 }
 
@@ -304,7 +311,7 @@ const chainPlace = (chainIndex: number) => (chainIndex === 0 ? 'primary' : `fall
  * claimable: already taken, cancelled or finished).
  */
 export async function executeRun(deps: ExecutorDeps, runId: string): Promise<JobOutcome> {
-  const cancel = await listenForCancel(deps.bus, runId);
+  const cancel = await listenForCancel(deps.bus, deps.db.query, runId);
   let claim: ClaimOutcome;
   try {
     claim = await claimRun(deps.db.query, runId, deps.workerId, deps.perOrgCap, deps.leaseMs ?? DEFAULT_LEASE_MS);

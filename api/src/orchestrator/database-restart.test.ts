@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, usingPostgres } from '../../test/db.js';
 import { startHubProcess } from '../../test/processes.js';
 import { anOwnerOnProcess } from '../../test/remote.js';
+import { TcpProxy } from '../../test/tcp-proxy.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -85,4 +86,27 @@ describe.runIf(usingPostgres())('a hub process when PostgreSQL drops its connect
     });
     expect(status).toBe('SUCCEEDED');
   }, 60_000);
+
+  it('finishes a run that was streaming while the database was out of reach for a moment, without starting it over', async () => {
+    const url = await createPostgresDatabase(`hub_outage_${process.env.VITEST_POOL_ID ?? '0'}`);
+    const pgUrl = new URL(url);
+    const proxy = await TcpProxy.start({ host: pgUrl.hostname, port: Number(pgUrl.port) });
+    cleanup.push(() => proxy.cut());
+    const hub = await startHubProcess({ DATABASE_URL: proxy.through(url), SERVE: 'true', OFFLINE_TOKEN_DELAY_MS: '30' });
+    cleanup.push(() => hub.kill());
+    const owner = await anOwnerOnProcess(hub.url!, 'outage@example.com');
+    const id = (await owner.as(START, { a: owner.agentId })).data!.startRun.run.id as string;
+    await waitFor(async () => (await owner.as(RUN, { id })).data?.run?.status === 'RUNNING');
+
+    // Its tokens keep coming while no statement can reach the database.
+    await proxy.cut();
+    await new Promise((r) => setTimeout(r, 1_500));
+    await proxy.restore();
+
+    const run = await waitFor(async () => {
+      const r = (await owner.as(`query($id: ID!) { run(id: $id) { status attempts } }`, { id })).data?.run;
+      return r && !['QUEUED', 'RUNNING'].includes(r.status) && r;
+    }, 40_000);
+    expect(run).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+  }, 90_000);
 });

@@ -46,6 +46,37 @@ export class LeaseLostError extends Error {
   }
 }
 
+/** How long a statement of the event log is sent again while the database is out of reach. */
+const UNREACHABLE_RETRY_MS = 10_000;
+
+/** Errors of a statement that never reached the database, or whose connection it closed: a restart, a failover. */
+function lostConnection(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03'].includes(code) || code.startsWith('08'))) return true;
+  return typeof message === 'string' && message.startsWith('Connection terminated');
+}
+
+/**
+ * `query`, sending a statement again (for up to UNREACHABLE_RETRY_MS) when it could not reach the database,
+ * so that a restart of PostgreSQL does not cost the runs in progress their events, and their worker its
+ * runs (which would start over, and pay again, once their leases lapsed). Sending an event statement twice
+ * is safe: should the first have committed after all, the second stores nothing (a seq is stored once per
+ * run, and a final update finds its run no longer RUNNING); the lease fences a worker the run has left.
+ */
+function retriedWhileUnreachable(query: SqlQuery): SqlQuery {
+  return async <T>(text: string, params?: unknown[]) => {
+    const until = Date.now() + UNREACHABLE_RETRY_MS;
+    for (let pause = 100; ; pause = Math.min(pause * 2, 1_000)) {
+      try {
+        return await query<T>(text, params);
+      } catch (err) {
+        if (!lostConnection(err) || Date.now() + pause > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  };
+}
+
 /** One run's batch on its way to the database. */
 interface StoredBatch {
   runId: string;
@@ -80,12 +111,17 @@ export class EventLog {
   /** The last two runs that stored events, newest first, and when (performance.now()). */
   private readonly recent: ({ runId: string; at: number } | null)[] = [null, null];
 
+  /** Runs the log's statements: one that could not reach the database is sent again for a while (see `retriedWhileUnreachable`). */
+  readonly query: SqlQuery;
+
   constructor(
-    readonly query: SqlQuery,
+    query: SqlQuery,
     readonly bus: EventBus,
     private readonly maxInFlight = 1,
     private readonly holdMs = 0,
-  ) {}
+  ) {
+    this.query = retriedWhileUnreachable(query);
+  }
 
   /** Resolves once the batch is stored and its messages are sent; rejects with LeaseLostError if the lease was not. */
   store(batch: StoredBatch, urgent = true): Promise<void> {

@@ -94,7 +94,7 @@ export class Orchestrator {
     const { queue, db } = this.deps;
     const slot = queue.acquire(job.organizationId);
     if (slot) {
-      const cancel = await listenForCancel(this.deps.bus, job.runId);
+      const cancel = await listenForCancel(this.deps.bus, this.deps.db.query, job.runId);
       const release = async () => {
         slot(null);
         await cancel.stop();
@@ -227,38 +227,45 @@ export class Orchestrator {
 
   /**
    * Finds RUNNING runs whose lease expired (their worker died) and re-queues them, or fails them after
-   * MAX_WORKER_ATTEMPTS. Events already stored are kept; a status event explains what happened. A run
-   * whose worker stored events since it was read here (stalled past its lease, not dead) is left for the
-   * next sweep rather than given a seq that worker just took.
+   * MAX_WORKER_ATTEMPTS; a run its user asked to cancel ends CANCELLED instead of starting again. Events
+   * already stored are kept; a status event explains what happened. A run whose worker stored events since
+   * it was read here (stalled past its lease, not dead) is left for the next sweep rather than given a seq
+   * that worker just took.
    */
   async recover(now = new Date()): Promise<number> {
     const { db } = this.deps;
     const stale = await db.prisma.agentRun.findMany({
       where: { status: 'RUNNING', leaseExpiresAt: { lt: now } },
-      select: { id: true, organizationId: true, projectId: true, attempts: true, lastSeq: true, leaseOwner: true },
+      select: { id: true, organizationId: true, projectId: true, attempts: true, lastSeq: true, leaseOwner: true, cancelRequested: true },
       take: 100,
     });
     let recovered = 0;
     for (const run of stale) {
-      const retry = run.attempts < MAX_WORKER_ATTEMPTS;
+      const retry = !run.cancelRequested && run.attempts < MAX_WORKER_ATTEMPTS;
       const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
       const writer = new RunEventWriter(this.deps.events, run.id, run.lastSeq);
       // Still the lapsed lease this sweep read, and no event stored since.
       const lapsed = (p: SqlParams, at: string) =>
         `"leaseOwner" IS NOT DISTINCT FROM ${p.add(run.leaseOwner)} AND "leaseExpiresAt" < ${at} AND "lastSeq" = ${p.add(run.lastSeq)}`;
+      const end = run.cancelRequested
+        ? { status: 'CANCELLED' as const, error: 'Cancelled by a user', errorCode: 'CANCELLED', detail: 'Cancelled by a user' }
+        : { status: 'FAILED' as const, error: `${reason}; gave up`, errorCode: 'WORKER_LOST', detail: `${reason}; gave up after ${run.attempts} attempts` };
       const changed = retry
         ? await requeueRun(this.deps, writer, run, `${reason}; retrying`, lapsed, now, () => this.deps.budget.releaseHolds({ runId: run.id }))
         : await writer.finish(
             'STATUS',
-            { status: 'FAILED', error: `${reason}; gave up`, errorCode: 'WORKER_LOST' },
+            { status: end.status, error: end.error, errorCode: end.errorCode },
             (p, seq) => {
               const at = `${p.add(utcWall(now))}::timestamp(3)`;
-              return `UPDATE "AgentRun" SET status = 'FAILED', "finishedAt" = ${at}, error = ${p.add(`${reason}; gave up after ${run.attempts} attempts`)},
-                        "errorCode" = 'WORKER_LOST', "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}
-                      WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND ${lapsed(p, at)}
+              const id = p.add(run.id);
+              // Its cost is what its attempts recorded in the ledger, as for a run its worker ended.
+              return `UPDATE "AgentRun" SET status = ${p.add(end.status)}::"RunStatus", "finishedAt" = ${at}, error = ${p.add(end.detail)},
+                        "errorCode" = ${p.add(end.errorCode)}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)},
+                        "costMicros" = (SELECT coalesce(sum(u."costMicros"), 0) FROM "UsageRecord" u WHERE u."runId" = ${id}::uuid)
+                      WHERE id = ${id}::uuid AND status = 'RUNNING' AND ${lapsed(p, at)}
                       RETURNING id`;
             },
-            [statusAnnouncement(run.projectId, run.id, 'FAILED')],
+            [statusAnnouncement(run.projectId, run.id, end.status)],
           );
       if (!changed) continue;
       recovered++;

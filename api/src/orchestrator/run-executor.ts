@@ -26,6 +26,12 @@ import type { JobOutcome, RunQueue } from './queue.js';
 
 /** A worker renews its lease every third of it; a lease that lapses means the worker is gone. */
 export const DEFAULT_LEASE_MS = 30_000;
+/**
+ * How long a worker has to end a run its user cancelled: cancelRun shortens the run's lease to this, so a
+ * run whose worker is dead (or never heard the request) is ended CANCELLED by the next recovery sweep rather
+ * than after its whole lease. A live worker ends it within milliseconds, and its renewals extend the lease.
+ */
+export const CANCEL_GRACE_MS = 2_000;
 export const cancelChannel = (runId: string) => `cancel:${runId}`;
 
 /** Budget admission for each provider attempt (see modules/budgets). Throwing RunBlockedError blocks the run. */
@@ -211,9 +217,16 @@ export interface CancelListener {
   stop(): Promise<void>;
 }
 
-export async function listenForCancel(bus: EventBus, runId: string): Promise<CancelListener> {
+export async function listenForCancel(bus: EventBus, query: SqlQuery, runId: string): Promise<CancelListener> {
   const abort = new AbortController();
-  const stop = await bus.subscribe(cancelChannel(runId), () => abort.abort());
+  const stop = await bus.subscribe(cancelChannel(runId), (message) => {
+    if (message !== null) return abort.abort();
+    // The bus reconnected (a database restart, say) and may have missed a request: the run's row says.
+    void query<{ cancelRequested: boolean }>('SELECT "cancelRequested" FROM "AgentRun" WHERE id = $1::uuid', [runId]).then(
+      ([row]) => row?.cancelRequested && abort.abort(),
+      () => {}, // out of reach still: the run's next claim reads the flag
+    );
+  });
   return { signal: abort.signal, abort: () => abort.abort(), stop };
 }
 
@@ -298,7 +311,7 @@ const chainPlace = (chainIndex: number) => (chainIndex === 0 ? 'primary' : `fall
  * claimable: already taken, cancelled or finished).
  */
 export async function executeRun(deps: ExecutorDeps, runId: string): Promise<JobOutcome> {
-  const cancel = await listenForCancel(deps.bus, runId);
+  const cancel = await listenForCancel(deps.bus, deps.db.query, runId);
   let claim: ClaimOutcome;
   try {
     claim = await claimRun(deps.db.query, runId, deps.workerId, deps.perOrgCap, deps.leaseMs ?? DEFAULT_LEASE_MS);

@@ -132,6 +132,38 @@ describe.runIf(usingPostgres())('a worker process stopped by its supervisor', ()
   }, 90_000);
 });
 
+describe.runIf(usingPostgres())('a run cancelled while its worker is dead', () => {
+  it('ends CANCELLED within seconds, long before its lease would lapse, and is not started again', async () => {
+    const db = await getTestDatabase();
+    // A lease far longer than the test: only the cancel can explain a run ended in time.
+    const env = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '600000' };
+    const { api, owner, agent } = await anApiWithAnAgent(env);
+    const workerB = await startWorkerProcess({ DATABASE_URL: db.url!, ...env });
+    cleanup.push(() => workerB.kill());
+    const runGid = (await owner.gql(START, { a: agent.gid })).data!.startRun.run.id as string;
+    const streamed = collectRunEvents(api.wsUrl, owner.token, runGid, {
+      stopAfter: (e) => {
+        if (e.type === 'TOKEN' && e.seq >= 4) void workerB.kill();
+        return false;
+      },
+    });
+    await waitFor(async () => workerB.child.signalCode === 'SIGKILL');
+
+    const cancelledAt = Date.now();
+    expect((await owner.gql(`mutation($id: ID!) { cancelRun(input: { id: $id }) { __typename } }`, { id: runGid })).data!.cancelRun.__typename).toBe('CancelRunPayload');
+    // Another worker, whose recovery sweep finds the run.
+    const workerC = await startWorkerProcess({ DATABASE_URL: db.url!, ...env });
+    cleanup.push(() => workerC.kill());
+    const { events, completed } = await streamed;
+    expect(completed).toBe(true);
+    expect(Date.now() - cancelledAt).toBeLessThan(15_000);
+    expect(events.filter((e) => e.type === 'STATUS').map((e) => e.status)).toEqual(['QUEUED', 'RUNNING', 'CANCELLED']);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect((await owner.gql(RUN, { id: runGid })).data!.run).toMatchObject({ status: 'CANCELLED', attempts: 1 });
+    await workerC.kill();
+  }, 90_000);
+});
+
 describe('the embedded database across a crash', () => {
   it('a process killed mid-run leaves no run stuck: the next start recovers it and keeps its events', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hub-crash-'));

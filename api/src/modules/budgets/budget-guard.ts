@@ -162,12 +162,20 @@ interface AppliedBudget {
   looseLeases: number;
 }
 
+/** The group commit's own connection (see `statement`): `drop` gives it back, discarded when given an error. */
+interface Session {
+  client: PoolClient;
+  drop(err?: Error): void;
+}
+
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 /** How often a reservation waiting for other processes to give back spare allowance tries again. */
 const TRIM_POLL_MS = 10;
 /** How often it asks them again (a process that was not asked, or leased anew). */
 const TRIM_ASK_EVERY_MS = 100;
+/** How long a statement waits for a connection while the database refuses them (a restart, a failover). */
+const RECONNECT_WINDOW_MS = 10_000;
 /** A budget near its limit stays exact this long after the last request for spare allowance. */
 const EXACT_HOLD_MS = 10_000;
 
@@ -216,7 +224,7 @@ export class BudgetGuard implements AttemptBudget {
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly ticker: NodeJS.Timeout;
   /** PostgreSQL: the connection the group commit runs on (see `statement`). */
-  private session: Promise<PoolClient> | null = null;
+  private session: Promise<Session> | null = null;
   private closed = false;
   /** Group-commit statements run so far (each settles, leases and audits for everything that was waiting). */
   statements = 0;
@@ -335,7 +343,7 @@ export class BudgetGuard implements AttemptBudget {
     while ((this.running || this.settlements.length > 0 || this.audits.length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
     const session = this.session;
     this.session = null;
-    (await session?.catch(() => null))?.release();
+    (await session?.catch(() => null))?.drop();
     await (await this.subscription.catch(() => null))?.();
   }
 
@@ -575,26 +583,52 @@ export class BudgetGuard implements AttemptBudget {
    * On PostgreSQL the group commit has a connection of its own: its statements run one at a time
    * (`running`), and nothing else is sent on it. This way they never queue behind other work for a pooled
    * connection, and run on a session where the function is compiled and the statements prepared (a fresh
-   * session pays ~20 ms for that). Any error discards the connection; the next statement opens another.
+   * session pays ~20 ms for that). Any error discards the connection; the next statement opens another (and
+   * waits for one up to RECONNECT_WINDOW_MS: a statement that was never sent can be sent later; one that
+   * failed on its way is not sent again, since it may have committed).
    */
   private async statement<T>(name: string, text: string, params: unknown[]): Promise<T[]> {
     const pool = this.db.pool;
     if (!pool || this.closed) return this.db.query<T>(text, params);
-    const session = (this.session ??= pool.connect());
-    let client: PoolClient;
-    try {
-      client = await session;
-    } catch (err) {
-      if (this.session === session) this.session = null;
-      throw err;
+    let open: Session | undefined;
+    for (let pause = 100, until = Date.now() + RECONNECT_WINDOW_MS; !open; pause = Math.min(pause * 2, 1_000)) {
+      const session = (this.session ??= this.openSession(pool));
+      try {
+        open = await session;
+      } catch (err) {
+        if (this.session === session) this.session = null;
+        // Nothing was sent: try again while the database restarts, rather than lose the settlements' ledger rows.
+        if (Date.now() + pause > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
     }
     try {
-      return (await client.query({ name, text, values: params })).rows as T[];
+      return (await open.client.query({ name, text, values: params })).rows as T[];
     } catch (err) {
-      if (this.session === session) this.session = null;
-      client.release(err as Error);
+      open.drop(err as Error);
       throw err;
     }
+  }
+
+  /**
+   * Checks out the group commit's connection. Out of the pool, nobody else listens for its errors: when the
+   * server closes it between statements (a restart, a failover), its 'error' event would end the process
+   * unheard. Any error drops it (the next statement opens another).
+   */
+  private openSession(pool: NonNullable<Database['pool']>): Promise<Session> {
+    const session: Promise<Session> = pool.connect().then((client) => {
+      let dropped = false;
+      const drop = (err?: Error) => {
+        if (this.session === session) this.session = null;
+        if (dropped) return;
+        dropped = true;
+        client.off('error', drop);
+        client.release(err);
+      };
+      client.on('error', drop);
+      return { client, drop };
+    });
+    return session;
   }
 
   private commit(batch: Batch, applied: Applied) {

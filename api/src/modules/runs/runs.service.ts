@@ -7,7 +7,7 @@ import type { Context } from '../../context.js';
 import { ConflictError, NotFoundError, RateLimitedError, ValidationError } from '../../lib/errors.js';
 import { parseInput } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
-import { statusAnnouncement } from '../../orchestrator/run-executor.js';
+import { CANCEL_GRACE_MS, statusAnnouncement } from '../../orchestrator/run-executor.js';
 import type { StartOutcome } from '../../orchestrator/orchestrator.js';
 import { statementNotifications } from '../../lib/pubsub.js';
 import { SqlParams, utcWall } from '../../lib/sql.js';
@@ -288,7 +288,11 @@ export async function cancelRun(ctx: Context, runId: string) {
     [statusAnnouncement(run.projectId, run.id, 'CANCELLED')],
   );
   if (!fromQueue) {
-    await ctx.prisma.agentRun.update({ where: { id: run.id }, data: { cancelRequested: true } });
+    // Its worker has CANCEL_GRACE_MS to end it; should that worker be dead, the recovery sweep ends it then.
+    const graceOver = utcWall(new Date(now.getTime() + CANCEL_GRACE_MS));
+    await ctx.prisma.$executeRaw`UPDATE "AgentRun" SET "cancelRequested" = true,
+        "leaseExpiresAt" = CASE WHEN status = 'RUNNING' THEN least("leaseExpiresAt", ${graceOver}::timestamp(3)) ELSE "leaseExpiresAt" END
+      WHERE id = ${run.id}::uuid`;
     await ctx.orchestrator.requestCancel(run.id);
   }
   return ctx.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });

@@ -1,5 +1,6 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestDatabase, usingPostgres } from '../../test/db.js';
+import { createPostgresDatabase, getTestDatabase, usingPostgres } from '../../test/db.js';
 import type { Database } from './db.js';
 import { createLogger } from './logger.js';
 import { createPgBus, NOTIFY_CHANNEL, type EventBus } from './pubsub.js';
@@ -60,4 +61,45 @@ describe.runIf(usingPostgres())('the PostgreSQL event bus', () => {
     // And what this release sends is one JSON object with the same keys, which that release reads.
     expect(JSON.parse(a.encode!('bus-old', { n: 4 }))).toMatchObject({ c: 'bus-old', p: { n: 4 }, o: expect.any(String) });
   });
+});
+
+describe.runIf(usingPostgres())('the PostgreSQL event bus when the database is out of reach', () => {
+  it('keeps trying to listen again until the database is back, then says what may have been missed and delivers again', async () => {
+    // A database of its own, closed to every connection for a while: a restart that takes longer than a moment.
+    const name = `hub_bus_outage_${process.env.VITEST_POOL_ID ?? '0'}`;
+    const url = await createPostgresDatabase(name);
+    const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+    await admin.connect();
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => {});
+    const bus = await createPgBus(url, pool, createLogger('silent'));
+    try {
+      const got: unknown[] = [];
+      await bus.subscribe('outage', (p) => got.push(p));
+      await admin.query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS false`);
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, [name]);
+      await new Promise((r) => setTimeout(r, 1_500));
+      await admin.query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`);
+
+      // Another process's message, sent once the database is back, reaches this one.
+      const other = new pg.Client({ connectionString: url });
+      await other.connect();
+      try {
+        const message = JSON.stringify({ o: 'another-process', c: 'outage', p: { n: 1 } });
+        for (let i = 0; i < 100 && !got.some((p) => p !== null); i++) {
+          await other.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, message]);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        await other.end();
+      }
+      expect(got[0]).toBeNull(); // the reconnect: re-read what was missed
+      expect(got).toContainEqual({ n: 1 });
+    } finally {
+      await bus.close();
+      await pool.end();
+      await admin.query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+  }, 30_000);
 });

@@ -122,6 +122,10 @@ const MAX_NOTIFY_BYTES = 7_900;
  * process whose worker executes it. A message is `{"o": sender id, "c": channel, "p": payload}` with the
  * sender's id first, so the echo is recognised without parsing it.
  */
+/** The bus listens again this long after losing its connection, then twice as long after each failure, up to the max. */
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MAX_MS = 5_000;
+
 export async function createPgBus(connectionString: string, publisher: pg.Pool, logger: Logger): Promise<EventBus> {
   const local = new EventEmitter();
   local.setMaxListeners(0);
@@ -133,8 +137,22 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
   /** The last publish: the next one waits for it (see publish). */
   let published: Promise<void> = Promise.resolve();
 
+  /** Listens again after `delay` ms, and again with a longer delay until it can (a restart may take a while). */
+  const reconnect = (delay: number) => {
+    if (closed) return;
+    setTimeout(() => {
+      connect().catch((err: unknown) => {
+        logger.error({ err, retryInMs: Math.min(delay * 2, RECONNECT_MAX_MS) }, 'event bus reconnect failed');
+        reconnect(Math.min(delay * 2, RECONNECT_MAX_MS));
+      });
+    }, delay).unref();
+  };
+
   const connect = async () => {
+    if (closed) return;
     const client = new pg.Client({ connectionString });
+    // An ended connection may report more than one error (the server's, then the socket's end): one reconnect.
+    let lost = false;
     client.on('notification', (msg) => {
       // This process's own messages were delivered locally when sent: dropped unparsed.
       if (!msg.payload || msg.payload.startsWith(ownPrefix)) return;
@@ -146,12 +164,24 @@ export async function createPgBus(connectionString: string, publisher: pg.Pool, 
       }
     });
     client.on('error', (err) => {
-      logger.error({ err }, 'event bus connection lost; reconnecting');
+      if (lost) return;
+      lost = true;
       client.end().catch(() => {});
-      if (!closed) setTimeout(() => void connect().catch((e) => logger.error({ err: e }, 'reconnect failed')), 500);
+      // Failing while connecting: connect() rejects, and its caller decides when to try again.
+      if (listener !== client) return;
+      listener = undefined;
+      logger.error({ err }, 'event bus connection lost; reconnecting');
+      reconnect(RECONNECT_FIRST_MS);
     });
-    await client.connect();
-    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    } catch (err) {
+      lost = true;
+      await client.end().catch(() => {});
+      throw err;
+    }
+    if (closed) return void (await client.end().catch(() => {}));
     listener = client;
     // Subscribers may have missed messages while disconnected: tell them to re-read from the database.
     local.emit('*reconnected', null);

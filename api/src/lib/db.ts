@@ -94,16 +94,23 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
       },
       async transaction(fn) {
         const client = await pool.connect();
+        // Checked out, a connection has no listener of the pool's: dropped by the server between two
+        // statements, its 'error' event would end the process. Its next statement fails instead, and the
+        // pool destroys it on release.
+        let broken: Error | undefined;
+        const onError = (err: Error) => void (broken = err);
+        client.on('error', onError);
         try {
           await client.query('BEGIN');
           const result = await fn(async <T>(text: string, params?: unknown[]) => (await client.query({ name: statementName(text), text, values: params })).rows as T[]);
           await client.query('COMMIT');
           return result;
         } catch (err) {
-          await client.query('ROLLBACK').catch(() => {});
+          if (!broken) await client.query('ROLLBACK').catch(() => {});
           throw err;
         } finally {
-          client.release();
+          client.off('error', onError);
+          client.release(broken);
         }
       },
       async close() {

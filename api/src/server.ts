@@ -13,7 +13,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import helmet from 'helmet';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { contextFor, createContext, credentialsFrom, type Context } from './context.js';
-import { AppError, ForbiddenError, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
+import { AppError, ForbiddenError, isUnstorableText, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
+import { NUL_MESSAGE } from './lib/validate.js';
 import { auditLogExport } from './modules/audit/audit.export.js';
 import {
   ACCESS_CHANGED_CLOSE,
@@ -164,6 +165,10 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     const original = unwrapResolverError(error);
     // A validation failure thrown outside a typed union (e.g. a query's filter) still names its fields.
     if (original instanceof ValidationError) return { ...formatted, extensions: { ...formatted.extensions, issues: original.issues } };
+    // Mutations refuse such text on its field (parseInput); this is any other argument that reached the database.
+    if (isUnstorableText(original)) {
+      return { message: NUL_MESSAGE, path: formatted.path, extensions: { code: 'VALIDATION_FAILED', issues: [{ path: [], message: NUL_MESSAGE }] } };
+    }
     if (!production || original instanceof AppError) return formatted;
     const code = formatted.extensions?.code;
     if (code === 'INTERNAL_SERVER_ERROR' || code === undefined) {

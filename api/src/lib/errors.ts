@@ -34,6 +34,15 @@ export class ForbiddenError extends AppError {
   }
 }
 
+/**
+ * PostgreSQL refused text it cannot store (U+0000, SQLSTATE 22021), from the pg driver or through Prisma's
+ * driver adapter: the caller's input, e.g. a lookup by a name holding a NUL, not a bug.
+ */
+export function isUnstorableText(err: unknown): boolean {
+  const e = err as { code?: unknown; meta?: { driverAdapterError?: { cause?: { code?: unknown } } } } | null;
+  return e?.code === '22021' || e?.meta?.driverAdapterError?.cause?.code === '22021';
+}
+
 export interface FieldIssue {
   path: string[];
   message: string;

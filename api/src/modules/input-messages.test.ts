@@ -8,13 +8,16 @@ let app: TestServer;
 let owner: TestUser;
 let orgGid = '';
 let agentGid = '';
+let projectGid = '';
 
 beforeAll(async () => {
   app = await startTestServer({ worker: false });
   const org = await given(app).anOrganization();
   owner = org.owner;
   orgGid = org.gid;
-  agentGid = (await given(app).anOfflineAgent(await given(app).aProject(org))).gid;
+  const project = await given(app).aProject(org);
+  projectGid = project.gid;
+  agentGid = (await given(app).anOfflineAgent(project)).gid;
 }, BOOT_TIMEOUT);
 afterAll(() => app?.close());
 
@@ -78,5 +81,31 @@ describe('validation messages a person reads', () => {
     expect(issuesOf(await owner.gql(accept, { token: 'x'.repeat(201) }), 'acceptInvitation')).toEqual([
       { path: [], message: 'That is not an invitation link: it is too long' },
     ]);
+  });
+
+  it('refuses text holding a NUL character, which the database cannot store, on its field, for every input', async () => {
+    const nul = 'Remove the NUL characters (U+0000): text cannot hold them';
+    const agentsBefore = await app.rt.prisma.agent.count();
+    const createAgent = `mutation($input: CreateAgentInput!) { createAgent(input: $input) { __typename ${ISSUES} } }`;
+    const agent = { projectId: projectGid, provider: 'OFFLINE', model: 'offline-small', name: 'a\u0000b', systemPrompt: 'be\u0000brief', description: 'ok' };
+    expect(issuesOf(await owner.gql(createAgent, { input: agent }), 'createAgent')).toEqual([
+      { path: ['name'], message: nul },
+      { path: ['systemPrompt'], message: nul },
+    ]);
+    // With another issue on the same field, that one is reported and the NUL is not repeated.
+    expect(issuesOf(await owner.gql(createAgent, { input: { ...agent, name: '\u0000'.repeat(101), systemPrompt: null } }), 'createAgent')).toEqual([
+      { path: ['name'], message: expect.not.stringContaining('NUL') },
+    ]);
+    expect(await app.rt.prisma.agent.count()).toBe(agentsBefore);
+
+    const signUp = `mutation($input: SignUpInput!) { signUp(input: $input) { __typename ${ISSUES} } }`;
+    expect(issuesOf(await gql(app.url, signUp, { input: { email: 'nul@example.test', password: 'correct horse battery', name: 'N\u0000' } }), 'signUp')).toEqual([
+      { path: ['name'], message: nul },
+    ]);
+    expect(await app.rt.prisma.user.count({ where: { email: 'nul@example.test' } })).toBe(0);
+
+    // Any other argument that would reach the database, e.g. a lookup by slug, is refused as input too.
+    const lookup = await owner.gql('query($slug: String!) { organization(slug: $slug) { id } }', { slug: 'a\u0000' });
+    expect(lookup.errors).toMatchObject([{ message: nul, path: ['organization'], extensions: { code: 'VALIDATION_FAILED' } }]);
   });
 });

@@ -5,7 +5,7 @@ import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
 import { ConflictError, NotFoundError, RateLimitedError, ValidationError } from '../../lib/errors.js';
-import { parseInput } from '../../lib/validate.js';
+import { parseInput, storable } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
 import { CANCEL_GRACE_MS, statusAnnouncement } from '../../orchestrator/run-executor.js';
 import type { StartOutcome } from '../../orchestrator/orchestrator.js';
@@ -20,22 +20,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const TERMINAL: RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'];
 
-/** PostgreSQL text cannot hold U+0000: refused as input, not failing in the database as a bug. */
-const storable = (s: string) => !s.includes('\u0000');
-const NUL = 'Remove the NUL characters (U+0000): text cannot hold them';
-
 const StartRun = z.object({
   input: z
     .string()
     .max(200_000, 'Keep the input under 200,000 characters')
-    .refine((s) => s.trim() !== '', 'Give the agent something to do')
-    .refine(storable, NUL),
+    .refine((s) => s.trim() !== '', 'Give the agent something to do'),
   idempotencyKey: z
     .string()
     .trim()
     .min(1, 'Give the idempotency key at least one character')
     .max(200, 'Keep the idempotency key to 200 characters')
-    .refine(storable, NUL)
     .nullish(),
 });
 
@@ -122,7 +116,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
   if (!placement) throw new NotFoundError('Agent');
   const { organizationId, projectId } = placement;
   const parsed = StartRun.safeParse(raw);
-  if (!parsed.success) {
+  if (!parsed.success || !storable(raw)) {
     // Who may not start runs here learns that, not what was wrong with the input.
     await authorize(ctx, organizationId, 'run.start', 'Agent');
     parseInput(StartRun, raw);

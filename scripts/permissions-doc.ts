@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Role } from '../api/src/_generated/prisma/enums.js';
 import { MAX_PENDING_INVITATIONS } from '../api/src/modules/orgs/invitations.service.js';
 import {
+  ACTION_WORDS,
   MUTATION_PERMISSIONS,
   PERMISSIONS,
   can,
@@ -36,12 +37,12 @@ function mutationsFor(action: Action) {
 
 function actionTable() {
   const lines = [
-    row(['Action', 'Mutations', ...ROLES]),
-    row(['---', '---', ...ROLES.map(() => ':-:')]),
+    row(['Action', 'Allows', 'Mutations', ...ROLES]),
+    row(['---', '---', '---', ...ROLES.map(() => ':-:')]),
   ];
   for (const action of Object.keys(PERMISSIONS) as Action[]) {
     const mutations = mutationsFor(action).map(code).join(', ');
-    lines.push(row([code(action), mutations, ...ROLES.map((r) => (can(r, action) ? '✓' : '—'))]));
+    lines.push(row([code(action), ACTION_WORDS[action], mutations, ...ROLES.map((r) => (can(r, action) ? '✓' : '—'))]));
   }
   return lines.join('\n');
 }

@@ -2,7 +2,7 @@ import type { Role } from '../_generated/prisma/enums.js';
 import type { Context } from '../context.js';
 import { ForbiddenError, NotFoundError, UnauthenticatedError } from '../lib/errors.js';
 import { audit } from './audit/audit.service.js';
-import { can, type Action } from './permissions.js';
+import { ACTION_WORDS, can, type Action } from './permissions.js';
 
 export function requireViewer(ctx: Context) {
   if (!ctx.viewer) throw new UnauthenticatedError();
@@ -23,7 +23,7 @@ export async function authorize(ctx: Context, organizationId: string, action: Ac
 export async function authorizeRole(ctx: Context, organizationId: string, role: Role | null, action: Action, entity = 'Object'): Promise<Role> {
   requireViewer(ctx);
   if (!role) throw new NotFoundError(entity);
-  if (!can(role, action)) throw await deny(ctx, organizationId, action, role, `Your role (${role}) cannot ${action.replace('.', ' ')}`);
+  if (!can(role, action)) throw await deny(ctx, organizationId, action, role, `Your role (${role}) cannot ${ACTION_WORDS[action]}`);
   return role;
 }
 

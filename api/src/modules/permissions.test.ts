@@ -9,7 +9,7 @@ import { toGlobalId } from '../lib/ids.js';
 import { newApiToken, sha256 } from '../lib/tokens.js';
 import { ROLE_RANK } from '../schema/auth.js';
 import { schema } from '../schema/index.js';
-import { MUTATION_PERMISSIONS, PERMISSIONS, can, isAccountRule, type AccountRule, type Action, type MutationName } from './permissions.js';
+import { ACTION_WORDS, MUTATION_PERMISSIONS, PERMISSIONS, can, isAccountRule, type AccountRule, type Action, type MutationName } from './permissions.js';
 
 const ROLES: Role[] = ['VIEWER', 'MEMBER', 'ADMIN', 'OWNER'];
 const ACTORS = ['anonymous', 'non-member', ...ROLES] as const;
@@ -306,6 +306,8 @@ describe.concurrent('every mutation, as every kind of caller, does what the perm
       const denials = await deniedIn(w);
       if (outcome === 'ForbiddenError') {
         expect(denials).toEqual([{ actorId: as!.id, metadata: { attempted: rule, role: actor } }]);
+        // In words a person reads, from the table: "Your role (VIEWER) cannot start runs".
+        expect(result.message).toBe(`Your role (${actor}) cannot ${ACTION_WORDS[rule as Action]}`);
       } else {
         expect(denials).toEqual([]);
       }

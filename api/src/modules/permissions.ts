@@ -38,6 +38,38 @@ export const PERMISSIONS = {
 
 export type Action = keyof typeof PERMISSIONS;
 
+/** What each action lets a member do, in words: refusals ("Your role (VIEWER) cannot start runs") and the docs read it. */
+export const ACTION_WORDS: Record<Action, string> = {
+  'organization.read': 'see the organization',
+  'organization.update': 'change the organization’s settings',
+  'organization.delete': 'delete the organization',
+  'member.read': 'see the members',
+  'member.add': 'invite members',
+  'member.updateRole': 'change members’ roles',
+  'member.remove': 'remove members',
+  'project.read': 'see projects',
+  'project.create': 'create projects',
+  'project.update': 'change projects',
+  'project.archive': 'archive or restore projects',
+  'agent.read': 'see agents',
+  'agent.create': 'create agents',
+  'agent.update': 'change agents',
+  'agent.archive': 'archive or restore agents',
+  'run.read': 'see runs',
+  'run.start': 'start runs',
+  'run.cancel': 'cancel runs',
+  'run.retry': 'retry runs',
+  'budget.read': 'see budgets',
+  'budget.set': 'set budgets',
+  'budget.remove': 'remove budgets',
+  'usage.read': 'see usage and spend',
+  'audit.read': 'read the audit log',
+  'integration.read': 'see integrations',
+  'integration.manage': 'connect or disconnect integrations',
+  'memory.read': 'read the shared memory',
+  'memory.write': 'write to the shared memory',
+};
+
 /** Rules for mutations that act on the caller's own account rather than inside an organization. */
 export type AccountRule = 'anyone' | 'signedIn';
 

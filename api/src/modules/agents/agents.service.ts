@@ -6,7 +6,7 @@ import { parseInput } from '../../lib/validate.js';
 import { PROVIDER_IDS, type ProviderId, type ProviderRegistry } from '../../providers/index.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
-import { loadProject } from '../projects/projects.service.js';
+import { ARCHIVED_PROJECT, loadProject } from '../projects/projects.service.js';
 
 const providerId = z.enum(PROVIDER_IDS as [ProviderId, ...ProviderId[]], 'Choose a provider');
 
@@ -76,6 +76,9 @@ function checkChain(primary: ModelChoice, chain: ModelChoice[]) {
   if (issues.length) throw new ValidationError(issues);
 }
 
+const projectArchived = async (ctx: Context, projectId: string) =>
+  Boolean((await ctx.prisma.project.findUnique({ where: { id: projectId }, select: { archivedAt: true } }))?.archivedAt);
+
 export async function loadAgent(ctx: Context, agentId: string) {
   const viewer = requireViewer(ctx);
   const agent = await ctx.prisma.agent.findFirst({
@@ -88,6 +91,7 @@ export async function loadAgent(ctx: Context, agentId: string) {
 export async function createAgent(ctx: Context, projectId: string, raw: unknown) {
   const project = await loadProject(ctx, projectId);
   await authorize(ctx, project.organizationId, 'agent.create', 'Project');
+  if (project.archivedAt) throw ValidationError.field('projectId', ARCHIVED_PROJECT.addAgent);
   const f = fields(ctx.providers);
   const input = parseAgentInput(
     z.object({
@@ -127,6 +131,7 @@ export async function updateAgent(ctx: Context, agentId: string, raw: unknown) {
   await authorize(ctx, agent.organizationId, 'agent.update', 'Agent');
   // Archived means retired as it was: its runs keep showing the settings they ran with.
   if (agent.archivedAt) throw new ValidationError([{ path: ['id'], message: 'This agent is archived: restore it to edit it' }]);
+  if (await projectArchived(ctx, agent.projectId)) throw ValidationError.field('id', ARCHIVED_PROJECT.editAgent);
   const f = fields(ctx.providers);
   const partial = (raw ?? {}) as { primary?: { provider?: string; model?: string } };
   // Changing only the model keeps the provider (and vice versa); the pair is validated together.

@@ -25,7 +25,7 @@ const UPDATE = `mutation($input: UpdateAgentInput!) { updateAgent(input: $input)
 
 type Issue = { path: string[]; message: string };
 
-const issuesOf = (res: { data?: Record<string, any> }, field: 'createAgent' | 'updateAgent'): Issue[] => {
+const issuesOf = (res: { data?: Record<string, any> }, field: 'createAgent' | 'updateAgent' | 'startRun'): Issue[] => {
   expect(res.data![field].__typename).toBe('ValidationError');
   return res.data![field].issues;
 };
@@ -190,6 +190,36 @@ describe('restoring an archived agent', () => {
     expect((await owner.gql(RESTORE, { id })).data!.restoreAgent.__typename).toBe('RestoreAgentPayload');
     const rows = await app.rt.prisma.auditLog.findMany({ where: { targetId: fromGlobalId(id, 'Agent'), action: 'agent.restored' } });
     expect(rows.map((r) => [r.actorId, r.metadata])).toEqual([[owner.id, { name: 'Archivist' }]]);
+    expect((await owner.gql(START, { input: { agentId: id, input: 'hello' } })).data!.startRun.__typename).toBe('StartRunPayload');
+  });
+});
+
+describe('an archived project is read-only', () => {
+  const ARCHIVE = `mutation($id: ID!) { archiveProject(input: { id: $id }) { __typename ... on Error { message } } }`;
+  const RESTORE = `mutation($id: ID!) { restoreProject(input: { id: $id }) { __typename ... on Error { message } } }`;
+  const START = `mutation($input: StartRunInput!) { startRun(input: $input) { __typename ${ISSUES} } }`;
+  const CAN = `query($id: ID!) { agent(id: $id) { viewerCanRun viewerCanUpdate project { viewerCanCreateAgent } } }`;
+
+  it('refuses running, editing and adding its agents until restored, with nothing written', async () => {
+    const id = await anAgent('Shelved');
+    const runsBefore = await app.rt.prisma.agentRun.count();
+    expect((await owner.gql(ARCHIVE, { id: project.gid })).data!.archiveProject.__typename).toBe('ArchiveProjectPayload');
+    try {
+      expect((await owner.gql(CAN, { id })).data!.agent).toEqual({ viewerCanRun: false, viewerCanUpdate: false, project: { viewerCanCreateAgent: false } });
+      expect(issuesOf(await owner.gql(START, { input: { agentId: id, input: 'hello' } }), 'startRun')).toEqual([
+        { path: ['agentId'], message: 'This agent’s project is archived: restore the project to run its agents' },
+      ]);
+      expect(issuesOf(await owner.gql(UPDATE, { input: { id, name: 'Edited while archived' } }), 'updateAgent')).toEqual([
+        { path: ['id'], message: 'This agent’s project is archived: restore the project to edit its agents' },
+      ]);
+      const added = await owner.gql(CREATE, { input: { projectId: project.gid, name: 'Added while archived', provider: 'OFFLINE', model: 'offline-small' } });
+      expect(issuesOf(added, 'createAgent')).toEqual([{ path: ['projectId'], message: 'This project is archived: restore it to add agents' }]);
+      expect(await app.rt.prisma.agentRun.count()).toBe(runsBefore);
+      expect(await app.rt.prisma.agent.count({ where: { projectId: project.id, name: { in: ['Added while archived', 'Edited while archived'] } } })).toBe(0);
+    } finally {
+      expect((await owner.gql(RESTORE, { id: project.gid })).data!.restoreProject.__typename).toBe('RestoreProjectPayload');
+    }
+    expect((await owner.gql(CAN, { id })).data!.agent).toEqual({ viewerCanRun: true, viewerCanUpdate: true, project: { viewerCanCreateAgent: true } });
     expect((await owner.gql(START, { input: { agentId: id, input: 'hello' } })).data!.startRun.__typename).toBe('StartRunPayload');
   });
 });

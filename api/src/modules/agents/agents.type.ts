@@ -73,11 +73,16 @@ export const AgentRef = builder.prismaNode('Agent', {
     archivedAt: t.expose('archivedAt', { type: 'DateTime', nullable: true }),
     project: t.relation('project'),
     viewerCanUpdate: t.boolean({
-      description: 'The agent is not archived (restore it first), and the viewer may edit agents.',
-      resolve: async (a, _x, ctx) => !a.archivedAt && can(await ctx.roleIn(a.organizationId), 'agent.update'),
+      description: 'The agent and its project are not archived (restore them first), and the viewer may edit agents.',
+      select: { project: { select: { archivedAt: true } } },
+      resolve: async (a, _x, ctx) => !a.archivedAt && !a.project.archivedAt && can(await ctx.roleIn(a.organizationId), 'agent.update'),
     }),
     viewerCanArchive: t.boolean({ resolve: async (a, _x, ctx) => can(await ctx.roleIn(a.organizationId), 'agent.archive') }),
-    viewerCanRun: t.boolean({ resolve: async (a, _x, ctx) => !a.archivedAt && can(await ctx.roleIn(a.organizationId), 'run.start') }),
+    viewerCanRun: t.boolean({
+      description: 'The agent and its project are not archived, and the viewer may start runs.',
+      select: { project: { select: { archivedAt: true } } },
+      resolve: async (a, _x, ctx) => !a.archivedAt && !a.project.archivedAt && can(await ctx.roleIn(a.organizationId), 'run.start'),
+    }),
   }),
 });
 

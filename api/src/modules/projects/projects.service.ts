@@ -12,6 +12,13 @@ const CreateProject = z.object({ name, slug: slug.nullish(), description: descri
 const UpdateProject = z.object({ name: name.nullish(), description: description.nullish() });
 
 /** A project the viewer can see (member of its organization), or NotFound. */
+/** What an archived project refuses, in words: it is read-only until restored. */
+export const ARCHIVED_PROJECT = {
+  run: 'This agent’s project is archived: restore the project to run its agents',
+  addAgent: 'This project is archived: restore it to add agents',
+  editAgent: 'This agent’s project is archived: restore the project to edit its agents',
+} as const;
+
 export async function loadProject(ctx: Context, projectId: string) {
   const viewer = requireViewer(ctx);
   const project = await ctx.prisma.project.findFirst({

@@ -16,7 +16,10 @@ export const ProjectRef = builder.prismaNode('Project', {
     organization: t.relation('organization'),
     viewerCanUpdate: t.boolean({ resolve: async (p, _a, ctx) => can(await ctx.roleIn(p.organizationId), 'project.update') }),
     viewerCanArchive: t.boolean({ resolve: async (p, _a, ctx) => can(await ctx.roleIn(p.organizationId), 'project.archive') }),
-    viewerCanCreateAgent: t.boolean({ resolve: async (p, _a, ctx) => can(await ctx.roleIn(p.organizationId), 'agent.create') }),
+    viewerCanCreateAgent: t.boolean({
+      description: 'The project is not archived (restore it first), and the viewer may create agents.',
+      resolve: async (p, _a, ctx) => !p.archivedAt && can(await ctx.roleIn(p.organizationId), 'agent.create'),
+    }),
   }),
 });
 
@@ -105,6 +108,8 @@ const ArchiveProjectInput = builder.inputType('ArchiveProjectInput', { fields: (
 builder.mutationField('archiveProject', (t) =>
   t.field({
     type: projectPayload('ArchiveProjectPayload'),
+    description:
+      'Retires a project (ADMIN and above; audited): it leaves lists and pickers, and becomes read-only: its agents cannot be run, edited or added to until restoreProject. Runs already queued still run.',
     errors: {},
     authScopes: { loggedIn: true },
     args: { input: t.arg({ type: ArchiveProjectInput, required: true }) },
@@ -115,7 +120,7 @@ builder.mutationField('archiveProject', (t) =>
 builder.mutationField('restoreProject', (t) =>
   t.field({
     type: projectPayload('RestoreProjectPayload'),
-    description: 'Brings an archived project back into lists and pickers (ADMIN and above, as archiving; audited).',
+    description: 'Brings an archived project back into lists and pickers, its agents runnable and editable again (ADMIN and above, as archiving; audited).',
     errors: {},
     authScopes: { loggedIn: true },
     args: { input: t.arg({ type: ArchiveProjectInput, required: true }) },

@@ -5,6 +5,7 @@ import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
 import { ConflictError, NotFoundError, RateLimitedError, ValidationError } from '../../lib/errors.js';
+import { ARCHIVED_PROJECT } from '../projects/projects.service.js';
 import { parseInput, storable } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
 import { CANCEL_GRACE_MS, statusAnnouncement } from '../../orchestrator/run-executor.js';
@@ -101,13 +102,13 @@ function sameStart(existing: AgentRun, agentId: string, input: string): AgentRun
 }
 
 /** What hub_start_run raises (see its migration) and what each means to the caller. */
-const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archived', HB005: 'rate limited' } as const;
+const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archived', HB005: 'rate limited', HB006: 'project archived' } as const;
 
 /**
  * Creates a run: claimed by a free worker of this process (stored RUNNING) or queued. The same
  * idempotency key returns the same run (a ConflictError when it started one with another agent or input).
  * One statement does the checks and the creation (see hub_start_run): the caller's role in the agent's
- * organization, the agent not archived, the organization's run rate limit, then the run, its first
+ * organization, the agent and its project not archived, the organization's run rate limit, then the run, its first
  * event and, with a free worker here, its claim.
  */
 export async function startRun(ctx: Context, agentId: string, raw: unknown, extra: { parentRunId?: string } = {}) {
@@ -218,6 +219,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     if (!refusal) throw err;
     if (refusal === 'not found') throw new NotFoundError('Agent');
     if (refusal === 'archived') throw new ValidationError([{ path: ['agentId'], message: 'This agent is archived' }]);
+    if (refusal === 'project archived') throw new ValidationError([{ path: ['agentId'], message: ARCHIVED_PROJECT.run }]);
     if (refusal === 'rate limited') throw RateLimits.refused(Number((err as { detail?: unknown }).detail) || 0);
     // A role the permission table does not let start runs: refused, with the denial audited.
     const role = String((err as { detail?: unknown }).detail) as Role;
@@ -302,7 +304,7 @@ export async function retryRun(ctx: Context, runId: string) {
   } catch (err) {
     // startRun's refusal names its own input's agentId; a retry's input is only the run's id.
     if (err instanceof ValidationError && err.issues.some((i) => i.path[0] === 'agentId')) {
-      throw ValidationError.field('id', 'This agent is archived');
+      throw new ValidationError(err.issues.map((i) => (i.path[0] === 'agentId' ? { ...i, path: ['id'] } : i)));
     }
     throw err;
   }

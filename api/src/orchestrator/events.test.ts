@@ -224,31 +224,6 @@ describe('EventLog: group commit across runs', () => {
     }
   });
 
-  it('a statement whose connection broke after it committed is sent again and stores nothing twice', async () => {
-    const run = await newRun();
-    let broken = false;
-    // The database commits the first statement, then the reply is lost with its connection.
-    const losingFirstReply: SqlQuery = async <T,>(text: string, params?: unknown[]) => {
-      const rows = await db.query<T>(text, params);
-      if (broken) return rows;
-      broken = true;
-      throw new Error('Connection terminated unexpectedly');
-    };
-    const writer = new RunEventWriter(new EventLog(losingFirstReply, bus), run.id, run.lastSeq, LEASE);
-    writer.append('STATUS', { status: 'RUNNING' });
-    writer.append('TOKEN', { text: 'once' });
-    await writer.flush();
-    writer.append('TOKEN', { text: ' more' });
-    await writer.flush();
-    const stored = await db.prisma.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' } });
-    expect(stored.map((e) => [e.seq, e.type, e.payload])).toEqual([
-      [1, 'STATUS', { status: 'RUNNING' }],
-      [2, 'TOKEN', { text: 'once' }],
-      [3, 'TOKEN', { text: ' more' }],
-    ]);
-    expect((await db.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } })).lastSeq).toBe(3);
-  });
-
   it('a batch that cannot be stored fails only its own run; the others in the same statement are stored', async () => {
     const [good, clashing] = [await newRun(), await newRun()];
     const log = new EventLog(db.query, bus);

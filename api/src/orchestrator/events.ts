@@ -60,9 +60,8 @@ function lostConnection(err: unknown): boolean {
  * `query`, sending a statement again (for up to UNREACHABLE_RETRY_MS) when it could not reach the database,
  * so that a restart of PostgreSQL does not cost the runs in progress their events, and their worker its
  * runs (which would start over, and pay again, once their leases lapsed). Sending an event statement twice
- * is safe: should the first have committed after all, the second stores nothing (the group write skips a
- * seq already stored; a final update finds its run no longer RUNNING, and reports itself refused, which
- * its caller reads as the run having been ended elsewhere); the lease fences a worker the run has left.
+ * is safe: should the first have committed after all, the second stores nothing (a seq is stored once per
+ * run, and a final update finds its run no longer RUNNING); the lease fences a worker the run has left.
  */
 function retriedWhileUnreachable(query: SqlQuery): SqlQuery {
   return async <T>(text: string, params?: unknown[]) => {
@@ -243,9 +242,7 @@ export class EventLog {
           RETURNING r.id),
        ins AS (
          INSERT INTO "RunEvent" ("runId", seq, type, payload, "createdAt")
-         SELECT x."runId", x.seq, x.type, x.payload, x."createdAt" FROM ${eventRows} JOIN upd ON upd.id = x."runId"
-         -- A statement sent again after its connection broke may have committed the first time: then it stores nothing.
-         ON CONFLICT ("runId", seq) DO NOTHING)
+         SELECT x."runId", x.seq, x.type, x.payload, x."createdAt" FROM ${eventRows} JOIN upd ON upd.id = x."runId")
        SELECT ARRAY(SELECT id::text FROM upd) AS kept, ${notes.sql} AS sent`,
       p.values,
     );

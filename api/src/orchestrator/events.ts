@@ -60,8 +60,10 @@ function lostConnection(err: unknown): boolean {
  * `query`, sending a statement again (for up to UNREACHABLE_RETRY_MS) when it could not reach the database,
  * so that a restart of PostgreSQL does not cost the runs in progress their events, and their worker its
  * runs (which would start over, and pay again, once their leases lapsed). Sending an event statement twice
- * is safe: should the first have committed after all, the second stores nothing (a seq is stored once per
- * run, and a final update finds its run no longer RUNNING); the lease fences a worker the run has left.
+ * never stores anything twice: should the first have committed after all (its reply lost with the
+ * connection), the group write fails on the unique key of (runId, seq), which the run's writer reports as
+ * any failed write, and a final update finds its run no longer RUNNING; the lease fences a worker the run
+ * has left. (Skipping stored seqs instead would hide a writer that is wrong about its run's seq.)
  */
 function retriedWhileUnreachable(query: SqlQuery): SqlQuery {
   return async <T>(text: string, params?: unknown[]) => {

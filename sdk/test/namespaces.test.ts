@@ -216,7 +216,7 @@ describe('projects, providers and agents', () => {
     });
     expect(await client.agents.get(agent.id)).toEqual(agent);
 
-    const updated = await client.agents.update({ id: agent.id, name: 'Planner v2', model: 'offline-large' });
+    const updated = await client.agents.update({ id: agent.id, name: 'Planner v2', model: 'offline-large', fallbackChain: [{ provider: 'OFFLINE', model: 'offline-small' }] });
     expect(updated).toMatchObject({ name: 'Planner v2', model: 'offline-large', systemPrompt: 'Plan carefully.' });
     expect((await client.agents.list(projectId).toArray()).map((a) => a.id)).toEqual([agent.id]);
 

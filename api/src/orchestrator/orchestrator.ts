@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Database, SqlQuery } from '../lib/db.js';
 import type { Logger } from '../lib/logger.js';
 import type { EventBus } from '../lib/pubsub.js';
 import { CircuitBreaker, type ProviderRegistry, type RetryPolicy } from '../providers/index.js';
 import { RunEventWriter, type EventLog } from './events.js';
+import { lapsedAttempts } from './lapsed-claims.js';
 import type { RunJob, RunQueue } from './queue.js';
 import {
   cancelChannel,
@@ -20,7 +20,7 @@ import {
   type ClaimedRun,
   type ExecutorDeps,
 } from './run-executor.js';
-import { utcWall, type SqlParams } from '../lib/sql.js';
+import { SqlParams, utcWall } from '../lib/sql.js';
 
 /** The SQLSTATE hub_start_run raises when the organization is at its concurrency cap. */
 const ORG_AT_CAP = 'HB001';
@@ -70,7 +70,8 @@ export interface OrchestratorDeps {
 }
 
 export class Orchestrator {
-  readonly workerId = `worker-${randomUUID().slice(0, 8)}`;
+  /** Its budget's holder (see AttemptBudget.holder): a dead worker's runs name the lease their holds are in. */
+  readonly workerId: string;
   // Five straight failures within a minute open a provider's circuit for 30 s.
   private readonly breaker = new CircuitBreaker({ failureThreshold: 5, windowMs: 60_000, cooldownMs: 30_000 });
   private sweeper: NodeJS.Timeout | null = null;
@@ -81,7 +82,9 @@ export class Orchestrator {
   /** Aborted when stopping has waited its grace period: the runs still in progress go back to the queue. */
   private handover = handoverController();
 
-  constructor(private readonly deps: OrchestratorDeps) {}
+  constructor(private readonly deps: OrchestratorDeps) {
+    this.workerId = deps.budget.holder;
+  }
 
   /**
    * Creates a run and hands it over, all or nothing. When a worker of this process is free, one statement
@@ -231,12 +234,29 @@ export class Orchestrator {
    * already stored are kept; a status event explains what happened. A run whose worker stored events since
    * it was read here (stalled past its lease, not dead) is left for the next sweep rather than given a seq
    * that worker just took.
+   *
+   * What the dead worker's attempt may have been billed and did not settle goes on the ledger (estimated,
+   * see lapsedAttempts) and on the budgets in the same transaction that takes the run back, under its row's
+   * lock and only while the run is still under the lapsed lease read here: two sweeps, here or in another
+   * process, take a run back once, so they record its dead claim once (and a ledger row is unique per run,
+   * claim and attempt besides).
    */
   async recover(now = new Date()): Promise<number> {
     const { db } = this.deps;
     const stale = await db.prisma.agentRun.findMany({
       where: { status: 'RUNNING', leaseExpiresAt: { lt: now } },
-      select: { id: true, organizationId: true, projectId: true, attempts: true, lastSeq: true, leaseOwner: true, cancelRequested: true },
+      select: {
+        id: true,
+        organizationId: true,
+        projectId: true,
+        agentId: true,
+        input: true,
+        attempts: true,
+        lastSeq: true,
+        startedAt: true,
+        leaseOwner: true,
+        cancelRequested: true,
+      },
       take: 100,
     });
     let recovered = 0;
@@ -247,25 +267,39 @@ export class Orchestrator {
       // Still the lapsed lease this sweep read, and no event stored since.
       const lapsed = (p: SqlParams, at: string) =>
         `"leaseOwner" IS NOT DISTINCT FROM ${p.add(run.leaseOwner)} AND "leaseExpiresAt" < ${at} AND "lastSeq" = ${p.add(run.lastSeq)}`;
+      // Read from the events up to lastSeq, which the takeover checks: no event of the claim is missed.
+      const unsettled = await lapsedAttempts(db, run);
+      const fence = async (query: SqlQuery) => {
+        const p = new SqlParams();
+        const at = `${p.add(utcWall(now))}::timestamp(3)`;
+        const held = await query(`SELECT id FROM "AgentRun" WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND ${lapsed(p, at)} FOR NO KEY UPDATE`, p.values);
+        if (held.length === 0) return false;
+        const charged = await this.deps.budget.chargeLapsed(query, run.leaseOwner ?? '', unsettled);
+        if (charged > 0n) this.deps.logger.info({ runId: run.id, costMicros: String(charged) }, 'recorded the estimated cost of a dead worker\'s attempt');
+        return true;
+      };
       const end = run.cancelRequested
         ? { status: 'CANCELLED' as const, error: 'Cancelled by a user', errorCode: 'CANCELLED', detail: 'Cancelled by a user' }
         : { status: 'FAILED' as const, error: `${reason}; gave up`, errorCode: 'WORKER_LOST', detail: `${reason}; gave up after ${run.attempts} attempts` };
       const changed = retry
-        ? await requeueRun(this.deps, writer, run, `${reason}; retrying`, lapsed, now, () => this.deps.budget.releaseHolds({ runId: run.id }))
-        : await writer.finish(
-            'STATUS',
-            { status: end.status, error: end.error, errorCode: end.errorCode },
-            (p, seq) => {
-              const at = `${p.add(utcWall(now))}::timestamp(3)`;
-              const id = p.add(run.id);
-              // Its cost is what its attempts recorded in the ledger, as for a run its worker ended.
-              return `UPDATE "AgentRun" SET status = ${p.add(end.status)}::"RunStatus", "finishedAt" = ${at}, error = ${p.add(end.detail)},
-                        "errorCode" = ${p.add(end.errorCode)}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)},
-                        "costMicros" = (SELECT coalesce(sum(u."costMicros"), 0) FROM "UsageRecord" u WHERE u."runId" = ${id}::uuid)
-                      WHERE id = ${id}::uuid AND status = 'RUNNING' AND ${lapsed(p, at)}
-                      RETURNING id`;
-            },
-            [statusAnnouncement(run.projectId, run.id, end.status)],
+        ? await requeueRun(this.deps, writer, run, `${reason}; retrying`, lapsed, now, () => this.deps.budget.releaseHolds({ runId: run.id }), fence)
+        : await this.endLapsed(fence, (query) =>
+            writer.finishWithin(
+              query,
+              'STATUS',
+              { status: end.status, error: end.error, errorCode: end.errorCode },
+              (p, seq) => {
+                const at = `${p.add(utcWall(now))}::timestamp(3)`;
+                const id = p.add(run.id);
+                // Its cost is what its attempts recorded in the ledger (the dead claim's estimate, just before, included), as for a run its worker ended.
+                return `UPDATE "AgentRun" SET status = ${p.add(end.status)}::"RunStatus", "finishedAt" = ${at}, error = ${p.add(end.detail)},
+                          "errorCode" = ${p.add(end.errorCode)}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)},
+                          "costMicros" = (SELECT coalesce(sum(u."costMicros"), 0) FROM "UsageRecord" u WHERE u."runId" = ${id}::uuid)
+                        WHERE id = ${id}::uuid AND status = 'RUNNING' AND ${lapsed(p, at)}
+                        RETURNING id`;
+              },
+              [statusAnnouncement(run.projectId, run.id, end.status)],
+            ),
           );
       if (!changed) continue;
       recovered++;
@@ -273,6 +307,16 @@ export class Orchestrator {
     }
     await this.deps.budget.releaseHolds({ expiredBefore: now });
     return recovered;
+  }
+
+  /** Ends a lapsed run (`finish`) in one transaction with its `fence`; its messages go out once it committed. */
+  private async endLapsed(
+    fence: (query: SqlQuery) => Promise<boolean>,
+    finish: (query: SqlQuery) => Promise<{ applied: boolean; publish: () => Promise<void> }>,
+  ): Promise<boolean> {
+    const done = await this.deps.db.transaction(async (query) => ((await fence(query)) ? finish(query) : { applied: false, publish: async () => {} }));
+    if (done.applied) await done.publish();
+    return done.applied;
   }
 }
 

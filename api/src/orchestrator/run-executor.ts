@@ -36,6 +36,11 @@ export const cancelChannel = (runId: string) => `cancel:${runId}`;
 
 /** Budget admission for each provider attempt (see modules/budgets). Throwing RunBlockedError blocks the run. */
 export interface AttemptBudget {
+  /**
+   * Names the allowance this process leases for its attempts' holds; the process's worker takes it as its id,
+   * so a run's `leaseOwner` names the lease its attempts were held in (see `chargeLapsed`).
+   */
+  readonly holder: string;
   /** Holds the attempt's worst-case cost; returns an opaque handle for settle. */
   reserve(run: RunContext, attempt: AttemptInfo): Promise<unknown>;
   /** Records the attempt in the usage ledger and settles its hold to the actual cost. */
@@ -44,6 +49,29 @@ export interface AttemptBudget {
   extend(runId: string): Promise<void>;
   /** Frees holds of runs whose worker died, or that expired. */
   releaseHolds(where: { runId?: string; expiredBefore?: Date }): Promise<number>;
+  /**
+   * Records, on `query` (the transaction that takes a lapsed run back), the attempts its dead worker did not
+   * settle, charged to the budgets out of `holder`'s lease, which still holds them; a row already recorded
+   * for the run, claim and attempt adds nothing. Returns the cost recorded.
+   */
+  chargeLapsed(query: SqlQuery, holder: string, attempts: LapsedAttempt[]): Promise<bigint>;
+}
+
+/** An attempt of a claim whose worker died before settling it, as the recovery sweep records it (estimated). */
+export interface LapsedAttempt {
+  organizationId: string;
+  projectId: string;
+  agentId: string;
+  runId: string;
+  /** The claim that made it: the run's `attempts` when its worker died. */
+  claim: number;
+  attempt: number;
+  provider: ProviderId;
+  model: string;
+  inputTokens: number;
+  cachedInputTokens: number;
+  outputTokens: number;
+  costMicros: string;
 }
 
 /** Thrown by an AttemptBudget to end a run as BLOCKED rather than FAILED. */
@@ -239,11 +267,15 @@ export function parseChain(provider: ProviderId, model: string, fallback: Prisma
   return [{ provider, model }, ...rest];
 }
 
+/** The prompt a run sends its agent's providers. */
+export function runPrompt(input: string, agent: Pick<ClaimedRun['agent'], 'systemPrompt'>): Pick<CompletionRequest, 'system' | 'messages'> {
+  return { system: agent.systemPrompt || undefined, messages: [{ role: 'user', content: input }] };
+}
+
 /** What a run asks of its agent's providers (each chain entry adds its model). */
 function completionRequest(input: string, agent: ClaimedRun['agent'], signal: AbortSignal): Omit<CompletionRequest, 'model'> {
   return {
-    system: agent.systemPrompt || undefined,
-    messages: [{ role: 'user', content: input }],
+    ...runPrompt(input, agent),
     temperature: agent.temperature ?? undefined,
     maxOutputTokens: agent.maxOutputTokens,
     signal,
@@ -505,6 +537,11 @@ export async function requeueRun(
   now = new Date(),
   /** Runs once the run is QUEUED and before its job can be taken (e.g. to free a dead worker's holds). */
   beforeQueued: () => Promise<unknown> = async () => {},
+  /**
+   * Runs first, in the same transaction: false leaves the run as it is, with nothing written. (The recovery
+   * sweep locks the run's row under its lapsed lease and records what the dead worker's attempt cost.)
+   */
+  fence?: (query: SqlQuery) => Promise<boolean>,
 ): Promise<boolean> {
   const finish = (query: SqlQuery) =>
     writer.finishWithin(
@@ -521,16 +558,18 @@ export async function requeueRun(
     );
   const job = { runId: run.id, organizationId: run.organizationId };
   const { queue } = deps;
-  const done = queue.durable
-    ? await deps.db.transaction(async (query) => {
-        const d = await finish(query);
-        if (d.applied) {
-          await beforeQueued();
-          await queue.enqueue(job, query);
-        }
-        return d;
-      })
-    : await finish(deps.db.query);
+  const done =
+    queue.durable || fence
+      ? await deps.db.transaction(async (query) => {
+          if (fence && !(await fence(query))) return { applied: false, publish: async () => {} };
+          const d = await finish(query);
+          if (d.applied && queue.durable) {
+            await beforeQueued();
+            await queue.enqueue(job, query);
+          }
+          return d;
+        })
+      : await finish(deps.db.query);
   if (!done.applied) return false;
   await done.publish();
   if (queue.durable) {

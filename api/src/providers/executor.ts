@@ -160,6 +160,15 @@ async function* continueFrom<T>(first: Promise<IteratorResult<T>>, iterator: Asy
   }
 }
 
+/**
+ * What an attempt cut short without a usage report may have been billed, at most: the prompt's bound (what
+ * its hold reserved) and the text it streamed, capped at maxOutputTokens. Also how the recovery sweep
+ * estimates the attempt of a worker that died (from the text its run stored).
+ */
+export function cutShortUsage(inputTokensEstimate: number, text: string, maxOutputTokens: number): TokenUsage {
+  return { inputTokens: inputTokensEstimate, cachedInputTokens: 0, outputTokens: Math.min(estimateTextTokens(text), maxOutputTokens) };
+}
+
 export const RESTART_MARKER = '\n\n[response interrupted; restarting]\n\n';
 
 export interface ExecuteResult {
@@ -323,9 +332,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const mayBeBilled = emittedText || status === 'aborted' || error?.code === 'timeout';
       const settledUsage =
         usage ??
-        (mayBeBilled
-          ? { inputTokens: inputTokensEstimate, cachedInputTokens: 0, outputTokens: Math.min(estimateTextTokens(text), request.maxOutputTokens) }
-          : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
+        (mayBeBilled ? cutShortUsage(inputTokensEstimate, text, request.maxOutputTokens) : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
       const cost = hasPrice(provider, model) ? costMicros(provider, model, settledUsage) : null;
       const outcome: AttemptOutcome = {
         status,

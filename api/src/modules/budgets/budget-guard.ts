@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
 import type { BudgetPeriod } from '../../_generated/prisma/enums.js';
-import type { Database } from '../../lib/db.js';
+import type { Database, SqlQuery } from '../../lib/db.js';
 import type { Logger } from '../../lib/logger.js';
 import type { EventBus } from '../../lib/pubsub.js';
 import { utcWall } from '../../lib/sql.js';
 import type { AttemptInfo, AttemptOutcome } from '../../providers/index.js';
-import { RunBlockedError, type AttemptBudget, type RunContext } from '../../orchestrator/run-executor.js';
+import { RunBlockedError, type AttemptBudget, type LapsedAttempt, type RunContext } from '../../orchestrator/run-executor.js';
 import type { AuditAction } from '../audit/actions.js';
 
 export interface BudgetDenial {
@@ -205,8 +204,8 @@ function settledOn(b: BudgetState, settlements: Settlement[]) {
  * when their process died.
  */
 export class BudgetGuard implements AttemptBudget {
-  /** Names this process's leases. */
-  readonly holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** Names this process's leases, and its worker (see AttemptBudget.holder). */
+  readonly holder = `worker-${randomUUID().slice(0, 8)}`;
   private readonly holdTtlMs: number;
   private readonly idleReturnMs: number;
   private readonly trimWaitMs: number;
@@ -327,6 +326,25 @@ export class BudgetGuard implements AttemptBudget {
       released += Number(row?.n ?? 0);
     }
     return released + (await this.releaseOpenRows(where));
+  }
+
+  /**
+   * The attempts of a run whose worker died, charged when the recovery sweep takes the run back, in its
+   * transaction (`hub_budget_charge`): their cost is spent on every budget that applies and taken out of the
+   * dead worker's lease, which holds each attempt's worst case until the sweeper frees it. Spent goes up by
+   * what reserved goes down, so `spent + reserved <= limit` holds as for a settlement, and the allowance
+   * freed later is only what is left of the lease: nothing is counted twice, spent never passes the limit.
+   * The sweeper keeps a lease whose holder still has RUNNING runs (see `hub_budget_sweep`), so the lease is
+   * still there when they are taken back.
+   */
+  async chargeLapsed(query: SqlQuery, holder: string, attempts: LapsedAttempt[]): Promise<bigint> {
+    if (attempts.length === 0) return 0n;
+    const [row] = await query<{ cost: string }>('SELECT hub_budget_charge($1, $2::timestamp(3), $3::jsonb)::text AS cost', [
+      holder,
+      utcWall(new Date()),
+      JSON.stringify(attempts),
+    ]);
+    return BigInt(row?.cost ?? 0);
   }
 
   /**

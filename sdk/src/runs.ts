@@ -9,6 +9,7 @@ import {
   RunEventsDocument,
   StartRunDocument,
   type ProjectRunUpdatesSubscription,
+  type Provider,
   type RunEventFragment,
   type RunEventType,
   type RunFilter,
@@ -21,7 +22,132 @@ import { paginate, toPage, type Paginated } from './pagination.js';
 import type { Transport } from './transport.js';
 
 export type Run = RunFragment;
-export type RunEvent = RunEventFragment;
+
+/** What every run event has, whatever its type. */
+interface RunEventBase<T extends RunEventType> {
+  __typename: 'RunEvent';
+  /** Starts at 1, with no gaps. */
+  seq: number;
+  type: T;
+  createdAt: string;
+}
+
+/** A status change. RUNNING carries the claim number (`attempt` > 1: the run starts over, see `startsOver`). */
+export interface RunStatusEvent extends RunEventBase<'STATUS'> {
+  status: RunStatus;
+  text: null;
+  payload: {
+    status: RunStatus;
+    /** RUNNING: which claim of the run this is (1, then 2 or 3 after its worker stopped responding). */
+    attempt?: number;
+    /** RUNNING: the worker that claimed it. */
+    worker?: string;
+    /** QUEUED again: why (e.g. its worker shut down). */
+    reason?: string;
+    /** FAILED, CANCELLED, BLOCKED: what ended it, as the run's `error` and `errorCode`. */
+    error?: string;
+    errorCode?: string;
+  };
+}
+
+/** Streamed output text. */
+export interface RunTokenEvent extends RunEventBase<'TOKEN'> {
+  text: string;
+  status: null;
+  payload: { text: string };
+}
+
+/** The usage of the run's last provider attempt, stored as the run ends. */
+export interface RunUsageEvent extends RunEventBase<'USAGE'> {
+  text: null;
+  status: null;
+  payload: {
+    provider: Provider;
+    model: string;
+    inputTokens: number;
+    cachedInputTokens: number;
+    outputTokens: number;
+    /** Micro-dollars. */
+    costMicros: string;
+    /** Provider attempts the run made. */
+    attempts: number;
+    /** True when the provider sent no usage report (the run was cut short): the figures are an estimate. */
+    estimated: boolean;
+  };
+}
+
+/** A failed provider attempt (with `kind`), or what blocked the run (with `code`). */
+export interface RunErrorEvent extends RunEventBase<'ERROR'> {
+  text: null;
+  status: null;
+  payload:
+    | {
+        message: string;
+        kind: 'retryable' | 'fatal' | 'unconfigured' | 'aborted' | 'circuit_open';
+        provider: Provider;
+        model: string;
+        attempt: number;
+        /** 0 for the agent's own provider, n for its nth fallback. */
+        chainIndex: number;
+      }
+    | {
+        message: string;
+        code: 'BUDGET_EXCEEDED';
+        // The budget that refused, when one did (a model without a known price is refused without one).
+        budgetId?: string;
+        projectId?: string | null;
+        period?: 'DAILY' | 'MONTHLY';
+        limitMicros?: string;
+        spentMicros?: string;
+        reservedMicros?: string;
+        requestedMicros?: string;
+        resetsAt?: string;
+      };
+}
+
+/** The run's provider story: an attempt starts, or an entry of the fallback chain is skipped. */
+export interface RunLogEvent extends RunEventBase<'LOG'> {
+  text: null;
+  status: null;
+  payload:
+    | {
+        kind: 'attempt';
+        /** Readable, e.g. "Attempt 1: Offline offline-small (primary)". */
+        message: string;
+        provider: Provider;
+        model: string;
+        chainIndex: number;
+        /** Counts every attempt of the run. */
+        attempt: number;
+        /** Counts the attempts on this chain entry (2 and up: retries). */
+        attemptForEntry: number;
+      }
+    | {
+        kind: 'skip';
+        message: string;
+        provider: Provider;
+        model: string;
+        chainIndex: number;
+        reason: 'unconfigured' | 'circuit_open';
+        detail: string;
+      };
+}
+
+/** Reserved by the API for hand-overs between agents; it stores none yet. */
+export interface RunHandoffEvent extends RunEventBase<'HANDOFF'> {
+  text: null;
+  status: null;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * One entry of a run's event log, narrowed by `type`: after `event.type === 'TOKEN'`, `event.text` is a
+ * string; after `'STATUS'`, `event.status` is the run's status; `payload` has each type's own fields.
+ */
+export type RunEvent = RunStatusEvent | RunTokenEvent | RunUsageEvent | RunErrorEvent | RunLogEvent | RunHandoffEvent;
+
+/** The API's event as the SDK types it: the same object, its fields described by its `type`. */
+const typed = (event: RunEventFragment) => event as RunEvent;
 export type RunUpdate = ProjectRunUpdatesSubscription['projectRunUpdates'];
 
 /** Statuses a run never leaves; its event log ends with a STATUS event carrying one of them. */
@@ -108,7 +234,7 @@ export function runsApi(t: Transport) {
           if (event.seq !== last + 1) break;
           last = event.seq;
           failures = 0;
-          yield event;
+          yield typed(event);
           if (isTerminalEvent(event)) return;
         }
       } catch (err) {
@@ -162,7 +288,7 @@ export function runsApi(t: Transport) {
       for (let after = afterSeq; ; ) {
         const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types });
         if (!run) throw new NotFoundError('Run not found');
-        yield* run.events;
+        yield* run.events.map(typed);
         if (run.events.length < EVENT_PAGE) return;
         after = run.events.at(-1)!.seq;
       }

@@ -1,4 +1,4 @@
-import { ConflictError, HubError, NetworkError, NotFoundError, RateLimitedError, type HubErrorCode } from '@hub/sdk';
+import { ConflictError, HubError, NetworkError, NotFoundError, RateLimitedError, type HubErrorCode, type Provider, type RunEvent, type RunStatus } from '@hub/sdk';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 
 // What these tests check is checked by the type checker (`pnpm --filter @hub/sdk typecheck` compiles the
@@ -30,5 +30,54 @@ describe('error codes', () => {
     expect(describe(new NotFoundError())).toBe('gone');
     expect(describe(new ConflictError())).toBe('taken');
     expect(describe(new HubError('?', 'A_CODE_FROM_A_NEWER_API'))).toBe('A_CODE_FROM_A_NEWER_API');
+  });
+});
+
+describe('run events', () => {
+  it('RunEvent is narrowed by its type: each type has its own fields and payload', () => {
+    const narrow = (event: RunEvent) => {
+      // Before narrowing, the fields every event has.
+      expectTypeOf(event.text).toEqualTypeOf<string | null>();
+      expectTypeOf(event.status).toEqualTypeOf<RunStatus | null>();
+      switch (event.type) {
+        case 'TOKEN':
+          expectTypeOf(event.text).toEqualTypeOf<string>();
+          expectTypeOf(event.status).toEqualTypeOf<null>();
+          expectTypeOf(event.payload.text).toEqualTypeOf<string>();
+          break;
+        case 'STATUS':
+          expectTypeOf(event.status).toEqualTypeOf<RunStatus>();
+          expectTypeOf(event.text).toEqualTypeOf<null>();
+          expectTypeOf(event.payload.status).toEqualTypeOf<RunStatus>();
+          expectTypeOf(event.payload.attempt).toEqualTypeOf<number | undefined>();
+          expectTypeOf(event.payload.errorCode).toEqualTypeOf<string | undefined>();
+          break;
+        case 'USAGE':
+          expectTypeOf(event.payload.provider).toEqualTypeOf<Provider>();
+          expectTypeOf(event.payload.outputTokens).toEqualTypeOf<number>();
+          expectTypeOf(event.payload.costMicros).toEqualTypeOf<string>();
+          expectTypeOf(event.payload.estimated).toEqualTypeOf<boolean>();
+          break;
+        case 'ERROR':
+          expectTypeOf(event.payload.message).toEqualTypeOf<string>();
+          if ('kind' in event.payload) expectTypeOf(event.payload.provider).toEqualTypeOf<Provider>();
+          else expectTypeOf(event.payload.code).toEqualTypeOf<'BUDGET_EXCEEDED'>();
+          break;
+        case 'LOG':
+          expectTypeOf(event.payload.message).toEqualTypeOf<string>();
+          if (event.payload.kind === 'skip') expectTypeOf(event.payload.reason).toEqualTypeOf<'unconfigured' | 'circuit_open'>();
+          else expectTypeOf(event.payload.attempt).toEqualTypeOf<number>();
+          break;
+      }
+      if (event.type === 'TOKEN') return event.text.length;
+      return 0;
+    };
+    // Code written against the earlier, unnarrowed type still compiles.
+    const before = (event: RunEvent) => {
+      if (event.type === 'TOKEN') return event.text ?? '';
+      return String(event.status ?? (event.payload as { message?: string }).message);
+    };
+    expectTypeOf(before).returns.toEqualTypeOf<string>();
+    expect(narrow({ __typename: 'RunEvent', seq: 3, type: 'TOKEN', text: 'Hi', status: null, payload: { text: 'Hi' }, createdAt: '2026-01-01T00:00:00.000Z' })).toBe(2);
   });
 });

@@ -83,6 +83,22 @@ export class RateLimitedError extends HubError {
   }
 }
 
+/**
+ * The API closed a WebSocket with 4429: your user has as many connections open as it allows (or this
+ * address made too many attempts with bad credentials). The close carries no delay, so `retryAfterSeconds`
+ * is the SDK's own: by then another of your connections may have closed. A stream waits it out and retries,
+ * as for any rate limit, and throws this once its reconnect attempts are spent.
+ */
+export class TooManyConnectionsError extends RateLimitedError {
+  /** The WebSocket close code. */
+  readonly closeCode = 4429;
+
+  constructor(message = 'Too many open WebSocket connections for this user') {
+    super(message, 5);
+    this.name = 'TooManyConnectionsError';
+  }
+}
+
 export interface FieldIssue {
   path: string[];
   message: string;

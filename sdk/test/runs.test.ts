@@ -2,7 +2,9 @@ import {
   ConflictError,
   createClient,
   NetworkError,
+  RateLimitedError,
   startsOver,
+  TooManyConnectionsError,
   type Agent,
   type HubClient,
   type RunEvent,
@@ -388,4 +390,38 @@ describe('when reconnecting is not the answer', () => {
     await client.runs.cancel(run.id);
   });
 
+  it('a socket refused for one connection too many (4429) is a TooManyConnectionsError, waited out like a rate limit', { timeout: 60_000 }, async () => {
+    const capped = await startTestServer({ worker: false, env: { WS_CONNECTIONS_PER_USER: '1' } });
+    const someone = await given(capped).anOrganization();
+    const project = await given(capped).aProject(someone);
+    // Holds the user's one connection with a subscription; a call over the same socket shows the server counted it.
+    const holder = clientFor(capped, someone.owner.token, 'websocket');
+    const feed = new AbortController();
+    const holding = holder.runs.updates(project.gid, { signal: feed.signal }).next();
+    const streaming = clientFor(capped, someone.owner.token);
+    let sockets: ReturnType<typeof socketCutter> | undefined;
+    try {
+      expect((await holder.viewer()).user.email).toBe(someone.owner.email);
+      sockets = socketCutter(capped);
+      const started = Date.now();
+      const err = await (async () => {
+        for await (const event of streaming.runs.stream('UnVuOng=', { reconnect: { attempts: 1, minDelayMs: 10, maxDelayMs: 10 } })) expect.fail(`got ${event.type}`);
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TooManyConnectionsError);
+      expect(err).toBeInstanceOf(RateLimitedError);
+      const refused = err as TooManyConnectionsError;
+      expect(refused).toMatchObject({ code: 'RATE_LIMITED', closeCode: 4429 });
+      expect(refused.message).toBe('Too many open connections: at most 1 per user');
+      // One retry, after the refusal's retryAfterSeconds, not after the 10 ms backoff.
+      expect(sockets.opened).toBe(2);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(refused.retryAfterSeconds * 1000);
+    } finally {
+      sockets?.stop();
+      feed.abort();
+      await holding.catch(() => {});
+      await holder.close();
+      await streaming.close();
+      await capped.close();
+    }
+  });
 });

@@ -80,9 +80,27 @@ function subscriptionError(err: unknown): HubError {
   return new NetworkError(err instanceof Error ? err.message : 'WebSocket error', undefined, { cause: err });
 }
 
+type WebSocketClass = new (url: string, protocols?: string | string[]) => { addEventListener(type: 'error', listener: () => void): void };
+
+/**
+ * `impl`, with a listener of its own for each socket's errors. graphql-ws lets go of a socket it terminates
+ * (see close()) before the socket has reported its end, and the `ws` package reports closing a socket that is
+ * still connecting as an error, which with no listener left would be thrown from nowhere, ending the process.
+ */
+const withErrorsHeard = (impl: WebSocketClass): WebSocketClass =>
+  class extends impl {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      // graphql-ws hears the same errors through its own listener while it holds the socket.
+      this.addEventListener('error', () => {});
+    }
+  };
+
 export function createTransport(options: ClientOptions): Transport {
   const doFetch = options.fetch ?? globalThis.fetch;
   let ws: WsClient | undefined;
+  /** Whether the socket is open and acknowledged (graphql-ws' `connected`), until it closes. */
+  let connected = false;
   let closed = false;
   /** Ends each subscription in progress, for close(): otherwise a stream would take the closed socket for a dropped one and reconnect. */
   const ending = new Set<(err: HubError) => void>();
@@ -102,7 +120,7 @@ export function createTransport(options: ClientOptions): Transport {
     let unanswered: ReturnType<typeof setTimeout> | undefined;
     const client = createWsClient({
       url: options.url.replace(/^http/, 'ws'),
-      webSocketImpl: impl,
+      webSocketImpl: withErrorsHeard(impl as WebSocketClass),
       connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
       lazy: true,
       // graphql-ws would resubscribe with the original variables; callers that can resume (runs.stream) do it themselves.
@@ -122,7 +140,11 @@ export function createTransport(options: ClientOptions): Transport {
         pong: (received) => {
           if (received) clearTimeout(unanswered);
         },
-        closed: () => clearTimeout(unanswered),
+        connected: () => (connected = true),
+        closed: () => {
+          connected = false;
+          clearTimeout(unanswered);
+        },
       },
     });
     return (ws = client);
@@ -225,6 +247,9 @@ export function createTransport(options: ClientOptions): Transport {
     async close() {
       closed = true;
       for (const end of ending) end(closedError());
+      // dispose() waits for a socket still connecting to be acknowledged, for good when the API does not
+      // answer: drop such a socket instead.
+      if (!connected) ws?.terminate();
       await ws?.dispose();
       ws = undefined;
     },

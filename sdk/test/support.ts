@@ -99,3 +99,34 @@ export async function blackHoleRelay(app: TestServer) {
     },
   };
 }
+
+/**
+ * A server that accepts connections and reads what is sent, but never answers: an API that hangs (a stuck
+ * process, a load balancer holding requests). Used for HTTP requests and WebSocket upgrades alike.
+ */
+export async function silentServer() {
+  const sockets = new Set<Socket>();
+  let requests = 0;
+  const server = createServer((socket) => {
+    requests++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket)).on('error', () => {});
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    graphqlUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`,
+    /** Connections accepted so far. */
+    get connections() {
+      return requests;
+    },
+    /** Connections still open: a request given up on closes its own. */
+    get open() {
+      return sockets.size;
+    },
+    close() {
+      server.close();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}

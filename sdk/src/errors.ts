@@ -143,6 +143,21 @@ export class NetworkError extends HubError {
   }
 }
 
+/**
+ * No answer came within the client's `timeoutMs` (or the call's own): the API hangs, or the network path to it
+ * does. A NetworkError, so code that retries those retries this too; but a mutation may have been carried out
+ * all the same (see `runs.start`'s `idempotencyKey`).
+ */
+export class TimeoutError extends NetworkError {
+  constructor(
+    message: string,
+    public readonly timeoutMs: number,
+  ) {
+    super(message);
+    this.name = 'TimeoutError';
+  }
+}
+
 /** The shape every typed GraphQL error shares (the `MutationErrors` fragment). */
 export interface TypedErrorResult {
   __typename: string;

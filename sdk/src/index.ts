@@ -1,5 +1,5 @@
 export { createClient, type HubClient } from './client.js';
-export type { ClientOptions, SubscribeOptions, Transport } from './transport.js';
+export type { ClientOptions, RequestOptions, SubscribeOptions, Transport } from './transport.js';
 export type { List, Page, PageArgs, Paginated } from './pagination.js';
 export type {
   AccountEvent,

@@ -19,7 +19,7 @@ import {
 } from './_generated/graphql.js';
 import { BudgetExceededError, NetworkError, NotFoundError, RateLimitedError, unwrap } from './errors.js';
 import { paginate, toPage, type Paginated } from './pagination.js';
-import type { Transport } from './transport.js';
+import type { RequestOptions, Transport } from './transport.js';
 
 export type Run = RunFragment;
 
@@ -180,6 +180,7 @@ export interface ReconnectOptions {
 export interface StreamOptions {
   /** Resume after this seq (the last one you processed). Default 0: the whole log. */
   afterSeq?: number | undefined;
+  /** Stops the stream, and the requests it makes: it then throws the signal's reason. */
   signal?: AbortSignal | undefined;
   reconnect?: ReconnectOptions | undefined;
 }
@@ -202,15 +203,15 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 const EVENT_PAGE = 500;
 
 export function runsApi(t: Transport) {
-  async function get(id: string): Promise<Run> {
-    const { run } = await t.request(RunDocument, { id });
+  async function get(id: string, options?: RequestOptions): Promise<Run> {
+    const { run } = await t.request(RunDocument, { id }, options);
     if (!run) throw new NotFoundError('Run not found');
     return run;
   }
 
   /** True when the run is over and its log holds nothing after `seq`. */
-  async function finishedBy(runId: string, seq: number): Promise<boolean> {
-    const { run } = await t.request(RunProgressDocument, { id: runId });
+  async function finishedBy(runId: string, seq: number, signal: AbortSignal | undefined): Promise<boolean> {
+    const { run } = await t.request(RunProgressDocument, { id: runId }, { signal });
     if (!run) throw new NotFoundError('Run not found');
     // The API keeps a subscription that starts after the terminal event open forever, so do not open one.
     return TERMINAL_RUN_STATUSES.includes(run.status) && run.lastSeq <= seq;
@@ -222,7 +223,7 @@ export function runsApi(t: Transport) {
    */
   async function* stream(runId: string, { afterSeq = 0, signal, reconnect = {} }: StreamOptions = {}): AsyncGenerator<RunEvent> {
     const { attempts = 10, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
-    if (afterSeq > 0 && (await finishedBy(runId, afterSeq))) return;
+    if (afterSeq > 0 && (await finishedBy(runId, afterSeq, signal))) return;
     let last = afterSeq;
     let failures = 0;
     for (;;) {
@@ -257,23 +258,25 @@ export function runsApi(t: Transport) {
     /**
      * Queues a run. With an `idempotencyKey`, starting again with the same key returns the same run; keys are
      * unique within the organization, so a key reused with another agent or input returns that first run too.
+     * A start that failed with a NetworkError or TimeoutError (or was aborted) may have started the run all
+     * the same: give it an `idempotencyKey`, and start again with that key to get the run without a second one.
      */
-    async start(input: StartRunInput): Promise<Run> {
-      return unwrap((await t.request(StartRunDocument, { input })).startRun).run;
+    async start(input: StartRunInput, options?: RequestOptions): Promise<Run> {
+      return unwrap((await t.request(StartRunDocument, { input }, options)).startRun).run;
     },
     /** Cancels a queued run at once, or asks the worker to stop a running one. */
-    async cancel(id: string): Promise<Run> {
-      return unwrap((await t.request(CancelRunDocument, { input: { id } })).cancelRun).run;
+    async cancel(id: string, options?: RequestOptions): Promise<Run> {
+      return unwrap((await t.request(CancelRunDocument, { input: { id } }, options)).cancelRun).run;
     },
     /** Starts a new run of the same agent and input; the new run's `parentRun` is the original. */
-    async retry(id: string): Promise<Run> {
-      return unwrap((await t.request(RetryRunDocument, { input: { id } })).retryRun).run;
+    async retry(id: string, options?: RequestOptions): Promise<Run> {
+      return unwrap((await t.request(RetryRunDocument, { input: { id } }, options)).retryRun).run;
     },
     get,
-    /** Runs of a project, newest first, optionally filtered by status or agent. */
-    list(projectId: string, filter?: RunFilter): Paginated<Run> {
+    /** Runs of a project, newest first, optionally filtered by status or agent; `options` apply to each page's request. */
+    list(projectId: string, filter?: RunFilter, options?: RequestOptions): Paginated<Run> {
       return paginate(async (page) => {
-        const { project } = await t.request(ProjectRunsDocument, { projectId, filter, ...page });
+        const { project } = await t.request(ProjectRunsDocument, { projectId, filter, ...page }, options);
         if (!project) throw new NotFoundError('Project not found');
         return toPage(project.runs);
       });
@@ -284,9 +287,12 @@ export function runsApi(t: Transport) {
      * `['STATUS', 'ERROR']`: what happened to a run, without its tokens). Reads 500 at a time and ends at
      * the last event stored; `stream` follows a run live instead.
      */
-    async *events(runId: string, { afterSeq = 0, types }: { afterSeq?: number | undefined; types?: RunEventType[] | undefined } = {}): AsyncGenerator<RunEvent> {
+    async *events(
+      runId: string,
+      { afterSeq = 0, types, ...options }: { afterSeq?: number | undefined; types?: RunEventType[] | undefined } & RequestOptions = {},
+    ): AsyncGenerator<RunEvent> {
       for (let after = afterSeq; ; ) {
-        const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types });
+        const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types }, options);
         if (!run) throw new NotFoundError('Run not found');
         yield* run.events.map(typed);
         if (run.events.length < EVENT_PAGE) return;
@@ -298,12 +304,13 @@ export function runsApi(t: Transport) {
      * BLOCKED rejects with BudgetExceededError, carrying the period, limit, spend and reset time.
      */
     async wait(runId: string, options: Omit<StreamOptions, 'afterSeq'> = {}): Promise<Run> {
-      let run = await get(runId);
+      const { signal } = options;
+      let run = await get(runId, { signal });
       if (!TERMINAL_RUN_STATUSES.includes(run.status)) {
         // Only events after what the run already reports are needed to see it finish.
         const events = stream(runId, { ...options, afterSeq: run.lastSeq });
         while (!(await events.next()).done);
-        run = await get(runId);
+        run = await get(runId, { signal });
       }
       if (run.status === 'BLOCKED' && run.budgetError) throw BudgetExceededError.fromResult(run.budgetError);
       return run;

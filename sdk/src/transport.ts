@@ -1,7 +1,7 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
-import { errorFromGraphQL, HubError, NetworkError, TooManyConnectionsError, UnauthorizedError } from './errors.js';
+import { errorFromGraphQL, HubError, NetworkError, TimeoutError, TooManyConnectionsError, UnauthorizedError } from './errors.js';
 
 export interface ClientOptions {
   /** The API's GraphQL endpoint, e.g. https://hub.example.com/graphql */
@@ -27,10 +27,25 @@ export interface ClientOptions {
    * close, and would otherwise leave a stream waiting forever. Default 15000; 0 turns pinging off.
    */
   keepAliveMs?: number | undefined;
+  /**
+   * How long a query or mutation may wait for its answer before it fails with a TimeoutError (a NetworkError):
+   * an API that hangs would otherwise keep it waiting for minutes (over HTTP) or for good (over the WebSocket).
+   * Default 30000; 0 waits as long as it takes. Subscriptions and streams are not timed: keepAliveMs watches them.
+   * A mutation that timed out may still have been carried out: see `runs.start`'s `idempotencyKey`.
+   */
+  timeoutMs?: number | undefined;
 }
 
-/** Variables may be left out when the operation has none, or none that are required. */
-type Vars<V> = Record<string, never> extends V ? [variables?: V] : [variables: V];
+/** Options of one query or mutation. */
+export interface RequestOptions {
+  /** Stops waiting: the call then rejects with the signal's reason (an AbortError, unless you gave another). */
+  signal?: AbortSignal | undefined;
+  /** This call's timeout instead of the client's `timeoutMs` (0: none). */
+  timeoutMs?: number | undefined;
+}
+
+/** Variables may be left out when the operation has none, or none that are required; options come after them. */
+type RequestArgs<V> = Record<string, never> extends V ? [variables?: V, options?: RequestOptions] : [variables: V, options?: RequestOptions];
 
 export interface SubscribeOptions {
   /** Stops the subscription; the iterator then throws the signal's reason. */
@@ -39,8 +54,11 @@ export interface SubscribeOptions {
 
 /** The raw GraphQL layer every namespace is built on; also public for operations the namespaces do not cover. */
 export interface Transport {
-  /** Runs any typed operation (over HTTP, or the WebSocket with `operations: 'websocket'`); throws a HubError subclass on failure. */
-  request<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, ...variables: Vars<V>): Promise<R>;
+  /**
+   * Runs any typed operation (over HTTP, or the WebSocket with `operations: 'websocket'`); throws a HubError subclass
+   * on failure, a TimeoutError without an answer in time, or the signal's reason once `options.signal` aborts.
+   */
+  request<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, ...args: RequestArgs<V>): Promise<R>;
   /** Subscribes over graphql-ws. A dropped socket ends the iterator with a NetworkError; it never resubscribes by itself. */
   subscribe<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, variables: V, options?: SubscribeOptions): AsyncGenerator<R>;
   /**
@@ -96,6 +114,28 @@ const withErrorsHeard = (impl: WebSocketClass): WebSocketClass =>
     }
   };
 
+/** The default of `ClientOptions.timeoutMs`. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * The signal one call runs under: aborted with the caller's reason when theirs aborts, or with a TimeoutError
+ * once `timeoutMs` has passed. `done()` stops the timer and forgets the caller's signal.
+ */
+function callSignal(url: string, signal: AbortSignal | undefined, timeoutMs: number) {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal!.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = timeoutMs > 0 ? setTimeout(() => controller.abort(new TimeoutError(`No answer from ${url} within ${timeoutMs} ms`, timeoutMs)), timeoutMs) : undefined;
+  return {
+    signal: controller.signal,
+    done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
 export function createTransport(options: ClientOptions): Transport {
   const doFetch = options.fetch ?? globalThis.fetch;
   let ws: WsClient | undefined;
@@ -150,15 +190,27 @@ export function createTransport(options: ClientOptions): Transport {
     return (ws = client);
   }
 
-  async function request<R, V>(doc: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
+  async function request<R, V>(doc: TypedDocumentNode<R, V>, variables?: V, { signal, timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS }: RequestOptions = {}): Promise<R> {
+    const call = callSignal(options.url, signal, timeoutMs);
+    try {
+      return await send(doc, variables, call.signal);
+    } finally {
+      call.done();
+    }
+  }
+
+  /** One query or mutation, given up with the signal's reason when it aborts. */
+  async function send<R, V>(doc: TypedDocumentNode<R, V>, variables: V | undefined, signal: AbortSignal): Promise<R> {
     if (options.operations === 'websocket') {
       // One result, or the errors thrown as by HTTP; the generator's cleanup ends the operation.
-      for await (const data of subscribe(doc, (variables ?? {}) as V)) return data;
+      for await (const data of subscribe(doc, (variables ?? {}) as V, { signal })) return data;
       throw new NetworkError(`${options.url} ended the operation without a result`);
     }
+    signal.throwIfAborted();
     let res: Response;
     try {
       res = await doFetch(options.url, {
+        signal,
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -169,9 +221,12 @@ export function createTransport(options: ClientOptions): Transport {
         body: JSON.stringify({ query: source(doc), variables: variables ?? {} }),
       });
     } catch (err) {
+      signal.throwIfAborted();
       throw new NetworkError(`Cannot reach ${options.url}: ${(err as Error).message}`, undefined, { cause: err });
     }
     const body = (await res.json().catch(() => null)) as { data?: R | null; errors?: GraphQLErrorLike[] } | null;
+    // A body cut short by the signal is no answer of the API's.
+    signal.throwIfAborted();
     const first = body?.errors?.[0];
     if (first) {
       const retryAfter = res.headers.get('retry-after');

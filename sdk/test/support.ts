@@ -108,19 +108,19 @@ export async function silentServer() {
   const sockets = new Set<Socket>();
   let requests = 0;
   const server = createServer((socket) => {
-    requests++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket)).on('error', () => {});
-    socket.resume();
+    // Counts requests, not connections: fetch may open spare connections, or reuse one.
+    socket.on('data', (chunk: Buffer) => (requests += chunk.toString('latin1').match(/^(GET|POST) \S+ HTTP\/1\.1\r$/gm)?.length ?? 0));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     graphqlUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`,
-    /** Connections accepted so far. */
-    get connections() {
+    /** HTTP requests and WebSocket upgrades received so far. */
+    get requests() {
       return requests;
     },
-    /** Connections still open: a request given up on closes its own. */
+    /** Connections still open. */
     get open() {
       return sockets.size;
     },

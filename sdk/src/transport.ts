@@ -162,7 +162,11 @@ export function createTransport(options: ClientOptions): Transport {
       url: options.url.replace(/^http/, 'ws'),
       webSocketImpl: withErrorsHeard(impl as WebSocketClass),
       connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
-      lazy: true,
+      // Subscriptions alone (runs.stream): a socket only while one is open. Queries and mutations over the socket:
+      // kept open between calls, or each call would open a socket of its own. (Either way a closed socket is
+      // opened again by the next call; its failure reaches the calls waiting on it, not onNonLazyError.)
+      lazy: options.operations !== 'websocket',
+      onNonLazyError: () => {},
       // graphql-ws would resubscribe with the original variables; callers that can resume (runs.stream) do it themselves.
       retryAttempts: 0,
       keepAlive,

@@ -31,7 +31,10 @@ export type HubErrorCode =
   | 'INTERNAL_SERVER_ERROR'
   | (string & {});
 
-/** Every error the SDK throws is a HubError; narrow with `instanceof` or by `code`. */
+/**
+ * Every error the SDK throws is a HubError (but a call stopped by its AbortSignal rejects with the signal's
+ * reason); narrow with `instanceof` or by `code`.
+ */
 export class HubError extends Error {
   constructor(
     message: string,

@@ -24,7 +24,8 @@ export interface ClientOptions {
   /**
    * How often to ping the API over an open WebSocket. A connection whose answer has not come back within as
    * long again is taken for dropped, so a stream reconnects: a dead peer or a broken network path sends no
-   * close, and would otherwise leave a stream waiting forever. Default 15000; 0 turns pinging off.
+   * close, and would otherwise leave a stream waiting forever. So is a connection not opened and acknowledged
+   * within twice as long (an API or proxy that holds the upgrade). Default 15000; 0 turns both off.
    */
   keepAliveMs?: number | undefined;
   /**
@@ -102,8 +103,9 @@ type WebSocketClass = new (url: string, protocols?: string | string[]) => { addE
 
 /**
  * `impl`, with a listener of its own for each socket's errors. graphql-ws lets go of a socket it terminates
- * (see close()) before the socket has reported its end, and the `ws` package reports closing a socket that is
- * still connecting as an error, which with no listener left would be thrown from nowhere, ending the process.
+ * (close(), or a connection that does not answer) before the socket has reported its end, and the `ws` package
+ * reports closing a socket that is still connecting as an error, which with no listener left would be thrown
+ * from nowhere, ending the process.
  */
 const withErrorsHeard = (impl: WebSocketClass): WebSocketClass =>
   class extends impl {
@@ -158,6 +160,13 @@ export function createTransport(options: ClientOptions): Transport {
     }
     const keepAlive = options.keepAliveMs ?? 15_000;
     let unanswered: ReturnType<typeof setTimeout> | undefined;
+    /** Drops the socket unless the API answers within `ms` (terminate() closes at once, 4499, a NetworkError). */
+    const expectAnswer = (ms: number) => {
+      clearTimeout(unanswered);
+      unanswered = setTimeout(() => client.terminate(), ms);
+      // The socket keeps the process alive while it is open; this timer must not outlive it on its own.
+      (unanswered as { unref?: () => void }).unref?.();
+    };
     const client = createWsClient({
       url: options.url.replace(/^http/, 'ws'),
       webSocketImpl: withErrorsHeard(impl as WebSocketClass),
@@ -170,21 +179,23 @@ export function createTransport(options: ClientOptions): Transport {
       // graphql-ws would resubscribe with the original variables; callers that can resume (runs.stream) do it themselves.
       retryAttempts: 0,
       keepAlive,
-      // A connection that opens but is never acknowledged is as dead as one that stops answering pings.
-      connectionAckWaitTimeout: keepAlive > 0 ? 2 * keepAlive : 0,
       on: {
+        // A connection that is never opened and acknowledged (an API or proxy holding the upgrade) is as dead as one
+        // that stops answering pings; graphql-ws' own connectionAckWaitTimeout only starts once the socket is open.
+        connecting: () => {
+          if (keepAlive > 0) expectAnswer(2 * keepAlive);
+        },
+        // Unanswered, a ping means the connection is gone: a close handshake could not get through either.
         ping: (received) => {
-          if (received) return;
-          clearTimeout(unanswered);
-          // terminate() closes at once (4499, a NetworkError): a close handshake could not get through either.
-          unanswered = setTimeout(() => client.terminate(), keepAlive);
-          // The socket keeps the process alive while it is open; this timer must not outlive it on its own.
-          (unanswered as { unref?: () => void }).unref?.();
+          if (!received) expectAnswer(keepAlive);
         },
         pong: (received) => {
           if (received) clearTimeout(unanswered);
         },
-        connected: () => (connected = true),
+        connected: () => {
+          connected = true;
+          clearTimeout(unanswered);
+        },
         closed: () => {
           connected = false;
           clearTimeout(unanswered);

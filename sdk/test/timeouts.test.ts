@@ -96,6 +96,22 @@ describe('an AbortSignal', () => {
 });
 
 describe('an API that does not answer', () => {
+  it('a stream whose WebSocket the API never lets open gives up on it as on a dropped one, and reconnects', async () => {
+    const client = createClient({ url: silent.graphqlUrl, webSocketImpl: WebSocket, keepAliveMs: 200 });
+    try {
+      const sent = silent.requests;
+      const { error, ms } = await timed(() => client.runs.stream(RUN_ID, { reconnect: { attempts: 1, minDelayMs: 10, maxDelayMs: 10 } }).next());
+      expect(error).toBeInstanceOf(NetworkError);
+      expect((error as NetworkError).message).toContain('1 reconnect attempts');
+      // Each socket had twice keepAliveMs to be acknowledged.
+      expect(ms).toBeGreaterThanOrEqual(2 * 400);
+      expect(ms).toBeLessThan(3_000);
+      expect(silent.requests - sent).toBe(2);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('close() returns at once while the WebSocket is still connecting, and ends the calls waiting on it', async () => {
     // A server of its own, to watch this client's socket alone.
     const hung = await silentServer();

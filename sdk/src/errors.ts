@@ -1,8 +1,44 @@
-/** Every error the SDK throws is a HubError; narrow with `instanceof` or by `code`. */
+/**
+ * The codes a HubError carries: those of the SDK's own classes and failures, and those the API gives
+ * errors that have no class of their own (they come through as a plain HubError). `string & {}` keeps a
+ * code that a newer API adds usable, without it swallowing the known ones in `switch (err.code)`.
+ */
+export type HubErrorCode =
+  // Each with its own class below.
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'VALIDATION_FAILED'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'BUDGET_EXCEEDED'
+  | 'NETWORK_ERROR'
+  // The SDK's own, as plain HubErrors.
+  | 'CLIENT_CLOSED'
+  | 'NO_WEBSOCKET'
+  | 'WEBSOCKET_PROTOCOL_ERROR'
+  | 'HUB_ERROR'
+  // The API's request-level refusals and failures.
+  | 'BAD_REQUEST'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'GRAPHQL_PARSE_FAILED'
+  | 'GRAPHQL_VALIDATION_FAILED'
+  | 'QUERY_DEPTH'
+  | 'QUERY_BREADTH'
+  | 'QUERY_COMPLEXITY'
+  | 'TOO_MANY_ALIASES'
+  | 'TOO_MANY_OPERATIONS'
+  | 'INTERNAL_SERVER_ERROR'
+  | (string & {});
+
+/**
+ * Every error the SDK throws is a HubError (but a call stopped by its AbortSignal rejects with the signal's
+ * reason); narrow with `instanceof` or by `code`.
+ */
 export class HubError extends Error {
   constructor(
     message: string,
-    public readonly code: string = 'HUB_ERROR',
+    public readonly code: HubErrorCode = 'HUB_ERROR',
     public readonly details: Record<string, unknown> = {},
     options?: { cause?: unknown },
   ) {
@@ -13,6 +49,7 @@ export class HubError extends Error {
 
 /** Missing, invalid, expired or revoked credentials (HTTP 401, WebSocket close 4401/4403). */
 export class UnauthorizedError extends HubError {
+  declare readonly code: 'UNAUTHENTICATED';
   constructor(message = 'Unauthorized') {
     super(message, 'UNAUTHENTICATED');
     this.name = 'UnauthorizedError';
@@ -21,6 +58,7 @@ export class UnauthorizedError extends HubError {
 
 /** Signed in, but the role does not allow the action. */
 export class ForbiddenError extends HubError {
+  declare readonly code: 'FORBIDDEN';
   constructor(message = 'Forbidden') {
     super(message, 'FORBIDDEN');
     this.name = 'ForbiddenError';
@@ -29,6 +67,7 @@ export class ForbiddenError extends HubError {
 
 /** The object does not exist, or it belongs to an organization you are not a member of. */
 export class NotFoundError extends HubError {
+  declare readonly code: 'NOT_FOUND';
   constructor(message = 'Not found') {
     super(message, 'NOT_FOUND');
     this.name = 'NotFoundError';
@@ -37,12 +76,29 @@ export class NotFoundError extends HubError {
 
 /** Too many requests; wait `retryAfterSeconds` before trying again. */
 export class RateLimitedError extends HubError {
+  declare readonly code: 'RATE_LIMITED';
   constructor(
     message: string,
     public readonly retryAfterSeconds: number,
   ) {
     super(message, 'RATE_LIMITED', { retryAfterSeconds });
     this.name = 'RateLimitedError';
+  }
+}
+
+/**
+ * The API closed a WebSocket with 4429: your user has as many connections open as it allows (or this
+ * address made too many attempts with bad credentials). The close carries no delay, so `retryAfterSeconds`
+ * is the SDK's own: by then another of your connections may have closed. A stream waits it out and retries,
+ * as for any rate limit, and throws this once its reconnect attempts are spent.
+ */
+export class TooManyConnectionsError extends RateLimitedError {
+  /** The WebSocket close code. */
+  readonly closeCode = 4429;
+
+  constructor(message = 'Too many open WebSocket connections for this user') {
+    super(message, 5);
+    this.name = 'TooManyConnectionsError';
   }
 }
 
@@ -53,6 +109,7 @@ export interface FieldIssue {
 
 /** Input was rejected; `issues` name the offending fields inside `input`. */
 export class ValidationError extends HubError {
+  declare readonly code: 'VALIDATION_FAILED';
   constructor(
     message: string,
     public readonly issues: FieldIssue[],
@@ -64,6 +121,7 @@ export class ValidationError extends HubError {
 
 /** The change clashes with existing data, e.g. the email is taken or the person is already a member. */
 export class ConflictError extends HubError {
+  declare readonly code: 'CONFLICT';
   constructor(
     message = 'Conflict',
     /** The input field the conflict is about (e.g. `email`), when it is about one. */
@@ -76,6 +134,7 @@ export class ConflictError extends HubError {
 
 /** The API could not be reached, or the WebSocket closed unexpectedly. Safe to retry. */
 export class NetworkError extends HubError {
+  declare readonly code: 'NETWORK_ERROR';
   constructor(
     message: string,
     /** The WebSocket close code, when a socket closed. */
@@ -87,11 +146,26 @@ export class NetworkError extends HubError {
   }
 }
 
+/**
+ * No answer came within the client's `timeoutMs` (or the call's own): the API hangs, or the network path to it
+ * does. A NetworkError, so code that retries those retries this too; but a mutation may have been carried out
+ * all the same (see `runs.start`'s `idempotencyKey`).
+ */
+export class TimeoutError extends NetworkError {
+  constructor(
+    message: string,
+    public readonly timeoutMs: number,
+  ) {
+    super(message);
+    this.name = 'TimeoutError';
+  }
+}
+
 /** The shape every typed GraphQL error shares (the `MutationErrors` fragment). */
 export interface TypedErrorResult {
   __typename: string;
   message: string;
-  code: string;
+  code: HubErrorCode;
   issues?: FieldIssue[];
   retryAfterSeconds?: number;
   [key: string]: unknown;
@@ -119,7 +193,7 @@ export function errorFromResult(e: TypedErrorResult): HubError {
 
 /** Converts a top-level GraphQL error (e.g. a 401 or a query-cost rejection) into an error class. */
 export function errorFromGraphQL(err: { message: string; extensions?: Record<string, unknown> }, status?: number): HubError {
-  const code = (err.extensions?.code as string | undefined) ?? (status === 401 ? 'UNAUTHENTICATED' : 'HUB_ERROR');
+  const code = (err.extensions?.code as HubErrorCode | undefined) ?? (status === 401 ? 'UNAUTHENTICATED' : 'HUB_ERROR');
   switch (code) {
     case 'UNAUTHENTICATED':
       return new UnauthorizedError(err.message);
@@ -152,6 +226,7 @@ export function unwrap<T extends { __typename: string }>(result: T): Exclude<T, 
 
 /** A run was BLOCKED: its worst-case cost did not fit a budget. Money fields are micro-dollar strings. */
 export class BudgetExceededError extends HubError {
+  declare readonly code: 'BUDGET_EXCEEDED';
   constructor(
     message: string,
     public readonly period: 'DAILY' | 'MONTHLY',

@@ -9,6 +9,7 @@ import {
   RunEventsDocument,
   StartRunDocument,
   type ProjectRunUpdatesSubscription,
+  type Provider,
   type RunEventFragment,
   type RunEventType,
   type RunFilter,
@@ -18,10 +19,135 @@ import {
 } from './_generated/graphql.js';
 import { BudgetExceededError, NetworkError, NotFoundError, RateLimitedError, unwrap } from './errors.js';
 import { paginate, toPage, type Paginated } from './pagination.js';
-import type { Transport } from './transport.js';
+import type { RequestOptions, Transport } from './transport.js';
 
 export type Run = RunFragment;
-export type RunEvent = RunEventFragment;
+
+/** What every run event has, whatever its type. */
+interface RunEventBase<T extends RunEventType> {
+  __typename: 'RunEvent';
+  /** Starts at 1, with no gaps. */
+  seq: number;
+  type: T;
+  createdAt: string;
+}
+
+/** A status change. RUNNING carries the claim number (`attempt` > 1: the run starts over, see `startsOver`). */
+export interface RunStatusEvent extends RunEventBase<'STATUS'> {
+  status: RunStatus;
+  text: null;
+  payload: {
+    status: RunStatus;
+    /** RUNNING: which claim of the run this is (1, then 2 or 3 after its worker stopped responding). */
+    attempt?: number;
+    /** RUNNING: the worker that claimed it. */
+    worker?: string;
+    /** QUEUED again: why (e.g. its worker shut down). */
+    reason?: string;
+    /** FAILED, CANCELLED, BLOCKED: what ended it, as the run's `error` and `errorCode`. */
+    error?: string;
+    errorCode?: string;
+  };
+}
+
+/** Streamed output text. */
+export interface RunTokenEvent extends RunEventBase<'TOKEN'> {
+  text: string;
+  status: null;
+  payload: { text: string };
+}
+
+/** The usage of the run's last provider attempt, stored as the run ends. */
+export interface RunUsageEvent extends RunEventBase<'USAGE'> {
+  text: null;
+  status: null;
+  payload: {
+    provider: Provider;
+    model: string;
+    inputTokens: number;
+    cachedInputTokens: number;
+    outputTokens: number;
+    /** Micro-dollars. */
+    costMicros: string;
+    /** Provider attempts the run made. */
+    attempts: number;
+    /** True when the provider sent no usage report (the run was cut short): the figures are an estimate. */
+    estimated: boolean;
+  };
+}
+
+/** A failed provider attempt (with `kind`), or what blocked the run (with `code`). */
+export interface RunErrorEvent extends RunEventBase<'ERROR'> {
+  text: null;
+  status: null;
+  payload:
+    | {
+        message: string;
+        kind: 'retryable' | 'fatal' | 'unconfigured' | 'aborted' | 'circuit_open';
+        provider: Provider;
+        model: string;
+        attempt: number;
+        /** 0 for the agent's own provider, n for its nth fallback. */
+        chainIndex: number;
+      }
+    | {
+        message: string;
+        code: 'BUDGET_EXCEEDED';
+        // The budget that refused, when one did (a model without a known price is refused without one).
+        budgetId?: string;
+        projectId?: string | null;
+        period?: 'DAILY' | 'MONTHLY';
+        limitMicros?: string;
+        spentMicros?: string;
+        reservedMicros?: string;
+        requestedMicros?: string;
+        resetsAt?: string;
+      };
+}
+
+/** The run's provider story: an attempt starts, or an entry of the fallback chain is skipped. */
+export interface RunLogEvent extends RunEventBase<'LOG'> {
+  text: null;
+  status: null;
+  payload:
+    | {
+        kind: 'attempt';
+        /** Readable, e.g. "Attempt 1: Offline offline-small (primary)". */
+        message: string;
+        provider: Provider;
+        model: string;
+        chainIndex: number;
+        /** Counts every attempt of the run. */
+        attempt: number;
+        /** Counts the attempts on this chain entry (2 and up: retries). */
+        attemptForEntry: number;
+      }
+    | {
+        kind: 'skip';
+        message: string;
+        provider: Provider;
+        model: string;
+        chainIndex: number;
+        reason: 'unconfigured' | 'circuit_open';
+        detail: string;
+      };
+}
+
+/** Reserved by the API for hand-overs between agents; it stores none yet. */
+export interface RunHandoffEvent extends RunEventBase<'HANDOFF'> {
+  text: null;
+  status: null;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * One entry of a run's event log, narrowed by `type`: after `event.type === 'TOKEN'`, `event.text` is a
+ * string; after `'STATUS'`, `event.status` is the run's status; `payload` has each type's own fields.
+ */
+export type RunEvent = RunStatusEvent | RunTokenEvent | RunUsageEvent | RunErrorEvent | RunLogEvent | RunHandoffEvent;
+
+/** The API's event as the SDK types it: the same object, its fields described by its `type`. */
+const typed = (event: RunEventFragment) => event as RunEvent;
 export type RunUpdate = ProjectRunUpdatesSubscription['projectRunUpdates'];
 
 /** Statuses a run never leaves; its event log ends with a STATUS event carrying one of them. */
@@ -54,6 +180,7 @@ export interface ReconnectOptions {
 export interface StreamOptions {
   /** Resume after this seq (the last one you processed). Default 0: the whole log. */
   afterSeq?: number | undefined;
+  /** Stops the stream, and the requests it makes: it then throws the signal's reason. */
   signal?: AbortSignal | undefined;
   reconnect?: ReconnectOptions | undefined;
 }
@@ -76,15 +203,15 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 const EVENT_PAGE = 500;
 
 export function runsApi(t: Transport) {
-  async function get(id: string): Promise<Run> {
-    const { run } = await t.request(RunDocument, { id });
+  async function get(id: string, options?: RequestOptions): Promise<Run> {
+    const { run } = await t.request(RunDocument, { id }, options);
     if (!run) throw new NotFoundError('Run not found');
     return run;
   }
 
   /** True when the run is over and its log holds nothing after `seq`. */
-  async function finishedBy(runId: string, seq: number): Promise<boolean> {
-    const { run } = await t.request(RunProgressDocument, { id: runId });
+  async function finishedBy(runId: string, seq: number, signal: AbortSignal | undefined): Promise<boolean> {
+    const { run } = await t.request(RunProgressDocument, { id: runId }, { signal });
     if (!run) throw new NotFoundError('Run not found');
     // The API keeps a subscription that starts after the terminal event open forever, so do not open one.
     return TERMINAL_RUN_STATUSES.includes(run.status) && run.lastSeq <= seq;
@@ -96,7 +223,7 @@ export function runsApi(t: Transport) {
    */
   async function* stream(runId: string, { afterSeq = 0, signal, reconnect = {} }: StreamOptions = {}): AsyncGenerator<RunEvent> {
     const { attempts = 10, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
-    if (afterSeq > 0 && (await finishedBy(runId, afterSeq))) return;
+    if (afterSeq > 0 && (await finishedBy(runId, afterSeq, signal))) return;
     let last = afterSeq;
     let failures = 0;
     for (;;) {
@@ -108,7 +235,7 @@ export function runsApi(t: Transport) {
           if (event.seq !== last + 1) break;
           last = event.seq;
           failures = 0;
-          yield event;
+          yield typed(event);
           if (isTerminalEvent(event)) return;
         }
       } catch (err) {
@@ -131,23 +258,25 @@ export function runsApi(t: Transport) {
     /**
      * Queues a run. With an `idempotencyKey`, starting again with the same key returns the same run; keys are
      * unique within the organization, so a key reused with another agent or input returns that first run too.
+     * A start that failed with a NetworkError or TimeoutError (or was aborted) may have started the run all
+     * the same: give it an `idempotencyKey`, and start again with that key to get the run without a second one.
      */
-    async start(input: StartRunInput): Promise<Run> {
-      return unwrap((await t.request(StartRunDocument, { input })).startRun).run;
+    async start(input: StartRunInput, options?: RequestOptions): Promise<Run> {
+      return unwrap((await t.request(StartRunDocument, { input }, options)).startRun).run;
     },
     /** Cancels a queued run at once, or asks the worker to stop a running one. */
-    async cancel(id: string): Promise<Run> {
-      return unwrap((await t.request(CancelRunDocument, { input: { id } })).cancelRun).run;
+    async cancel(id: string, options?: RequestOptions): Promise<Run> {
+      return unwrap((await t.request(CancelRunDocument, { input: { id } }, options)).cancelRun).run;
     },
     /** Starts a new run of the same agent and input; the new run's `parentRun` is the original. */
-    async retry(id: string): Promise<Run> {
-      return unwrap((await t.request(RetryRunDocument, { input: { id } })).retryRun).run;
+    async retry(id: string, options?: RequestOptions): Promise<Run> {
+      return unwrap((await t.request(RetryRunDocument, { input: { id } }, options)).retryRun).run;
     },
     get,
-    /** Runs of a project, newest first, optionally filtered by status or agent. */
-    list(projectId: string, filter?: RunFilter): Paginated<Run> {
+    /** Runs of a project, newest first, optionally filtered by status or agent; `options` apply to each page's request. */
+    list(projectId: string, filter?: RunFilter, options?: RequestOptions): Paginated<Run> {
       return paginate(async (page) => {
-        const { project } = await t.request(ProjectRunsDocument, { projectId, filter, ...page });
+        const { project } = await t.request(ProjectRunsDocument, { projectId, filter, ...page }, options);
         if (!project) throw new NotFoundError('Project not found');
         return toPage(project.runs);
       });
@@ -158,11 +287,14 @@ export function runsApi(t: Transport) {
      * `['STATUS', 'ERROR']`: what happened to a run, without its tokens). Reads 500 at a time and ends at
      * the last event stored; `stream` follows a run live instead.
      */
-    async *events(runId: string, { afterSeq = 0, types }: { afterSeq?: number | undefined; types?: RunEventType[] | undefined } = {}): AsyncGenerator<RunEvent> {
+    async *events(
+      runId: string,
+      { afterSeq = 0, types, ...options }: { afterSeq?: number | undefined; types?: RunEventType[] | undefined } & RequestOptions = {},
+    ): AsyncGenerator<RunEvent> {
       for (let after = afterSeq; ; ) {
-        const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types });
+        const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types }, options);
         if (!run) throw new NotFoundError('Run not found');
-        yield* run.events;
+        yield* run.events.map(typed);
         if (run.events.length < EVENT_PAGE) return;
         after = run.events.at(-1)!.seq;
       }
@@ -172,12 +304,13 @@ export function runsApi(t: Transport) {
      * BLOCKED rejects with BudgetExceededError, carrying the period, limit, spend and reset time.
      */
     async wait(runId: string, options: Omit<StreamOptions, 'afterSeq'> = {}): Promise<Run> {
-      let run = await get(runId);
+      const { signal } = options;
+      let run = await get(runId, { signal });
       if (!TERMINAL_RUN_STATUSES.includes(run.status)) {
         // Only events after what the run already reports are needed to see it finish.
         const events = stream(runId, { ...options, afterSeq: run.lastSeq });
         while (!(await events.next()).done);
-        run = await get(runId);
+        run = await get(runId, { signal });
       }
       if (run.status === 'BLOCKED' && run.budgetError) throw BudgetExceededError.fromResult(run.budgetError);
       return run;

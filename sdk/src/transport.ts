@@ -1,7 +1,7 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
-import { errorFromGraphQL, HubError, NetworkError, UnauthorizedError } from './errors.js';
+import { errorFromGraphQL, HubError, NetworkError, TimeoutError, TooManyConnectionsError, UnauthorizedError } from './errors.js';
 
 export interface ClientOptions {
   /** The API's GraphQL endpoint, e.g. https://hub.example.com/graphql */
@@ -24,13 +24,29 @@ export interface ClientOptions {
   /**
    * How often to ping the API over an open WebSocket. A connection whose answer has not come back within as
    * long again is taken for dropped, so a stream reconnects: a dead peer or a broken network path sends no
-   * close, and would otherwise leave a stream waiting forever. Default 15000; 0 turns pinging off.
+   * close, and would otherwise leave a stream waiting forever. So is a connection not opened and acknowledged
+   * within twice as long (an API or proxy that holds the upgrade). Default 15000; 0 turns both off.
    */
   keepAliveMs?: number | undefined;
+  /**
+   * How long a query or mutation may wait for its answer before it fails with a TimeoutError (a NetworkError):
+   * an API that hangs would otherwise keep it waiting for minutes (over HTTP) or for good (over the WebSocket).
+   * Default 30000; 0 waits as long as it takes. Subscriptions and streams are not timed: keepAliveMs watches them.
+   * A mutation that timed out may still have been carried out: see `runs.start`'s `idempotencyKey`.
+   */
+  timeoutMs?: number | undefined;
 }
 
-/** Variables may be left out when the operation has none, or none that are required. */
-type Vars<V> = Record<string, never> extends V ? [variables?: V] : [variables: V];
+/** Options of one query or mutation. */
+export interface RequestOptions {
+  /** Stops waiting: the call then rejects with the signal's reason (an AbortError, unless you gave another). */
+  signal?: AbortSignal | undefined;
+  /** This call's timeout instead of the client's `timeoutMs` (0: none). */
+  timeoutMs?: number | undefined;
+}
+
+/** Variables may be left out when the operation has none, or none that are required; options come after them. */
+type RequestArgs<V> = Record<string, never> extends V ? [variables?: V, options?: RequestOptions] : [variables: V, options?: RequestOptions];
 
 export interface SubscribeOptions {
   /** Stops the subscription; the iterator then throws the signal's reason. */
@@ -39,8 +55,11 @@ export interface SubscribeOptions {
 
 /** The raw GraphQL layer every namespace is built on; also public for operations the namespaces do not cover. */
 export interface Transport {
-  /** Runs any typed operation (over HTTP, or the WebSocket with `operations: 'websocket'`); throws a HubError subclass on failure. */
-  request<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, ...variables: Vars<V>): Promise<R>;
+  /**
+   * Runs any typed operation (over HTTP, or the WebSocket with `operations: 'websocket'`); throws a HubError subclass
+   * on failure, a TimeoutError without an answer in time, or the signal's reason once `options.signal` aborts.
+   */
+  request<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, ...args: RequestArgs<V>): Promise<R>;
   /** Subscribes over graphql-ws. A dropped socket ends the iterator with a NetworkError; it never resubscribes by itself. */
   subscribe<R, V extends Record<string, unknown>>(doc: TypedDocumentNode<R, V>, variables: V, options?: SubscribeOptions): AsyncGenerator<R>;
   /**
@@ -70,6 +89,8 @@ function subscriptionError(err: unknown): HubError {
   if (isCloseEvent(err)) {
     // 4401: the server rejected the credentials; 4403: graphql-ws' generic "Forbidden" on a refused connection.
     if (err.code === 4401 || err.code === 4403) return new UnauthorizedError(err.reason || 'Unauthorized');
+    // 4429: one connection too many for the user (a stream waits it out as a rate limit, instead of failing at once).
+    if (err.code === 4429) return new TooManyConnectionsError(err.reason || undefined);
     if (err.code >= 4400 && err.code < 4500 && err.code !== 4408 && err.code !== 4499) {
       return new HubError(`WebSocket closed: ${err.code} ${err.reason ?? ''}`.trim(), 'WEBSOCKET_PROTOCOL_ERROR', { closeCode: err.code });
     }
@@ -78,9 +99,50 @@ function subscriptionError(err: unknown): HubError {
   return new NetworkError(err instanceof Error ? err.message : 'WebSocket error', undefined, { cause: err });
 }
 
+type WebSocketClass = new (url: string, protocols?: string | string[]) => { addEventListener(type: 'error', listener: () => void): void };
+
+/**
+ * `impl`, with a listener of its own for each socket's errors. graphql-ws lets go of a socket it terminates
+ * (close(), or a connection that does not answer) before the socket has reported its end, and the `ws` package
+ * reports closing a socket that is still connecting as an error, which with no listener left would be thrown
+ * from nowhere, ending the process.
+ */
+const withErrorsHeard = (impl: WebSocketClass): WebSocketClass =>
+  class extends impl {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      // graphql-ws hears the same errors through its own listener while it holds the socket.
+      this.addEventListener('error', () => {});
+    }
+  };
+
+/** The default of `ClientOptions.timeoutMs`. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * The signal one call runs under: aborted with the caller's reason when theirs aborts, or with a TimeoutError
+ * once `timeoutMs` has passed. `done()` stops the timer and forgets the caller's signal.
+ */
+function callSignal(url: string, signal: AbortSignal | undefined, timeoutMs: number) {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal!.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = timeoutMs > 0 ? setTimeout(() => controller.abort(new TimeoutError(`No answer from ${url} within ${timeoutMs} ms`, timeoutMs)), timeoutMs) : undefined;
+  return {
+    signal: controller.signal,
+    done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
 export function createTransport(options: ClientOptions): Transport {
   const doFetch = options.fetch ?? globalThis.fetch;
   let ws: WsClient | undefined;
+  /** Whether the socket is open and acknowledged (graphql-ws' `connected`), until it closes. */
+  let connected = false;
   let closed = false;
   /** Ends each subscription in progress, for close(): otherwise a stream would take the closed socket for a dropped one and reconnect. */
   const ending = new Set<(err: HubError) => void>();
@@ -98,43 +160,72 @@ export function createTransport(options: ClientOptions): Transport {
     }
     const keepAlive = options.keepAliveMs ?? 15_000;
     let unanswered: ReturnType<typeof setTimeout> | undefined;
+    /** Drops the socket unless the API answers within `ms` (terminate() closes at once, 4499, a NetworkError). */
+    const expectAnswer = (ms: number) => {
+      clearTimeout(unanswered);
+      unanswered = setTimeout(() => client.terminate(), ms);
+      // The socket keeps the process alive while it is open; this timer must not outlive it on its own.
+      (unanswered as { unref?: () => void }).unref?.();
+    };
     const client = createWsClient({
       url: options.url.replace(/^http/, 'ws'),
-      webSocketImpl: impl,
+      webSocketImpl: withErrorsHeard(impl as WebSocketClass),
       connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
-      lazy: true,
+      // Subscriptions alone (runs.stream): a socket only while one is open. Queries and mutations over the socket:
+      // kept open between calls, or each call would open a socket of its own. (Either way a closed socket is
+      // opened again by the next call; its failure reaches the calls waiting on it, not onNonLazyError.)
+      lazy: options.operations !== 'websocket',
+      onNonLazyError: () => {},
       // graphql-ws would resubscribe with the original variables; callers that can resume (runs.stream) do it themselves.
       retryAttempts: 0,
       keepAlive,
-      // A connection that opens but is never acknowledged is as dead as one that stops answering pings.
-      connectionAckWaitTimeout: keepAlive > 0 ? 2 * keepAlive : 0,
       on: {
+        // A connection that is never opened and acknowledged (an API or proxy holding the upgrade) is as dead as one
+        // that stops answering pings; graphql-ws' own connectionAckWaitTimeout only starts once the socket is open.
+        connecting: () => {
+          if (keepAlive > 0) expectAnswer(2 * keepAlive);
+        },
+        // Unanswered, a ping means the connection is gone: a close handshake could not get through either.
         ping: (received) => {
-          if (received) return;
-          clearTimeout(unanswered);
-          // terminate() closes at once (4499, a NetworkError): a close handshake could not get through either.
-          unanswered = setTimeout(() => client.terminate(), keepAlive);
-          // The socket keeps the process alive while it is open; this timer must not outlive it on its own.
-          (unanswered as { unref?: () => void }).unref?.();
+          if (!received) expectAnswer(keepAlive);
         },
         pong: (received) => {
           if (received) clearTimeout(unanswered);
         },
-        closed: () => clearTimeout(unanswered),
+        connected: () => {
+          connected = true;
+          clearTimeout(unanswered);
+        },
+        closed: () => {
+          connected = false;
+          clearTimeout(unanswered);
+        },
       },
     });
     return (ws = client);
   }
 
-  async function request<R, V>(doc: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
+  async function request<R, V>(doc: TypedDocumentNode<R, V>, variables?: V, { signal, timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS }: RequestOptions = {}): Promise<R> {
+    const call = callSignal(options.url, signal, timeoutMs);
+    try {
+      return await send(doc, variables, call.signal);
+    } finally {
+      call.done();
+    }
+  }
+
+  /** One query or mutation, given up with the signal's reason when it aborts. */
+  async function send<R, V>(doc: TypedDocumentNode<R, V>, variables: V | undefined, signal: AbortSignal): Promise<R> {
     if (options.operations === 'websocket') {
       // One result, or the errors thrown as by HTTP; the generator's cleanup ends the operation.
-      for await (const data of subscribe(doc, (variables ?? {}) as V)) return data;
+      for await (const data of subscribe(doc, (variables ?? {}) as V, { signal })) return data;
       throw new NetworkError(`${options.url} ended the operation without a result`);
     }
+    signal.throwIfAborted();
     let res: Response;
     try {
       res = await doFetch(options.url, {
+        signal,
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -145,9 +236,12 @@ export function createTransport(options: ClientOptions): Transport {
         body: JSON.stringify({ query: source(doc), variables: variables ?? {} }),
       });
     } catch (err) {
+      signal.throwIfAborted();
       throw new NetworkError(`Cannot reach ${options.url}: ${(err as Error).message}`, undefined, { cause: err });
     }
     const body = (await res.json().catch(() => null)) as { data?: R | null; errors?: GraphQLErrorLike[] } | null;
+    // A body cut short by the signal is no answer of the API's.
+    signal.throwIfAborted();
     const first = body?.errors?.[0];
     if (first) {
       const retryAfter = res.headers.get('retry-after');
@@ -223,6 +317,9 @@ export function createTransport(options: ClientOptions): Transport {
     async close() {
       closed = true;
       for (const end of ending) end(closedError());
+      // dispose() waits for a socket still connecting to be acknowledged, for good when the API does not
+      // answer: drop such a socket instead.
+      if (!connected) ws?.terminate();
       await ws?.dispose();
       ws = undefined;
     },

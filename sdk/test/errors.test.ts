@@ -131,6 +131,21 @@ describe.each(['http', 'websocket'] as const)('typed errors from the real API, o
 });
 
 describe('queries and mutations over the WebSocket', () => {
+  it('go over one socket, opened on first use and kept between calls', async () => {
+    const owner = clientOf(app, org.owner.token, 'websocket');
+    const sockets = socketCutter(app);
+    try {
+      for (let i = 0; i < 5; i++) expect((await owner.viewer()).user.email).toBe(org.owner.email);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await owner.organizations.list().toArray()).map((o) => o.slug)).toContain(org.slug);
+      expect(sockets.opened).toBe(1);
+      expect(sockets.open).toBe(1);
+    } finally {
+      sockets.stop();
+      await owner.close();
+    }
+  });
+
   it('a refused operation is a RateLimitedError with retryAfterSeconds; a dropped socket a NetworkError, and the next call reconnects', async () => {
     const limited = await startTestServer({
       worker: false,

@@ -216,8 +216,14 @@ describe('projects, providers and agents', () => {
     });
     expect(await client.agents.get(agent.id)).toEqual(agent);
 
+    // The models swap places: a fallback may not be the agent's own model.
     const updated = await client.agents.update({ id: agent.id, name: 'Planner v2', model: 'offline-large', fallbackChain: [{ provider: 'OFFLINE', model: 'offline-small' }] });
-    expect(updated).toMatchObject({ name: 'Planner v2', model: 'offline-large', systemPrompt: 'Plan carefully.' });
+    expect(updated).toMatchObject({
+      name: 'Planner v2',
+      model: 'offline-large',
+      fallbackChain: [{ provider: 'OFFLINE', model: 'offline-small' }],
+      systemPrompt: 'Plan carefully.',
+    });
     expect((await client.agents.list(projectId).toArray()).map((a) => a.id)).toEqual([agent.id]);
 
     const archived = await client.agents.archive(agent.id);

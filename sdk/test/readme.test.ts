@@ -145,6 +145,7 @@ describe('README examples', () => {
     expect(logged).toContain('Grace <grace@example.com>: ADMIN');
     expect(logged).toContain('Pending: alan@example.com (VIEWER), invited by Readme Reader');
     expect(logged).toContain('[SUCCEEDED]');
+    expect(logged).toContain('Started once: true');
     expect(logged).toContain('Cost: $0.000000');
     expect(logged).toContain('name: Enter a name');
     expect(logged.some((line) => line.startsWith('slug: '))).toBe(true);

@@ -1,4 +1,17 @@
-import { ConflictError, createClient, NetworkError, startsOver, type Agent, type HubClient, type RunEvent, type RunUpdate } from '@hub/sdk';
+import {
+  ConflictError,
+  createClient,
+  NetworkError,
+  RateLimitedError,
+  startsOver,
+  TooManyConnectionsError,
+  type Agent,
+  type HubClient,
+  type RunEvent,
+  type RunLogEvent,
+  type RunUpdate,
+  type RunUsageEvent,
+} from '@hub/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { blackHoleRelay, BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, WebSocket, type TestServer } from './support.js';
@@ -210,6 +223,57 @@ describe('starting and streaming a run', () => {
     expect(story.filter(startsOver).map((e) => (e.payload as { attempt: number }).attempt)).toEqual([2]);
   });
 
+  it('each event carries the fields its type declares (RunEvent narrowed by type)', async () => {
+    // Every field of each payload the types declare, no more and no fewer (checked by `satisfies`).
+    const usage = { provider: 1, model: 1, inputTokens: 1, cachedInputTokens: 1, outputTokens: 1, costMicros: 1, attempts: 1, estimated: 1 } satisfies Record<
+      keyof RunUsageEvent['payload'],
+      1
+    >;
+    type Log<K> = Extract<RunLogEvent['payload'], { kind: K }>;
+    const attempt = { kind: 1, message: 1, provider: 1, model: 1, chainIndex: 1, attempt: 1, attemptForEntry: 1 } satisfies Record<keyof Log<'attempt'>, 1>;
+    const skip = { kind: 1, message: 1, provider: 1, model: 1, chainIndex: 1, reason: 1, detail: 1 } satisfies Record<keyof Log<'skip'>, 1>;
+    const fields = (o: object) => Object.keys(o).sort();
+
+    // An unconfigured provider first: its skip is logged before the fallback's attempt.
+    const unconfigured = (await client.providers.list().toArray()).find((p) => !p.configured && p.models.length > 0)!;
+    const agent = await client.agents.create({
+      projectId,
+      name: 'Falls back',
+      provider: unconfigured.id,
+      model: unconfigured.models[0]!.id,
+      fallbackChain: [{ provider: 'OFFLINE', model: 'offline-small' }],
+    });
+    const run = await client.runs.start({ agentId: agent.id, input: 'Which fields?' });
+    const seen = new Set<string>();
+    for await (const event of client.runs.stream(run.id)) {
+      switch (event.type) {
+        case 'TOKEN':
+          expect(event.payload).toEqual({ text: event.text });
+          seen.add('TOKEN');
+          break;
+        case 'STATUS':
+          expect(event.payload.status).toBe(event.status);
+          if (event.status === 'RUNNING') expect(event.payload.attempt).toBe(1);
+          seen.add(event.status);
+          break;
+        case 'USAGE':
+          expect(fields(event.payload)).toEqual(fields(usage));
+          expect(event.payload).toMatchObject({ provider: 'OFFLINE', costMicros: '0', estimated: false });
+          seen.add('USAGE');
+          break;
+        case 'LOG':
+          expect(fields(event.payload)).toEqual(fields(event.payload.kind === 'skip' ? skip : attempt));
+          if (event.payload.kind === 'skip') expect(event.payload).toMatchObject({ provider: unconfigured.id, reason: 'unconfigured', chainIndex: 0 });
+          else expect(event.payload).toMatchObject({ provider: 'OFFLINE', attempt: 1, chainIndex: 1 });
+          seen.add(`LOG ${event.payload.kind}`);
+          break;
+        default:
+          expect.fail(`unexpected ${event.type} event: ${JSON.stringify(event.payload)}`);
+      }
+    }
+    expect([...seen].sort()).toEqual(['LOG attempt', 'LOG skip', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'TOKEN', 'USAGE']);
+  });
+
   it('events() reads every stored event of a long run, page after page, from any seq', async () => {
     const run = await client.runs.start({ agentId: small.id, input: 'Short, then padded' });
     await client.runs.wait(run.id);
@@ -326,4 +390,38 @@ describe('when reconnecting is not the answer', () => {
     await client.runs.cancel(run.id);
   });
 
+  it('a socket refused for one connection too many (4429) is a TooManyConnectionsError, waited out like a rate limit', { timeout: 60_000 }, async () => {
+    const capped = await startTestServer({ worker: false, env: { WS_CONNECTIONS_PER_USER: '1' } });
+    const someone = await given(capped).anOrganization();
+    const project = await given(capped).aProject(someone);
+    // Holds the user's one connection with a subscription; a call over the same socket shows the server counted it.
+    const holder = clientFor(capped, someone.owner.token, 'websocket');
+    const feed = new AbortController();
+    const holding = holder.runs.updates(project.gid, { signal: feed.signal }).next();
+    const streaming = clientFor(capped, someone.owner.token);
+    let sockets: ReturnType<typeof socketCutter> | undefined;
+    try {
+      expect((await holder.viewer()).user.email).toBe(someone.owner.email);
+      sockets = socketCutter(capped);
+      const started = Date.now();
+      const err = await (async () => {
+        for await (const event of streaming.runs.stream('UnVuOng=', { reconnect: { attempts: 1, minDelayMs: 10, maxDelayMs: 10 } })) expect.fail(`got ${event.type}`);
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TooManyConnectionsError);
+      expect(err).toBeInstanceOf(RateLimitedError);
+      const refused = err as TooManyConnectionsError;
+      expect(refused).toMatchObject({ code: 'RATE_LIMITED', closeCode: 4429 });
+      expect(refused.message).toBe('Too many open connections: at most 1 per user');
+      // One retry, after the refusal's retryAfterSeconds, not after the 10 ms backoff.
+      expect(sockets.opened).toBe(2);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(refused.retryAfterSeconds * 1000);
+    } finally {
+      sockets?.stop();
+      feed.abort();
+      await holding.catch(() => {});
+      await holder.close();
+      await streaming.close();
+      await capped.close();
+    }
+  });
 });

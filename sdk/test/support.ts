@@ -99,3 +99,34 @@ export async function blackHoleRelay(app: TestServer) {
     },
   };
 }
+
+/**
+ * A server that accepts connections and reads what is sent, but never answers: an API that hangs (a stuck
+ * process, a load balancer holding requests). Used for HTTP requests and WebSocket upgrades alike.
+ */
+export async function silentServer() {
+  const sockets = new Set<Socket>();
+  let requests = 0;
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket)).on('error', () => {});
+    // Counts requests, not connections: fetch may open spare connections, or reuse one.
+    socket.on('data', (chunk: Buffer) => (requests += chunk.toString('latin1').match(/^(GET|POST) \S+ HTTP\/1\.1\r$/gm)?.length ?? 0));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    graphqlUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`,
+    /** HTTP requests and WebSocket upgrades received so far. */
+    get requests() {
+      return requests;
+    },
+    /** Connections still open. */
+    get open() {
+      return sockets.size;
+    },
+    close() {
+      server.close();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}

@@ -42,6 +42,13 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
 
   const form = () => browser.page.getByRole('main').locator('form').filter({ has: browser.page.getByRole('button', { name: 'Save changes' }) });
 
+  /** The label of the focused control, as a screen reader would announce it. */
+  const focusedLabel = () =>
+    browser.page.evaluate(() => {
+      const el = document.activeElement as HTMLInputElement | null;
+      return el?.labels?.[0]?.textContent?.trim() ?? el?.getAttribute('aria-label') ?? el?.tagName ?? null;
+    });
+
   async function openAgent(id: string) {
     await browser.page.goto(`/agents/${encodeURIComponent(id)}`);
     await form().getByLabel('Name', { exact: true }).waitFor();
@@ -55,6 +62,8 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     expect(await form().getByLabel('Model', { exact: true }).getAttribute('aria-invalid')).toBe('true');
     expect(await browser.page.getByRole('main').getByRole('alert').count()).toBe(0);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).model).toBe('offline-retired');
+    // Focus goes to the field to fix (the message is read with it), not left on Save far below.
+    expect(await focusedLabel()).toBe('Model');
   });
 
   it('has logged no console errors, hydration warnings or page errors', () => {

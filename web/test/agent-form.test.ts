@@ -5,6 +5,12 @@ import { type Account, signedInBrowser, signUp } from './accounts.js';
 import type { BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 
+const UPDATE_AGENT = /* GraphQL */ `
+  mutation ($input: UpdateAgentInput!) {
+    updateAgent(input: $input) { __typename ... on ValidationError { issues { path message } } }
+  }
+`;
+
 describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
   let server: TestServer;
   let browser: BrowserSession;
@@ -64,6 +70,66 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).model).toBe('offline-retired');
     // Focus goes to the field to fix (the message is read with it), not left on Save far below.
     expect(await focusedLabel()).toBe('Model');
+  });
+
+  it("refuses a fallback that repeats the agent's model or an earlier fallback before sending, on its row, in the API's words", async () => {
+    const { page } = browser;
+    const agent = await anAgent('Chainer');
+    await openAgent(agent.id);
+    const sentBefore = updatesSent;
+    await form().getByRole('button', { name: 'Add fallback' }).click();
+    await form().getByLabel('Fallback 1 provider').selectOption('OFFLINE');
+    await form().getByLabel('Fallback 1 model').selectOption('offline-small');
+    for (const n of [2, 3]) {
+      await form().getByRole('button', { name: 'Add fallback' }).click();
+      await form().getByLabel(`Fallback ${n} provider`).selectOption('OFFLINE');
+      await form().getByLabel(`Fallback ${n} model`).selectOption('offline-large');
+    }
+    await form().getByRole('button', { name: 'Save changes' }).click();
+    const rows = form().getByTestId('fallback-row');
+    await rows.nth(0).getByText("OFFLINE offline-small is the agent's own model: a fallback must be another model").waitFor();
+    await rows.nth(2).getByText('OFFLINE offline-large is already earlier in the fallback chain').waitFor();
+    expect(await rows.nth(1).locator('.text-error').count()).toBe(0);
+    expect(await form().getByLabel('Fallback 1 model').getAttribute('aria-invalid')).toBe('true');
+    expect(await form().getByLabel('Fallback 3 model').getAttribute('aria-invalid')).toBe('true');
+    expect(await form().getByLabel('Fallback 2 model').getAttribute('aria-invalid')).toBeNull();
+    expect(await focusedLabel()).toBe('Fallback 1 model');
+    expect(updatesSent).toBe(sentBefore);
+
+    // The same words as the API's, which answers the same chain with the same issues.
+    const refused = await owner.api(UPDATE_AGENT, {
+      input: { id: agent.id, fallbackChain: [1, 2, 3].map((i) => ({ provider: 'OFFLINE', model: i === 1 ? 'offline-small' : 'offline-large' })) },
+    });
+    expect(refused.updateAgent.issues).toEqual([
+      { path: ['fallbackChain', '0'], message: "OFFLINE offline-small is the agent's own model: a fallback must be another model" },
+      { path: ['fallbackChain', '2'], message: 'OFFLINE offline-large is already earlier in the fallback chain' },
+    ]);
+
+    // Changing the chain clears what was said about it; a chain of other models saves.
+    await form().getByRole('button', { name: 'Remove fallback 3' }).click();
+    expect(await rows.locator('.text-error').count()).toBe(0);
+    await form().getByRole('button', { name: 'Remove fallback 1' }).click();
+    await form().getByRole('button', { name: 'Save changes' }).click();
+    await form().getByRole('status').getByText('Saved').waitFor();
+    const stored = await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } });
+    expect(stored.fallbackChain).toEqual([{ provider: 'OFFLINE', model: 'offline-large' }]);
+
+    // Should the API still refuse a chain (here, one the request was changed to on its way), its issue lands on that row.
+    await page.route('**/graphql', async (route) => {
+      const body = JSON.parse(route.request().postData() ?? '{}');
+      if (body.operationName !== 'AgentsPageUpdate') return route.continue();
+      body.variables.input.fallbackChain = [{ provider: 'OFFLINE', model: 'offline-large' }, { provider: 'OFFLINE', model: 'offline-large' }];
+      return route.continue({ postData: JSON.stringify(body) });
+    });
+    try {
+      await form().getByRole('button', { name: 'Add fallback' }).click();
+      await form().getByRole('button', { name: 'Save changes' }).click();
+      await rows.nth(1).getByText('OFFLINE offline-large is already earlier in the fallback chain').waitFor();
+      expect(await focusedLabel()).toBe('Fallback 2 model');
+      expect(await page.getByRole('main').getByRole('alert').count()).toBe(0);
+    } finally {
+      await page.unroute('**/graphql');
+    }
   });
 
   it('has logged no console errors, hydration warnings or page errors', () => {

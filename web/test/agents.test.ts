@@ -48,6 +48,25 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
   });
 
+  it('an agent archived by a teammate while it is being edited: the save is refused, and the page turns to Restore', async () => {
+    const { page } = browser;
+    const agent = await server.rt.prisma.agent.create({ data: { organizationId, projectId, name: 'Drafter', provider: 'OFFLINE', model: 'offline-small' } });
+    const id = toGlobalId('Agent', agent.id);
+    await page.goto(`/agents/${encodeURIComponent(id)}`);
+    const name = page.getByRole('main').getByLabel('Name', { exact: true });
+    await name.fill('Drafter v2');
+    expect((await owner.api(ARCHIVE, { id })).archiveAgent.__typename).toBe('ArchiveAgentPayload');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    // The API's reason, once, and the page as it now is: archived, read-only, with Restore.
+    await page.getByRole('main').getByText('This agent is archived: restore it to edit it').waitFor();
+    await page.getByText(/^Archived on /).waitFor();
+    await page.getByRole('button', { name: 'Restore agent' }).waitFor();
+    expect(await name.isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Save changes' }).count()).toBe(0);
+    expect(await page.getByRole('heading', { name: 'Run this agent' }).count()).toBe(0);
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.id } })).name).toBe('Drafter');
+  });
+
   it('an archived project too, from the projects page, audited', async () => {
     const { page } = browser;
     const archived = await server.rt.prisma.project.create({ data: { organizationId, slug: 'old-stacks', name: 'Old stacks', archivedAt: new Date() } });

@@ -29,6 +29,13 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     await server?.close();
   });
 
+  /** The focused element, as `TAG name=…`. */
+  const focused = () =>
+    browser.page.evaluate(() => {
+      const el = document.activeElement as HTMLInputElement | null;
+      return `${el?.tagName} name=${el?.name ?? ''}`;
+    });
+
   async function anArchivedAgent(name: string) {
     const agent = await server.rt.prisma.agent.create({ data: { organizationId, projectId, name, provider: 'OFFLINE', model: 'offline-small' } });
     const id = toGlobalId('Agent', agent.id);
@@ -41,9 +48,12 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     const agent = await anArchivedAgent('Cataloguer');
     await page.goto(`/agents/${encodeURIComponent(agent.id)}`);
     await page.getByText(/^Archived on /).waitFor();
-    await page.getByRole('button', { name: 'Restore agent' }).click();
+    // From the keyboard: the button goes away with the archived state, and focus lands on the form to edit.
+    await page.getByRole('button', { name: 'Restore agent' }).focus();
+    await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Archive' }).waitFor();
     expect(await page.getByText(/^Archived on /).count()).toBe(0);
+    await expect.poll(focused).toBe('INPUT name=name');
     expect(await page.getByRole('button', { name: 'Save changes' }).isEnabled()).toBe(true);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
   });
@@ -85,8 +95,11 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     await page.getByLabel('Show archived').check();
     const row = page.getByTestId('agent-row').filter({ hasText: 'Indexer' });
     await row.getByText('Archived', { exact: true }).waitFor();
-    await row.getByRole('button', { name: 'Restore' }).click();
+    await row.getByRole('button', { name: 'Restore' }).focus();
+    await page.keyboard.press('Enter');
     await row.getByRole('button', { name: 'Run' }).waitFor();
+    // Focus stays in the agent's row rather than falling back to the top of the page.
+    await expect.poll(() => row.evaluate((el) => el.contains(document.activeElement))).toBe(true);
     expect(await row.getByText('Archived', { exact: true }).count()).toBe(0);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
   });

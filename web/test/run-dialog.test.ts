@@ -97,6 +97,35 @@ describe("the Run dialog and the API's refusals", { timeout: 60_000 }, () => {
     }
   });
 
+  it("explains a key that already started another run in a banner, and starts the run when asked again", async () => {
+    const { page } = browser;
+    const dialog = await openDialog();
+    await dialog.getByLabel('Prompt').fill('Summarize the release notes');
+    // Another run takes the dialog's idempotency key just before its request reaches the API.
+    let taken: string | undefined;
+    await page.route('**/graphql', async (route) => {
+      const body = JSON.parse(route.request().postData() ?? '{}');
+      if (body.operationName === 'AgentsPageStartRun' && !taken) {
+        const other = await owner.api(START_RUN, { input: { agentId, input: 'Something else', idempotencyKey: body.variables.input.idempotencyKey } });
+        taken = other.startRun.__typename;
+      }
+      return route.continue();
+    });
+    await dialog.getByRole('button', { name: 'Start run' }).click();
+    await dialog
+      .getByRole('alert')
+      .getByText('This idempotency key already started a run with another agent or input: use a new key for a new run')
+      .waitFor();
+    await page.unroute('**/graphql');
+    expect(taken).toBe('StartRunPayload');
+    expect(await server.rt.prisma.agentRun.count({ where: { input: 'Summarize the release notes' } })).toBe(0);
+
+    // Asked again, the same prompt starts its own run (with a new key), not the same refusal.
+    await dialog.getByRole('button', { name: 'Start run' }).click();
+    await page.waitForURL('**/runs/**');
+    expect(await server.rt.prisma.agentRun.count({ where: { input: 'Summarize the release notes' } })).toBe(1);
+  });
+
   it('has logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { type Account, signedInBrowser, signUp } from './accounts.js';
-import type { BrowserSession } from './browser.js';
+import { anotherContext, type BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 
 const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
@@ -75,6 +75,39 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     expect(await page.getByRole('button', { name: 'Save changes' }).count()).toBe(0);
     expect(await page.getByRole('heading', { name: 'Run this agent' }).count()).toBe(0);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.id } })).name).toBe('Drafter');
+  });
+
+  it('a project whose agents are all archived says so, and shows them from its empty state', async () => {
+    const curator = await signUp(server, 'Cora Curator');
+    const org = await curator.api(CREATE_ORG, { input: { name: 'Quiet Works', timeZone: 'UTC' } });
+    const project = await curator.api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Attic' } });
+    await server.rt.prisma.agent.create({
+      data: {
+        organizationId: fromGlobalId(org.createOrganization.organization.id, 'Organization'),
+        projectId: fromGlobalId(project.createProject.project.id, 'Project'),
+        name: 'Mothballed',
+        provider: 'OFFLINE',
+        model: 'offline-small',
+        archivedAt: new Date(),
+      },
+    });
+    const session = await anotherContext(browser, { baseURL: server.url });
+    try {
+      await session.page.context().addCookies([{ name: 'hub_session', value: curator.session, url: server.url, httpOnly: true }]);
+      const { page } = session;
+      await page.goto('/agents');
+      // Not an invitation to build a first agent: there is one, archived.
+      await page.getByRole('heading', { name: 'No active agents' }).waitFor();
+      expect(await page.getByRole('heading', { name: 'Build your first agent' }).count()).toBe(0);
+      await page.getByText('1 archived agent is hidden.').waitFor();
+      await page.getByRole('button', { name: 'Show archived agents' }).click();
+      await page.getByTestId('agent-row').filter({ hasText: 'Mothballed' }).getByText('Archived', { exact: true }).waitFor();
+      expect(await page.getByLabel('Show archived').isChecked()).toBe(true);
+      expect(await page.getByLabel('Show archived').evaluate((el) => el === document.activeElement)).toBe(true);
+      expect(session.errors).toEqual([]);
+    } finally {
+      await session.close();
+    }
   });
 
   it('an archived project too, from the projects page, audited', async () => {

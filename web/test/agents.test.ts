@@ -48,12 +48,17 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     const agent = await anArchivedAgent('Cataloguer');
     await page.goto(`/agents/${encodeURIComponent(agent.id)}`);
     await page.getByText(/^Archived on /).waitFor();
+    // Nothing on the page offers to edit it until it is restored.
+    expect(await page.getByRole('main').getByText(/edit the agent/i).count()).toBe(0);
+    expect(await page.getByRole('main').getByLabel('Name', { exact: true }).isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Save changes' }).count()).toBe(0);
     // From the keyboard: the button goes away with the archived state, and focus lands on the form to edit.
     await page.getByRole('button', { name: 'Restore agent' }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Archive' }).waitFor();
     expect(await page.getByText(/^Archived on /).count()).toBe(0);
     await expect.poll(focused).toBe('INPUT name=name');
+    await page.getByRole('main').getByText(/^Edit the agent/).waitFor();
     expect(await page.getByRole('button', { name: 'Save changes' }).isEnabled()).toBe(true);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
   });

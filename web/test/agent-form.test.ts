@@ -72,6 +72,23 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     expect(await focusedLabel()).toBe('Model');
   });
 
+  it('shows the API refusing text that holds a NUL character on each field that holds it', async () => {
+    const agent = await anAgent('Nully');
+    await openAgent(agent.id);
+    await form().getByLabel('Description').fill('one\u0000line');
+    await form().getByLabel('System prompt').fill('Be \u0000 brief');
+    await form().getByRole('button', { name: 'Save changes' }).click();
+    const nul = 'Remove the NUL characters (U+0000): text cannot hold them';
+    await form().getByText(nul).first().waitFor();
+    expect(await form().getByText(nul).count()).toBe(2);
+    expect(await form().getByLabel('Description').getAttribute('aria-invalid')).toBe('true');
+    expect(await form().getByLabel('System prompt').getAttribute('aria-invalid')).toBe('true');
+    expect(await form().getByLabel('Name', { exact: true }).getAttribute('aria-invalid')).toBeNull();
+    expect(await focusedLabel()).toBe('Description');
+    expect(await browser.page.getByRole('main').getByRole('alert').count()).toBe(0);
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).description).toBe('');
+  });
+
   it("refuses a fallback that repeats the agent's model or an earlier fallback before sending, on its row, in the API's words", async () => {
     const { page } = browser;
     const agent = await anAgent('Chainer');

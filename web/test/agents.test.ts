@@ -82,6 +82,25 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.id } })).name).toBe('Drafter');
   });
 
+  it('archiving from the list keeps focus in the list, on the agent that took its place', async () => {
+    const { page } = browser;
+    for (const name of ['Alpha', 'Beta']) {
+      await server.rt.prisma.agent.create({ data: { organizationId, projectId, name, provider: 'OFFLINE', model: 'offline-small' } });
+    }
+    await page.goto('/agents');
+    await page.getByTestId('agent-row').filter({ hasText: 'Beta' }).waitFor();
+    await page.getByRole('button', { name: 'Archive Alpha' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: 'Archive Alpha?' }).getByRole('button', { name: 'Archive', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('agent-row').filter({ hasText: 'Alpha' }).waitFor({ state: 'detached' });
+    // An agent's link in a row still listed, not the page's body.
+    const focusedRowLink = () =>
+      page.evaluate(() => (document.activeElement?.closest('[data-testid="agent-row"]') ? document.activeElement.tagName : `outside: ${document.activeElement?.tagName}`));
+    await expect.poll(focusedRowLink).toBe('A');
+    expect(await page.evaluate(() => document.activeElement?.closest('[data-testid="agent-row"]')?.textContent)).not.toContain('Alpha');
+  });
+
   it('a project whose agents are all archived says so, and shows them from its empty state', async () => {
     const curator = await signUp(server, 'Cora Curator');
     const org = await curator.api(CREATE_ORG, { input: { name: 'Quiet Works', timeZone: 'UTC' } });

@@ -57,6 +57,7 @@ describe("the Run dialog and the API's refusals", { timeout: 60_000 }, () => {
     session.page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name ?? document.activeElement?.tagName);
 
   it('refuses a prompt of only spaces and line breaks before sending, under the prompt, which keeps focus', async () => {
+    const { page } = browser;
     const dialog = await openDialog();
     const sentBefore = startsSent;
     await dialog.getByLabel('Prompt').fill('  \n\t ');
@@ -65,6 +66,10 @@ describe("the Run dialog and the API's refusals", { timeout: 60_000 }, () => {
     expect(await dialog.getByLabel('Prompt').getAttribute('aria-invalid')).toBe('true');
     expect(await focusedName()).toBe('input');
     expect(startsSent).toBe(sentBefore);
+    // Typing a prompt hides what was said about the blank one.
+    await page.keyboard.type('Summarize');
+    expect(await dialog.getByText('Give the agent something to do').count()).toBe(0);
+    expect(await dialog.getByLabel('Prompt').getAttribute('aria-invalid')).toBeNull();
   });
 
   it('shows the API refusing a NUL character under the prompt, without the field name in front, and focuses it', async () => {

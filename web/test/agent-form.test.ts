@@ -60,9 +60,12 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     await form().getByLabel('Name', { exact: true }).waitFor();
   }
 
-  it('shows the API refusing the model next to the Model field', async () => {
+  it("shows a model the catalog no longer offers, marked, and the API's refusal of it on the Model field", async () => {
     const agent = await anAgent('Retiree', { model: 'offline-retired' });
     await openAgent(agent.id);
+    // The stored model is shown, marked, rather than an empty picker.
+    const selected = () => form().getByLabel('Model', { exact: true }).evaluate((el: HTMLSelectElement) => el.selectedOptions[0]?.textContent?.trim());
+    expect(await selected()).toBe('offline-retired (no longer offered)');
     await form().getByRole('button', { name: 'Save changes' }).click();
     await form().getByText('Unknown OFFLINE model; choose one of: offline-small, offline-large').waitFor();
     expect(await form().getByLabel('Model', { exact: true }).getAttribute('aria-invalid')).toBe('true');
@@ -70,6 +73,11 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).model).toBe('offline-retired');
     // Focus goes to the field to fix (the message is read with it), not left on Save far below.
     expect(await focusedLabel()).toBe('Model');
+
+    await form().getByLabel('Model', { exact: true }).selectOption('offline-large');
+    await form().getByRole('button', { name: 'Save changes' }).click();
+    await form().getByRole('status').getByText('Saved').waitFor();
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).model).toBe('offline-large');
   });
 
   it('shows the API refusing text that holds a NUL character on each field that holds it', async () => {

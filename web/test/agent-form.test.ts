@@ -93,6 +93,9 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     expect(await form().getByLabel('System prompt').getAttribute('aria-invalid')).toBe('true');
     expect(await form().getByLabel('Name', { exact: true }).getAttribute('aria-invalid')).toBeNull();
     expect(await focusedLabel()).toBe('Description');
+    // Drawn in the error colour, unlike the name, which was fine.
+    const border = (label: string) => form().getByLabel(label, { exact: true }).evaluate((el) => getComputedStyle(el).borderTopColor);
+    expect(await border('System prompt')).not.toBe(await border('Name'));
     expect(await browser.page.getByRole('main').getByRole('alert').count()).toBe(0);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).description).toBe('');
   });

@@ -66,10 +66,14 @@ describe("the Run dialog and the API's refusals", { timeout: 60_000 }, () => {
     expect(await dialog.getByLabel('Prompt').getAttribute('aria-invalid')).toBe('true');
     expect(await focusedName()).toBe('input');
     expect(startsSent).toBe(sentBefore);
+    const border = () => dialog.getByLabel('Prompt').evaluate((el) => getComputedStyle(el).borderTopColor);
+    const refusedBorder = await border();
     // Typing a prompt hides what was said about the blank one.
     await page.keyboard.type('Summarize');
     expect(await dialog.getByText('Give the agent something to do').count()).toBe(0);
     expect(await dialog.getByLabel('Prompt').getAttribute('aria-invalid')).toBeNull();
+    // The refused prompt was drawn in the error colour, as the agent form's fields are.
+    expect(refusedBorder).not.toBe(await border());
   });
 
   it('shows the API refusing a NUL character under the prompt, without the field name in front, and focuses it', async () => {

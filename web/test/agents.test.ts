@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { type Account, signedInBrowser, signUp } from './accounts.js';
-import type { BrowserSession } from './browser.js';
+import { anotherContext, type BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT } from './operations.js';
 
 const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
@@ -29,6 +29,13 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     await server?.close();
   });
 
+  /** The focused element, as `TAG name=…`. */
+  const focused = () =>
+    browser.page.evaluate(() => {
+      const el = document.activeElement as HTMLInputElement | null;
+      return `${el?.tagName} name=${el?.name ?? ''}`;
+    });
+
   async function anArchivedAgent(name: string) {
     const agent = await server.rt.prisma.agent.create({ data: { organizationId, projectId, name, provider: 'OFFLINE', model: 'offline-small' } });
     const id = toGlobalId('Agent', agent.id);
@@ -41,11 +48,90 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     const agent = await anArchivedAgent('Cataloguer');
     await page.goto(`/agents/${encodeURIComponent(agent.id)}`);
     await page.getByText(/^Archived on /).waitFor();
-    await page.getByRole('button', { name: 'Restore agent' }).click();
+    // Nothing on the page offers to edit it until it is restored.
+    expect(await page.getByRole('main').getByText(/edit the agent/i).count()).toBe(0);
+    expect(await page.getByRole('main').getByLabel('Name', { exact: true }).isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Save changes' }).count()).toBe(0);
+    // From the keyboard: the button goes away with the archived state, and focus lands on the form to edit.
+    await page.getByRole('button', { name: 'Restore agent' }).focus();
+    await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Archive' }).waitFor();
     expect(await page.getByText(/^Archived on /).count()).toBe(0);
+    await expect.poll(focused).toBe('INPUT name=name');
+    await page.getByRole('main').getByText(/^Edit the agent/).waitFor();
     expect(await page.getByRole('button', { name: 'Save changes' }).isEnabled()).toBe(true);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
+  });
+
+  it('an agent archived by a teammate while it is being edited: the save is refused, and the page turns to Restore', async () => {
+    const { page } = browser;
+    const agent = await server.rt.prisma.agent.create({ data: { organizationId, projectId, name: 'Drafter', provider: 'OFFLINE', model: 'offline-small' } });
+    const id = toGlobalId('Agent', agent.id);
+    await page.goto(`/agents/${encodeURIComponent(id)}`);
+    const name = page.getByRole('main').getByLabel('Name', { exact: true });
+    await name.fill('Drafter v2');
+    expect((await owner.api(ARCHIVE, { id })).archiveAgent.__typename).toBe('ArchiveAgentPayload');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    // The API's reason, once, and the page as it now is: archived, read-only, with Restore.
+    await page.getByRole('main').getByText('This agent is archived: restore it to edit it').waitFor();
+    await page.getByText(/^Archived on /).waitFor();
+    await page.getByRole('button', { name: 'Restore agent' }).waitFor();
+    expect(await name.isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Save changes' }).count()).toBe(0);
+    expect(await page.getByRole('heading', { name: 'Run this agent' }).count()).toBe(0);
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.id } })).name).toBe('Drafter');
+  });
+
+  it('archiving from the list keeps focus in the list, on the agent that took its place', async () => {
+    const { page } = browser;
+    for (const name of ['Alpha', 'Beta']) {
+      await server.rt.prisma.agent.create({ data: { organizationId, projectId, name, provider: 'OFFLINE', model: 'offline-small' } });
+    }
+    await page.goto('/agents');
+    await page.getByTestId('agent-row').filter({ hasText: 'Beta' }).waitFor();
+    await page.getByRole('button', { name: 'Archive Alpha' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: 'Archive Alpha?' }).getByRole('button', { name: 'Archive', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('agent-row').filter({ hasText: 'Alpha' }).waitFor({ state: 'detached' });
+    // An agent's link in a row still listed, not the page's body.
+    const focusedRowLink = () =>
+      page.evaluate(() => (document.activeElement?.closest('[data-testid="agent-row"]') ? document.activeElement.tagName : `outside: ${document.activeElement?.tagName}`));
+    await expect.poll(focusedRowLink).toBe('A');
+    expect(await page.evaluate(() => document.activeElement?.closest('[data-testid="agent-row"]')?.textContent)).not.toContain('Alpha');
+  });
+
+  it('a project whose agents are all archived says so, and shows them from its empty state', async () => {
+    const curator = await signUp(server, 'Cora Curator');
+    const org = await curator.api(CREATE_ORG, { input: { name: 'Quiet Works', timeZone: 'UTC' } });
+    const project = await curator.api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Attic' } });
+    await server.rt.prisma.agent.create({
+      data: {
+        organizationId: fromGlobalId(org.createOrganization.organization.id, 'Organization'),
+        projectId: fromGlobalId(project.createProject.project.id, 'Project'),
+        name: 'Mothballed',
+        provider: 'OFFLINE',
+        model: 'offline-small',
+        archivedAt: new Date(),
+      },
+    });
+    const session = await anotherContext(browser, { baseURL: server.url });
+    try {
+      await session.page.context().addCookies([{ name: 'hub_session', value: curator.session, url: server.url, httpOnly: true }]);
+      const { page } = session;
+      await page.goto('/agents');
+      // Not an invitation to build a first agent: there is one, archived.
+      await page.getByRole('heading', { name: 'No active agents' }).waitFor();
+      expect(await page.getByRole('heading', { name: 'Build your first agent' }).count()).toBe(0);
+      await page.getByText('1 archived agent is hidden.').waitFor();
+      await page.getByRole('button', { name: 'Show archived agents' }).click();
+      await page.getByTestId('agent-row').filter({ hasText: 'Mothballed' }).getByText('Archived', { exact: true }).waitFor();
+      expect(await page.getByLabel('Show archived').isChecked()).toBe(true);
+      expect(await page.getByLabel('Show archived').evaluate((el) => el === document.activeElement)).toBe(true);
+      expect(session.errors).toEqual([]);
+    } finally {
+      await session.close();
+    }
   });
 
   it('an archived project too, from the projects page, audited', async () => {
@@ -66,8 +152,11 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     await page.getByLabel('Show archived').check();
     const row = page.getByTestId('agent-row').filter({ hasText: 'Indexer' });
     await row.getByText('Archived', { exact: true }).waitFor();
-    await row.getByRole('button', { name: 'Restore' }).click();
+    await row.getByRole('button', { name: 'Restore' }).focus();
+    await page.keyboard.press('Enter');
     await row.getByRole('button', { name: 'Run' }).waitFor();
+    // Focus stays in the agent's row rather than falling back to the top of the page.
+    await expect.poll(() => row.evaluate((el) => el.contains(document.activeElement))).toBe(true);
     expect(await row.getByText('Archived', { exact: true }).count()).toBe(0);
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).archivedAt).toBeNull();
   });

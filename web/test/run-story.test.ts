@@ -145,6 +145,14 @@ describe('the Run page tells how a run went', () => {
     await page.getByTestId('run-status').getByText('Succeeded').waitFor();
     await page.getByText('Its agent is archived').waitFor();
     expect(await page.getByRole('button', { name: 'Retry' }).isDisabled()).toBe(true);
+
+    // Where to do something about it: the note leads to the agent's page, which offers Restore.
+    await page.getByRole('link', { name: 'Its agent is archived' }).click();
+    await page.getByRole('button', { name: 'Restore agent' }).waitFor();
+    await page.goBack();
+    // The Details name the agent with a link to it, archived or not.
+    await page.getByRole('region', { name: 'Details' }).getByRole('link', { name: 'Fallback planner' }).click();
+    await page.getByRole('button', { name: 'Restore agent' }).waitFor();
   });
 
   it('logged no console errors, hydration warnings or page errors', () => {

@@ -238,9 +238,13 @@ describe('agents, runs and live streaming', () => {
     await page.goto('/runs');
     await page.getByText('Showing 25 of 32 runs').waitFor();
     expect(await page.getByTestId('run-row').count()).toBe(25);
-    await page.getByRole('button', { name: 'Load more' }).click();
+    // From the keyboard: the button goes away with the last page, and focus moves to the first run it brought.
+    await page.getByRole('button', { name: 'Load more' }).focus();
+    await page.keyboard.press('Enter');
     await page.getByText('Showing 32 of 32 runs').waitFor();
     expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+    const twentySixth = await page.getByTestId('run-row').nth(25).getByRole('link').first().getAttribute('href');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('href'))).toBe(twentySixth);
     expect(await page.getByText('$0.0015').count()).toBe(30);
     await screenshot(page, `${SCREENSHOTS}/hub-runs.png`);
 

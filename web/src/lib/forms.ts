@@ -1,4 +1,5 @@
 import type { CombinedError } from '@urql/core';
+import { tick } from 'svelte';
 
 /** An expected failure from a mutation, as selected by the `MutationErrors` fragment. */
 export interface MutationFailure {
@@ -62,6 +63,12 @@ export function formErrors(
     result.form = failure.message;
   }
   return result;
+}
+
+/** Once a form's errors are drawn, focuses the first field they mark invalid, so its message is read with it. */
+export async function focusFirstInvalid(form: HTMLFormElement): Promise<void> {
+  await tick();
+  form.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
 }
 
 // graphql-js's words for a variable it could not coerce, e.g. `Variable "$input" got invalid value 99999999999 at

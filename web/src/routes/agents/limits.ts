@@ -1,4 +1,5 @@
 import { checkRange } from '$lib/forms';
+import type { Provider } from '$lib/graphql/_generated/graphql';
 
 /** The API's limits on an agent's settings (AGENT_LIMITS in api/src/modules/agents/agents.service.ts). */
 export const AGENT_LIMITS = {
@@ -17,5 +18,25 @@ export function checkAgentNumbers(values: { temperature: number | null; maxOutpu
   const maxOutputTokens = checkRange(values.maxOutputTokens, AGENT_LIMITS.maxOutputTokens);
   if (temperature) problems.temperature = temperature;
   if (maxOutputTokens) problems.maxOutputTokens = maxOutputTokens;
+  return problems;
+}
+
+/**
+ * Fallbacks that repeat the agent's own model or an earlier fallback, by `fallbackChain.<i>`, in the API's words
+ * (checkChain in agents.service.ts): such a fallback would only retry what just failed.
+ */
+export function checkFallbackChain(
+  primary: { provider: Provider; model: string },
+  chain: { provider: Provider; model: string }[],
+): Record<string, string> {
+  const problems: Record<string, string> = {};
+  const tried = [`${primary.provider} ${primary.model}`];
+  chain.forEach(({ provider, model }, i) => {
+    const name = `${provider} ${model}`;
+    const earlier = tried.indexOf(name);
+    tried.push(name);
+    if (earlier === 0) problems[`fallbackChain.${i}`] = `${name} is the agent's own model: a fallback must be another model`;
+    else if (earlier > 0) problems[`fallbackChain.${i}`] = `${name} is already earlier in the fallback chain`;
+  });
   return problems;
 }

@@ -14,6 +14,8 @@ export interface OpenOptions {
   baseURL: string;
   colorScheme?: 'light' | 'dark';
   viewport?: { width: number; height: number };
+  /** false: the page as served, before (or without) its script: what a submit does before hydration. */
+  javaScriptEnabled?: boolean;
 }
 
 /** Debian's Chromium, headless; `npx playwright install` cannot download browsers on these machines. */
@@ -35,6 +37,7 @@ export async function openBrowser(options: OpenOptions): Promise<BrowserSession>
       baseURL: options.baseURL,
       colorScheme: options.colorScheme ?? 'light',
       viewport: options.viewport ?? { width: 1280, height: 800 },
+      javaScriptEnabled: options.javaScriptEnabled ?? true,
     });
     const page = await context.newPage();
     return { page, errors: collectErrors(page), close: () => browser.close() };

@@ -40,6 +40,22 @@ describe('identity and tenancy pages', () => {
     expect(await page.getByRole('link', { name: 'Create an account' }).getAttribute('href')).toBe('/sign-up?next=%2Fmembers');
   });
 
+  it('never puts a password in the address, even when the form is sent before the page script runs', async () => {
+    const bare = await openBrowser({ baseURL: server.url, javaScriptEnabled: false });
+    try {
+      for (const path of ['/sign-in', '/sign-up']) {
+        await bare.page.goto(path);
+        await bare.page.locator('input[name="email"]').fill('early@example.test');
+        await bare.page.locator('input[name="password"]').fill('hunter2-early-bird');
+        await bare.page.locator('input[name="password"]').press('Enter');
+        await bare.page.waitForLoadState('load');
+        expect(bare.page.url()).not.toMatch(/hunter2|password|early%40/);
+      }
+    } finally {
+      await bare.close();
+    }
+  });
+
   it('signs up, showing each invalid field next to it', async () => {
     const { page } = browser;
     await page.getByRole('link', { name: 'Create an account' }).click();

@@ -49,3 +49,14 @@ export function startHubProcess(env: Record<string, string>, script = CHILD): Pr
     });
   });
 }
+
+/** Polls `fn` every 50 ms until it gives something truthy (a process's state changing), or fails after `timeoutMs`. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase, usingPostgres } from '../../test/db.js';
-import { startHubProcess } from '../../test/processes.js';
+import { startHubProcess, waitFor } from '../../test/processes.js';
 import { anOwnerOnProcess } from '../../test/remote.js';
 import { TcpProxy } from '../../test/tcp-proxy.js';
 
@@ -12,16 +12,6 @@ afterAll(async () => {
 
 const START = `mutation($a: ID!) { startRun(input: { agentId: $a, input: "Plan a trip" }) { ... on StartRunPayload { run { id } } } }`;
 const RUN = `query($id: ID!) { run(id: $id) { status } }`;
-
-async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** What a restart of PostgreSQL (or a failover) does to a database's clients: every connection is closed by the server. */
 async function dropEveryConnection(url: string) {

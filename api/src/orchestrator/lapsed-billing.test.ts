@@ -6,7 +6,7 @@ import { getTestDatabase, usingPostgres } from '../../test/db.js';
 import { given } from '../../test/factories.js';
 import { startOpenAIFake, type FakeProviderServer } from '../../test/fakes/index.js';
 import { gql, startTestServer, type TestServer } from '../../test/harness.js';
-import { startHubProcess, startWorkerProcess, type HubProcess } from '../../test/processes.js';
+import { startHubProcess, startWorkerProcess, type HubProcess, waitFor } from '../../test/processes.js';
 import { collectRunEvents } from '../../test/subscribe.js';
 import { openDatabase } from '../lib/db.js';
 import { fromGlobalId, toGlobalId } from '../lib/ids.js';
@@ -33,16 +33,6 @@ afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn();
   await openai.close();
 });
-
-async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const START = `mutation($a: ID!, $i: String!) { startRun(input: { agentId: $a, input: $i }) { ... on StartRunPayload { run { id } } } }`;
 const SET_BUDGET = `mutation($input: SetBudgetInput!) { setBudget(input: $input) { __typename } }`;

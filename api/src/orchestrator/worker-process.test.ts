@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { getTestDatabase, usingPostgres } from '../../test/db.js';
 import { given } from '../../test/factories.js';
 import { gql, startTestServer } from '../../test/harness.js';
-import { startHubProcess, startWorkerProcess, type HubProcess } from '../../test/processes.js';
+import { startHubProcess, startWorkerProcess, type HubProcess, waitFor } from '../../test/processes.js';
 import { collectRunEvents, type StreamedEvent } from '../../test/subscribe.js';
 
 const SLOW = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '1500' };
@@ -15,16 +15,6 @@ const cleanup: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn();
 });
-
-async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const START = `mutation($a: ID!) { startRun(input: { agentId: $a, input: "A long plan please" }) { ... on StartRunPayload { run { id } } } }`;
 

@@ -24,8 +24,9 @@ let large: Agent;
 let ownerToken: string;
 
 beforeAll(async () => {
-  // A few milliseconds per token make a large run last about a second: long enough to cut it mid-stream.
-  app = await startTestServer({ env: { OFFLINE_TOKEN_DELAY_MS: '5' } });
+  // A few milliseconds per token make a large run last about two seconds: long enough to cut it mid-stream
+  // three times, reconnecting in between, on a machine busy with other tests (at 5 ms a run could end first).
+  app = await startTestServer({ env: { OFFLINE_TOKEN_DELAY_MS: '10' } });
   const org = await given(app).anOrganization();
   projectId = (await given(app).aProject(org)).gid;
   ownerToken = org.owner.token;

@@ -76,6 +76,25 @@ function useBaselineWasmCompiler() {
 /** Shared buffers of the embedded database (see openDatabase). */
 export const EMBEDDED_SHARED_BUFFERS = '32MB';
 
+/** How long work waits for a database that is out of reach (a restart, a failover) before it fails. */
+export const UNREACHABLE_WINDOW_MS = 10_000;
+
+/**
+ * `attempt`, tried again while `retry(err)` says the database was out of reach: after 0.1 s, then twice as
+ * long each time up to 1 s, for at most `windowMs`. The caller decides which failures are safe to try again.
+ */
+export async function whileUnreachable<T>(attempt: () => Promise<T>, retry: (err: unknown) => boolean, windowMs = UNREACHABLE_WINDOW_MS): Promise<T> {
+  const until = Date.now() + windowMs;
+  for (let pause = 100; ; pause = Math.min(pause * 2, 1_000)) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!retry(err) || Date.now() + pause > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 20 });

@@ -1,5 +1,5 @@
 import type { RunEventType } from '../_generated/prisma/enums.js';
-import type { SqlQuery } from '../lib/db.js';
+import { whileUnreachable, type SqlQuery } from '../lib/db.js';
 import { statementNotifications, type EventBus } from '../lib/pubsub.js';
 import { SqlParams, utcWall } from '../lib/sql.js';
 
@@ -46,9 +46,6 @@ export class LeaseLostError extends Error {
   }
 }
 
-/** How long a statement of the event log is sent again while the database is out of reach. */
-const UNREACHABLE_RETRY_MS = 10_000;
-
 /** Errors of a statement that never reached the database, or whose connection it closed: a restart, a failover. */
 function lostConnection(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
@@ -57,7 +54,7 @@ function lostConnection(err: unknown): boolean {
 }
 
 /**
- * `query`, sending a statement again (for up to UNREACHABLE_RETRY_MS) when it could not reach the database,
+ * `query`, sending a statement again (for up to UNREACHABLE_WINDOW_MS) when it could not reach the database,
  * so that a restart of PostgreSQL does not cost the runs in progress their events, and their worker its
  * runs (which would start over, and pay again, once their leases lapsed). Sending an event statement twice
  * never stores anything twice: should the first have committed after all (its reply lost with the
@@ -66,17 +63,7 @@ function lostConnection(err: unknown): boolean {
  * has left. (Skipping stored seqs instead would hide a writer that is wrong about its run's seq.)
  */
 function retriedWhileUnreachable(query: SqlQuery): SqlQuery {
-  return async <T>(text: string, params?: unknown[]) => {
-    const until = Date.now() + UNREACHABLE_RETRY_MS;
-    for (let pause = 100; ; pause = Math.min(pause * 2, 1_000)) {
-      try {
-        return await query<T>(text, params);
-      } catch (err) {
-        if (!lostConnection(err) || Date.now() + pause > until) throw err;
-        await new Promise((resolve) => setTimeout(resolve, pause));
-      }
-    }
-  };
+  return <T>(text: string, params?: unknown[]) => whileUnreachable(() => query<T>(text, params), lostConnection);
 }
 
 /** One run's batch on its way to the database. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { BudgetPeriod } from '../../_generated/prisma/enums.js';
-import type { Database, SqlQuery } from '../../lib/db.js';
+import { whileUnreachable, type Database, type SqlQuery } from '../../lib/db.js';
 import type { Logger } from '../../lib/logger.js';
 import type { EventBus } from '../../lib/pubsub.js';
 import { utcWall } from '../../lib/sql.js';
@@ -173,8 +173,6 @@ const min = (a: bigint, b: bigint) => (a < b ? a : b);
 const TRIM_POLL_MS = 10;
 /** How often it asks them again (a process that was not asked, or leased anew). */
 const TRIM_ASK_EVERY_MS = 100;
-/** How long a statement waits for a connection while the database refuses them (a restart, a failover). */
-const RECONNECT_WINDOW_MS = 10_000;
 /** A budget near its limit stays exact this long after the last request for spare allowance. */
 const EXACT_HOLD_MS = 10_000;
 
@@ -602,24 +600,23 @@ export class BudgetGuard implements AttemptBudget {
    * (`running`), and nothing else is sent on it. This way they never queue behind other work for a pooled
    * connection, and run on a session where the function is compiled and the statements prepared (a fresh
    * session pays ~20 ms for that). Any error discards the connection; the next statement opens another (and
-   * waits for one up to RECONNECT_WINDOW_MS: a statement that was never sent can be sent later; one that
+   * waits for one up to UNREACHABLE_WINDOW_MS: a statement that was never sent can be sent later; one that
    * failed on its way is not sent again, since it may have committed).
    */
   private async statement<T>(name: string, text: string, params: unknown[]): Promise<T[]> {
     const pool = this.db.pool;
     if (!pool || this.closed) return this.db.query<T>(text, params);
-    let open: Session | undefined;
-    for (let pause = 100, until = Date.now() + RECONNECT_WINDOW_MS; !open; pause = Math.min(pause * 2, 1_000)) {
+    // Nothing was sent while no connection opens: try again while the database restarts, rather than lose
+    // the settlements' ledger rows.
+    const open = await whileUnreachable(async () => {
       const session = (this.session ??= this.openSession(pool));
       try {
-        open = await session;
+        return await session;
       } catch (err) {
         if (this.session === session) this.session = null;
-        // Nothing was sent: try again while the database restarts, rather than lose the settlements' ledger rows.
-        if (Date.now() + pause > until) throw err;
-        await new Promise((resolve) => setTimeout(resolve, pause));
+        throw err;
       }
-    }
+    }, () => true);
     try {
       return (await open.client.query({ name, text, values: params })).rows as T[];
     } catch (err) {

@@ -233,6 +233,25 @@ describe('forms in the browser: limits checked before sending, and in words', { 
     }
   });
 
+  it('holds a sign-in clicked while the page\'s script is still loading until it can check it', async () => {
+    const visitor = await anotherContext(browser, { baseURL: server.url });
+    try {
+      const { page } = visitor;
+      // A slow connection: the page arrives, its script a second and a half later.
+      await page.route('**/_app/immutable/**/*.js', async (route) => {
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await route.continue();
+      });
+      await page.goto('/sign-in', { waitUntil: 'domcontentloaded' });
+      await page.locator('input[name="email"]').fill(account.email);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByText('Enter your password').waitFor();
+      expect(new URL(page.url()).pathname).toBe('/sign-in');
+    } finally {
+      await visitor.close();
+    }
+  });
+
   it('has logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });

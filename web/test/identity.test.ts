@@ -40,16 +40,22 @@ describe('identity and tenancy pages', () => {
     expect(await page.getByRole('link', { name: 'Create an account' }).getAttribute('href')).toBe('/sign-up?next=%2Fmembers');
   });
 
-  it('never puts a password in the address, even when the form is sent before the page script runs', async () => {
+  it('cannot send a sign-in or sign-up before the page script runs, says so, and never puts a password in the address', async () => {
     const bare = await openBrowser({ baseURL: server.url, javaScriptEnabled: false });
     try {
       for (const path of ['/sign-in', '/sign-up']) {
         await bare.page.goto(path);
+        // Before its script runs the form cannot be sent, and the page says why.
+        expect(await bare.page.locator('button[type="submit"]').isDisabled()).toBe(true);
+        // (Playwright's text locators skip <noscript>, so read it as an element.)
+        expect(await bare.page.locator('noscript p').isVisible()).toBe(true);
+        expect(await bare.page.locator('noscript p').textContent()).toContain('Orchestration Hub needs JavaScript');
         await bare.page.locator('input[name="email"]').fill('early@example.test');
         await bare.page.locator('input[name="password"]').fill('hunter2-early-bird');
         await bare.page.locator('input[name="password"]').press('Enter');
         await bare.page.waitForLoadState('load');
         expect(bare.page.url()).not.toMatch(/hunter2|password|early%40/);
+        expect(new URL(bare.page.url()).pathname).toBe(path);
       }
     } finally {
       await bare.close();

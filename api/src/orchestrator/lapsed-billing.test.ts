@@ -221,3 +221,64 @@ describe('what the sweep charges for a dead claim, from the events it stored', (
     expect(await api.rt.prisma.usageRecord.count({ where: { runId: { in: [failed.id, settled.id] } } })).toBe(1);
   });
 });
+
+describe('a worker stalled past its lease, not dead', () => {
+  it('replaces the sweep’s estimate of its attempt with its own settlement: the attempt is on the ledger and in the spend once', async () => {
+    // A one-minute lease, renewed every 20 s: the test makes it lapse by hand, as a stalled process would let it.
+    const api = await startTestServer({ env: { ...ENV, OPENAI_BASE_URL: openai.url, RUN_LEASE_MS: '60000' } });
+    cleanup.push(() => api.close());
+    const prisma = api.rt.prisma;
+    const { owner, ...org } = await given(api).anOrganization();
+    const project = await given(api).aProject({ ...org, owner });
+    const agent = await prisma.agent.create({
+      data: { organizationId: org.id, projectId: project.id, name: 'Metered', provider: 'OPENAI', model: MODEL, maxOutputTokens: MAX_OUTPUT },
+    });
+    expect((await owner.gql(SET_BUDGET, { input: { organizationId: org.gid, period: 'DAILY', limit: LIMIT.toString() } })).data!.setBudget.__typename).toBe('SetBudgetPayload');
+    // The provider stalls for 3 s after 8 chunks: meanwhile the worker stores nothing, as a stalled process would not.
+    openai.enqueue({ kind: 'reply', text: 'word '.repeat(40), chunks: 40, chunkDelayMs: 20, pauseAfterChunks: 8, pauseMs: 3_000, usage: REPORTED });
+    const runId = fromGlobalId((await owner.gql(START, { a: toGlobalId('Agent', agent.id), i: PROMPT })).data!.startRun.run.id as string, 'Run');
+    await waitFor(async () => (openai.requests.at(-1)?.chunksSent ?? 0) >= 8);
+    // What it received is stored: the run's last seq stays put for 300 ms.
+    let seq = -1;
+    await waitFor(async () => {
+      const { lastSeq } = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId } });
+      if (lastSeq === seq) return true;
+      seq = lastSeq;
+      await new Promise((r) => setTimeout(r, 300));
+      return false;
+    });
+
+    // Its lease lapses during the stall; the sweep takes the run back and estimates the attempt.
+    await prisma.agentRun.update({ where: { id: runId }, data: { leaseExpiresAt: new Date(Date.now() - 1_000) } });
+    expect(await api.rt.orchestrator.recover()).toBe(1);
+    const estimate = await prisma.usageRecord.findFirstOrThrow({ where: { runId, claim: 1, attempt: 1 } });
+    expect(estimate.estimated).toBe(true);
+
+    // The worker finds its lease gone at its next batch of events, stops, and settles what it received: in place of the estimate.
+    const replaced = await waitFor(async () => {
+      const rows = await prisma.usageRecord.findMany({ where: { runId, claim: 1 } });
+      return rows.length === 1 && !rows[0]!.estimated && rows[0]!;
+    });
+    expect(replaced.id).toBe(estimate.id);
+    expect(replaced.outputTokens).toBeGreaterThanOrEqual(estimate.outputTokens);
+
+    // Taken back, the run runs again to its end under a second claim.
+    const done = await waitFor(async () => {
+      const r = await prisma.agentRun.findUniqueOrThrow({ where: { id: runId } });
+      return r.status === 'SUCCEEDED' && r;
+    });
+    const ledger = await prisma.usageRecord.findMany({ where: { runId }, orderBy: { claim: 'asc' } });
+    expect(ledger.map((r) => [r.claim, r.attempt, r.estimated])).toEqual([
+      [1, 1, false],
+      [2, 1, false],
+    ]);
+    const total = ledger.reduce((sum, r) => sum + r.costMicros, 0n);
+    expect(done).toMatchObject({ attempts: 2, costMicros: total });
+    // The estimate came off the spend again, and what it had taken out of the worker's lease went back into it.
+    const budget = await prisma.budget.findFirstOrThrow({ where: { organizationId: org.id } });
+    expect(budget.spentMicros).toBe(total);
+    const leased = (await prisma.budgetLease.aggregate({ where: { budgetId: budget.id }, _sum: { amountMicros: true } }))._sum.amountMicros ?? 0n;
+    expect(budget.reservedMicros).toBe(leased);
+    expect(budget.spentMicros + budget.reservedMicros).toBeLessThanOrEqual(LIMIT);
+  }, 60_000);
+});

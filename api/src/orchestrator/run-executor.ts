@@ -90,6 +90,12 @@ export interface RunContext {
   organizationId: string;
   projectId: string;
   agentId: string;
+  /**
+   * The claim executing it (the run's `attempts` then). Its settlements name it, so that a worker stalled past
+   * its lease, whose attempt the recovery sweep has estimated meanwhile, replaces the estimate instead of
+   * adding to it. Absent for attempts outside a claimed run (benchmarks and tests of the guard alone).
+   */
+  claim?: number;
 }
 
 export interface ExecutorDeps {
@@ -371,7 +377,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
   if (run.cancelRequested) cancel.abort();
   const prepared = early && sameFirstRequest(early.agent, agent) ? early.attempt : undefined;
   if (!prepared) early?.attempt.discard();
-  const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId };
+  const rc: RunContext = { runId, organizationId: run.organizationId, projectId: run.projectId, agentId: run.agentId, claim: run.attempts };
   // Events are stored only under this claim's lease: once another worker holds the run, the next batch is
   // refused and the provider request stops (as when a renewal finds the lease gone, only sooner).
   const writer = new RunEventWriter(deps.events, runId, run.lastSeq, { owner: workerId, attempt: run.attempts, onLost: () => cancel.abort() });

@@ -26,6 +26,9 @@ export interface ReplyBehavior {
   dropAfterChunks?: number;
   /** Stop sending (but keep the connection open) after this many text chunks, until the client leaves. */
   stallAfterChunks?: number;
+  /** Pause for `pauseMs` after this many text chunks, then go on (a stream that stalls for a while). */
+  pauseAfterChunks?: number;
+  pauseMs?: number;
   /** Send the provider's in-stream error event after this many text chunks, then end. */
   errorAfterChunks?: number;
   /** End the response cleanly after the text, without the closing events (usage, [DONE] / message_stop). */
@@ -391,6 +394,7 @@ export class FakeProviderServer {
         res.end();
         return;
       }
+      if (behavior.pauseAfterChunks === record.chunksSent && behavior.pauseMs) await delay(behavior.pauseMs);
       if (behavior.chunkDelayMs) await delay(behavior.chunkDelayMs);
       if (closed()) return;
       write(this.wire.streamDelta(ctx, piece));

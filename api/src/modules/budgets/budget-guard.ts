@@ -101,6 +101,8 @@ interface LedgerRow {
   projectId: string;
   agentId: string;
   runId: string;
+  /** The claim the attempt ran under: its row replaces the recovery sweep's estimate of it (hub_budget_apply). */
+  claim: number | null;
   attempt: number;
   provider: string;
   model: string;
@@ -280,6 +282,7 @@ export class BudgetGuard implements AttemptBudget {
           projectId: run.projectId,
           agentId: run.agentId,
           runId: run.runId,
+          claim: run.claim ?? null,
           attempt: attempt.number,
           provider: attempt.provider,
           model: attempt.model,

@@ -87,10 +87,11 @@ export class RateLimitedError extends HubError {
 }
 
 /**
- * The API closed a WebSocket with 4429: your user has as many connections open as it allows (or this
- * address made too many attempts with bad credentials). The close carries no delay, so `retryAfterSeconds`
- * is the SDK's own: by then another of your connections may have closed. A stream waits it out and retries,
- * as for any rate limit, and throws this once its reconnect attempts are spent.
+ * The API closed a WebSocket with 4429 because your user has as many connections open as it allows. That
+ * close carries no delay, so `retryAfterSeconds` is the SDK's own: by then another of your connections may
+ * have closed. A stream waits it out and retries, as for any rate limit, and throws this once its reconnect
+ * attempts are spent. (A 4429 for too many bad credentials from this address says when to try again, "…;
+ * retry in 12 s": that one is a plain `RateLimitedError` with the API's delay.)
  */
 export class TooManyConnectionsError extends RateLimitedError {
   /** The WebSocket close code. */

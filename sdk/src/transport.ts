@@ -1,7 +1,7 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
-import { errorFromGraphQL, HubError, NetworkError, TimeoutError, TooManyConnectionsError, UnauthorizedError } from './errors.js';
+import { errorFromGraphQL, HubError, NetworkError, RateLimitedError, TimeoutError, TooManyConnectionsError, UnauthorizedError } from './errors.js';
 
 export interface ClientOptions {
   /** The API's GraphQL endpoint, e.g. https://hub.example.com/graphql */
@@ -89,8 +89,12 @@ function subscriptionError(err: unknown): HubError {
   if (isCloseEvent(err)) {
     // 4401: the server rejected the credentials; 4403: graphql-ws' generic "Forbidden" on a refused connection.
     if (err.code === 4401 || err.code === 4403) return new UnauthorizedError(err.reason || 'Unauthorized');
-    // 4429: one connection too many for the user (a stream waits it out as a rate limit, instead of failing at once).
-    if (err.code === 4429) return new TooManyConnectionsError(err.reason || undefined);
+    // 4429: one connection too many for the user (a stream waits it out as a rate limit, instead of failing at
+    // once), or too many bad credentials from this address, whose reason says when to try again.
+    if (err.code === 4429) {
+      const wait = /; retry in (\d+) s$/.exec(err.reason ?? '');
+      return wait ? new RateLimitedError(err.reason!, Number(wait[1])) : new TooManyConnectionsError(err.reason || undefined);
+    }
     if (err.code >= 4400 && err.code < 4500 && err.code !== 4408 && err.code !== 4499) {
       return new HubError(`WebSocket closed: ${err.code} ${err.reason ?? ''}`.trim(), 'WEBSOCKET_PROTOCOL_ERROR', { closeCode: err.code });
     }

@@ -5,6 +5,7 @@ import {
   RateLimitedError,
   startsOver,
   TooManyConnectionsError,
+  UnauthorizedError,
   type Agent,
   type HubClient,
   type RunEvent,
@@ -12,6 +13,7 @@ import {
   type RunUpdate,
   type RunUsageEvent,
 } from '@hub/sdk';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { blackHoleRelay, BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, WebSocket, type TestServer } from './support.js';
@@ -389,6 +391,31 @@ describe('when reconnecting is not the answer', () => {
     // The first connection plus three attempts, none of which got an event through.
     expect(cutter.opened).toBe(4);
     await client.runs.cancel(run.id);
+  });
+
+  it('a socket refused for too many bad credentials from this address (4429) is a RateLimitedError with the API\'s own delay', { timeout: 60_000 }, async () => {
+    const limited = await startTestServer({
+      worker: false,
+      runtime: { rateLimits: { namespace: `sdk-ws-${randomUUID()}`, rules: { apiAnonymous: { points: 3 } } } },
+    });
+    const guessing = clientFor(limited, 'hub_pat_guess');
+    const attempt = async () => {
+      for await (const event of guessing.runs.stream('UnVuOng=', { reconnect: { attempts: 0 } })) expect.fail(`got ${event.type}`);
+    };
+    try {
+      for (let i = 0; i < 3; i++) await expect(attempt()).rejects.toBeInstanceOf(UnauthorizedError);
+      const err = await attempt().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RateLimitedError);
+      expect(err).not.toBeInstanceOf(TooManyConnectionsError);
+      const refused = err as RateLimitedError;
+      expect(refused.message).toMatch(/^Too many requests; retry in \d+ s$/);
+      // The delay the close gave, not the SDK's 5 s guess for a connection cap.
+      expect(refused.retryAfterSeconds).toBe(Number(/retry in (\d+) s/.exec(refused.message)![1]));
+      expect(refused.retryAfterSeconds).toBeGreaterThan(5);
+    } finally {
+      await guessing.close();
+      await limited.close();
+    }
   });
 
   it('a socket refused for one connection too many (4429) is a TooManyConnectionsError, waited out like a rate limit', { timeout: 60_000 }, async () => {

@@ -9,7 +9,8 @@
 -- estimate had added to a budget's spend comes off it again (when it was added in the budget's current
 -- period), and what it had taken out of this holder's lease goes back into it before the settlement shrinks
 -- it, so `spent + reserved` moves exactly as for an ordinary settlement. Any other row of the same run,
--- claim and attempt already there adds nothing. Rows without a claim are appended as before.
+-- claim and attempt already there adds nothing. Rows without a claim are appended as before. A run that
+-- had already ended has its cost summed again from its ledger.
 CREATE OR REPLACE FUNCTION hub_budget_apply(p_holder text, p_now timestamp(3), p_expires timestamp(3), p_ops jsonb, p_waiters jsonb,
                                             p_ledger jsonb, p_audit jsonb)
 RETURNS jsonb
@@ -83,11 +84,18 @@ BEGIN
         "outputTokens" = x."outputTokens", "costMicros" = x."costMicros", estimated = false, "createdAt" = p_now
     FROM old, x
     WHERE u.id = old.id AND u."runId" = x."runId" AND u.claim = x.claim AND u.attempt = x.attempt
-    RETURNING old."organizationId", old."projectId", old."costMicros" AS cost, old."createdAt"
+    RETURNING u."runId", old."organizationId", old."projectId", old."costMicros" AS cost, old."createdAt"
   )
-  SELECT coalesce(jsonb_agg(jsonb_build_object('organizationId', r."organizationId", 'projectId', r."projectId", 'cost', r.cost::text,
-                                               'createdAt', r."createdAt")), '[]'::jsonb)
+  SELECT coalesce(jsonb_agg(jsonb_build_object('runId', r."runId", 'organizationId', r."organizationId", 'projectId', r."projectId",
+                                               'cost', r.cost::text, 'createdAt', r."createdAt")), '[]'::jsonb)
   INTO v_credits FROM replaced r;
+  -- A run that has ended meanwhile (taken back and run again to its end by another claim) summed its ledger
+  -- with the estimate in it: its cost is summed again. (A run still going sums it when it ends.)
+  IF v_credits <> '[]'::jsonb THEN
+    UPDATE "AgentRun" r SET "costMicros" = (SELECT coalesce(sum(u."costMicros"), 0) FROM "UsageRecord" u WHERE u."runId" = r.id)
+    WHERE r.id IN (SELECT (c->>'runId')::uuid FROM jsonb_array_elements(v_credits) c)
+      AND r."finishedAt" IS NOT NULL AND r."errorCode" IS DISTINCT FROM 'INTERNAL';
+  END IF;
 
   INSERT INTO "UsageRecord" (id, "organizationId", "projectId", "agentId", "runId", claim, attempt, provider, model,
                              "inputTokens", "cachedInputTokens", "outputTokens", "costMicros", "createdAt")

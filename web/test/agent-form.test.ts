@@ -39,7 +39,7 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
   });
 
   /** An agent stored as given (bypassing the API's checks, as data from before a model was retired would be). */
-  async function anAgent(name: string, data: { model?: string } = {}) {
+  async function anAgent(name: string, data: { model?: string; fallbackChain?: { provider: string; model: string }[] } = {}) {
     const agent = await server.rt.prisma.agent.create({
       data: { organizationId, projectId, name, provider: 'OFFLINE', model: 'offline-small', ...data },
     });
@@ -78,6 +78,20 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     await form().getByRole('button', { name: 'Save changes' }).click();
     await form().getByRole('status').getByText('Saved').waitFor();
     expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).model).toBe('offline-large');
+  });
+
+  it('shows a fallback model the catalog no longer offers, marked, until another is chosen', async () => {
+    const agent = await anAgent('Old chain', { fallbackChain: [{ provider: 'OFFLINE', model: 'offline-retired' }] });
+    await openAgent(agent.id);
+    const fallbackModel = form().getByLabel('Fallback 1 model');
+    const selected = () => fallbackModel.evaluate((el: HTMLSelectElement) => el.selectedOptions[0]?.textContent?.trim());
+    expect(await selected()).toBe('offline-retired (no longer offered)');
+    await fallbackModel.selectOption('offline-large');
+    // Once another is chosen, the retired model is no longer offered in the picker.
+    expect(await fallbackModel.locator('option').allTextContents()).not.toContain('offline-retired (no longer offered)');
+    await form().getByRole('button', { name: 'Save changes' }).click();
+    await form().getByRole('status').getByText('Saved').waitFor();
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).fallbackChain).toEqual([{ provider: 'OFFLINE', model: 'offline-large' }]);
   });
 
   it('shows the API refusing text that holds a NUL character on each field that holds it', async () => {

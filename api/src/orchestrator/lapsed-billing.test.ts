@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestDatabase, usingPostgres } from '../../test/db.js';
 import { given } from '../../test/factories.js';
-import { startOpenAIFake, type FakeProviderServer } from '../../test/fakes/index.js';
+import { startOpenAIFake, type FakeProviderServer, type RecordedRequest } from '../../test/fakes/index.js';
 import { gql, startTestServer, type TestServer } from '../../test/harness.js';
 import { startHubProcess, startWorkerProcess, type HubProcess, waitFor } from '../../test/processes.js';
 import { collectRunEvents } from '../../test/subscribe.js';
@@ -224,8 +224,23 @@ describe('what the sweep charges for a dead claim, from the events it stored', (
 
 describe('a worker stalled past its lease, not dead', () => {
   it('replaces the sweep’s estimate of its attempt with its own settlement: the attempt is on the ledger and in the spend once', async () => {
+    // The provider stalls for 6 s after 8 chunks of this run's first request: meanwhile the worker stores
+    // nothing, as a stalled process would not. (Runs of other tests on a shared database may reach this fake
+    // too, so the request is told by its prompt.)
+    const prompt = `${PROMPT}, stalled`;
+    let stalled: RecordedRequest | undefined;
+    const stalling = await startOpenAIFake({
+      apiKey: ENV.OPENAI_API_KEY,
+      defaultBehavior: { kind: 'reply', text: 'word '.repeat(40), chunks: 40, chunkDelayMs: 20, usage: REPORTED },
+      respond: (req) => {
+        if (stalled || !JSON.stringify(req.body).includes(prompt)) return undefined;
+        stalled = req;
+        return { kind: 'reply', text: 'word '.repeat(40), chunks: 40, chunkDelayMs: 20, pauseAfterChunks: 8, pauseMs: 6_000, usage: REPORTED };
+      },
+    });
+    cleanup.push(() => stalling.close());
     // A one-minute lease, renewed every 20 s: the test makes it lapse by hand, as a stalled process would let it.
-    const api = await startTestServer({ env: { ...ENV, OPENAI_BASE_URL: openai.url, RUN_LEASE_MS: '60000' } });
+    const api = await startTestServer({ env: { ...ENV, OPENAI_BASE_URL: stalling.url, RUN_LEASE_MS: '60000' } });
     cleanup.push(() => api.close());
     const prisma = api.rt.prisma;
     const { owner, ...org } = await given(api).anOrganization();
@@ -234,10 +249,8 @@ describe('a worker stalled past its lease, not dead', () => {
       data: { organizationId: org.id, projectId: project.id, name: 'Metered', provider: 'OPENAI', model: MODEL, maxOutputTokens: MAX_OUTPUT },
     });
     expect((await owner.gql(SET_BUDGET, { input: { organizationId: org.gid, period: 'DAILY', limit: LIMIT.toString() } })).data!.setBudget.__typename).toBe('SetBudgetPayload');
-    // The provider stalls for 6 s after 8 chunks: meanwhile the worker stores nothing, as a stalled process would not.
-    openai.enqueue({ kind: 'reply', text: 'word '.repeat(40), chunks: 40, chunkDelayMs: 20, pauseAfterChunks: 8, pauseMs: 6_000, usage: REPORTED });
-    const runId = fromGlobalId((await owner.gql(START, { a: toGlobalId('Agent', agent.id), i: PROMPT })).data!.startRun.run.id as string, 'Run');
-    await waitFor(async () => (openai.requests.at(-1)?.chunksSent ?? 0) >= 8);
+    const runId = fromGlobalId((await owner.gql(START, { a: toGlobalId('Agent', agent.id), i: prompt })).data!.startRun.run.id as string, 'Run');
+    await waitFor(async () => (stalled?.chunksSent ?? 0) >= 8);
     // What it received is stored: the run's last seq stays put for 300 ms.
     let seq = -1;
     await waitFor(async () => {

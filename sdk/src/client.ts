@@ -15,15 +15,18 @@ import {
 import { budgetsApi, usageApi } from './budgets.js';
 import { runsApi } from './runs.js';
 import type { Paginated } from './pagination.js';
-import { createTransport, type ClientOptions, type Transport } from './transport.js';
+import { createTransport, type ClientOptions, type RequestOptions, type Transport } from './transport.js';
 
 export interface HubClient extends Transport {
   /** The API's public health report; needs no token. */
-  health(): Promise<HealthQuery['health']>;
+  health(options?: RequestOptions): Promise<HealthQuery['health']>;
   /** The signed-in account with its API tokens and organizations. */
-  viewer(): Promise<Viewer>;
-  /** Your account's own record, newest first: sign-ins, failed sign-in attempts, API tokens created and revoked. */
-  activity(): Paginated<AccountEvent>;
+  viewer(options?: RequestOptions): Promise<Viewer>;
+  /**
+   * Your account's own record, newest first: sign-ins, failed sign-in attempts, API tokens created and revoked.
+   * `options` apply to each page's request.
+   */
+  activity(options?: RequestOptions): Paginated<AccountEvent>;
   tokens: ReturnType<typeof tokensApi>;
   organizations: ReturnType<typeof organizationsApi>;
   members: ReturnType<typeof membersApi>;
@@ -41,8 +44,8 @@ export function createClient(options: ClientOptions): HubClient {
   const transport = createTransport(options);
   return {
     ...transport,
-    async health() {
-      return (await transport.request(HealthDocument)).health;
+    async health(requestOptions?: RequestOptions) {
+      return (await transport.request(HealthDocument, {}, requestOptions)).health;
     },
     viewer: viewerApi(transport),
     activity: activityApi(transport),

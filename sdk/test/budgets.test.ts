@@ -37,6 +37,8 @@ describe('budgets and usage', () => {
     expect((await client.budgets.list(slug)).map((b) => b.id)).toEqual([budget.id]);
     expect((await client.budgets.list(slug, { organizationWide: true })).map((b) => b.id)).toEqual([budget.id]);
     expect(await client.budgets.list(slug, { organizationWide: false })).toEqual([]);
+    // Request options merged into the same object leave organizationWide as it was.
+    expect(await client.budgets.list(slug, { organizationWide: false, signal: new AbortController().signal, timeoutMs: 10_000 })).toEqual([]);
     await expect(client.budgets.set({ organizationId, period: 'DAILY', limit: '-5' })).rejects.toBeInstanceOf(ValidationError);
 
     const org = { id: (await app.rt.prisma.organization.findUniqueOrThrow({ where: { slug } })).id, gid: organizationId, slug, owner: null as never };

@@ -178,6 +178,10 @@ describe('projects, providers and agents', () => {
     expect(archived.archivedAt).toEqual(expect.any(String));
     expect(await client.projects.list(org.slug).toArray()).toEqual([]);
     expect((await client.projects.list(org.slug, { includeArchived: true }).toArray()).map((p) => p.id)).toEqual([project.id]);
+    // Request options merged into the same object leave includeArchived as it was.
+    const live = { signal: new AbortController().signal, timeoutMs: 10_000 };
+    expect((await client.projects.list(org.slug, { includeArchived: true, ...live }).toArray()).map((p) => p.id)).toEqual([project.id]);
+    expect(await client.projects.list(org.slug, live).toArray()).toEqual([]);
     await expect(client.projects.get('UHJvamVjdDpub3Bl')).rejects.toBeInstanceOf(NotFoundError);
 
     expect((await client.projects.restore(project.id)).archivedAt).toBeNull();
@@ -230,6 +234,7 @@ describe('projects, providers and agents', () => {
     expect(archived).toMatchObject({ viewerCanRun: false, archivedAt: expect.any(String) });
     expect(await client.agents.list(projectId).toArray()).toEqual([]);
     expect(await client.agents.list(projectId, { includeArchived: true }).toArray()).toHaveLength(1);
+    expect(await client.agents.list(projectId, { includeArchived: true, signal: new AbortController().signal, timeoutMs: 10_000 }).toArray()).toHaveLength(1);
     const refused = await client.runs.start({ agentId: agent.id, input: 'hello' }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ValidationError);
     expect((refused as ValidationError).issues).toMatchObject([{ path: ['agentId'], message: 'This agent is archived' }]);

@@ -1,4 +1,16 @@
-import { ConflictError, HubError, NetworkError, NotFoundError, RateLimitedError, type HubErrorCode, type Provider, type RunEvent, type RunStatus } from '@hub/sdk';
+import {
+  ConflictError,
+  HubError,
+  NetworkError,
+  NotFoundError,
+  RateLimitedError,
+  type HubClient,
+  type HubErrorCode,
+  type Provider,
+  type RequestOptions,
+  type RunEvent,
+  type RunStatus,
+} from '@hub/sdk';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 
 // What these tests check is checked by the type checker (`pnpm --filter @hub/sdk typecheck` compiles the
@@ -79,5 +91,45 @@ describe('run events', () => {
     };
     expectTypeOf(before).returns.toEqualTypeOf<string>();
     expect(narrow({ __typename: 'RunEvent', seq: 3, type: 'TOKEN', text: 'Hi', status: null, payload: { text: 'Hi' }, createdAt: '2026-01-01T00:00:00.000Z' })).toBe(2);
+  });
+});
+
+/** Each method of the client, top-level (`health`) or in a namespace (`projects.get`), as [name, type]. */
+type Methods = {
+  [N in keyof HubClient & string]: HubClient[N] extends (...args: never[]) => unknown
+    ? [N, HubClient[N]]
+    : { [K in keyof HubClient[N] & string]: [`${N}.${K}`, HubClient[N][K]] }[keyof HubClient[N] & string];
+}[keyof HubClient & string];
+
+/** The last parameter of `F` when it may be left out, else never. */
+type OptionalLast<F> = F extends (...args: infer A) => unknown ? (Required<A> extends [...infer Init, infer Last] ? (Init extends A ? Last : never) : never) : never;
+
+/** Whether `F` takes `signal` and `timeoutMs`, typed as in RequestOptions, in an optional last argument. */
+type TakesRequestOptions<F, L = OptionalLast<F>> = [L] extends [never]
+  ? false
+  : keyof RequestOptions extends keyof L
+    ? [RequestOptions, Pick<L, keyof RequestOptions>] extends [Pick<L, keyof RequestOptions>, RequestOptions]
+      ? true
+      : false
+    : false;
+
+/** The names of the methods that do not. */
+type WithoutRequestOptions<M = Methods> = M extends [infer Name, infer F] ? (TakesRequestOptions<F> extends true ? never : Name) : never;
+
+describe('request options', () => {
+  it('every method that makes a request takes { signal, timeoutMs } in an optional last argument', () => {
+    // Spot checks of the shapes: their own parameter, or merged into the options object a method already had.
+    expectTypeOf<HubClient['projects']['get']>().parameter(1).toEqualTypeOf<RequestOptions | undefined>();
+    expectTypeOf<HubClient['tokens']['list']>().parameter(0).toEqualTypeOf<RequestOptions | undefined>();
+    expectTypeOf<HubClient['projects']['list']>().parameter(1).toEqualTypeOf<({ includeArchived?: boolean | undefined } & RequestOptions) | undefined>();
+    expectTypeOf<HubClient['budgets']['list']>().parameter(1).toEqualTypeOf<({ organizationWide?: boolean | undefined } & RequestOptions) | undefined>();
+    expectTypeOf<TakesRequestOptions<HubClient['usage']['report']>>().toEqualTypeOf<true>();
+
+    // All of them: only what is no request (a subscription, a stream, close) is left out. A new method without
+    // the options shows up here.
+    expectTypeOf<WithoutRequestOptions>().toEqualTypeOf<'subscribe' | 'close' | 'runs.stream' | 'runs.wait' | 'runs.updates'>();
+    // Calls written before they took options still compile.
+    const before = (client: HubClient) => [client.viewer(), client.projects.get('id'), client.projects.list('acme', { includeArchived: true }), client.budgets.list('acme')];
+    expectTypeOf(before).returns.toBeArray();
   });
 });

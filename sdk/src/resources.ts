@@ -80,6 +80,12 @@ export type Agent = AgentFragment;
 /** Options of `projects.list` and `agents.list`: whether to include archived ones, and each page's request options. */
 type ArchivedListOptions = { includeArchived?: boolean | undefined } & RequestOptions;
 
+/** What only a signed-in caller has: without credentials the API answers `viewer: null`, which throws here. */
+function signedIn<T>(viewer: T | null | undefined): T {
+  if (viewer == null) throw new UnauthorizedError('No credentials: pass a token to createClient');
+  return viewer;
+}
+
 /** A `get` of something missing (or not yours) throws rather than returning null. */
 function found<T>(value: T | null | undefined, what: string): T {
   if (value == null) throw new NotFoundError(`${what} not found`);
@@ -89,9 +95,7 @@ function found<T>(value: T | null | undefined, what: string): T {
 export function viewerApi(t: Transport) {
   /** The signed-in account with its API tokens and (up to 100) organizations. */
   return async (options?: RequestOptions): Promise<Viewer> => {
-    const { viewer } = await t.request(ViewerDocument, {}, options);
-    if (!viewer) throw new UnauthorizedError('No credentials: pass a token to createClient');
-    return viewer;
+    return signedIn((await t.request(ViewerDocument, {}, options)).viewer);
   };
 }
 
@@ -103,9 +107,7 @@ export function activityApi(t: Transport) {
    */
   return (options?: RequestOptions): Paginated<AccountEvent> =>
     paginate(async (page) => {
-      const { viewer } = await t.request(ViewerActivityDocument, page, options);
-      if (!viewer) throw new UnauthorizedError('No credentials: pass a token to createClient');
-      return toPage(viewer.activity);
+      return toPage(signedIn((await t.request(ViewerActivityDocument, page, options)).viewer).activity);
     });
 }
 
@@ -124,7 +126,7 @@ export function tokensApi(t: Transport) {
     list(options?: RequestOptions): List<ApiToken> {
       return list(async function* () {
         const { viewer } = await t.request(ApiTokensDocument, {}, options);
-        yield* viewer?.apiTokens ?? [];
+        yield* signedIn(viewer).apiTokens;
       });
     },
   };
@@ -149,9 +151,7 @@ export function organizationsApi(t: Transport) {
     /** Organizations you belong to, by name; `options` apply to each page's request. */
     list(options?: RequestOptions): Paginated<Organization> {
       return paginate(async (page) => {
-        const { viewer } = await t.request(ViewerOrganizationsDocument, page, options);
-        if (!viewer) throw new UnauthorizedError('No credentials: pass a token to createClient');
-        return toPage(viewer.organizations);
+        return toPage(signedIn((await t.request(ViewerOrganizationsDocument, page, options)).viewer).organizations);
       });
     },
   };

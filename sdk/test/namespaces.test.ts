@@ -83,8 +83,12 @@ describe('viewer and tokens', () => {
     ]);
   });
 
-  it('throws UnauthorizedError from viewer() without a token', async () => {
-    await expect(clientFor(app).viewer()).rejects.toBeInstanceOf(UnauthorizedError);
+  it('throws UnauthorizedError from every call about your own account without a token, lists included (not an empty list)', async () => {
+    const anonymous = clientFor(app);
+    await expect(anonymous.viewer()).rejects.toBeInstanceOf(UnauthorizedError);
+    await expect(anonymous.activity().toArray()).rejects.toBeInstanceOf(UnauthorizedError);
+    await expect(anonymous.tokens.list().toArray()).rejects.toBeInstanceOf(UnauthorizedError);
+    await expect(anonymous.organizations.list().toArray()).rejects.toBeInstanceOf(UnauthorizedError);
   });
 });
 

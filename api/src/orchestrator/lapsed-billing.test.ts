@@ -296,3 +296,45 @@ describe('a worker stalled past its lease, not dead', () => {
     expect(budget.spentMicros + budget.reservedMicros).toBeLessThanOrEqual(LIMIT);
   }, 60_000);
 });
+
+describe('a retry whose worker dies before its first token', () => {
+  it('is on the ledger, estimated at the prompt’s bound on the retry’s model: its note was stored before the request went out', async () => {
+    // The first attempt fails with a 500; the retry is sent and never answered (its worker is as good as dead).
+    const prompt = `${PROMPT}, retried`;
+    const seen: RecordedRequest[] = [];
+    const failing = await startOpenAIFake({
+      apiKey: ENV.OPENAI_API_KEY,
+      respond: (req) => {
+        if (!JSON.stringify(req.body).includes(prompt)) return undefined;
+        seen.push(req);
+        return seen.length === 1 ? { kind: 'error', status: 500 } : { kind: 'hang' };
+      },
+    });
+    cleanup.push(() => failing.close());
+    const api = await startTestServer({ env: { ...ENV, OPENAI_BASE_URL: failing.url, RUN_LEASE_MS: '60000' } });
+    cleanup.push(() => api.close());
+    const prisma = api.rt.prisma;
+    const { owner, ...org } = await given(api).anOrganization();
+    const project = await given(api).aProject({ ...org, owner });
+    const agent = await prisma.agent.create({
+      data: { organizationId: org.id, projectId: project.id, name: 'Metered', provider: 'OPENAI', model: MODEL, maxOutputTokens: MAX_OUTPUT },
+    });
+    const runId = fromGlobalId((await owner.gql(START, { a: toGlobalId('Agent', agent.id), i: prompt })).data!.startRun.run.id as string, 'Run');
+
+    // The retry's note is stored while its request hangs, with no token of its own.
+    await waitFor(async () => seen.length >= 2);
+    const notes = await waitFor(async () => {
+      const logs = await prisma.runEvent.findMany({ where: { runId, type: 'LOG' }, orderBy: { seq: 'asc' } });
+      const attempts = logs.map((e) => e.payload as { kind?: string; attempt?: number }).filter((p) => p.kind === 'attempt');
+      return attempts.length === 2 && attempts;
+    }, 5_000);
+    expect(notes.map((n) => n.attempt)).toEqual([1, 2]);
+
+    // Its lease lapses (the worker stalled or died); the sweep takes the run back and bills the retry.
+    await prisma.agentRun.update({ where: { id: runId }, data: { leaseExpiresAt: new Date(Date.now() - 1_000) } });
+    await api.rt.orchestrator.recover();
+    const estimate = await waitFor(() => prisma.usageRecord.findFirst({ where: { runId, claim: 1, attempt: 2 } }), 3_000);
+    const usage = { inputTokens: estimateInputTokens({ messages: [{ role: 'user', content: prompt }] }), cachedInputTokens: 0, outputTokens: 0 };
+    expect(estimate).toMatchObject({ estimated: true, model: MODEL, ...usage, costMicros: costMicros('OPENAI', MODEL, usage) });
+  }, 60_000);
+});

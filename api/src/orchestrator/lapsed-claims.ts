@@ -30,7 +30,7 @@ type Payload = Record<string, unknown>;
  *
  * A claim that stored no attempt note (nothing, or only its RUNNING event) is charged its first attempt at
  * the prompt's bound with no output, on the agent's primary model: the request goes out right after the
- * claim commits and the budget admits it, without waiting for any event (the note is stored with the first
+ * claim commits and the budget admits it, without waiting for any event (the first attempt's note is stored with its first
  * token), so a worker that died before its first token may well have had its prompt billed. It is never
  * more than the hold the attempt took (see hub_budget_charge).
  */

@@ -427,8 +427,11 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       },
       onAttemptStart: async (attempt) => {
         holds.set(attempt.number, await deps.budget.reserve(rc, attempt));
-        // Once the budget admitted the attempt: the provider and model that stream from here on. Deferred, so
-        // that it rides with the attempt's first token (or its error) instead of delaying the request.
+        // Once the budget admitted the attempt: the provider and model that stream from here on. The first
+        // attempt's is deferred, so that it rides with its first token (or its error) instead of costing a
+        // statement of its own on every run; should its worker die before that, the recovery sweep bills the
+        // first attempt anyway. A retry's (rare) is stored at once: it tells the sweep that this attempt, on
+        // this model, was sent, had its worker died before its first token.
         writer.append('LOG', {
           kind: 'attempt',
           provider: attempt.provider,
@@ -437,7 +440,7 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
           attempt: attempt.number,
           attemptForEntry: attempt.attemptForEntry,
           message: `Attempt ${attempt.number}: ${label(attempt.provider)} ${attempt.model} (${chainPlace(attempt.chainIndex)}${attempt.attemptForEntry > 1 ? `, retry ${attempt.attemptForEntry - 1}` : ''})`,
-        }, { deferred: true });
+        }, { deferred: attempt.number === 1 });
       },
       onAttemptEnd: async (attempt, outcome) => {
         lastAttempt = { info: attempt, outcome };

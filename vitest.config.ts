@@ -19,6 +19,9 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // What a page shows after a reload or a round trip can take seconds on a busy CI machine: poll as long as
+    // the browser tests' own step timeout (10 s), not Vitest's default 1 s.
+    expect: { poll: { timeout: 10_000 } },
     setupFiles: ['api/test/setup.ts'],
   },
 });

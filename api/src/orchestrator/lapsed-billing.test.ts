@@ -222,6 +222,31 @@ describe('what the sweep charges for a dead claim, from the events it stored', (
   });
 });
 
+/**
+ * A server whose worker is alive, with a one-minute run lease renewed every 20 s (a test makes it lapse by
+ * hand, as a stalled or dying process would let it), OpenAI at `providerUrl`, and one run of a metered agent
+ * started with `prompt`.
+ */
+async function aRunOnALiveWorker(providerUrl: string, prompt: string) {
+  const api = await startTestServer({ env: { ...ENV, OPENAI_BASE_URL: providerUrl, RUN_LEASE_MS: '60000' } });
+  cleanup.push(() => api.close());
+  const prisma = api.rt.prisma;
+  const { owner, ...org } = await given(api).anOrganization();
+  const project = await given(api).aProject({ ...org, owner });
+  const agent = await prisma.agent.create({
+    data: { organizationId: org.id, projectId: project.id, name: 'Metered', provider: 'OPENAI', model: MODEL, maxOutputTokens: MAX_OUTPUT },
+  });
+  expect((await owner.gql(SET_BUDGET, { input: { organizationId: org.gid, period: 'DAILY', limit: LIMIT.toString() } })).data!.setBudget.__typename).toBe('SetBudgetPayload');
+  const runId = fromGlobalId((await owner.gql(START, { a: toGlobalId('Agent', agent.id), i: prompt })).data!.startRun.run.id as string, 'Run');
+  return { api, prisma, org, runId };
+}
+
+/** Makes the run's lease lapse, and sweeps (the server's own sweeper, every 5 s, may be the one that takes it). */
+async function lapse(api: TestServer, runId: string) {
+  await api.rt.prisma.agentRun.update({ where: { id: runId }, data: { leaseExpiresAt: new Date(Date.now() - 1_000) } });
+  await api.rt.orchestrator.recover();
+}
+
 describe('a worker stalled past its lease, not dead', () => {
   it('replaces the sweep’s estimate of its attempt with its own settlement: the attempt is on the ledger and in the spend once', async () => {
     // The provider stalls for 6 s after 8 chunks of this run's first request: meanwhile the worker stores
@@ -239,17 +264,7 @@ describe('a worker stalled past its lease, not dead', () => {
       },
     });
     cleanup.push(() => stalling.close());
-    // A one-minute lease, renewed every 20 s: the test makes it lapse by hand, as a stalled process would let it.
-    const api = await startTestServer({ env: { ...ENV, OPENAI_BASE_URL: stalling.url, RUN_LEASE_MS: '60000' } });
-    cleanup.push(() => api.close());
-    const prisma = api.rt.prisma;
-    const { owner, ...org } = await given(api).anOrganization();
-    const project = await given(api).aProject({ ...org, owner });
-    const agent = await prisma.agent.create({
-      data: { organizationId: org.id, projectId: project.id, name: 'Metered', provider: 'OPENAI', model: MODEL, maxOutputTokens: MAX_OUTPUT },
-    });
-    expect((await owner.gql(SET_BUDGET, { input: { organizationId: org.gid, period: 'DAILY', limit: LIMIT.toString() } })).data!.setBudget.__typename).toBe('SetBudgetPayload');
-    const runId = fromGlobalId((await owner.gql(START, { a: toGlobalId('Agent', agent.id), i: prompt })).data!.startRun.run.id as string, 'Run');
+    const { api, prisma, org, runId } = await aRunOnALiveWorker(stalling.url, prompt);
     await waitFor(async () => (stalled?.chunksSent ?? 0) >= 8);
     // What it received is stored: the run's last seq stays put for 300 ms.
     let seq = -1;
@@ -262,9 +277,7 @@ describe('a worker stalled past its lease, not dead', () => {
     });
 
     // Its lease lapses during the stall; the sweep takes the run back and estimates the attempt.
-    // (The server's own sweeper, every 5 s, may be the one that takes it.)
-    await prisma.agentRun.update({ where: { id: runId }, data: { leaseExpiresAt: new Date(Date.now() - 1_000) } });
-    await api.rt.orchestrator.recover();
+    await lapse(api, runId);
     const estimate = await waitFor(() => prisma.usageRecord.findFirst({ where: { runId, claim: 1, attempt: 1 } }), 3_000);
     expect(estimate.estimated).toBe(true);
 
@@ -311,15 +324,7 @@ describe('a retry whose worker dies before its first token', () => {
       },
     });
     cleanup.push(() => failing.close());
-    const api = await startTestServer({ env: { ...ENV, OPENAI_BASE_URL: failing.url, RUN_LEASE_MS: '60000' } });
-    cleanup.push(() => api.close());
-    const prisma = api.rt.prisma;
-    const { owner, ...org } = await given(api).anOrganization();
-    const project = await given(api).aProject({ ...org, owner });
-    const agent = await prisma.agent.create({
-      data: { organizationId: org.id, projectId: project.id, name: 'Metered', provider: 'OPENAI', model: MODEL, maxOutputTokens: MAX_OUTPUT },
-    });
-    const runId = fromGlobalId((await owner.gql(START, { a: toGlobalId('Agent', agent.id), i: prompt })).data!.startRun.run.id as string, 'Run');
+    const { api, prisma, runId } = await aRunOnALiveWorker(failing.url, prompt);
 
     // The retry's note is stored while its request hangs, with no token of its own.
     await waitFor(async () => seen.length >= 2);
@@ -331,8 +336,7 @@ describe('a retry whose worker dies before its first token', () => {
     expect(notes.map((n) => n.attempt)).toEqual([1, 2]);
 
     // Its lease lapses (the worker stalled or died); the sweep takes the run back and bills the retry.
-    await prisma.agentRun.update({ where: { id: runId }, data: { leaseExpiresAt: new Date(Date.now() - 1_000) } });
-    await api.rt.orchestrator.recover();
+    await lapse(api, runId);
     const estimate = await waitFor(() => prisma.usageRecord.findFirst({ where: { runId, claim: 1, attempt: 2 } }), 3_000);
     const usage = { inputTokens: estimateInputTokens({ messages: [{ role: 'user', content: prompt }] }), cachedInputTokens: 0, outputTokens: 0 };
     expect(estimate).toMatchObject({ estimated: true, model: MODEL, ...usage, costMicros: costMicros('OPENAI', MODEL, usage) });

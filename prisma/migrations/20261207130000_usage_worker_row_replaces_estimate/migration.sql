@@ -69,32 +69,37 @@ BEGIN
   FOR UPDATE;
 
   -- 0. The ledger. Estimated rows the settlements replace, with what they cost: credited back below.
-  WITH x AS (
-    SELECT * FROM jsonb_to_recordset(p_ledger) AS x("runId" uuid, claim integer, attempt integer, provider text, model text,
-         "inputTokens" integer, "cachedInputTokens" integer, "outputTokens" integer, "costMicros" bigint)
-    WHERE x.claim IS NOT NULL
-  ), old AS (
-    SELECT u.id, u."organizationId", u."projectId", u."costMicros", u."createdAt"
-    FROM "UsageRecord" u JOIN x ON u."runId" = x."runId" AND u.claim = x.claim AND u.attempt = x.attempt
-    WHERE u.estimated
-    FOR UPDATE OF u
-  ), replaced AS (
-    UPDATE "UsageRecord" u
-    SET provider = x.provider::"Provider", model = x.model, "inputTokens" = x."inputTokens", "cachedInputTokens" = x."cachedInputTokens",
-        "outputTokens" = x."outputTokens", "costMicros" = x."costMicros", estimated = false, "createdAt" = p_now
-    FROM old, x
-    WHERE u.id = old.id AND u."runId" = x."runId" AND u.claim = x.claim AND u.attempt = x.attempt
-    RETURNING u."runId", old."organizationId", old."projectId", old."costMicros" AS cost, old."createdAt"
-  )
-  SELECT coalesce(jsonb_agg(jsonb_build_object('runId', r."runId", 'organizationId', r."organizationId", 'projectId', r."projectId",
-                                               'cost', r.cost::text, 'createdAt', r."createdAt")), '[]'::jsonb)
-  INTO v_credits FROM replaced r;
-  -- A run that has ended meanwhile (taken back and run again to its end by another claim) summed its ledger
-  -- with the estimate in it: its cost is summed again. (A run still going sums it when it ends.)
-  IF v_credits <> '[]'::jsonb THEN
-    UPDATE "AgentRun" r SET "costMicros" = (SELECT coalesce(sum(u."costMicros"), 0) FROM "UsageRecord" u WHERE u."runId" = r.id)
-    WHERE r.id IN (SELECT (c->>'runId')::uuid FROM jsonb_array_elements(v_credits) c)
-      AND r."finishedAt" IS NOT NULL AND r."errorCode" IS DISTINCT FROM 'INTERNAL';
+  -- Almost never: only a worker stalled past its lease finds its attempt estimated. One index lookup per row.
+  IF EXISTS (SELECT 1 FROM jsonb_to_recordset(p_ledger) AS x("runId" uuid, claim integer, attempt integer)
+             JOIN "UsageRecord" u ON u."runId" = x."runId" AND u.claim = x.claim AND u.attempt = x.attempt
+             WHERE u.estimated) THEN
+    WITH x AS (
+      SELECT * FROM jsonb_to_recordset(p_ledger) AS x("runId" uuid, claim integer, attempt integer, provider text, model text,
+           "inputTokens" integer, "cachedInputTokens" integer, "outputTokens" integer, "costMicros" bigint)
+      WHERE x.claim IS NOT NULL
+    ), old AS (
+      SELECT u.id, u."organizationId", u."projectId", u."costMicros", u."createdAt"
+      FROM "UsageRecord" u JOIN x ON u."runId" = x."runId" AND u.claim = x.claim AND u.attempt = x.attempt
+      WHERE u.estimated
+      FOR UPDATE OF u
+    ), replaced AS (
+      UPDATE "UsageRecord" u
+      SET provider = x.provider::"Provider", model = x.model, "inputTokens" = x."inputTokens", "cachedInputTokens" = x."cachedInputTokens",
+          "outputTokens" = x."outputTokens", "costMicros" = x."costMicros", estimated = false, "createdAt" = p_now
+      FROM old, x
+      WHERE u.id = old.id AND u."runId" = x."runId" AND u.claim = x.claim AND u.attempt = x.attempt
+      RETURNING u."runId", old."organizationId", old."projectId", old."costMicros" AS cost, old."createdAt"
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('runId', r."runId", 'organizationId', r."organizationId", 'projectId', r."projectId",
+                                                 'cost', r.cost::text, 'createdAt', r."createdAt")), '[]'::jsonb)
+    INTO v_credits FROM replaced r;
+    -- A run that has ended meanwhile (taken back and run again to its end by another claim) summed its ledger
+    -- with the estimate in it: its cost is summed again. (A run still going sums it when it ends.)
+    IF v_credits <> '[]'::jsonb THEN
+      UPDATE "AgentRun" r SET "costMicros" = (SELECT coalesce(sum(u."costMicros"), 0) FROM "UsageRecord" u WHERE u."runId" = r.id)
+      WHERE r.id IN (SELECT (c->>'runId')::uuid FROM jsonb_array_elements(v_credits) c)
+        AND r."finishedAt" IS NOT NULL AND r."errorCode" IS DISTINCT FROM 'INTERNAL';
+    END IF;
   END IF;
 
   INSERT INTO "UsageRecord" (id, "organizationId", "projectId", "agentId", "runId", claim, attempt, provider, model,

@@ -145,6 +145,27 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     expect(await server.rt.prisma.auditLog.count({ where: { targetId: archived.id, action: 'project.restored' } })).toBe(1);
   });
 
+  it('offers New agent to roles that may create one, and not to a viewer', async () => {
+    await server.rt.prisma.agent.create({ data: { organizationId, projectId, name: 'Visible', provider: 'OFFLINE', model: 'offline-small' } });
+    await browser.page.goto('/agents');
+    await browser.page.getByRole('link', { name: 'Visible' }).waitFor();
+    expect(await browser.page.getByRole('main').getByRole('link', { name: 'New agent' }).count()).toBe(1);
+
+    const viewer = await signUp(server, 'Vera Viewer');
+    const user = await server.rt.prisma.user.findUniqueOrThrow({ where: { email: viewer.email } });
+    await server.rt.prisma.membership.create({ data: { organizationId, userId: user.id, role: 'VIEWER' } });
+    const session = await anotherContext(browser, { baseURL: server.url });
+    try {
+      await session.page.context().addCookies([{ name: 'hub_session', value: viewer.session, url: server.url, httpOnly: true }]);
+      await session.page.goto('/agents');
+      await session.page.getByRole('link', { name: 'Visible' }).waitFor();
+      expect(await session.page.getByRole('link', { name: 'New agent' }).count()).toBe(0);
+      expect(session.errors).toEqual([]);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('from the list, with archived agents shown', async () => {
     const { page } = browser;
     const agent = await anArchivedAgent('Indexer');

@@ -101,6 +101,32 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     expect(await page.evaluate(() => document.activeElement?.closest('[data-testid="agent-row"]')?.textContent)).not.toContain('Alpha');
   });
 
+  it("from the agent's page: a refused archive says why in the dialog and changes nothing; confirmed, it goes back to the list", async () => {
+    const { page } = browser;
+    const agent = await server.rt.prisma.agent.create({ data: { organizationId, projectId, name: 'Binder', provider: 'OFFLINE', model: 'offline-small' } });
+    await page.goto(`/agents/${encodeURIComponent(toGlobalId('Agent', agent.id))}`);
+    await page.getByRole('button', { name: 'Archive' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Archive Binder?' });
+    // Demoted to viewer meanwhile: the API refuses, and the dialog shows its reason.
+    await server.rt.prisma.membership.updateMany({ where: { organizationId }, data: { role: 'VIEWER' } });
+    try {
+      await dialog.getByRole('button', { name: 'Archive', exact: true }).click();
+      await dialog.getByText('Your role (VIEWER) cannot archive or restore agents').waitFor();
+    } finally {
+      await server.rt.prisma.membership.updateMany({ where: { organizationId }, data: { role: 'OWNER' } });
+    }
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.id } })).archivedAt).toBeNull();
+    await dialog.getByRole('button', { name: 'Keep agent' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    // Opened again, it starts clean.
+    await page.getByRole('button', { name: 'Archive' }).click();
+    await dialog.getByRole('button', { name: 'Archive', exact: true }).waitFor();
+    expect(await dialog.getByText(/^Your role/).count()).toBe(0);
+    await dialog.getByRole('button', { name: 'Archive', exact: true }).click();
+    await page.waitForURL((url) => url.pathname === '/agents');
+    expect((await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.id } })).archivedAt).not.toBeNull();
+  });
+
   it('a project whose agents are all archived says so, and shows them from its empty state', async () => {
     const curator = await signUp(server, 'Cora Curator');
     const org = await curator.api(CREATE_ORG, { input: { name: 'Quiet Works', timeZone: 'UTC' } });

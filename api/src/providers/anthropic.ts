@@ -11,6 +11,8 @@ import type { CompletionRequest, ModelInfo, ProviderAdapter, StreamChunk } from 
 
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
 
+const LABEL = 'Anthropic';
+
 export const ANTHROPIC_MODELS: ModelInfo[] = [
   { id: 'claude-opus-4-5', label: 'Claude Opus 4.5', contextWindow: 200_000 },
   { id: 'claude-sonnet-4-6', label: 'Claude Sonnet 4.6', contextWindow: 200_000 },
@@ -44,7 +46,7 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
     : undefined;
 
   async function* stream(req: CompletionRequest): AsyncGenerator<StreamChunk> {
-    if (!client) throw unconfiguredError('ANTHROPIC');
+    if (!client) throw unconfiguredError('ANTHROPIC', LABEL);
     const messages: MessageParam[] = req.messages.map((m) => ({ role: m.role, content: m.content }));
     const params: MessageCreateParamsStreaming = {
       model: req.model,
@@ -128,7 +130,7 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
 
   return {
     id: 'ANTHROPIC',
-    label: 'Anthropic',
+    label: LABEL,
     configured: client !== undefined,
     baseUrl: opts.baseUrl,
     models: ANTHROPIC_MODELS,

@@ -59,11 +59,12 @@ export function abortedError(provider: ProviderId, reason?: unknown): ProviderEr
   return new ProviderError({ kind: 'aborted', provider, message: `Request aborted${detail}`, code: 'aborted' });
 }
 
-export function unconfiguredError(provider: ProviderId): ProviderError {
+/** `label`: the provider's name as people know it ("OpenAI"); the message says which variable to set. */
+export function unconfiguredError(provider: ProviderId, label: string): ProviderError {
   return new ProviderError({
     kind: 'unconfigured',
     provider,
-    message: `Provider ${provider} is not configured (no API key)`,
+    message: `${label} is not configured on this server: set ${provider}_API_KEY to use it`,
     code: 'unconfigured',
   });
 }

@@ -242,7 +242,7 @@ describe('fallback', () => {
 
   it('throws the typed unconfigured error when nothing else is available', async () => {
     const error = await rejection(run({ chain: [{ provider: 'PERPLEXITY', model: 'sonar' }] }));
-    expect(error).toMatchObject({ kind: 'unconfigured', provider: 'PERPLEXITY' });
+    expect(error).toMatchObject({ kind: 'unconfigured', provider: 'PERPLEXITY', message: 'Perplexity is not configured on this server: set PERPLEXITY_API_KEY to use it' });
   });
 });
 

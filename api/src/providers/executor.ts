@@ -250,7 +250,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
     const { provider, model } = entry;
     const adapter = registry.get(provider);
     if (!adapter.configured) {
-      lastSkipError = unconfiguredError(provider);
+      lastSkipError = unconfiguredError(provider, adapter.label);
       skipped(skipRecord(chainIndex, entry, 'unconfigured', lastSkipError));
       continue;
     }

@@ -36,7 +36,7 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
     : undefined;
 
   async function* stream(req: CompletionRequest): AsyncGenerator<StreamChunk> {
-    if (!client) throw unconfiguredError(id);
+    if (!client) throw unconfiguredError(id, opts.label);
     const messages: ChatCompletionMessageParam[] = [];
     if (req.system) messages.push({ role: 'system', content: req.system });
     for (const m of req.messages) messages.push({ role: m.role, content: m.content });

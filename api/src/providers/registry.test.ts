@@ -35,13 +35,15 @@ describe('provider registry', () => {
 
   it('an unconfigured provider throws a typed ProviderError of kind unconfigured', async () => {
     const registry = createProviders({});
+    // Named as people know the provider, with the variable that configures it.
+    const names = { OPENAI: 'OpenAI', ANTHROPIC: 'Anthropic', XAI: 'xAI', PERPLEXITY: 'Perplexity' } as const;
     for (const id of ['OPENAI', 'ANTHROPIC', 'XAI', 'PERPLEXITY'] as const) {
       const stream = registry.get(id).stream({ model: 'm', messages: [{ role: 'user', content: 'x' }], maxOutputTokens: 5 });
       const error = await (async () => {
         for await (const chunk of stream) void chunk;
       })().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ProviderError);
-      expect(error).toMatchObject({ kind: 'unconfigured', provider: id });
+      expect(error).toMatchObject({ kind: 'unconfigured', provider: id, message: `${names[id]} is not configured on this server: set ${id}_API_KEY to use it` });
     }
   });
 });

@@ -111,7 +111,7 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     await server.rt.prisma.membership.updateMany({ where: { organizationId }, data: { role: 'VIEWER' } });
     try {
       await dialog.getByRole('button', { name: 'Archive', exact: true }).click();
-      await dialog.getByText('Your role (VIEWER) cannot archive or restore agents').waitFor();
+      await dialog.getByText('Your role (VIEWER) cannot archive or restore agents', { exact: true }).waitFor();
     } finally {
       await server.rt.prisma.membership.updateMany({ where: { organizationId }, data: { role: 'OWNER' } });
     }

@@ -8,6 +8,7 @@ import {
   executeCompletion,
   prepareAttempt,
   ProviderError,
+  apiKeyVariable,
   type CompletionRequest,
   type PreparedAttempt,
   type AttemptInfo,
@@ -336,7 +337,7 @@ type FinalState = {
 /** Why a chain entry was skipped, in words (after "skipped: "). */
 function skipDetail(skip: AttemptRecord): string {
   if (skip.skipReason === 'circuit_open') return 'circuit open after repeated failures';
-  return skip.provider === 'OFFLINE' ? 'not configured' : `not configured (no ${skip.provider}_API_KEY)`;
+  return skip.provider === 'OFFLINE' ? 'not configured' : `not configured (no ${apiKeyVariable(skip.provider)})`;
 }
 
 /** A chain entry's place, in words: the agent's own provider, or its nth fallback. */

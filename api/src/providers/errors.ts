@@ -1,7 +1,7 @@
 import * as OpenAISdk from 'openai';
 import * as AnthropicSdk from '@anthropic-ai/sdk';
 import type { AttemptRecord } from './executor.js';
-import type { ProviderId } from './types.js';
+import { apiKeyVariable, type ProviderId } from './types.js';
 
 export type ProviderErrorKind = 'retryable' | 'fatal' | 'unconfigured' | 'aborted' | 'circuit_open';
 
@@ -64,7 +64,7 @@ export function unconfiguredError(provider: ProviderId, label: string): Provider
   return new ProviderError({
     kind: 'unconfigured',
     provider,
-    message: `${label} is not configured on this server: set ${provider}_API_KEY to use it`,
+    message: `${label} is not configured on this server: set ${apiKeyVariable(provider)} to use it`,
     code: 'unconfigured',
   });
 }

@@ -2,7 +2,7 @@ import { ANTHROPIC_DEFAULT_BASE_URL, createAnthropicAdapter } from './anthropic.
 import { DEFAULT_TIMEOUTS, type StreamTimeouts } from './guard.js';
 import { createOfflineAdapter } from './offline.js';
 import { createOpenAICompatibleAdapter } from './openai-compatible.js';
-import type { ModelInfo, ProviderAdapter, ProviderId, ProviderRegistry } from './types.js';
+import { apiKeyVariable, type ModelInfo, type ProviderAdapter, type ProviderId, type ProviderRegistry } from './types.js';
 
 export interface ProviderKeyConfig {
   apiKey?: string | undefined;
@@ -60,9 +60,9 @@ function nonEmpty(value: string | undefined): string | undefined {
  * PERPLEXITY_API_KEY/PERPLEXITY_BASE_URL (and OFFLINE_TOKEN_DELAY_MS) into a ProvidersConfig.
  */
 export function providerConfigFromEnv(env: NodeJS.ProcessEnv): ProvidersConfig {
-  const pair = (prefix: string): ProviderKeyConfig => ({
-    apiKey: nonEmpty(env[`${prefix}_API_KEY`]),
-    baseUrl: nonEmpty(env[`${prefix}_BASE_URL`]),
+  const pair = (provider: ProviderId): ProviderKeyConfig => ({
+    apiKey: nonEmpty(env[apiKeyVariable(provider)]),
+    baseUrl: nonEmpty(env[`${provider}_BASE_URL`]),
   });
   const delay = nonEmpty(env['OFFLINE_TOKEN_DELAY_MS']);
   const delayMs = delay === undefined ? undefined : Number(delay);

@@ -2,6 +2,9 @@ export type ProviderId = 'OPENAI' | 'ANTHROPIC' | 'XAI' | 'PERPLEXITY' | 'OFFLIN
 
 export const PROVIDER_IDS: readonly ProviderId[] = ['OPENAI', 'ANTHROPIC', 'XAI', 'PERPLEXITY', 'OFFLINE'];
 
+/** The environment variable that configures a provider's API key: OPENAI_API_KEY, ANTHROPIC_API_KEY… */
+export const apiKeyVariable = (provider: ProviderId): string => `${provider}_API_KEY`;
+
 export interface ChatMessage {
   role: 'user' | 'assistant';
   content: string;

@@ -142,6 +142,41 @@ describe('a role changed while a connection is open', () => {
   });
 });
 
+describe('a subscription whose events are executed once for all its subscribers', () => {
+  it('is never one whose fields read the viewer, however its document names its root field', async () => {
+    const org = await given(app).anOrganization();
+    const project = await given(app).aProject(org);
+    const agent = await given(app).anOfflineAgent(project, { model: 'offline-small', maxOutputTokens: 5 });
+    const admin = await given(app).aMemberOf(org, 'ADMIN');
+    const viewer = await given(app).aMemberOf(org, 'VIEWER');
+    // A skipped runEvents first, then the field that runs: a dashboard whose run renders per viewer.
+    const doc = `subscription($p: ID!) {
+      runEvents(runId: "skipped") @skip(if: true) { seq }
+      projectRunUpdates(projectId: $p) { status run { viewerCanCancel project { organization { viewerRole } } } }
+    }`;
+    const byAdmin = connect({ authorization: `Bearer ${admin.token}` });
+    const byViewer = connect({ authorization: `Bearer ${viewer.token}` });
+    await Promise.all([byAdmin.ready, byViewer.ready]);
+    const adminSees = keep(byAdmin.client, doc, { p: project.gid });
+    const viewerSees = keep(byViewer.client, doc, { p: project.gid });
+    await within(
+      (async () => {
+        // Runs until both dashboards saw one (then both subscriptions are live and have seen the same events).
+        while (adminSees.results.length === 0 || viewerSees.results.length === 0) {
+          await org.owner.gql(START, { input: { agentId: agent.gid, input: 'watched' } });
+          await wait(300);
+        }
+      })(),
+      10_000,
+    );
+    expect([...adminSees.errors, ...viewerSees.errors]).toEqual([]);
+    const roles = (seen: { results: any[] }) => [...new Set(seen.results.filter((r) => r.data.projectRunUpdates.run).map((r) => r.data.projectRunUpdates.run.project.organization.viewerRole))];
+    expect(roles(adminSees)).toEqual(['ADMIN']);
+    expect(roles(viewerSees)).toEqual(['VIEWER']);
+    await Promise.all([byAdmin.client.dispose(), byViewer.client.dispose()]);
+  });
+});
+
 describe('a credential that expires while a connection is open', () => {
   it('an API token: the connection works until the expiry, then closes with 4401 and its subscriptions end', async () => {
     const org = await given(app).anOrganization();

@@ -44,26 +44,35 @@ const results = new WeakMap<object, Map<string, MaybePromise<SharedResult>>>();
 const documentIds = new WeakMap<DocumentNode, number>();
 let nextDocumentId = 1;
 
-/** The single root field a subscription operation selects (validation guarantees there is exactly one). */
-function rootFieldName(document: DocumentNode, selectionSet: SelectionSetNode): string | null {
+/**
+ * Whether every root field the operation's selection names (through fragments, whatever their @skip or
+ * @include says) is viewer-independent: validation leaves one field to execute, but which one can depend on
+ * those directives, so all the candidates must be shareable.
+ */
+function onlySharedRootFields(document: DocumentNode, selectionSet: SelectionSetNode, seen = new Set<string>()): boolean {
   for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) return selection.name.value;
+    if (selection.kind === Kind.FIELD) {
+      if (!VIEWER_INDEPENDENT_SUBSCRIPTIONS.has(selection.name.value)) return false;
+      continue;
+    }
+    if (selection.kind === Kind.FRAGMENT_SPREAD) {
+      if (seen.has(selection.name.value)) continue;
+      seen.add(selection.name.value);
+    }
     const fragment =
       selection.kind === Kind.INLINE_FRAGMENT
         ? selection
         : document.definitions.find((d) => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === selection.name.value);
-    const name = fragment && 'selectionSet' in fragment ? rootFieldName(document, fragment.selectionSet) : null;
-    if (name) return name;
+    if (!fragment || !('selectionSet' in fragment) || !onlySharedRootFields(document, fragment.selectionSet, seen)) return false;
   }
-  return null;
+  return true;
 }
 
 /** What makes two subscribers' results for one event identical, or null when they may differ. */
 function sharingKey(args: ExecutionArgs): string | null {
   const operation = getOperationAST(args.document, args.operationName);
   if (operation?.operation !== 'subscription') return null;
-  const field = rootFieldName(args.document, operation.selectionSet);
-  if (!field || !VIEWER_INDEPENDENT_SUBSCRIPTIONS.has(field)) return null;
+  if (!onlySharedRootFields(args.document, operation.selectionSet)) return null;
   let id = documentIds.get(args.document);
   if (id === undefined) documentIds.set(args.document, (id = nextDocumentId++));
   return `${id}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? null)}`;

@@ -203,6 +203,20 @@ describe('subscribeShared', () => {
     expect(plain(await results)).toEqual([[{ data: { viewerEvents: { n: 1, seenBy: 'ada' } } }], [{ data: { viewerEvents: { n: 1, seenBy: 'bob' } } }]]);
   });
 
+  it('executes for each subscriber an operation that also names a shared field it skips, directly or in a fragment', async () => {
+    const f = feed();
+    const queries = [
+      'subscription { runEvents @skip(if: true) { n } viewerEvents { n seenBy } }',
+      'subscription { ... on Subscription @include(if: false) { runEvents { n } } ...V } fragment V on Subscription { viewerEvents { n seenBy } }',
+    ];
+    const streams = await Promise.all(queries.flatMap((query) => ['ada', 'bob'].map((viewer) => subscribeShared(args(query, { viewer, events: f.subscriber() })))));
+    const results = Promise.all(streams.map(collect));
+    f.publish({ n: 1, text: 'x' });
+    f.end();
+    const seen = (viewer: string) => [{ data: { viewerEvents: { n: 1, seenBy: viewer } } }];
+    expect(plain(await results)).toEqual([seen('ada'), seen('bob'), seen('ada'), seen('bob')]);
+  });
+
   it('writes results straight to the sink, with the operation id, and leaves results with errors to graphql-ws', async () => {
     const f = feed();
     const written: string[] = [];

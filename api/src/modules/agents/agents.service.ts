@@ -210,9 +210,11 @@ export async function restoreAgent(ctx: Context, agentId: string) {
 export async function archiveAgent(ctx: Context, agentId: string) {
   const agent = await loadAgent(ctx, agentId);
   await authorize(ctx, agent.organizationId, 'agent.archive', 'Agent');
+  // Archiving an archived agent changes nothing and audits nothing (as restoring one that is not).
+  if (agent.archivedAt) return agent;
   return ctx.prisma.$transaction(async (tx) => {
-    const archived = await tx.agent.update({ where: { id: agent.id }, data: { archivedAt: agent.archivedAt ?? new Date() } });
-    await audit(tx, { organizationId: agent.organizationId, actorId: ctx.viewer!.userId, action: 'agent.archived', targetType: 'Agent', targetId: agent.id, ip: ctx.ip });
+    const archived = await tx.agent.update({ where: { id: agent.id }, data: { archivedAt: new Date() } });
+    await audit(tx, { organizationId: agent.organizationId, actorId: ctx.viewer!.userId, action: 'agent.archived', targetType: 'Agent', targetId: agent.id, metadata: { name: agent.name }, ip: ctx.ip });
     return archived;
   });
 }

@@ -191,6 +191,14 @@ describe('restoring an archived agent', () => {
     const rows = await app.rt.prisma.auditLog.findMany({ where: { targetId: fromGlobalId(id, 'Agent'), action: 'agent.restored' } });
     expect(rows.map((r) => [r.actorId, r.metadata])).toEqual([[owner.id, { name: 'Archivist' }]]);
     expect((await owner.gql(START, { input: { agentId: id, input: 'hello' } })).data!.startRun.__typename).toBe('StartRunPayload');
+
+    // Archiving an archived agent changes nothing and audits nothing, either.
+    expect((await owner.gql(ARCHIVE, { id })).data!.archiveAgent.__typename).toBe('ArchiveAgentPayload');
+    const first = (await app.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(id, 'Agent') } })).archivedAt;
+    expect((await owner.gql(ARCHIVE, { id })).data!.archiveAgent.__typename).toBe('ArchiveAgentPayload');
+    expect((await app.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(id, 'Agent') } })).archivedAt).toEqual(first);
+    const archivals = await app.rt.prisma.auditLog.findMany({ where: { targetId: fromGlobalId(id, 'Agent'), action: 'agent.archived' } });
+    expect(archivals.map((r) => [r.actorId, r.metadata])).toEqual([[owner.id, { name: 'Archivist' }], [owner.id, { name: 'Archivist' }]]);
   });
 });
 

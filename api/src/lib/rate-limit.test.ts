@@ -326,4 +326,33 @@ describe('on sign-in, sign-up and agent runs', () => {
     await app.rt.limits.consume('runsOrg', otherOrg.id);
     expect((await otherOrg.owner.gql(START, { input: { agentId: otherAgentGid, input: 'y' } })).data!.startRun.__typename).toBe('RateLimitedError');
   });
+
+  it('takes no point of the budget for a start the caller may not make, not even while it waits', async () => {
+    const spare = await given(app).anOrganization();
+    const agent = await anAgent(spare);
+    const viewer = await given(app).aMemberOf(spare, 'VIEWER');
+    // Once before, so that the API knows the agent's and the viewer's whereabouts without a query.
+    expect((await viewer.gql(START, { input: { agentId: agent, input: 'viewer' } })).data!.startRun.__typename).toBe('ForbiddenError');
+    expect((await spare.owner.gql(`{ __typename }`)).errors).toBeUndefined();
+    // Hold the database (on the embedded one, the only connection), so refused starts wait in the middle.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const holds = new Promise<void>((resolve) => (holding = resolve));
+    const hold = app.rt.prisma.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT 1`;
+      holding();
+      await held;
+    }, { timeout: 20_000 });
+    await holds;
+    const refused = [1, 2].map(() => viewer.gql(START, { input: { agentId: agent, input: 'viewer' } }));
+    await new Promise((r) => setTimeout(r, 300));
+    const starts = [1, 2].map((i) => spare.owner.gql(START, { input: { agentId: agent, input: `owner ${i}` } }));
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    await hold;
+    expect((await Promise.all(refused)).map((r) => r.data!.startRun.__typename)).toEqual(['ForbiddenError', 'ForbiddenError']);
+    // The organization's two runs a minute are its members' to start.
+    expect((await Promise.all(starts)).map((r) => r.data!.startRun.__typename)).toEqual(['StartRunPayload', 'StartRunPayload']);
+  });
 });

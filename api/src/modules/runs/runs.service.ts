@@ -4,7 +4,7 @@ import type { AgentRun } from '../../_generated/prisma/client.js';
 import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
-import { ConflictError, NotFoundError, RateLimitedError, ValidationError } from '../../lib/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.js';
 import { ARCHIVED_PROJECT } from '../projects/projects.service.js';
 import { parseInput, storable } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
@@ -136,13 +136,10 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
   // statement when the counters are in PostgreSQL; in memory, counted here and given back if not.
   const counter = ctx.limits.sqlCounter('runsOrg', organizationId);
   if (!counter) {
-    try {
-      await ctx.limits.consume('runsOrg', organizationId);
-    } catch (err) {
-      // As in hub_start_run: who may not start runs here learns that, not that the budget is spent.
-      if (err instanceof RateLimitedError) await authorize(ctx, organizationId, 'run.start', 'Agent');
-      throw err;
-    }
+    // As in hub_start_run, the role first: who may not start runs here neither holds a point of the
+    // organization's budget while refused nor learns that the budget is spent.
+    await authorize(ctx, organizationId, 'run.start', 'Agent');
+    await ctx.limits.consume('runsOrg', organizationId);
   }
   const charged = !counter;
 

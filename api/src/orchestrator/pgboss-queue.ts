@@ -90,8 +90,20 @@ export class PgBossRunQueue implements RunQueue {
     if (free <= 0) return;
     this.fetching = this.boss
       .fetch<RunJob>(QUEUE, { batchSize: free })
-      .then((jobs) => {
-        for (const job of jobs) this.run(job);
+      .then(async (jobs) => {
+        // Slots taken while the fetch was on its way (runs claimed as they were created), or a stop meanwhile:
+        // what does not fit goes back to the queue at once, for this or another process to run.
+        const over = jobs.filter((job) => {
+          if (!this.handler || this.active >= this.limits.concurrency) return true;
+          this.run(job);
+          return false;
+        });
+        await Promise.all(
+          over.map(async (job) => {
+            await this.enqueue(job.data);
+            await this.boss.complete(QUEUE, job.id);
+          }),
+        );
       })
       .catch((err) => this.logger.error({ err }, 'fetching runs from the queue failed'))
       .finally(() => {

@@ -408,3 +408,27 @@ describe('leases', () => {
     expect((await tryReserve(guard, runs[3]!, 500n)).hold).toBeDefined();
   });
 });
+
+describe('an organization deleted while its run was settling', () => {
+  it("does not take down the other organizations' settlements that share its statement", async () => {
+    const { guard } = await aProcess();
+    const gone = await anOrganization(1_000_000n, 1);
+    const kept = await anOrganization(1_000_000n, 1);
+    const goneHold = await guard.reserve(gone.runs[0]!, attempt());
+    const keptHold = await guard.reserve(kept.runs[0]!, attempt());
+    // deleteOrganization while its run streams: the run, its budgets and its lease go with it.
+    await db.prisma.organization.delete({ where: { id: gone.org.id } });
+
+    // Both attempts end at once: one group commit carries both settlements.
+    const [goneSettled, keptSettled] = await Promise.allSettled([
+      guard.settle(goneHold, gone.runs[0]!, attempt(), outcome(400n)),
+      guard.settle(keptHold, kept.runs[0]!, attempt(), outcome(400n)),
+    ]);
+    expect(keptSettled.status).toBe('fulfilled');
+    expect(goneSettled.status).toBe('fulfilled');
+    // The other organization's attempt is on its ledger and in its spend.
+    expect(await db.prisma.usageRecord.count({ where: { runId: kept.runs[0]!.runId } })).toBe(1);
+    expect((await expectConsistent(kept.daily.id)).spentMicros).toBe(400n);
+    expect(await db.prisma.usageRecord.count({ where: { organizationId: gone.org.id } })).toBe(0);
+  });
+});

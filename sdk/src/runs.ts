@@ -224,7 +224,8 @@ export function runsApi(t: Transport) {
   async function* stream(runId: string, { afterSeq = 0, signal, reconnect = {} }: StreamOptions = {}): AsyncGenerator<RunEvent> {
     const { attempts = 10, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
     if (afterSeq > 0 && (await finishedBy(runId, afterSeq, signal))) return;
-    let last = afterSeq;
+    // Seqs start at 1: as for the API, a negative afterSeq is the start of the log (else event 1 would look like a gap).
+    let last = Math.max(0, afterSeq);
     let failures = 0;
     for (;;) {
       let cause: NetworkError | RateLimitedError | undefined;

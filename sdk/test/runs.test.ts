@@ -153,6 +153,14 @@ describe('starting and streaming a run', () => {
     expect(nothingLeft).toEqual([]);
   });
 
+  it('a negative afterSeq is the start of the log, as the API takes it, not a gap to reconnect over', async () => {
+    const run = await client.runs.start({ agentId: small.id, input: 'From before the first event' });
+    const done = await client.runs.wait(run.id);
+    const events: RunEvent[] = [];
+    for await (const event of client.runs.stream(run.id, { afterSeq: -1, reconnect: { attempts: 0 } })) events.push(event);
+    expect(seqs(events)).toEqual(oneTo(done.lastSeq));
+  });
+
   it('the same idempotencyKey returns the same run', async () => {
     const input = { agentId: small.id, input: 'only once', idempotencyKey: 'nightly-2026-11-24' };
     const [a, b] = await Promise.all([client.runs.start(input), client.runs.start(input)]);

@@ -1,0 +1,72 @@
+/// <reference lib="dom" />
+// Callbacks given to page.evaluate and waitForFunction run in the browser.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromGlobalId } from '../../api/src/lib/ids.js';
+import { startTestServer, type TestServer } from '../../api/test/harness.js';
+import { signedInBrowser, signUp, type Account } from './accounts.js';
+import type { BrowserSession } from './browser.js';
+import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
+
+// The Run page's own controls, as an impatient person uses them.
+
+const CREATE_AGENT = /* GraphQL */ `
+  mutation ($input: CreateAgentInput!) {
+    createAgent(input: $input) { __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } }
+  }
+`;
+const RUN_STATUS = /* GraphQL */ `
+  query ($id: ID!) { run(id: $id) { status } }
+`;
+
+describe('the Run page controls', { timeout: 60_000 }, () => {
+  let server: TestServer;
+  let browser: BrowserSession;
+  let account: Account;
+  let agentId: string;
+
+  const api = (query: string, variables: Record<string, unknown>) => account.api(query, variables);
+
+  async function finishedRun(input: string): Promise<string> {
+    const started = await api(START_RUN, { input: { agentId, input } });
+    const id = started.startRun.run.id as string;
+    await expect.poll(async () => (await api(RUN_STATUS, { id })).run.status, { timeout: 20_000 }).toBe('SUCCEEDED');
+    return id;
+  }
+
+  beforeAll(async () => {
+    server = await startTestServer({ web: true, env: { OFFLINE_TOKEN_DELAY_MS: '5' } });
+    account = await signUp(server, 'Ivy Impatient');
+    const org = await api(CREATE_ORG, { input: { name: 'Impatient Crew' } });
+    const project = await api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Clicks' } });
+    const agent = await api(CREATE_AGENT, {
+      input: { projectId: project.createProject.project.id, name: 'Clicker', provider: 'OFFLINE', model: 'offline-small' },
+    });
+    agentId = agent.createAgent.agent.id;
+    browser = await signedInBrowser(server, account.session);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('Retry pressed twice before the new run opens starts one run, not two', async () => {
+    const { page } = browser;
+    const runId = await finishedRun('Retry me once');
+    await page.goto(`/runs/${encodeURIComponent(runId)}`);
+    const retry = page.getByRole('button', { name: 'Retry' });
+    await retry.waitFor();
+    const before = page.url();
+    await retry.dblclick();
+    await page.waitForURL((url) => url.href !== before && url.pathname.startsWith('/runs/'));
+    await page.getByRole('link', { name: 'the earlier run' }).waitFor();
+    // Let a second request, had one been sent, be answered.
+    await page.waitForTimeout(500);
+    const retries = await server.rt.prisma.agentRun.count({ where: { parentRunId: fromGlobalId(runId, 'Run') } });
+    expect(retries).toBe(1);
+  });
+
+  it('logged no console errors, hydration warnings or page errors', () => {
+    expect(browser.errors).toEqual([]);
+  });
+});

@@ -106,4 +106,39 @@ describe('list iterators walk every page', () => {
     expect(failedOfA.map((r) => r.input)).toEqual(Array.from({ length: 15 }, (_, i) => `task ${200 + i}`));
     expect((await client.runs.list(project.gid, { status: ['FAILED'] }).page({ first: 5 })).totalCount).toBe(25);
   });
+
+  it('runs filtered by status: the next page misses none when the last run of a page has left the filter since', async () => {
+    const project = await given(app).aProject(org);
+    const agent = await app.rt.prisma.agent.create({
+      data: { organizationId: org.id, projectId: project.id, name: 'Queued work', provider: 'OFFLINE', model: 'offline-small' },
+    });
+    await app.rt.prisma.agentRun.createMany({
+      data: Array.from({ length: 6 }, (_, i) => ({
+        organizationId: org.id,
+        projectId: project.id,
+        agentId: agent.id,
+        status: 'QUEUED' as const,
+        input: `queued ${i}`,
+        createdAt: minutesAgo(i),
+      })),
+    });
+    const queued = client.runs.list(project.gid, { status: ['QUEUED'] });
+    const first = await queued.page({ first: 2 });
+    expect(first.items.map((r) => r.input)).toEqual(['queued 0', 'queued 1']);
+    // The page's last run starts (a worker took it) before the next page is asked for.
+    await app.rt.prisma.agentRun.updateMany({ where: { projectId: project.id, input: 'queued 1' }, data: { status: 'RUNNING' } });
+    const second = await queued.page({ first: 2, after: first.endCursor });
+    expect(second.items.map((r) => r.input)).toEqual(['queued 2', 'queued 3']);
+    expect(second.totalCount).toBe(5);
+
+    // Backwards too, with the API's `last` and `before` (the SDK pages forwards only).
+    const PAGE = `query($p: ID!, $first: Int, $last: Int, $before: String) {
+      project(id: $p) { runs(first: $first, last: $last, before: $before, filter: { status: [QUEUED] }) { edges { cursor node { input } } } } }`;
+    type Edges = { data: { project: { runs: { edges: { cursor: string; node: { input: string } }[] } } } };
+    const shown = ((await org.owner.gql(PAGE, { p: project.gid, first: 4 })) as Edges).data.project.runs.edges;
+    expect(shown.map((e) => e.node.input)).toEqual(['queued 0', 'queued 2', 'queued 3', 'queued 4']);
+    await app.rt.prisma.agentRun.updateMany({ where: { projectId: project.id, input: 'queued 4' }, data: { status: 'RUNNING' } });
+    const before = ((await org.owner.gql(PAGE, { p: project.gid, last: 2, before: shown[3]!.cursor })) as Edges).data.project.runs.edges;
+    expect(before.map((e) => e.node.input)).toEqual(['queued 2', 'queued 3']);
+  });
 });

@@ -52,6 +52,8 @@ export const builder = new SchemaBuilder<{
   PrismaTypes: PrismaTypes;
   AuthScopes: AuthScopes;
   DefaultFieldNullability: false;
+  // A field's `query` may read the database first (Project.runs: where a filtered page resumes).
+  AsyncSelections: true;
   Scalars: {
     ID: { Input: string; Output: string };
     DateTime: { Input: Date; Output: Date | string };

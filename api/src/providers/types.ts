@@ -5,6 +5,16 @@ export const PROVIDER_IDS: readonly ProviderId[] = ['OPENAI', 'ANTHROPIC', 'XAI'
 /** The environment variable that configures a provider's API key: OPENAI_API_KEY, ANTHROPIC_API_KEY… */
 export const apiKeyVariable = (provider: ProviderId): string => `${provider}_API_KEY`;
 
+/**
+ * A provider's endpoint as the API shows it to any signed-in user: scheme, host, port and path. A user name,
+ * password, query or fragment, where a proxy's credentials may sit, is left out (null if it is no URL).
+ */
+export function shownEndpoint(baseUrl: string): string | null {
+  if (!URL.canParse(baseUrl)) return null;
+  const url = new URL(baseUrl);
+  return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+}
+
 export interface ChatMessage {
   role: 'user' | 'assistant';
   content: string;

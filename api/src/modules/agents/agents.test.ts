@@ -231,3 +231,29 @@ describe('an archived project is read-only', () => {
     expect((await owner.gql(START, { input: { agentId: id, input: 'hello' } })).data!.startRun.__typename).toBe('StartRunPayload');
   });
 });
+
+describe('the providers query', () => {
+  it("shows each provider's endpoint without the credentials or query its *_BASE_URL may hold", async () => {
+    const proxied = await startTestServer({
+      worker: false,
+      env: {
+        OPENAI_BASE_URL: 'https://hub:s3cret@proxy.internal:8443/openai/v1?api-key=abc#frag',
+        ANTHROPIC_BASE_URL: 'http://gateway.internal',
+      },
+    });
+    try {
+      const someone = (await given(proxied).anOrganization()).owner;
+      const res = await someone.gql(`{ providers { id baseUrl } }`);
+      expect(JSON.stringify(res)).not.toMatch(/s3cret|api-key|frag/);
+      expect(res.data!.providers).toEqual([
+        { id: 'OPENAI', baseUrl: 'https://proxy.internal:8443/openai/v1' },
+        { id: 'ANTHROPIC', baseUrl: 'http://gateway.internal' },
+        { id: 'XAI', baseUrl: 'https://api.x.ai/v1' },
+        { id: 'PERPLEXITY', baseUrl: 'https://api.perplexity.ai' },
+        { id: 'OFFLINE', baseUrl: null },
+      ]);
+    } finally {
+      await proxied.close();
+    }
+  });
+});

@@ -1,6 +1,6 @@
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { fromGlobalId } from '../../lib/ids.js';
-import { PROVIDER_IDS, hasPrice, priceFor, type ModelInfo, type ProviderAdapter, type ProviderId } from '../../providers/index.js';
+import { PROVIDER_IDS, hasPrice, priceFor, shownEndpoint, type ModelInfo, type ProviderAdapter, type ProviderId } from '../../providers/index.js';
 import '../projects/projects.type.js';
 import { can } from '../permissions.js';
 import * as agents from './agents.service.js';
@@ -35,7 +35,11 @@ const ProviderStatus = builder.objectRef<ProviderAdapter>('ProviderStatus').impl
     label: t.exposeString('label'),
     configured: t.exposeBoolean('configured', { description: 'False when no API key is set; agents on it fail fast or fall back.' }),
     offline: t.boolean({ resolve: (p) => p.id === 'OFFLINE' }),
-    baseUrl: t.exposeString('baseUrl', { nullable: true }),
+    baseUrl: t.string({
+      nullable: true,
+      description: "Where the provider's requests go (its *_BASE_URL), without any credentials or query it holds; null for the offline provider.",
+      resolve: (p) => (p.baseUrl === null ? null : shownEndpoint(p.baseUrl)),
+    }),
     models: t.field({ type: [ModelRef], resolve: (p) => p.models.map((m) => ({ ...m, provider: p.id })) }),
   }),
 });

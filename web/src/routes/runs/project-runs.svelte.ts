@@ -32,9 +32,10 @@ const page = (connection: Connection): Page => ({
 });
 
 /**
- * A project's runs, newest first, filtered by status, paged with "Load more", and kept current by
- * the `projectRunUpdates` subscription: a run that changes is replaced in place, a new one that
- * matches the filter is added on top, one that no longer matches is dropped. Each time the
+ * A project's runs, newest first, filtered by status and agent, paged with "Load more", and kept
+ * current by the `projectRunUpdates` subscription (which carries every run of the project): a run
+ * that changes is replaced in place, a new one that matches the filter is added on top, one that no
+ * longer matches is dropped, and one of another agent is never shown. Each time the
  * subscription starts listening on a new connection, every run shown is read again, so nothing
  * that changed before it listened is lost.
  *
@@ -65,6 +66,8 @@ export class ProjectRuns {
     readonly projectId: string,
     /** Statuses to show; empty for all. */
     readonly statuses: RunStatus[],
+    /** The agent (global id) whose runs to show; null for every agent's. */
+    readonly agentId: string | null = null,
   ) {
     this.#updates = new LiveSubscription(client, RunsTableUpdatesDocument, { projectId }, {
       next: ({ projectRunUpdates: { run } }) => {
@@ -176,7 +179,10 @@ export class ProjectRuns {
           projectId: this.projectId,
           first,
           after,
-          filter: this.statuses.length > 0 ? { status: this.statuses } : null,
+          filter:
+            this.statuses.length > 0 || this.agentId
+              ? { ...(this.statuses.length > 0 ? { status: this.statuses } : {}), ...(this.agentId ? { agentId: this.agentId } : {}) }
+              : null,
         },
         { requestPolicy: 'network-only' },
       )
@@ -191,7 +197,8 @@ export class ProjectRuns {
   }
 
   #upsert(run: Run): void {
-    const matches = this.statuses.length === 0 || this.statuses.includes(run.status);
+    const matches =
+      (this.statuses.length === 0 || this.statuses.includes(run.status)) && (this.agentId === null || run.agent.id === this.agentId);
     const index = this.runs.findIndex((r) => r.id === run.id);
     if (index >= 0) {
       if (matches) this.runs[index] = run;

@@ -159,11 +159,12 @@ export class Orchestrator {
     await this.deps.queue.start((job) => this.run(job));
     await this.recover();
     if (!this.deps.queue.durable) await this.requeueWaiting();
+    else await this.requeueStranded();
     const every = this.deps.sweepIntervalMs ?? Math.min(5_000, (this.deps.leaseMs ?? 30_000) / 2);
     this.sweeper = setInterval(() => {
       if (this.sweeping) return;
       this.sweeping = this.recover()
-        .then(() => undefined)
+        .then(() => this.requeueStranded())
         .catch((err) => this.deps.logger.error({ err }, 'recovery sweep failed'))
         .finally(() => (this.sweeping = null));
     }, every);
@@ -178,6 +179,22 @@ export class Orchestrator {
       orderBy: { queuedAt: 'asc' },
     });
     for (const r of queued) await this.deps.queue.enqueue({ runId: r.id, organizationId: r.organizationId });
+  }
+
+  /**
+   * A durable queue: gives a job again to every run QUEUED for over a lease that no job will deliver (see
+   * RunQueue.stranded): its job failed on every retry (say, the database was out of reach while it was
+   * claimed). Claiming is conditional on the run being QUEUED, so a job too many (two
+   * sweeps at once, a job that was only slow) finds the run taken and does nothing: a run never runs twice.
+   */
+  private async requeueStranded(now = Date.now()) {
+    const { queue, db, logger } = this.deps;
+    if (!queue.stranded) return;
+    const bound = new Date(now - (this.deps.leaseMs ?? DEFAULT_LEASE_MS));
+    for (const job of await queue.stranded(db.query, bound)) {
+      logger.warn({ runId: job.runId }, 'a queued run had no job left to deliver it: queued again');
+      await queue.enqueue(job);
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import PgBoss from 'pg-boss';
 import type { SqlQuery } from '../lib/db.js';
+import { utcWall } from '../lib/sql.js';
 import type { Logger } from '../lib/logger.js';
 import { NOTIFY_CHANNEL, type EventBus } from '../lib/pubsub.js';
 import { slotHandle, type JobOutcome, type QueueLimits, type RunJob, type RunQueue, type SlotHandle } from './queue.js';
@@ -66,6 +67,24 @@ export class PgBossRunQueue implements RunQueue {
         }),
       },
     });
+  }
+
+  async stranded(query: SqlQuery, queuedBefore: Date): Promise<RunJob[]> {
+    // One snapshot for both tables: a run and its job change state in separate transactions, but a QUEUED
+    // run always has a job created, retried or active (the job of a claim, a hand-over or a retry is written
+    // before the one it replaces is completed, or with the run's own change).
+    return query<RunJob>(
+      `SELECT r.id::text AS "runId", r."organizationId"::text AS "organizationId"
+         FROM "AgentRun" r
+        WHERE r.status = 'QUEUED' AND r."queuedAt" < $1::timestamp(3)
+          AND NOT EXISTS (
+            SELECT 1 FROM pgboss.job j
+             WHERE j.name = $2 AND j.data->>'runId' = r.id::text
+               AND j.state IN ('created', 'retry', 'active'))
+        ORDER BY r."queuedAt"
+        LIMIT 100`,
+      [utcWall(queuedBefore), QUEUE],
+    );
   }
 
   poke() {

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usingPostgres } from '../../test/db.js';
+import { given, type TestUser } from '../../test/factories.js';
+import { startTestServer, type TestServer } from '../../test/harness.js';
+import { fromGlobalId } from '../lib/ids.js';
+
+// A short lease, so that the recovery sweep (every half lease) and its bounds fit in a test.
+const ENV = { OFFLINE_TOKEN_DELAY_MS: '5', RUN_LEASE_MS: '1500' };
+const START = `mutation($a: ID!) { startRun(input: { agentId: $a, input: "Plan a trip" }) { ... on StartRunPayload { run { id } } } }`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A run queued by an API process without a worker: QUEUED, with its pg-boss job. */
+describe.runIf(usingPostgres())('a QUEUED run whose job will not deliver it', () => {
+  let api: TestServer;
+  let owner: TestUser;
+  let agentGid: string;
+  const servers: TestServer[] = [];
+
+  beforeAll(async () => {
+    api = await startTestServer({ worker: false, env: ENV });
+    const org = await given(api).anOrganization();
+    owner = org.owner;
+    agentGid = (await given(api).anOfflineAgent(await given(api).aProject(org))).gid;
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    await api.close();
+  });
+
+  const query = <T,>(text: string, params: unknown[] = []) => api.rt.db.query<T>(text, params);
+  const run = (id: string) => api.rt.prisma.agentRun.findUniqueOrThrow({ where: { id }, select: { status: true, attempts: true } });
+  const jobStates = async (runId: string) =>
+    (await query<{ state: string }>(`SELECT state::text FROM pgboss.job WHERE name = 'agent-runs' AND data->>'runId' = $1 ORDER BY created_on`, [runId])).map(
+      (j) => j.state,
+    );
+  const startQueued = async () => fromGlobalId((await owner.gql(START, { a: agentGid })).data!.startRun.run.id as string, 'Run');
+  const statuses = async (runId: string) =>
+    (await api.rt.prisma.runEvent.findMany({ where: { runId, type: 'STATUS' }, orderBy: { seq: 'asc' } })).map((e) => (e.payload as { status: string }).status);
+
+  it('is run once its job has failed for good (every claim threw, the database out of reach meanwhile)', async () => {
+    // Every claim throws, as when the database cannot be reached while the job is handled.
+    await query(`ALTER FUNCTION hub_claim_run(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run_away`);
+    let worker: TestServer | undefined;
+    let restored = false;
+    const restore = async () => {
+      if (restored) return;
+      restored = true;
+      await query(`ALTER FUNCTION hub_claim_run_away(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run`);
+    };
+    try {
+      const runId = await startQueued();
+      worker = await startTestServer({ env: ENV });
+      // The first delivery and its 5 retries all fail: pg-boss fails the job for good.
+      for (let i = 0; i < 400 && !(await jobStates(runId)).includes('failed'); i++) await sleep(100);
+      expect(await jobStates(runId)).toEqual(['failed']);
+      expect(await run(runId)).toMatchObject({ status: 'QUEUED', attempts: 0 });
+      await restore();
+
+      // The database is back: the run is found and run, once.
+      for (let i = 0; i < 200 && (await run(runId)).status !== 'SUCCEEDED'; i++) await sleep(50);
+      expect(await run(runId)).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+      expect(await statuses(runId)).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
+    } finally {
+      await restore();
+      // Its worker would take the next test's run.
+      await worker?.close();
+    }
+  }, 90_000);
+});

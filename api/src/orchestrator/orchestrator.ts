@@ -184,14 +184,15 @@ export class Orchestrator {
   /**
    * A durable queue: gives a job again to every run QUEUED for over a lease that no job will deliver (see
    * RunQueue.stranded): its job failed on every retry (say, the database was out of reach while it was
-   * claimed). Claiming is conditional on the run being QUEUED, so a job too many (two
+   * claimed), or the process that fetched it died before claiming it (pg-boss would give it back only once
+   * it expires, 15 minutes later). Claiming is conditional on the run being QUEUED, so a job too many (two
    * sweeps at once, a job that was only slow) finds the run taken and does nothing: a run never runs twice.
    */
   private async requeueStranded(now = Date.now()) {
     const { queue, db, logger } = this.deps;
     if (!queue.stranded) return;
     const bound = new Date(now - (this.deps.leaseMs ?? DEFAULT_LEASE_MS));
-    for (const job of await queue.stranded(db.query, bound)) {
+    for (const job of await queue.stranded(db.query, bound, bound)) {
       logger.warn({ runId: job.runId }, 'a queued run had no job left to deliver it: queued again');
       await queue.enqueue(job);
     }

@@ -39,7 +39,8 @@ export class PgBossRunQueue implements RunQueue {
     boss.on('error', (err) => logger.error({ err }, 'pg-boss error'));
     await boss.start();
     if (!(await boss.getQueue(QUEUE))) {
-      // Jobs a dead process fetched but never claimed expire and are retried; claiming is idempotent.
+      // Jobs a dead process fetched but never claimed expire and are retried, and the recovery sweep gives
+      // their runs a new job sooner (see stranded); claiming is idempotent.
       await boss.createQueue(QUEUE, { name: QUEUE, retryLimit: 5, retryDelay: 1, expireInSeconds: 15 * 60 }).catch(async (err) => {
         if (!(await boss.getQueue(QUEUE))) throw err;
       });
@@ -69,10 +70,12 @@ export class PgBossRunQueue implements RunQueue {
     });
   }
 
-  async stranded(query: SqlQuery, queuedBefore: Date): Promise<RunJob[]> {
+  async stranded(query: SqlQuery, queuedBefore: Date, fetchedSince: Date): Promise<RunJob[]> {
     // One snapshot for both tables: a run and its job change state in separate transactions, but a QUEUED
     // run always has a job created, retried or active (the job of a claim, a hand-over or a retry is written
-    // before the one it replaces is completed, or with the run's own change).
+    // before the one it replaces is completed, or with the run's own change). A job stays active while its
+    // run executes, but that run is RUNNING: a QUEUED run's active job older than `fetchedSince` was fetched
+    // by a process that died (or stalled) before its claim, which takes one statement.
     return query<RunJob>(
       `SELECT r.id::text AS "runId", r."organizationId"::text AS "organizationId"
          FROM "AgentRun" r
@@ -80,10 +83,10 @@ export class PgBossRunQueue implements RunQueue {
           AND NOT EXISTS (
             SELECT 1 FROM pgboss.job j
              WHERE j.name = $2 AND j.data->>'runId' = r.id::text
-               AND j.state IN ('created', 'retry', 'active'))
+               AND (j.state IN ('created', 'retry') OR (j.state = 'active' AND j.started_on >= $3::timestamptz)))
         ORDER BY r."queuedAt"
         LIMIT 100`,
-      [utcWall(queuedBefore), QUEUE],
+      [utcWall(queuedBefore), QUEUE, fetchedSince.toISOString()],
     );
   }
 

@@ -33,10 +33,11 @@ export interface RunQueue {
   acquire(organizationId: string): SlotHandle | null;
   /**
    * Durable engines: runs QUEUED since before `queuedBefore` that no job of theirs will deliver: none waits
-   * or is in hand (a job whose every delivery failed is failed for good, say). The recovery sweep queues
-   * them again; a job too many is harmless, since only a QUEUED run can be claimed.
+   * (a job whose every delivery failed is failed for good, say), and none was fetched since `fetchedSince`
+   * (one fetched earlier and still in hand was fetched by a process that died before claiming the run). The
+   * recovery sweep queues them again; a job too many is harmless, since only a QUEUED run can be claimed.
    */
-  stranded?(query: SqlQuery, queuedBefore: Date): Promise<RunJob[]>;
+  stranded?(query: SqlQuery, queuedBefore: Date, fetchedSince: Date): Promise<RunJob[]>;
   /** Stops taking jobs and waits for the ones in progress (claimed ones included). */
   stop(): Promise<void>;
 }

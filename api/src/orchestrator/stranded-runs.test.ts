@@ -1,5 +1,6 @@
+import PgBoss from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { usingPostgres } from '../../test/db.js';
+import { getTestDatabase, usingPostgres } from '../../test/db.js';
 import { given, type TestUser } from '../../test/factories.js';
 import { startTestServer, type TestServer } from '../../test/harness.js';
 import { fromGlobalId } from '../lib/ids.js';
@@ -66,4 +67,24 @@ describe.runIf(usingPostgres())('a QUEUED run whose job will not deliver it', ()
       await worker?.close();
     }
   }, 90_000);
+
+  it('is run within about a lease when the process that fetched its job died before claiming it', async () => {
+    const runId = await startQueued();
+    // A process fetches the job, and dies before it claims the run: the job stays active, unclaimed.
+    const { url } = await getTestDatabase();
+    const dead = new PgBoss({ connectionString: url!, schema: 'pgboss', max: 1, supervise: false, schedule: false });
+    await dead.start();
+    const fetched = await dead.fetch<{ runId: string }>('agent-runs', { batchSize: 10 });
+    await dead.stop({ graceful: false, wait: true });
+    expect(fetched.map((j) => j.data.runId)).toContain(runId);
+    expect(await jobStates(runId)).toEqual(['active']);
+
+    const startedAt = Date.now();
+    servers.push(await startTestServer({ env: ENV }));
+    // Not after pg-boss's expiry of the job (15 minutes), but after about a lease (1.5 s here).
+    for (let i = 0; i < 300 && (await run(runId)).status !== 'SUCCEEDED'; i++) await sleep(50);
+    expect(await run(runId)).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(await statuses(runId)).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
+  }, 60_000);
 });

@@ -49,7 +49,10 @@ export interface RunCreation {
 /** How many agents' settings a process keeps to build their runs' first requests early. */
 const REMEMBERED_AGENTS = 1_000;
 
-/** How many times a run is retried after its worker died before it fails for good. */
+/**
+ * How many of a run's claims may end with their worker lost before it fails for good (WORKER_LOST). A claim
+ * its worker handed back as it shut down (`handovers`) is not one.
+ */
 export const MAX_WORKER_ATTEMPTS = 3;
 
 export interface OrchestratorDeps {
@@ -248,7 +251,7 @@ export class Orchestrator {
 
   /**
    * Finds RUNNING runs whose lease expired (their worker died) and re-queues them, or fails them after
-   * MAX_WORKER_ATTEMPTS; a run its user asked to cancel ends CANCELLED instead of starting again. Events
+   * MAX_WORKER_ATTEMPTS lost workers; a run its user asked to cancel ends CANCELLED instead of starting again. Events
    * already stored are kept; a status event explains what happened. A run whose worker stored events since
    * it was read here (stalled past its lease, not dead) is left for the next sweep rather than given a seq
    * that worker just took.
@@ -270,6 +273,7 @@ export class Orchestrator {
         agentId: true,
         input: true,
         attempts: true,
+        handovers: true,
         lastSeq: true,
         startedAt: true,
         leaseOwner: true,
@@ -279,7 +283,8 @@ export class Orchestrator {
     });
     let recovered = 0;
     for (const run of stale) {
-      const retry = !run.cancelRequested && run.attempts < MAX_WORKER_ATTEMPTS;
+      // Claims whose worker was lost, this one included: those handed back on shutdown do not count.
+      const retry = !run.cancelRequested && run.attempts - run.handovers < MAX_WORKER_ATTEMPTS;
       const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
       const writer = new RunEventWriter(this.deps.events, run.id, run.lastSeq);
       // Still the lapsed lease this sweep read, and no event stored since.

@@ -502,6 +502,10 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       run,
       `Worker ${workerId} shut down; retrying`,
       (p) => `"leaseOwner" = ${p.add(workerId)} AND attempts = ${p.add(run.attempts)} AND NOT "cancelRequested"`,
+      undefined,
+      undefined,
+      undefined,
+      { handover: true },
     );
     if (requeued) return;
     final = { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED', output };
@@ -552,6 +556,8 @@ export async function requeueRun(
    * sweep locks the run's row under its lapsed lease and records what the dead worker's attempt cost.)
    */
   fence?: (query: SqlQuery) => Promise<boolean>,
+  /** `handover`: its worker hands it back as it shuts down, which counts in `handovers`, not as a lost worker. */
+  how: { handover?: boolean } = {},
 ): Promise<boolean> {
   const finish = (query: SqlQuery) =>
     writer.finishWithin(
@@ -560,7 +566,7 @@ export async function requeueRun(
       { status: 'QUEUED', reason },
       (p, seq) => {
         const at = `${p.add(utcWall(now))}::timestamp(3)`;
-        return `UPDATE "AgentRun" SET status = 'QUEUED', "queuedAt" = ${at}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}
+        return `UPDATE "AgentRun" SET status = 'QUEUED', "queuedAt" = ${at}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}${how.handover ? ', handovers = handovers + 1' : ''}
                 WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND ${condition(p, at)}
                 RETURNING id`;
       },

@@ -122,6 +122,49 @@ describe.runIf(usingPostgres())('a worker process stopped by its supervisor', ()
   }, 90_000);
 });
 
+describe.runIf(usingPostgres())('a run handed back by workers shutting down', () => {
+  it('is not failed as "worker lost" when a worker dies after two deploys: a hand-back on shutdown is not a lost worker', async () => {
+    const db = await getTestDatabase();
+    const env = { OFFLINE_TOKEN_DELAY_MS: '40', RUN_LEASE_MS: '1500', SHUTDOWN_GRACE_MS: '100' };
+    const { api, owner, agent } = await anApiWithAnAgent(env);
+    await owner.gql(START, { a: agent.gid });
+    const row = () => api.rt.prisma.agentRun.findFirstOrThrow({ where: { agentId: agent.id } });
+    /** A worker that claims the run and streams a few tokens of it. */
+    const aWorkerStreamingIt = async () => {
+      const worker = await startWorkerProcess({ DATABASE_URL: db.url!, ...env });
+      cleanup.push(() => worker.kill());
+      const from = (await row()).lastSeq;
+      await waitFor(async () => {
+        const r = await row();
+        return r.status === 'RUNNING' && r.leaseOwner === worker.workerId && r.lastSeq >= from + 4;
+      });
+      return worker;
+    };
+    // Two deploys: each worker is stopped mid-run and hands the run back.
+    for (let deploy = 1; deploy <= 2; deploy++) {
+      const worker = await aWorkerStreamingIt();
+      expect(await worker.terminate()).toBe(0);
+      expect(await row()).toMatchObject({ status: 'QUEUED', attempts: deploy });
+    }
+    // Then the third worker dies.
+    const dying = await aWorkerStreamingIt();
+    await dying.kill();
+    expect(await row()).toMatchObject({ status: 'RUNNING', attempts: 3, leaseOwner: dying.workerId });
+
+    // Its run is taken over, not failed: one worker was lost, not three.
+    const next = await startWorkerProcess({ DATABASE_URL: db.url!, ...env });
+    cleanup.push(() => next.kill());
+    await waitFor(async () => ['SUCCEEDED', 'FAILED'].includes((await row()).status), 60_000);
+    expect(await row()).toMatchObject({ status: 'SUCCEEDED', attempts: 4, errorCode: null });
+    const reasons = (await api.rt.prisma.runEvent.findMany({ where: { runId: (await row()).id, type: 'STATUS' }, orderBy: { seq: 'asc' } }))
+      .map((e) => e.payload as { status: string; reason?: string })
+      .filter((p) => p.status === 'QUEUED' && p.reason)
+      .map((p) => p.reason);
+    expect(reasons).toEqual([expect.stringContaining('shut down'), expect.stringContaining('shut down'), `Worker ${dying.workerId} stopped responding; retrying`]);
+    await next.kill();
+  }, 120_000);
+});
+
 describe.runIf(usingPostgres())('a run cancelled while its worker is dead', () => {
   it('ends CANCELLED within seconds, long before its lease would lapse, and is not started again', async () => {
     const db = await getTestDatabase();

@@ -253,6 +253,7 @@ const RUN_DEFAULTS: Omit<
   usageEstimated: false,
   costMicros: 0n,
   attempts: 0,
+  handovers: 0,
   leaseOwner: null,
   leaseExpiresAt: null,
   cancelRequested: false,

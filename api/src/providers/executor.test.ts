@@ -363,6 +363,34 @@ describe('abort and hooks', () => {
     ]);
   });
 
+  it('settles nothing for an attempt aborted while it waited for admission: its request was never sent', async () => {
+    // Near a budget's limit, admission can wait about a second; a cancel (or a shutdown) arrives meanwhile.
+    for (const prepare of [false, true]) {
+      openai.reset();
+      openai.enqueue({ kind: 'reply', text: 'never asked for' });
+      const controller = new AbortController();
+      const request = { ...REQUEST, signal: controller.signal };
+      const outcomes: AttemptOutcome[] = [];
+      const error = await rejection(
+        run({
+          request,
+          prepared: prepare ? prepareAttempt(registry, { provider: 'OPENAI', model: 'gpt-4o-mini' }, request)! : undefined,
+          onAttemptStart: async () => {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            controller.abort();
+          },
+          onAttemptEnd: async (_a, o) => void outcomes.push(o),
+        }),
+      );
+      expect(error.kind).toBe('aborted');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(openai.requests).toHaveLength(0);
+      // Settled (its hold released) at nothing, rather than at the prompt's bound.
+      expect(outcomes).toMatchObject([{ status: 'aborted', emittedText: false, usageReported: false, usage: { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 } }]);
+      expect(outcomes[0]!.costMicros).toBe(0n);
+    }
+  });
+
   it('stops during a backoff wait when aborted', async () => {
     openai.enqueue({ kind: 'error', status: 429, retryAfter: 30 });
     const controller = new AbortController();

@@ -38,7 +38,8 @@ export interface AttemptOutcome {
   /**
    * Usage to settle. The provider's report when it sent one; otherwise, if the provider may have billed
    * (text streamed, the attempt was aborted or timed out), our bounds (the prompt's, and the streamed text's
-   * capped at maxOutputTokens); otherwise zero (an error the provider answered with).
+   * capped at maxOutputTokens); otherwise zero (an error the provider answered with, or an attempt aborted
+   * before its request was sent, while onAttemptStart waited).
    */
   usage: TokenUsage;
   /** False when `usage` is our bound: no report, or the adapter's own in place of a missing one. */
@@ -289,7 +290,10 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
         breaker?.release(provider);
         throw err;
       }
-      ready?.send();
+      // Aborted while it waited for admission (near a budget's limit that can take about a second), by a
+      // cancel or a shutdown: its request is not sent (a prepared one is dropped at its gate), so it costs nothing.
+      const unsent = signal?.aborted === true;
+      if (!unsent) ready?.send();
 
       const started = Date.now();
       let text = '';
@@ -299,6 +303,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       let error: ProviderError | undefined;
       let consumerFailure: ConsumerFailure | undefined;
       try {
+        if (unsent) throw abortedError(provider, signal!.reason);
         for await (const chunk of ready?.stream ?? adapter.stream({ ...request, model })) {
           if (chunk.type === 'usage') {
             usage = chunk.usage;
@@ -328,8 +333,8 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const status: AttemptStatus = consumerFailure || error?.kind === 'aborted' ? 'aborted' : error ? 'failed' : 'succeeded';
       // Without a usage report, an attempt that streamed text, was cut off by us (cancel, a failed consumer) or
       // timed out may have been billed for its prompt: settled at the bounds it was reserved at. An error the
-      // provider answered with (4xx, 5xx) costs nothing.
-      const mayBeBilled = emittedText || status === 'aborted' || error?.code === 'timeout';
+      // provider answered with (4xx, 5xx), or a request never sent, costs nothing.
+      const mayBeBilled = !unsent && (emittedText || status === 'aborted' || error?.code === 'timeout');
       const settledUsage =
         usage ??
         (mayBeBilled ? cutShortUsage(inputTokensEstimate, text, request.maxOutputTokens) : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });

@@ -119,6 +119,8 @@ describe.runIf(usingPostgres())('a worker process stopped by its supervisor', ()
     const run = (await owner.gql(RUN, { id: runGid })).data!.run;
     expect(run).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
     expectCoherentLog(events, run.output);
+    // Done: a worker left running would take the next test's runs.
+    await workerC.kill();
   }, 90_000);
 });
 

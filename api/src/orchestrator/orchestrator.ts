@@ -305,7 +305,7 @@ export class Orchestrator {
         ? { status: 'CANCELLED' as const, error: 'Cancelled by a user', errorCode: 'CANCELLED', detail: 'Cancelled by a user' }
         : { status: 'FAILED' as const, error: `${reason}; gave up`, errorCode: 'WORKER_LOST', detail: `${reason}; gave up after ${run.attempts} attempts` };
       const changed = retry
-        ? await requeueRun(this.deps, writer, run, `${reason}; retrying`, lapsed, now, () => this.deps.budget.releaseHolds({ runId: run.id }), fence)
+        ? await requeueRun(this.deps, writer, run, `${reason}; retrying`, lapsed, { now, beforeQueued: () => this.deps.budget.releaseHolds({ runId: run.id }), fence })
         : await this.endLapsed(fence, (query) =>
             writer.finishWithin(
               query,

@@ -502,9 +502,6 @@ export async function executeClaimed(deps: ExecutorDeps, claim: ClaimedRun, canc
       run,
       `Worker ${workerId} shut down; retrying`,
       (p) => `"leaseOwner" = ${p.add(workerId)} AND attempts = ${p.add(run.attempts)} AND NOT "cancelRequested"`,
-      undefined,
-      undefined,
-      undefined,
       { handover: true },
     );
     if (requeued) return;
@@ -548,16 +545,23 @@ export async function requeueRun(
   run: { id: string; organizationId: string; projectId: string },
   reason: string,
   condition: (p: SqlParams, at: string) => string,
-  now = new Date(),
-  /** Runs once the run is QUEUED and before its job can be taken (e.g. to free a dead worker's holds). */
-  beforeQueued: () => Promise<unknown> = async () => {},
-  /**
-   * Runs first, in the same transaction: false leaves the run as it is, with nothing written. (The recovery
-   * sweep locks the run's row under its lapsed lease and records what the dead worker's attempt cost.)
-   */
-  fence?: (query: SqlQuery) => Promise<boolean>,
-  /** `handover`: its worker hands it back as it shuts down, which counts in `handovers`, not as a lost worker. */
-  how: { handover?: boolean } = {},
+  {
+    now = new Date(),
+    beforeQueued = async () => {},
+    fence,
+    handover = false,
+  }: {
+    now?: Date;
+    /** Runs once the run is QUEUED and before its job can be taken (e.g. to free a dead worker's holds). */
+    beforeQueued?: () => Promise<unknown>;
+    /**
+     * Runs first, in the same transaction: false leaves the run as it is, with nothing written. (The recovery
+     * sweep locks the run's row under its lapsed lease and records what the dead worker's attempt cost.)
+     */
+    fence?: (query: SqlQuery) => Promise<boolean>;
+    /** Its worker hands it back as it shuts down: counted in `handovers`, not as a lost worker. */
+    handover?: boolean;
+  } = {},
 ): Promise<boolean> {
   const finish = (query: SqlQuery) =>
     writer.finishWithin(
@@ -566,7 +570,7 @@ export async function requeueRun(
       { status: 'QUEUED', reason },
       (p, seq) => {
         const at = `${p.add(utcWall(now))}::timestamp(3)`;
-        return `UPDATE "AgentRun" SET status = 'QUEUED', "queuedAt" = ${at}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}${how.handover ? ', handovers = handovers + 1' : ''}
+        return `UPDATE "AgentRun" SET status = 'QUEUED', "queuedAt" = ${at}, "leaseOwner" = NULL, "leaseExpiresAt" = NULL, "lastSeq" = ${p.add(seq)}${handover ? ', handovers = handovers + 1' : ''}
                 WHERE id = ${p.add(run.id)}::uuid AND status = 'RUNNING' AND ${condition(p, at)}
                 RETURNING id`;
       },

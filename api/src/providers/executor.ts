@@ -293,7 +293,8 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       // Aborted while it waited for admission (near a budget's limit that can take about a second), by a
       // cancel or a shutdown: its request is not sent (a prepared one is dropped at its gate), so it costs nothing.
       const unsent = signal?.aborted === true;
-      if (!unsent) ready?.send();
+      if (unsent) ready?.discard();
+      else ready?.send();
 
       const started = Date.now();
       let text = '';

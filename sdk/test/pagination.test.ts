@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createClient, type HubClient } from '@hub/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { BOOT_TIMEOUT_MS, given, startTestServer, WebSocket, type TestServer } from './support.js';
 
 let app: TestServer;
@@ -142,3 +143,209 @@ describe('list iterators walk every page', () => {
     expect(before.map((e) => e.node.input)).toEqual(['queued 2', 'queued 3']);
   });
 });
+
+/** A cursor of an `id` connection naming a row nobody has: what the API answers it is what a foreign cursor gets. */
+const unknownCursor = () => Buffer.from(`GPC:S:${randomUUID()}`).toString('base64');
+
+describe('a filtered list misses none when the last item of a page has left the filter since', () => {
+  const ownClient = (token: string) => createClient({ url: app.graphqlUrl, token, webSocketImpl: WebSocket });
+
+  it('projects (archived ones left out): the next page after an archived project, forwards and backwards', async () => {
+    const own = await given(app).anOrganization();
+    const other = await given(app).anOrganization();
+    const make = (orgId: string, tag: string) =>
+      app.rt.prisma.project.createMany({
+        data: Array.from({ length: 6 }, (_, i) => ({ organizationId: orgId, slug: `${tag}-${i}`, name: `${tag} ${i}`, createdAt: minutesAgo(i) })),
+      });
+    await make(own.id, 'mine');
+    await make(other.id, 'theirs');
+    const c = ownClient(own.owner.token);
+    try {
+      const list = c.projects.list(own.slug);
+      const first = await list.page({ first: 2 });
+      expect(first.items.map((p) => p.name)).toEqual(['mine 0', 'mine 1']);
+      await c.projects.archive(first.items[1]!.id);
+      const second = await list.page({ first: 2, after: first.endCursor });
+      expect(second.items.map((p) => p.name)).toEqual(['mine 2', 'mine 3']);
+      expect(second).toMatchObject({ hasNextPage: true, totalCount: 5 });
+      expect((await list.toArray()).map((p) => p.name)).toEqual(['mine 0', 'mine 2', 'mine 3', 'mine 4', 'mine 5']);
+
+      const PAGE = `query($s: String!, $last: Int, $before: String, $after: String, $first: Int) {
+        organization(slug: $s) { projects(first: $first, after: $after, last: $last, before: $before) {
+          edges { cursor node { name } } pageInfo { hasNextPage hasPreviousPage } } } }`;
+      type Res = { data: { organization: { projects: { edges: { cursor: string; node: { name: string } }[]; pageInfo: object } } } };
+      const page = async (user: typeof own.owner, slug: string, v: Record<string, unknown>) =>
+        ((await user.gql(PAGE, { s: slug, ...v })) as Res).data.organization.projects;
+      const shown = (await page(own.owner, own.slug, { first: 4 })).edges;
+      expect(shown.map((e) => e.node.name)).toEqual(['mine 0', 'mine 2', 'mine 3', 'mine 4']);
+      await c.projects.archive((await c.projects.list(own.slug).toArray()).find((p) => p.name === 'mine 4')!.id);
+      const before = await page(own.owner, own.slug, { last: 2, before: shown[3]!.cursor });
+      expect(before.edges.map((e) => e.node.name)).toEqual(['mine 2', 'mine 3']);
+
+      // A cursor of another organization's project, archived too, tells nothing: the answer of an unknown cursor.
+      const theirs = (await page(other.owner, other.slug, { first: 2 })).edges;
+      await app.rt.prisma.project.updateMany({ where: { organizationId: other.id, name: 'theirs 1' }, data: { archivedAt: new Date() } });
+      for (const args of [{ first: 2, after: theirs[1]!.cursor }, { last: 2, before: theirs[1]!.cursor }, { first: 2, after: theirs[0]!.cursor }]) {
+        const unknown = { ...args, ...('after' in args ? { after: unknownCursor() } : { before: unknownCursor() }) };
+        expect(await page(own.owner, own.slug, args)).toEqual(await page(own.owner, own.slug, unknown));
+      }
+      expect((await page(own.owner, own.slug, { first: 2, after: theirs[1]!.cursor })).edges).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('agents (archived ones left out): the next page after an archived agent', async () => {
+    const project = await given(app).aProject(org);
+    const other = await given(app).aProject(org);
+    const make = (projectId: string, tag: string) =>
+      app.rt.prisma.agent.createMany({
+        data: Array.from({ length: 6 }, (_, i) => ({
+          organizationId: org.id,
+          projectId,
+          name: `${tag} ${i}`,
+          provider: 'OFFLINE' as const,
+          model: 'offline-small',
+          createdAt: minutesAgo(60 - i),
+        })),
+      });
+    await make(project.id, 'agent');
+    await make(other.id, 'elsewhere');
+    const list = client.agents.list(project.gid);
+    const first = await list.page({ first: 2 });
+    expect(first.items.map((a) => a.name)).toEqual(['agent 0', 'agent 1']);
+    await client.agents.archive(first.items[1]!.id);
+    const second = await list.page({ first: 2, after: first.endCursor });
+    expect(second.items.map((a) => a.name)).toEqual(['agent 2', 'agent 3']);
+    expect(second.totalCount).toBe(5);
+
+    // Another project's archived agent as the cursor: the answer of an unknown cursor (nothing).
+    const theirs = await client.agents.list(other.gid).page({ first: 2 });
+    await client.agents.archive(theirs.items[1]!.id);
+    expect(await list.page({ first: 2, after: theirs.endCursor })).toEqual(await list.page({ first: 2, after: unknownCursor() }));
+    expect((await list.page({ first: 2, after: theirs.endCursor })).items).toEqual([]);
+  });
+
+  it('invitations (pending ones only): the next page after an invitation revoked, accepted or expired', async () => {
+    const own = await given(app).anOrganization();
+    const c = ownClient(own.owner.token);
+    try {
+      const invite = async (i: number) => c.members.invite({ organizationId: own.gid, email: `invitee-${i}-${randomUUID().slice(0, 6)}@example.test`, role: 'MEMBER' });
+      const sent = [];
+      for (let i = 0; i < 8; i++) sent.push(await invite(i));
+      // Newest first: the last sent is listed first.
+      const emails = sent.map((s) => s.invitation.email).reverse();
+      const list = c.invitations.list(own.slug);
+
+      const first = await list.page({ first: 2 });
+      expect(first.items.map((i) => i.email)).toEqual(emails.slice(0, 2));
+      await c.invitations.revoke(first.items[1]!.id);
+      const second = await list.page({ first: 2, after: first.endCursor });
+      expect(second.items.map((i) => i.email)).toEqual(emails.slice(2, 4));
+      expect(second.totalCount).toBe(7);
+
+      // Its invitee joins.
+      const invitee = await given(app).aUser('Invitee');
+      await app.rt.prisma.user.update({ where: { id: invitee.id }, data: { email: second.items[1]!.email } });
+      const token = sent.find((s) => s.invitation.email === second.items[1]!.email)!.token;
+      const inviteeClient = ownClient(invitee.token);
+      try {
+        await inviteeClient.invitations.accept(token);
+      } finally {
+        await inviteeClient.close();
+      }
+      const third = await list.page({ first: 2, after: second.endCursor });
+      expect(third.items.map((i) => i.email)).toEqual(emails.slice(4, 6));
+
+      // It expires.
+      await app.rt.prisma.invitation.update({ where: { id: fromGlobalId(third.items[1]!.id, 'Invitation') }, data: { expiresAt: minutesAgo(1) } });
+      const fourth = await list.page({ first: 2, after: third.endCursor });
+      expect(fourth.items.map((i) => i.email)).toEqual(emails.slice(6, 8));
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a cursor the API never gave is refused as before, by every list whose cursor may now move', async () => {
+    const project = await given(app).aProject(org);
+    const lists = [
+      ['organization(slug: $s) { projects(first: 2, after: $c) { edges { cursor } } }', { s: org.slug }],
+      ['organization(slug: $s) { invitations(first: 2, after: $c) { edges { cursor } } }', { s: org.slug }],
+      ['organization(slug: $s) { auditLogs(first: 2, after: $c) { edges { cursor } } }', { s: org.slug }],
+      ['project(id: $p) { agents(first: 2, after: $c) { edges { cursor } } }', { p: project.gid }],
+      ['project(id: $p) { runs(first: 2, after: $c, filter: { status: [QUEUED] }) { edges { cursor } } }', { p: project.gid }],
+      ['viewer { organizations(first: 2, after: $c) { edges { cursor } } }', {}],
+    ] as const;
+    for (const [selection, vars] of lists) {
+      const params = ['$c: String', ...Object.keys(vars).map((k) => (k === 's' ? '$s: String!' : '$p: ID!'))].join(', ');
+      for (const c of ['garbage', 'R1BDOg==']) {
+        const res = await org.owner.gql(`query(${params}) { ${selection} }`, { ...vars, c });
+        expect(res.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([
+          ['This cursor was not given by this list: page with pageInfo.endCursor or startCursor', 'VALIDATION_FAILED'],
+        ]);
+      }
+    }
+  });
+
+  it("organizations: the next page after one the viewer left, and another's cursor tells nothing", async () => {
+    const owner = await given(app).aUser('Owner of many');
+    const viewer = await given(app).aUser('Member of many');
+    const orgs: { memberships: { id: string; userId: string }[] }[] = [];
+    for (let i = 0; i < 6; i++) {
+      orgs.push(
+        await app.rt.prisma.organization.create({
+          data: {
+            slug: `many-${i}-${randomUUID().slice(0, 6)}`,
+            name: `Many ${i}`,
+            memberships: { create: [{ userId: owner.id, role: 'OWNER' }, { userId: viewer.id, role: 'MEMBER' }] },
+          },
+          include: { memberships: true },
+        }),
+      );
+    }
+    // One the viewer never belonged to, sorted among theirs, that somebody else left.
+    const elsewhere = await given(app).anOrganization(owner);
+    await app.rt.prisma.organization.update({ where: { id: elsewhere.id }, data: { name: 'Many 1b' } });
+    const leaver = await given(app).aMemberOf(elsewhere, 'MEMBER');
+    const leaverClient = ownClient(leaver.token);
+    const c = ownClient(viewer.token);
+    try {
+      const [leaverMembership] = await app.rt.prisma.membership.findMany({ where: { organizationId: elsewhere.id, userId: leaver.id } });
+      await leaverClient.members.remove(toGlobalId('Membership', leaverMembership!.id));
+
+      const list = c.organizations.list();
+      const first = await list.page({ first: 2 });
+      expect(first.items.map((o) => o.name)).toEqual(['Many 0', 'Many 1']);
+      const mine = (i: number) => orgs[i]!.memberships.find((m) => m.userId === viewer.id)!.id;
+      await c.members.remove(toGlobalId('Membership', mine(1)));
+      const second = await list.page({ first: 2, after: first.endCursor });
+      expect(second.items.map((o) => o.name)).toEqual(['Many 2', 'Many 3']);
+      // Removed by its owner this time.
+      const ownerClient = ownClient(owner.token);
+      try {
+        await ownerClient.members.remove(toGlobalId('Membership', mine(3)));
+      } finally {
+        await ownerClient.close();
+      }
+      const third = await list.page({ first: 2, after: second.endCursor });
+      expect(third.items.map((o) => o.name)).toEqual(['Many 4', 'Many 5']);
+
+      // The owner's cursor of the organization the viewer never joined names no place in the viewer's list.
+      const ofOwner = ownClient(owner.token);
+      let foreign: string | null;
+      try {
+        const all = await ofOwner.organizations.list().page({ first: 100 });
+        const at = all.items.findIndex((o) => o.name === 'Many 1b');
+        foreign = (await ofOwner.organizations.list().page({ first: at + 1 })).endCursor;
+      } finally {
+        await ofOwner.close();
+      }
+      expect(await list.page({ first: 2, after: foreign })).toEqual(await list.page({ first: 2, after: unknownCursor() }));
+      expect((await list.page({ first: 2, after: foreign })).items).toEqual([]);
+    } finally {
+      await c.close();
+      await leaverClient.close();
+    }
+  });
+});
+

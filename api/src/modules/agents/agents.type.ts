@@ -1,4 +1,5 @@
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
+import { resumeRelatedCursor } from '../../schema/resume-cursor.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { PROVIDER_IDS, hasPrice, priceFor, shownEndpoint, type ModelInfo, type ProviderAdapter, type ProviderId } from '../../providers/index.js';
 import '../projects/projects.type.js';
@@ -97,10 +98,12 @@ builder.prismaObjectField('Project', 'agents', (t) =>
     defaultSize: 50,
     totalCount: true,
     args: { includeArchived: t.arg.boolean({ defaultValue: false }) },
-    query: ({ includeArchived }) => ({
-      where: includeArchived ? {} : { archivedAt: null },
-      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-    }),
+    // An agent archived since its page was read would end the list there (see resumeRelatedCursor).
+    query: async ({ includeArchived, ...page }, ctx) => {
+      const where = includeArchived ? undefined : { archivedAt: null };
+      const orderBy = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
+      return { where: where ?? {}, orderBy, ...(await resumeRelatedCursor(ctx.prisma.agent, { page, where, orderBy, scope: ['projectId'] })) };
+    },
   }),
 );
 

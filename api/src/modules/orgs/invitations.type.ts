@@ -1,6 +1,7 @@
 import { ConflictError } from '../../lib/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
+import { resumeRelatedCursor } from '../../schema/resume-cursor.js';
 import { can, canAssignRole, PERMISSIONS } from '../permissions.js';
 import * as invitations from './invitations.service.js';
 import { RoleEnum } from './orgs.type.js';
@@ -45,7 +46,12 @@ builder.prismaObjectField('Organization', 'invitations', (t) =>
     defaultSize: 50,
     nullable: true,
     authScopes: (org) => ({ orgRole: { organizationId: org.id, role: PERMISSIONS['member.add'] } }),
-    query: () => ({ where: invitations.pendingInvitation(), orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+    // An invitation accepted, revoked or expired since its page was read would end the list there (see resumeRelatedCursor).
+    query: async (page, ctx) => {
+      const where = invitations.pendingInvitation();
+      const orderBy = [{ createdAt: 'desc' as const }, { id: 'desc' as const }];
+      return { where, orderBy, ...(await resumeRelatedCursor(ctx.prisma.invitation, { page, where, orderBy, scope: ['organizationId'] })) };
+    },
     totalCount: true,
   }),
 );

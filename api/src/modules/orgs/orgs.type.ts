@@ -1,4 +1,5 @@
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
+import { resumeViewerCursor } from '../../schema/resume-cursor.js';
 import { ConflictError } from '../../lib/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { ViewerRef } from '../auth/auth.type.js';
@@ -69,12 +70,24 @@ builder.objectField(ViewerRef, 'organizations', (t) =>
     maxSize: MAX_PAGE_SIZE,
     defaultSize: 50,
     description: 'Organizations the viewer belongs to, by name.',
-    resolve: (query, v, _a, ctx) =>
-      ctx.prisma.organization.findMany({
-        ...query,
-        where: { memberships: { some: { userId: v.userId } } },
-        orderBy: [{ name: 'asc' }, { id: 'asc' }],
-      }),
+    resolve: async (query, v, page, ctx) => {
+      const where = { memberships: { some: { userId: v.userId } } };
+      const orderBy = [{ name: 'asc' as const }, { id: 'asc' as const }];
+      // An organization left since its page was read (see resumeViewerCursor): its cursor moves only when the viewer
+      // was a member of it, recorded as they left or were removed. Any other organization's is unknown here.
+      const resume = await resumeViewerCursor(ctx.prisma.organization, {
+        page,
+        where,
+        orderBy,
+        wasListed: async (id) =>
+          !!(await ctx.prisma.auditLog.findFirst({
+            where: { organizationId: id, action: { in: ['member.left', 'member.removed'] }, metadata: { path: ['userId'], equals: v.userId } },
+            select: { id: true },
+          })),
+      });
+      if (resume === 'none') return [];
+      return ctx.prisma.organization.findMany({ ...query, ...resume, where, orderBy });
+    },
   }),
 );
 

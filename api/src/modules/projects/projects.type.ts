@@ -1,4 +1,5 @@
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
+import { resumeRelatedCursor } from '../../schema/resume-cursor.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import '../orgs/orgs.type.js';
 import { can } from '../permissions.js';
@@ -31,10 +32,12 @@ builder.prismaObjectField('Organization', 'projects', (t) =>
     totalCount: true,
     args: { includeArchived: t.arg.boolean({ defaultValue: false }) },
     description: 'Projects, newest first.',
-    query: ({ includeArchived }) => ({
-      where: includeArchived ? {} : { archivedAt: null },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-    }),
+    // A project archived since its page was read would end the list there (see resumeRelatedCursor).
+    query: async ({ includeArchived, ...page }, ctx) => {
+      const where = includeArchived ? undefined : { archivedAt: null };
+      const orderBy = [{ createdAt: 'desc' as const }, { id: 'desc' as const }];
+      return { where: where ?? {}, orderBy, ...(await resumeRelatedCursor(ctx.prisma.project, { page, where, orderBy, scope: ['organizationId'] })) };
+    },
   }),
 );
 

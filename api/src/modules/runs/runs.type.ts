@@ -1,7 +1,6 @@
-import { parsePrismaCursor } from '@pothos/plugin-prisma';
 import type { AgentRun } from '../../_generated/prisma/client.js';
-import type { Context } from '../../context.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
+import { resumeRelatedCursor } from '../../schema/resume-cursor.js';
 import { ConflictError, ValidationError } from '../../lib/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { channelMessages } from '../../lib/pubsub.js';
@@ -145,40 +144,6 @@ const RunFilter = builder.inputType('RunFilter', {
   }),
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * Where a filtered page of runs resumes: Prisma looks a cursor's run up through the filter, so a run that has
- * left the filter since its page was read (a queued run that started, under `status: [QUEUED]`) would end the
- * list there, with the runs after it never listed. Such a cursor moves to the nearest run past it that the
- * filter matches, which the page then starts with (skip 0, where a cursor of the page's own is skipped).
- */
-async function filteredResume(
-  ctx: Context,
-  where: { status?: { in: AgentRun['status'][] }; agentId?: string },
-  { after, before }: { after?: string | null; before?: string | null },
-): Promise<{ cursor: { id: string }; skip: 0 } | undefined> {
-  const given = after ?? before;
-  if (given == null || (!where.status && !where.agentId)) return undefined;
-  const id = String(parsePrismaCursor(given));
-  if (!UUID.test(id)) return undefined;
-  const at = await ctx.prisma.agentRun.findUnique({ where: { id }, select: { id: true, projectId: true, createdAt: true, status: true, agentId: true } });
-  if (!at || ((!where.status || where.status.in.includes(at.status)) && (!where.agentId || where.agentId === at.agentId))) return undefined;
-  const forward = after != null;
-  const next = await ctx.prisma.agentRun.findFirst({
-    where: {
-      ...where,
-      projectId: at.projectId,
-      OR: forward
-        ? [{ createdAt: { lt: at.createdAt } }, { createdAt: at.createdAt, id: { lt: at.id } }]
-        : [{ createdAt: { gt: at.createdAt } }, { createdAt: at.createdAt, id: { gt: at.id } }],
-    },
-    orderBy: forward ? [{ createdAt: 'desc' }, { id: 'desc' }] : [{ createdAt: 'asc' }, { id: 'asc' }],
-    select: { id: true },
-  });
-  return next ? { cursor: { id: next.id }, skip: 0 } : undefined;
-}
-
 builder.prismaObjectField('Project', 'runs', (t) =>
   t.relatedConnection('runs', {
     cursor: 'id',
@@ -189,12 +154,14 @@ builder.prismaObjectField('Project', 'runs', (t) =>
     args: { filter: t.arg({ type: RunFilter }) },
     // The connection's own arguments reach `query` too, untyped.
     query: async ({ filter, ...page }, ctx) => {
-      const { after, before } = page as { after?: string | null; before?: string | null };
       const where = {
         ...(filter?.status?.length ? { status: { in: filter.status } } : {}),
         ...(filter?.agentId ? { agentId: fromGlobalId(String(filter.agentId), 'Agent') } : {}),
       };
-      return { where, orderBy: [{ createdAt: 'desc' as const }, { id: 'desc' as const }], ...(await filteredResume(ctx, where, { after, before })) };
+      const orderBy = [{ createdAt: 'desc' as const }, { id: 'desc' as const }];
+      // A run changes status (a queued run starts), never agent: only a status filter can lose a listed run.
+      const resume = await resumeRelatedCursor(ctx.prisma.agentRun, { page, where: where.status && where, orderBy, scope: ['projectId'] });
+      return { where, orderBy, ...resume };
     },
   }),
 );

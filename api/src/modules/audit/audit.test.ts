@@ -131,6 +131,35 @@ describe('organization.auditLogs', () => {
     expect(new Set(seen).size).toBe(seen.length);
   });
 
+  it("another organization's entry as the cursor tells nothing: the answer of an unknown cursor", async () => {
+    const other = await given(app).anOrganization();
+    // Amid this log's entries: as a place in it, it would start the page at its own time.
+    const theirs = await app.rt.prisma.auditLog.create({ data: { organizationId: other.id, action: 'project.created', createdAt: new Date(minute(5).getTime() + 1) } });
+    const mine = await app.rt.prisma.auditLog.create({ data: { actorId: admin.id, action: 'auth.sign_in', createdAt: new Date(minute(5).getTime() + 2) } });
+    const cursor = (id: string) => Buffer.from(`GPC:S:${id}`).toString('base64');
+    const page = async (after: string, filter?: object) => {
+      const res = await admin.gql(LOGS, { slug: org.slug, first: 3, after, filter });
+      expect(res.errors).toBeUndefined();
+      return res.data!.organization.auditLogs;
+    };
+    const unknown = await page(cursor('00000000-0000-4000-8000-000000000000'));
+    expect(unknown.edges).toEqual([]);
+    expect(await page(cursor(theirs.id))).toEqual(unknown);
+    expect(await page(cursor(mine.id))).toEqual(unknown);
+    expect(await page(cursor(theirs.id), { actions: ['project.created'] })).toEqual(unknown);
+
+    // Nor in an account's own record: the admin's entry is no place in the owner's.
+    const ACTIVITY = `query($after: String) { viewer { activity(first: 3, after: $after) { edges { node { id } } pageInfo { hasNextPage hasPreviousPage } } } }`;
+    const activity = async (after: string) => (await org.owner.gql(ACTIVITY, { after })).data!.viewer.activity;
+    await app.rt.prisma.auditLog.createMany({
+      data: [1, 3].map((n) => ({ actorId: org.owner.id, action: 'auth.sign_in', createdAt: new Date(minute(5).getTime() + n) })),
+    });
+    expect(await activity(cursor(mine.id))).toEqual(await activity(cursor('00000000-0000-4000-8000-000000000000')));
+    expect((await activity(cursor(mine.id))).edges).toEqual([]);
+    await app.rt.prisma.auditLog.deleteMany({ where: { id: { in: [theirs.id, mine.id] } } });
+    await app.rt.prisma.auditLog.deleteMany({ where: { actorId: org.owner.id, organizationId: null, action: 'auth.sign_in', createdAt: { gt: minute(5), lt: minute(6) } } });
+  });
+
   it('is for ADMINs and above: MEMBERs and VIEWERs get FORBIDDEN on that field only, outsiders see no organization', async () => {
     for (const who of [member, viewer]) {
       const res = await who.gql(LOGS, { slug: org.slug });

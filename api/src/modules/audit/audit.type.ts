@@ -84,6 +84,10 @@ builder.prismaObjectField('Organization', 'auditLogs', (t) =>
       });
       return ctx.prisma.auditLog.findMany({
         ...query,
+        // Prisma looks a cursor up by id alone and lists what follows its place: scoped, another organization's
+        // entry is an unknown cursor (nothing), not a place in this log. (Entries never change, so none of this
+        // log's leaves the filter.)
+        ...(query.cursor ? { cursor: { ...query.cursor, organizationId: org.id } } : {}),
         where: { organizationId: org.id, ...auditLogWhere(parsed) },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       });
@@ -99,7 +103,10 @@ builder.objectField(ViewerRef, 'activity', (t) =>
     defaultSize: 20,
     description:
       "Your account's own record, newest first: sign-ups, sign-ins and failed sign-in attempts on your email, API tokens created and revoked. What you do in an organization is in its audit log.",
-    resolve: (query, viewer, _args, ctx) =>
-      ctx.prisma.auditLog.findMany({ ...query, where: { organizationId: null, actorId: viewer.userId }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+    resolve: (query, viewer, _args, ctx) => {
+      const where = { organizationId: null, actorId: viewer.userId };
+      // As for an organization's log: anybody else's entry is an unknown cursor, not a place in this record.
+      return ctx.prisma.auditLog.findMany({ ...query, ...(query.cursor ? { cursor: { ...query.cursor, ...where } } : {}), where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+    },
   }),
 );

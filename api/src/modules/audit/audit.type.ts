@@ -105,8 +105,14 @@ builder.objectField(ViewerRef, 'activity', (t) =>
       "Your account's own record, newest first: sign-ups, sign-ins and failed sign-in attempts on your email, API tokens created and revoked. What you do in an organization is in its audit log.",
     resolve: (query, viewer, _args, ctx) => {
       const where = { organizationId: null, actorId: viewer.userId };
-      // As for an organization's log: anybody else's entry is an unknown cursor, not a place in this record.
-      return ctx.prisma.auditLog.findMany({ ...query, ...(query.cursor ? { cursor: { ...query.cursor, ...where } } : {}), where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+      // As for an organization's log: anybody else's entry is an unknown cursor, not a place in this record. (By
+      // actor only: Prisma's cursor lookup compares `organizationId = NULL`, which matches no entry at all.)
+      return ctx.prisma.auditLog.findMany({
+        ...query,
+        ...(query.cursor ? { cursor: { ...query.cursor, actorId: viewer.userId } } : {}),
+        where,
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      });
     },
   }),
 );

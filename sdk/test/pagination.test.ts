@@ -275,10 +275,14 @@ describe('a filtered list misses none when the last item of a page has left the 
       ['project(id: $p) { agents(first: 2, after: $c) { edges { cursor } } }', { p: project.gid }],
       ['project(id: $p) { runs(first: 2, after: $c, filter: { status: [QUEUED] }) { edges { cursor } } }', { p: project.gid }],
       ['viewer { organizations(first: 2, after: $c) { edges { cursor } } }', {}],
+      ['viewer { activity(first: 2, after: $c) { edges { cursor } } }', {}],
+      ['organization(slug: $s) { members(first: 2, before: $c) { edges { cursor } } }', { s: org.slug }],
+      ['organization(slug: $s) { projects(first: 1) { edges { node { runs(first: 2, after: $c) { edges { cursor } } } } } }', { s: org.slug }],
     ] as const;
     for (const [selection, vars] of lists) {
       const params = ['$c: String', ...Object.keys(vars).map((k) => (k === 's' ? '$s: String!' : '$p: ID!'))].join(', ');
-      for (const c of ['garbage', 'R1BDOg==']) {
+      // Not base64 of a cursor; a cursor of nothing; a well-formed cursor of an id no list has (once an internal error).
+      for (const c of ['garbage', 'R1BDOg==', Buffer.from('GPC:S:xyz').toString('base64'), Buffer.from('GPC:N:7').toString('base64')]) {
         const res = await org.owner.gql(`query(${params}) { ${selection} }`, { ...vars, c });
         expect(res.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([
           ['This cursor was not given by this list: page with pageInfo.endCursor or startCursor', 'VALIDATION_FAILED'],

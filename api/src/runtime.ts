@@ -59,7 +59,7 @@ export async function createRuntime(config: Config, logger: Logger, opts: Runtim
     });
   const limits = { concurrency: config.WORKER_CONCURRENCY, perOrg: config.ORG_CONCURRENCY };
   const queue =
-    opts.queue ?? (db.kind === 'postgresql' ? await PgBossRunQueue.create(db.url!, bus, limits, logger) : new LocalRunQueue(limits));
+    opts.queue ?? (db.kind === 'postgresql' ? await PgBossRunQueue.create(db.url!, bus, limits, logger) : new LocalRunQueue(limits, logger));
   const budget = new BudgetGuard(db, bus, logger, { holdTtlMs: Math.max(120_000, config.RUN_LEASE_MS * 2) });
   // Two event statements at once on PostgreSQL (separate connections); the embedded database runs one at a time anyway.
   const events = new EventLog(db.query, bus, db.kind === 'postgresql' ? 2 : 1, config.EVENT_HOLD_MS);

@@ -1,4 +1,5 @@
 import type { SqlQuery } from '../lib/db.js';
+import type { Logger } from '../lib/logger.js';
 
 export interface RunJob {
   runId: string;
@@ -69,21 +70,29 @@ export interface QueueLimits {
   perOrg: number;
 }
 
+const FIRST_RETRY_DELAY_MS = 500;
+const MAX_RETRY_DELAY_MS = 30_000;
+
 /**
  * In-process queue: one FIFO per organization, served round-robin so a busy organization cannot starve
  * the others, with a global and a per-organization cap. Durability comes from the database: on start the
- * orchestrator re-enqueues every run still QUEUED.
+ * orchestrator re-enqueues every run still QUEUED; a job whose delivery fails is delivered again later.
  */
 export class LocalRunQueue implements RunQueue {
   readonly durable = false;
   private readonly byOrg = new Map<string, RunJob[]>();
   private readonly activeByOrg = new Map<string, number>();
   private readonly queued = new Set<string>();
+  /** Failed deliveries in a row, per run. */
+  private readonly failures = new Map<string, number>();
   private active = 0;
   private handler: ((job: RunJob) => Promise<JobOutcome>) | null = null;
   private readonly inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly limits: QueueLimits) {}
+  constructor(
+    private readonly limits: QueueLimits,
+    private readonly logger?: Logger,
+  ) {}
 
   async enqueue(job: RunJob) {
     if (this.queued.has(job.runId)) return;
@@ -130,9 +139,21 @@ export class LocalRunQueue implements RunQueue {
       this.queued.delete(job.runId);
       this.take(job.organizationId);
       slotHandle(this.inFlight, () => this.release(job.organizationId))(
-        this.handler(job).then((outcome) => {
-          if (outcome === 'busy') setTimeout(() => void this.enqueue(job), 250).unref();
-        }),
+        this.handler(job).then(
+          (outcome) => {
+            this.failures.delete(job.runId);
+            if (outcome === 'busy') setTimeout(() => void this.enqueue(job), 250).unref();
+          },
+          (err: unknown) => {
+            // A delivery that failed (its claim's statement, say) is not the end of its run, which is still QUEUED:
+            // delivered again, later each time (0.5 s, 1 s, 2 s… up to 30 s), as pg-boss retries a failed job.
+            const failures = (this.failures.get(job.runId) ?? 0) + 1;
+            this.failures.set(job.runId, failures);
+            const retryInMs = Math.min(MAX_RETRY_DELAY_MS, FIRST_RETRY_DELAY_MS * 2 ** (failures - 1));
+            this.logger?.error({ err, runId: job.runId, retryInMs }, 'run handler failed; delivering the run again later');
+            setTimeout(() => void this.enqueue(job), retryInMs).unref();
+          },
+        ),
       );
     }
   }

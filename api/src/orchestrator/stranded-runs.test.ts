@@ -88,3 +88,36 @@ describe.runIf(usingPostgres())('a QUEUED run whose job will not deliver it', ()
     expect(await statuses(runId)).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
   }, 60_000);
 });
+
+/** The embedded database's in-process queue: a job whose delivery failed must not be lost until the next start. */
+describe.runIf(!usingPostgres())('a QUEUED run whose delivery failed, on the embedded database', () => {
+  it('is delivered again, and run once, when its claim works again', async () => {
+    const api = await startTestServer({ worker: false, env: ENV });
+    let worker: TestServer | undefined;
+    const query = <T,>(text: string, params: unknown[] = []) => api.rt.db.query<T>(text, params);
+    let restored = false;
+    const restore = async () => {
+      if (restored) return;
+      restored = true;
+      await query(`ALTER FUNCTION hub_claim_run_away(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run`);
+    };
+    try {
+      const org = await given(api).anOrganization();
+      const agentGid = (await given(api).anOfflineAgent(await given(api).aProject(org))).gid;
+      const runId = fromGlobalId((await org.owner.gql(START, { a: agentGid })).data!.startRun.run.id as string, 'Run');
+      await query(`ALTER FUNCTION hub_claim_run(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run_away`);
+      // A worker starts: it queues the waiting run, and its claim fails.
+      worker = await startTestServer({ env: ENV });
+      await sleep(300);
+      const run = () => api.rt.prisma.agentRun.findUniqueOrThrow({ where: { id: runId }, select: { status: true, attempts: true } });
+      expect(await run()).toMatchObject({ status: 'QUEUED', attempts: 0 });
+      await restore();
+      for (let i = 0; i < 200 && (await run()).status !== 'SUCCEEDED'; i++) await sleep(50);
+      expect(await run()).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    } finally {
+      await restore();
+      await worker?.close();
+      await api.close();
+    }
+  }, 60_000);
+});

@@ -142,6 +142,43 @@ describe('a role changed while a connection is open', () => {
   });
 });
 
+describe('an organization deleted while its members are connected', () => {
+  it("makes their connections reconnect, and their subscriptions to it then fail; other organizations' members go on", async () => {
+    const org = await given(app).anOrganization();
+    const project = await given(app).aProject(org);
+    const member = await given(app).aMemberOf(org, 'MEMBER');
+    const elsewhere = await given(app).anOrganization();
+    const bystander = connect({ authorization: `Bearer ${elsewhere.owner.token}` });
+    const closes: number[] = [];
+    let connections = 0;
+    const client = createClient({
+      url: app.wsUrl,
+      webSocketImpl: WebSocket,
+      retryAttempts: 3,
+      retryWait: async () => {},
+      connectionParams: { authorization: `Bearer ${member.token}` },
+      on: { connected: () => void connections++, closed: (e) => void closes.push((e as Closed).code) },
+    });
+    const live = keep(client, UPDATES, { p: project.gid });
+    await bystander.ready;
+    while (connections === 0) await wait(20);
+
+    const DELETE = `mutation($id: ID!, $slug: String!) { deleteOrganization(input: { id: $id, confirmSlug: $slug }) { __typename } }`;
+    const deleted = await org.owner.gql(DELETE, { id: org.gid, slug: org.slug });
+    expect(deleted.data!.deleteOrganization.__typename).toBe('DeleteOrganizationPayload');
+    await within((async () => {
+      while (connections < 2 || live.errors.length + live.results.length === 0) await wait(20);
+    })());
+    // (The client then closes its connection, with nothing left on it.)
+    expect(closes[0]).toBe(ACCESS_CHANGED_CLOSE);
+    expect(live.results).toEqual([]);
+    expect(live.errors).toEqual([[{ message: 'Project not found', extensions: { code: 'NOT_FOUND' } }]]);
+
+    expect(await Promise.race([bystander.closed, wait(200).then(() => null)])).toBeNull();
+    await Promise.all([client.dispose(), bystander.client.dispose()]);
+  });
+});
+
 describe('a subscription whose events are executed once for all its subscribers', () => {
   it('is never one whose fields read the viewer, however its document names its root field', async () => {
     const org = await given(app).anOrganization();

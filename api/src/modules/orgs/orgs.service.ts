@@ -104,7 +104,14 @@ export async function deleteOrganization(ctx: Context, organizationId: string, c
   }
   // The audit row outlives the organization (organizationId null) so the deletion stays on record.
   await audit(ctx.prisma, { actorId: ctx.viewer!.userId, action: 'org.deleted', targetType: 'Organization', targetId: org.id, metadata: { slug: org.slug, name: org.name }, ip: ctx.ip });
-  await ctx.prisma.organization.delete({ where: { id: organizationId } });
+  const members = await ctx.prisma.$transaction(async (tx) => {
+    const rows = await tx.membership.findMany({ where: { organizationId }, select: { userId: true } });
+    await tx.organization.delete({ where: { id: organizationId } });
+    return rows;
+  });
+  // Every member's open subscriptions were authorized with their membership, as when one is removed: their
+  // connections reconnect and are authorized again (those in this organization then fail as not found).
+  for (const { userId } of members) await ctx.bus.publish(ACCESS_CHANNEL, { member: userId, organization: organizationId } satisfies AccessChange);
   return org;
 }
 

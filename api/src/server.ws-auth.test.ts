@@ -71,6 +71,24 @@ function keep(client: Client, query: string, variables: Record<string, unknown> 
   return { results, errors };
 }
 
+/**
+ * A client connecting as the UI does: graphql-ws reconnects after a close that is not fatal, and subscribes
+ * again. `closes` collects the close codes, `connections()` counts the connections made.
+ */
+function reconnecting(token: string) {
+  const closes: number[] = [];
+  let connections = 0;
+  const client = createClient({
+    url: app.wsUrl,
+    webSocketImpl: WebSocket,
+    retryAttempts: 3,
+    retryWait: async () => {},
+    connectionParams: { authorization: `Bearer ${token}` },
+    on: { connected: () => void connections++, closed: (e) => void closes.push((e as Closed).code) },
+  });
+  return { client, closes, connections: () => connections };
+}
+
 /** A session of `user` that ends at `expiresAt` and cannot slide further: its cookie. */
 async function aSessionEnding(user: TestUser, expiresAt: Date, createdAt = new Date(expiresAt.getTime() - SESSION_ABSOLUTE_MS)) {
   const token = randomToken(32);
@@ -92,27 +110,17 @@ describe('a role changed while a connection is open', () => {
     const bystander = await given(app).aMemberOf(org, 'MEMBER');
     const other = connect({ authorization: `Bearer ${bystander.token}` });
 
-    // The way the UI connects: graphql-ws reconnects after a close that is not fatal, and subscribes again.
-    const closes: number[] = [];
-    let connections = 0;
-    const client = createClient({
-      url: app.wsUrl,
-      webSocketImpl: WebSocket,
-      retryAttempts: 3,
-      retryWait: async () => {},
-      connectionParams: { authorization: `Bearer ${admin.token}` },
-      on: { connected: () => void connections++, closed: (e) => void closes.push((e as Closed).code) },
-    });
+    const { client, closes, connections } = reconnecting(admin.token);
     const live = keep(client, `subscription($p: ID!) { projectRunUpdates(projectId: $p) { status run { project { organization { viewerRole } } } } }`, {
       p: project.gid,
     });
     await other.ready;
-    while (connections === 0) await wait(20);
+    while (connections() === 0) await wait(20);
 
     const demoted = await org.owner.gql(CHANGE_ROLE, { id: await membershipOf(org.id, admin.id), role: 'VIEWER' });
     expect(demoted.data!.updateMemberRole.__typename).toBe('UpdateMemberRolePayload');
     await within((async () => {
-      while (connections < 2) await wait(20);
+      while (connections() < 2) await wait(20);
     })());
     expect(closes).toEqual([ACCESS_CHANGED_CLOSE]);
 
@@ -149,25 +157,16 @@ describe('an organization deleted while its members are connected', () => {
     const member = await given(app).aMemberOf(org, 'MEMBER');
     const elsewhere = await given(app).anOrganization();
     const bystander = connect({ authorization: `Bearer ${elsewhere.owner.token}` });
-    const closes: number[] = [];
-    let connections = 0;
-    const client = createClient({
-      url: app.wsUrl,
-      webSocketImpl: WebSocket,
-      retryAttempts: 3,
-      retryWait: async () => {},
-      connectionParams: { authorization: `Bearer ${member.token}` },
-      on: { connected: () => void connections++, closed: (e) => void closes.push((e as Closed).code) },
-    });
+    const { client, closes, connections } = reconnecting(member.token);
     const live = keep(client, UPDATES, { p: project.gid });
     await bystander.ready;
-    while (connections === 0) await wait(20);
+    while (connections() === 0) await wait(20);
 
     const DELETE = `mutation($id: ID!, $slug: String!) { deleteOrganization(input: { id: $id, confirmSlug: $slug }) { __typename } }`;
     const deleted = await org.owner.gql(DELETE, { id: org.gid, slug: org.slug });
     expect(deleted.data!.deleteOrganization.__typename).toBe('DeleteOrganizationPayload');
     await within((async () => {
-      while (connections < 2 || live.errors.length + live.results.length === 0) await wait(20);
+      while (connections() < 2 || live.errors.length + live.results.length === 0) await wait(20);
     })());
     // (The client then closes its connection, with nothing left on it.)
     expect(closes[0]).toBe(ACCESS_CHANGED_CLOSE);

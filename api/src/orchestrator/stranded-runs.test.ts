@@ -10,6 +10,20 @@ const ENV = { OFFLINE_TOKEN_DELAY_MS: '5', RUN_LEASE_MS: '1500' };
 const START = `mutation($a: ID!) { startRun(input: { agentId: $a, input: "Plan a trip" }) { ... on StartRunPayload { run { id } } } }`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Makes every claim of a run throw, as when the database cannot be reached while a job is handled (the claim's
+ * function is renamed away). Returns the undo, which may be called more than once.
+ */
+async function breakClaims(query: (text: string) => Promise<unknown>) {
+  await query(`ALTER FUNCTION hub_claim_run(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run_away`);
+  let restored = false;
+  return async () => {
+    if (restored) return;
+    restored = true;
+    await query(`ALTER FUNCTION hub_claim_run_away(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run`);
+  };
+}
+
 /** A run queued by an API process without a worker: QUEUED, with its pg-boss job. */
 describe.runIf(usingPostgres())('a QUEUED run whose job will not deliver it', () => {
   let api: TestServer;
@@ -39,15 +53,8 @@ describe.runIf(usingPostgres())('a QUEUED run whose job will not deliver it', ()
     (await api.rt.prisma.runEvent.findMany({ where: { runId, type: 'STATUS' }, orderBy: { seq: 'asc' } })).map((e) => (e.payload as { status: string }).status);
 
   it('is run once its job has failed for good (every claim threw, the database out of reach meanwhile)', async () => {
-    // Every claim throws, as when the database cannot be reached while the job is handled.
-    await query(`ALTER FUNCTION hub_claim_run(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run_away`);
+    const restore = await breakClaims(query);
     let worker: TestServer | undefined;
-    let restored = false;
-    const restore = async () => {
-      if (restored) return;
-      restored = true;
-      await query(`ALTER FUNCTION hub_claim_run_away(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run`);
-    };
     try {
       const runId = await startQueued();
       worker = await startTestServer({ env: ENV });
@@ -94,18 +101,12 @@ describe.runIf(!usingPostgres())('a QUEUED run whose delivery failed, on the emb
   it('is delivered again, and run once, when its claim works again', async () => {
     const api = await startTestServer({ worker: false, env: ENV });
     let worker: TestServer | undefined;
-    const query = <T,>(text: string, params: unknown[] = []) => api.rt.db.query<T>(text, params);
-    let restored = false;
-    const restore = async () => {
-      if (restored) return;
-      restored = true;
-      await query(`ALTER FUNCTION hub_claim_run_away(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run`);
-    };
+    let restore = async () => {};
     try {
       const org = await given(api).anOrganization();
       const agentGid = (await given(api).anOfflineAgent(await given(api).aProject(org))).gid;
       const runId = fromGlobalId((await org.owner.gql(START, { a: agentGid })).data!.startRun.run.id as string, 'Run');
-      await query(`ALTER FUNCTION hub_claim_run(uuid, text, integer, integer, timestamp(3)) RENAME TO hub_claim_run_away`);
+      restore = await breakClaims((text) => api.rt.db.query(text));
       // A worker starts: it queues the waiting run, and its claim fails.
       worker = await startTestServer({ env: ENV });
       await sleep(300);

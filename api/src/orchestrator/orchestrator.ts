@@ -284,7 +284,8 @@ export class Orchestrator {
     let recovered = 0;
     for (const run of stale) {
       // Claims whose worker was lost, this one included: those handed back on shutdown do not count.
-      const retry = !run.cancelRequested && run.attempts - run.handovers < MAX_WORKER_ATTEMPTS;
+      const lost = run.attempts - run.handovers;
+      const retry = !run.cancelRequested && lost < MAX_WORKER_ATTEMPTS;
       const reason = `Worker ${run.leaseOwner ?? 'unknown'} stopped responding`;
       const writer = new RunEventWriter(this.deps.events, run.id, run.lastSeq);
       // Still the lapsed lease this sweep read, and no event stored since.
@@ -303,7 +304,7 @@ export class Orchestrator {
       };
       const end = run.cancelRequested
         ? { status: 'CANCELLED' as const, error: 'Cancelled by a user', errorCode: 'CANCELLED', detail: 'Cancelled by a user' }
-        : { status: 'FAILED' as const, error: `${reason}; gave up`, errorCode: 'WORKER_LOST', detail: `${reason}; gave up after ${run.attempts} attempts` };
+        : { status: 'FAILED' as const, error: `${reason}; gave up`, errorCode: 'WORKER_LOST', detail: `${reason}; gave up after losing ${lost} workers` };
       const changed = retry
         ? await requeueRun(this.deps, writer, run, `${reason}; retrying`, lapsed, { now, beforeQueued: () => this.deps.budget.releaseHolds({ runId: run.id }), fence })
         : await this.endLapsed(fence, (query) =>

@@ -293,6 +293,29 @@ describe('runs on real provider SDKs against local fakes', () => {
 });
 
 describe('durability', () => {
+  it('fails a run after three lost workers, not counting claims handed back on shutdown, and says so', async () => {
+    await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
+    const agent = await app.rt.prisma.agent.findFirstOrThrow({ where: { projectId: project.id }, orderBy: { createdAt: 'desc' } });
+    // Left RUNNING by a dead worker after `attempts` claims, `handovers` of them handed back by deploys.
+    const orphan = (input: string, attempts: number, handovers: number) =>
+      app.rt.prisma.agentRun.create({
+        data: {
+          organizationId: agent.organizationId, projectId: project.id, agentId: agent.id, input, status: 'RUNNING',
+          leaseOwner: 'worker-dead', leaseExpiresAt: new Date(Date.now() - 1000), attempts, handovers, lastSeq: 0,
+        },
+      });
+    const thirdLoss = await orphan('lost three times', 5, 2);
+    const secondLoss = await orphan('lost twice', 4, 2);
+    expect(await app.rt.orchestrator.recover()).toBe(2);
+    expect(await app.rt.prisma.agentRun.findUniqueOrThrow({ where: { id: thirdLoss.id } })).toMatchObject({
+      status: 'FAILED',
+      errorCode: 'WORKER_LOST',
+      error: 'Worker worker-dead stopped responding; gave up after losing 3 workers',
+    });
+    const retried = await waitForStatus(toGlobalId('Run', secondLoss.id), ['SUCCEEDED', 'FAILED']);
+    expect(retried).toMatchObject({ status: 'SUCCEEDED', attempts: 5 });
+  });
+
   it('re-queues a run whose worker stopped renewing its lease, keeping its stored events', async () => {
     const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small' });
     const agent = await app.rt.prisma.agent.findFirstOrThrow({ where: { projectId: project.id }, orderBy: { createdAt: 'desc' } });

@@ -191,11 +191,10 @@ export class Orchestrator {
    * it expires, 15 minutes later). Claiming is conditional on the run being QUEUED, so a job too many (two
    * sweeps at once, a job that was only slow) finds the run taken and does nothing: a run never runs twice.
    */
-  private async requeueStranded(now = Date.now()) {
+  private async requeueStranded() {
     const { queue, db, logger } = this.deps;
     if (!queue.stranded) return;
-    const bound = new Date(now - (this.deps.leaseMs ?? DEFAULT_LEASE_MS));
-    for (const job of await queue.stranded(db.query, bound, bound)) {
+    for (const job of await queue.stranded(db.query, new Date(Date.now() - (this.deps.leaseMs ?? DEFAULT_LEASE_MS)))) {
       logger.warn({ runId: job.runId }, 'a queued run had no job left to deliver it: queued again');
       await queue.enqueue(job);
     }

@@ -70,12 +70,12 @@ export class PgBossRunQueue implements RunQueue {
     });
   }
 
-  async stranded(query: SqlQuery, queuedBefore: Date, fetchedSince: Date): Promise<RunJob[]> {
+  async stranded(query: SqlQuery, before: Date): Promise<RunJob[]> {
     // One snapshot for both tables: a run and its job change state in separate transactions, but a QUEUED
     // run always has a job created, retried or active (the job of a claim, a hand-over or a retry is written
     // before the one it replaces is completed, or with the run's own change). A job stays active while its
-    // run executes, but that run is RUNNING: a QUEUED run's active job older than `fetchedSince` was fetched
-    // by a process that died (or stalled) before its claim, which takes one statement.
+    // run executes, but that run is RUNNING: a QUEUED run's active job fetched before `before` was fetched
+    // by a process that died (or stalled) before its claim.
     return query<RunJob>(
       `SELECT r.id::text AS "runId", r."organizationId"::text AS "organizationId"
          FROM "AgentRun" r
@@ -86,7 +86,7 @@ export class PgBossRunQueue implements RunQueue {
                AND (j.state IN ('created', 'retry') OR (j.state = 'active' AND j.started_on >= $3::timestamptz)))
         ORDER BY r."queuedAt"
         LIMIT 100`,
-      [utcWall(queuedBefore), QUEUE, fetchedSince.toISOString()],
+      [utcWall(before), QUEUE, before.toISOString()],
     );
   }
 

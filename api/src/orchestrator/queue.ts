@@ -33,12 +33,13 @@ export interface RunQueue {
    */
   acquire(organizationId: string): SlotHandle | null;
   /**
-   * Durable engines: runs QUEUED since before `queuedBefore` that no job of theirs will deliver: none waits
-   * (a job whose every delivery failed is failed for good, say), and none was fetched since `fetchedSince`
-   * (one fetched earlier and still in hand was fetched by a process that died before claiming the run). The
-   * recovery sweep queues them again; a job too many is harmless, since only a QUEUED run can be claimed.
+   * Durable engines: runs QUEUED since before `before` that no job of theirs will deliver: none waits (a job
+   * whose every delivery failed is failed for good, say), and none was fetched since `before` (one fetched
+   * earlier and still in hand was fetched by a process that died before claiming the run, which takes one
+   * statement). The recovery sweep queues them again; a job too many is harmless, since only a QUEUED run can
+   * be claimed.
    */
-  stranded?(query: SqlQuery, queuedBefore: Date, fetchedSince: Date): Promise<RunJob[]>;
+  stranded?(query: SqlQuery, before: Date): Promise<RunJob[]>;
   /** Stops taking jobs and waits for the ones in progress (claimed ones included). */
   stop(): Promise<void>;
 }

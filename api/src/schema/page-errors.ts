@@ -2,6 +2,7 @@ import SchemaBuilder, { BasePlugin, PothosValidationError, type PothosOutputFiel
 import { parsePrismaCursor } from '@pothos/plugin-prisma';
 import { Kind, valueFromASTUntyped, type GraphQLFieldResolver, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { ValidationError } from '../lib/errors.js';
+import { isUuid } from '../lib/ids.js';
 
 const notThisListsCursor = () =>
   new ValidationError([{ path: [], message: 'This cursor was not given by this list: page with pageInfo.endCursor or startCursor' }]);
@@ -15,8 +16,6 @@ function pageError(err: unknown): unknown {
   return err;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * Every list pages by its rows' ids (UUIDs): a cursor that decodes to anything else was not given by a list, and
  * is refused as such before it reaches a query (where PostgreSQL would fail on it as an internal error).
@@ -29,7 +28,7 @@ function checkCursor(value: unknown) {
   } catch {
     throw notThisListsCursor();
   }
-  if (typeof id !== 'string' || !UUID.test(id)) throw notThisListsCursor();
+  if (!isUuid(id)) throw notThisListsCursor();
 }
 
 /** The cursors (`after`, `before`) of every field selected under `set`, fragments included. */

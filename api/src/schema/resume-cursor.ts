@@ -1,6 +1,5 @@
 import { parsePrismaCursor } from '@pothos/plugin-prisma';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isUuid } from '../lib/ids.js';
 
 type Direction = 'asc' | 'desc';
 /** A connection's total order, one key per entry, ending in `id`; every key is a non-null column. */
@@ -68,7 +67,7 @@ async function resume(
   if (given == null || !where) return undefined;
   // Pothos has parsed it already: a cursor it refuses never gets here.
   const id = String(parsePrismaCursor(given));
-  if (!UUID.test(id)) return undefined;
+  if (!isUuid(id)) return undefined;
   if (await model.findFirst({ where: { AND: [where, { id }] }, select: { id: true } })) return undefined;
 
   const keys = [...new Set([...orderBy.map((e) => keyOf(e)[0]), ...scope])];

@@ -1,10 +1,9 @@
 import type { AuditLog, Prisma } from '../../_generated/prisma/client.js';
 import type { PrismaClient } from '../../lib/db.js';
+import { isUuid } from '../../lib/ids.js';
 
 type Row = Pick<AuditLog, 'organizationId' | 'targetType' | 'targetId' | 'metadata'>;
 type Db = Pick<PrismaClient, 'project' | 'agent' | 'agentRun' | 'membership' | 'user' | 'organization'>;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const fields = (metadata: Prisma.JsonValue): Record<string, unknown> =>
   metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? metadata : {};
@@ -19,7 +18,7 @@ const person = (u: { name: string; email: string }) => `${u.name} (${u.email})`;
  */
 export async function labelTargets(db: Db, rows: Row[]): Promise<(string | null)[]> {
   const ids = { project: new Set<string>(), agent: new Set<string>(), run: new Set<string>(), membership: new Set<string>(), user: new Set<string>(), org: new Set<string>() };
-  const want = (set: Set<string>, id: unknown) => typeof id === 'string' && UUID.test(id) && set.add(id);
+  const want = (set: Set<string>, id: unknown) => isUuid(id) && set.add(id);
   for (const row of rows) {
     const meta = fields(row.metadata);
     switch (row.targetType) {

@@ -5,6 +5,7 @@ import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.js';
+import { isUuid } from '../../lib/ids.js';
 import { ARCHIVED_PROJECT } from '../projects/projects.service.js';
 import { parseInput, storable } from '../../lib/validate.js';
 import { RunEventWriter } from '../../orchestrator/events.js';
@@ -16,8 +17,6 @@ import { authorize, authorizeRole, requireViewer } from '../authorize.js';
 import { can, type Action } from '../permissions.js';
 import { ROLE_RANK } from '../../schema/auth.js';
 import { RateLimits } from '../../lib/rate-limit.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const TERMINAL: RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'BLOCKED'];
 
@@ -113,7 +112,7 @@ const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archive
  */
 export async function startRun(ctx: Context, agentId: string, raw: unknown, extra: { parentRunId?: string } = {}) {
   const viewer = requireViewer(ctx);
-  const placement = UUID.test(agentId) ? await placeAgent(ctx, agentId) : null;
+  const placement = isUuid(agentId) ? await placeAgent(ctx, agentId) : null;
   if (!placement) throw new NotFoundError('Agent');
   const { organizationId, projectId } = placement;
   const parsed = StartRun.safeParse(raw);

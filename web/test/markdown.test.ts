@@ -64,6 +64,12 @@ describe('renderMarkdown', () => {
     );
   });
 
+  it('renders code inside a link label', () => {
+    expect(renderMarkdown('See [`runs.stream` and **more**](https://example.com/sdk) here')).toBe(
+      '<p>See <a href="https://example.com/sdk" target="_blank" rel="noopener noreferrer nofollow"><code>runs.stream</code> and <strong>more</strong></a> here</p>',
+    );
+  });
+
   it('keeps code verbatim', () => {
     expect(renderMarkdown('Use `**not bold**` here')).toBe('<p>Use <code>**not bold**</code> here</p>');
     expect(renderMarkdown('```ts\nconst a = 1 < 2;\n# not a heading\n```')).toBe(

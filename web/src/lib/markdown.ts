@@ -44,7 +44,10 @@ function renderInline(escaped: string): string {
   });
 
   out = emphasis(out);
-  return out.replace(new RegExp(`${SLOT}(\\d+)${SLOT}`, 'g'), (_m, i: string) => slots[Number(i)] ?? '');
+  // A held link may hold code spans of its label in turn: each slot only names slots held before it.
+  const held = new RegExp(`${SLOT}(\\d+)${SLOT}`, 'g');
+  const restore = (html: string): string => html.replace(held, (_m, i: string) => restore(slots[Number(i)] ?? ''));
+  return restore(out);
 }
 
 function emphasis(text: string): string {

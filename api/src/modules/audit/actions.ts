@@ -15,6 +15,7 @@ export const AUDIT_ACTIONS = {
     'member.removed',
     'member.left',
     'project.created',
+    'project.updated',
     'project.archived',
     'project.restored',
     'agent.created',

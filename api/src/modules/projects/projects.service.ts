@@ -46,12 +46,18 @@ export async function updateProject(ctx: Context, projectId: string, raw: unknow
   const project = await loadProject(ctx, projectId);
   await authorize(ctx, project.organizationId, 'project.update', 'Project');
   const input = parseInput(UpdateProject, raw);
-  return ctx.prisma.project.update({
-    where: { id: project.id },
-    data: {
-      ...(input.name ? { name: input.name } : {}),
-      ...(input.description != null ? { description: input.description } : {}),
-    },
+  const name = input.name && input.name !== project.name ? input.name : undefined;
+  const description = input.description != null && input.description !== project.description ? input.description : undefined;
+  if (name === undefined && description === undefined) return project;
+  const changes = {
+    ...(name !== undefined ? { name: { from: project.name, to: name } } : {}),
+    // A description may hold anything a team writes down: the log says only that it changed, as for an agent's.
+    ...(description !== undefined ? { description: { changed: true } } : {}),
+  };
+  return ctx.prisma.$transaction(async (tx) => {
+    const updated = await tx.project.update({ where: { id: project.id }, data: { name, description } });
+    await audit(tx, { organizationId: project.organizationId, actorId: ctx.viewer!.userId, action: 'project.updated', targetType: 'Project', targetId: project.id, metadata: { name: updated.name, changes }, ip: ctx.ip });
+    return updated;
   });
 }
 

@@ -27,6 +27,7 @@ export const actionGroups: { label: string; actions: Record<string, string> }[] 
     label: 'Projects and agents',
     actions: {
       'project.created': 'Project created',
+      'project.updated': 'Project updated',
       'project.archived': 'Project archived',
       'project.restored': 'Project restored',
       'agent.created': 'Agent created',

@@ -2,20 +2,32 @@ import type { z } from 'zod';
 import { ValidationError } from './errors.js';
 
 export const NUL_MESSAGE = 'Remove the NUL characters (U+0000): text cannot hold them';
+export const SURROGATE_MESSAGE = 'Remove the broken characters (a lone UTF-16 surrogate, e.g. half an emoji): text must be valid Unicode';
 
-/** Where the input holds a string with U+0000, which PostgreSQL text cannot store. */
+/** Half of a surrogate pair without its other half: in a `u` pattern a whole pair is one code point, not Cs. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Where the input holds a string PostgreSQL text cannot store as given: with U+0000, which it refuses, or
+ * with a lone surrogate (JSON can carry one as `\ud83d`), which would be stored as U+FFFD, so what was
+ * stored would differ from what was sent (and a replayed idempotent start would no longer match it).
+ */
 function nulIssues(value: unknown, path: string[] = []): { path: string[]; message: string }[] {
-  if (typeof value === 'string') return value.includes('\u0000') ? [{ path, message: NUL_MESSAGE }] : [];
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) return [{ path, message: NUL_MESSAGE }];
+    return LONE_SURROGATE.test(value) ? [{ path, message: SURROGATE_MESSAGE }] : [];
+  }
   if (typeof value !== 'object' || value === null) return [];
   return Object.entries(value).flatMap(([key, v]) => nulIssues(v, [...path, key]));
 }
 
-/** False when the input holds text that PostgreSQL cannot store (parseInput refuses it). */
+/** False when the input holds text that PostgreSQL cannot store as given (parseInput refuses it). */
 export const storable = (input: unknown) => nulIssues(input).length === 0;
 
 /**
  * Parses mutation input with zod; failures become a typed ValidationError with field paths. Text holding
- * a NUL character is refused here, for every input, rather than failing in the database as a bug.
+ * a NUL character or a lone surrogate is refused here, for every input, rather than failing in the database
+ * as a bug or being stored altered.
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const nul = nulIssues(input);

@@ -83,7 +83,7 @@ describe('validation messages a person reads', () => {
     ]);
   });
 
-  it('refuses text holding a NUL character, which the database cannot store, on its field, for every input', async () => {
+  it('refuses text holding a NUL character or a lone surrogate, which the database cannot store as sent, on its field, for every input', async () => {
     const nul = 'Remove the NUL characters (U+0000): text cannot hold them';
     const agentsBefore = await app.rt.prisma.agent.count();
     const createAgent = `mutation($input: CreateAgentInput!) { createAgent(input: $input) { __typename ${ISSUES} } }`;
@@ -103,6 +103,17 @@ describe('validation messages a person reads', () => {
       { path: ['name'], message: nul },
     ]);
     expect(await app.rt.prisma.user.count({ where: { email: 'nul@example.test' } })).toBe(0);
+
+    // Half an emoji (a lone surrogate, which JSON can carry) would be stored as U+FFFD: refused as well, also
+    // in a run's input, so what is stored is always what was sent.
+    const broken = 'Remove the broken characters (a lone UTF-16 surrogate, e.g. half an emoji): text must be valid Unicode';
+    expect(issuesOf(await owner.gql(createAgent, { input: { ...agent, name: 'a\ud83db', systemPrompt: 'whole \ud83d\ude00 is fine' } }), 'createAgent')).toEqual([
+      { path: ['name'], message: broken },
+    ]);
+    expect(await app.rt.prisma.agent.count()).toBe(agentsBefore);
+    const made = await owner.gql(createAgent, { input: { ...agent, name: 'Smiles \ud83d\ude00', systemPrompt: null } });
+    expect(made.data!.createAgent.__typename).toBe('CreateAgentPayload');
+    expect(await app.rt.prisma.agent.count({ where: { name: 'Smiles \u{1F600}' } })).toBe(1);
 
     // Any other argument that would reach the database, e.g. a lookup by slug, is refused as input too.
     const lookup = await owner.gql('query($slug: String!) { organization(slug: $slug) { id } }', { slug: 'a\u0000' });

@@ -43,18 +43,22 @@ export async function createProject(ctx: Context, organizationId: string, raw: u
 }
 
 export async function updateProject(ctx: Context, projectId: string, raw: unknown) {
-  const project = await loadProject(ctx, projectId);
-  await authorize(ctx, project.organizationId, 'project.update', 'Project');
+  const found = await loadProject(ctx, projectId);
+  await authorize(ctx, found.organizationId, 'project.update', 'Project');
   const input = parseInput(UpdateProject, raw);
-  const name = input.name && input.name !== project.name ? input.name : undefined;
-  const description = input.description != null && input.description !== project.description ? input.description : undefined;
-  if (name === undefined && description === undefined) return project;
-  const changes = {
-    ...(name !== undefined ? { name: { from: project.name, to: name } } : {}),
-    // A description may hold anything a team writes down: the log says only that it changed, as for an agent's.
-    ...(description !== undefined ? { description: { changed: true } } : {}),
-  };
   return ctx.prisma.$transaction(async (tx) => {
+    // Compared with the project as stored, under its row lock: of two renames at once, the second's audit row
+    // names the first one's name as what it replaced.
+    await tx.$executeRaw`SELECT 1 FROM "Project" WHERE id = ${found.id}::uuid FOR UPDATE`;
+    const project = await tx.project.findUniqueOrThrow({ where: { id: found.id } });
+    const name = input.name && input.name !== project.name ? input.name : undefined;
+    const description = input.description != null && input.description !== project.description ? input.description : undefined;
+    if (name === undefined && description === undefined) return project;
+    const changes = {
+      ...(name !== undefined ? { name: { from: project.name, to: name } } : {}),
+      // A description may hold anything a team writes down: the log says only that it changed, as for an agent's.
+      ...(description !== undefined ? { description: { changed: true } } : {}),
+    };
     const updated = await tx.project.update({ where: { id: project.id }, data: { name, description } });
     await audit(tx, { organizationId: project.organizationId, actorId: ctx.viewer!.userId, action: 'project.updated', targetType: 'Project', targetId: project.id, metadata: { name: updated.name, changes }, ip: ctx.ip });
     return updated;
@@ -67,7 +71,10 @@ export async function restoreProject(ctx: Context, projectId: string) {
   await authorize(ctx, project.organizationId, 'project.archive', 'Project');
   if (!project.archivedAt) return project;
   return ctx.prisma.$transaction(async (tx) => {
-    const restored = await tx.project.update({ where: { id: project.id }, data: { archivedAt: null } });
+    // Only while still archived: of two restores at once, the second changes and audits nothing.
+    const { count } = await tx.project.updateMany({ where: { id: project.id, archivedAt: { not: null } }, data: { archivedAt: null } });
+    const restored = await tx.project.findUniqueOrThrow({ where: { id: project.id } });
+    if (count === 0) return restored;
     await audit(tx, { organizationId: project.organizationId, actorId: ctx.viewer!.userId, action: 'project.restored', targetType: 'Project', targetId: project.id, metadata: { name: project.name }, ip: ctx.ip });
     return restored;
   });
@@ -76,9 +83,14 @@ export async function restoreProject(ctx: Context, projectId: string) {
 export async function archiveProject(ctx: Context, projectId: string) {
   const project = await loadProject(ctx, projectId);
   await authorize(ctx, project.organizationId, 'project.archive', 'Project');
+  // Archiving an archived project changes nothing and audits nothing (as restoring one that is not).
+  if (project.archivedAt) return project;
   return ctx.prisma.$transaction(async (tx) => {
-    const archived = await tx.project.update({ where: { id: project.id }, data: { archivedAt: project.archivedAt ?? new Date() } });
-    await audit(tx, { organizationId: project.organizationId, actorId: ctx.viewer!.userId, action: 'project.archived', targetType: 'Project', targetId: project.id, ip: ctx.ip });
+    // Only while not archived yet: of two archives at once, the second changes and audits nothing.
+    const { count } = await tx.project.updateMany({ where: { id: project.id, archivedAt: null }, data: { archivedAt: new Date() } });
+    const archived = await tx.project.findUniqueOrThrow({ where: { id: project.id } });
+    if (count === 0) return archived;
+    await audit(tx, { organizationId: project.organizationId, actorId: ctx.viewer!.userId, action: 'project.archived', targetType: 'Project', targetId: project.id, metadata: { name: project.name }, ip: ctx.ip });
     return archived;
   });
 }

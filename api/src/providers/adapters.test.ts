@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAnthropicFake } from '../../test/fakes/anthropic-server.js';
 import type { FakeProviderServer } from '../../test/fakes/fake-provider-server.js';
-import { startOpenAIFake } from '../../test/fakes/openai-server.js';
+import { startOpenAIFake, startXAIFake } from '../../test/fakes/openai-server.js';
 import { ProviderError } from './errors.js';
 import { createProviders } from './registry.js';
 import type { CompletionRequest, ProviderId, ProviderRegistry, StreamChunk, TokenUsage } from './types.js';
@@ -137,6 +137,28 @@ describe('OpenAI adapter (real openai SDK against the fake)', () => {
     const dead = createProviders({ openai: { apiKey: 'k', baseUrl: gone.url } });
     const { error } = await failure(dead.get('OPENAI').stream(request('gpt-4o-mini')));
     expect(error.kind).toBe('retryable');
+  });
+
+  it("bills OpenAI's reasoning tokens once: completion_tokens already includes them", async () => {
+    openai.enqueue({ kind: 'reply', text: 'Four.', usage: { inputTokens: 40, outputTokens: 300, reasoningTokens: 298 } });
+    const { usage } = await collect(registry.get('OPENAI').stream(request('gpt-5-mini')));
+    expect(usage).toEqual([{ inputTokens: 40, cachedInputTokens: 0, outputTokens: 300 }]);
+  });
+
+  it("bills xAI's reasoning tokens as output: xAI reports them beside completion_tokens", async () => {
+    const xaiFake = await startXAIFake({ apiKey: OPENAI_KEY });
+    try {
+      const xai = createProviders({ xai: { apiKey: OPENAI_KEY, baseUrl: xaiFake.url } });
+      xaiFake.enqueue({
+        kind: 'reply',
+        text: 'Four.',
+        usage: { inputTokens: 663, cachedInputTokens: 654, outputTokens: 174, reasoningTokens: 124 },
+      });
+      const { usage } = await collect(xai.get('XAI').stream(request('grok-4')));
+      expect(usage).toEqual([{ inputTokens: 663, cachedInputTokens: 654, outputTokens: 174 }]);
+    } finally {
+      await xaiFake.close();
+    }
   });
 });
 

@@ -15,6 +15,11 @@ export interface OpenAICompatibleOptions {
   timeouts: StreamTimeouts;
   /** OpenAI and xAI take `max_completion_tokens`; Perplexity still documents `max_tokens`. */
   maxTokensParam: 'max_completion_tokens' | 'max_tokens';
+  /**
+   * OpenAI's completion_tokens includes the reasoning tokens; xAI reports them beside it (total_tokens adds
+   * all three) and bills them at the completion rate, so they are added to the output.
+   */
+  reasoningTokens: 'in_completion' | 'separate';
 }
 
 /** Chat Completions streaming through the official `openai` SDK; serves OpenAI, xAI and Perplexity. */
@@ -69,7 +74,9 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
             usage = {
               inputTokens: chunk.usage.prompt_tokens,
               cachedInputTokens: chunk.usage.prompt_tokens_details?.cached_tokens ?? 0,
-              outputTokens: chunk.usage.completion_tokens,
+              outputTokens:
+                chunk.usage.completion_tokens +
+                (opts.reasoningTokens === 'separate' ? (chunk.usage.completion_tokens_details?.reasoning_tokens ?? 0) : 0),
             };
           }
           const choice = chunk.choices[0];

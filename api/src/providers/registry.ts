@@ -89,6 +89,7 @@ export function createProviders(config: ProvidersConfig = {}): ProviderRegistry 
       models: OPENAI_MODELS,
       timeouts,
       maxTokensParam: 'max_completion_tokens',
+      reasoningTokens: 'in_completion',
     }),
     createAnthropicAdapter({
       apiKey: nonEmpty(config.anthropic?.apiKey),
@@ -103,6 +104,7 @@ export function createProviders(config: ProvidersConfig = {}): ProviderRegistry 
       models: XAI_MODELS,
       timeouts,
       maxTokensParam: 'max_completion_tokens',
+      reasoningTokens: 'separate',
     }),
     createOpenAICompatibleAdapter({
       id: 'PERPLEXITY',
@@ -112,6 +114,8 @@ export function createProviders(config: ProvidersConfig = {}): ProviderRegistry 
       models: PERPLEXITY_MODELS,
       timeouts,
       maxTokensParam: 'max_tokens',
+      // Its reasoning models stream their thinking as text, counted in completion_tokens.
+      reasoningTokens: 'in_completion',
     }),
     createOfflineAdapter(
       config.offline?.tokenDelayMs !== undefined ? { tokenDelayMs: config.offline.tokenDelayMs } : {},

@@ -8,7 +8,10 @@ export interface ScriptedUsage {
   /** Total prompt tokens, cached ones included. */
   inputTokens?: number;
   cachedInputTokens?: number;
+  /** Total output tokens billed, reasoning tokens included. */
   outputTokens?: number;
+  /** How many of `outputTokens` the model spent reasoning (not streamed as text). */
+  reasoningTokens?: number;
 }
 
 export interface ReplyBehavior {
@@ -355,6 +358,7 @@ export class FakeProviderServer {
         inputTokens: behavior.usage?.inputTokens ?? Math.ceil(this.wire.promptText(body).length / 4),
         cachedInputTokens: behavior.usage?.cachedInputTokens ?? 0,
         outputTokens: behavior.usage?.outputTokens ?? Math.max(1, pieces.length),
+        reasoningTokens: behavior.usage?.reasoningTokens ?? 0,
       },
       requestBody: body,
       omitUsage: behavior.omitUsage,

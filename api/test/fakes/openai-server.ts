@@ -13,18 +13,45 @@ function maskKey(key: string | undefined): string {
   return key.length <= 8 ? key : `${key.slice(0, 3)}${'*'.repeat(Math.min(16, key.length - 7))}${key.slice(-4)}`;
 }
 
+/** OpenAI: completion_tokens includes the reasoning tokens, which completion_tokens_details breaks out. */
 const usageJson = (ctx: ReplyContext) => ({
   prompt_tokens: ctx.usage.inputTokens,
   completion_tokens: ctx.usage.outputTokens,
   total_tokens: ctx.usage.inputTokens + ctx.usage.outputTokens,
   prompt_tokens_details: { cached_tokens: ctx.usage.cachedInputTokens, audio_tokens: 0 },
   completion_tokens_details: {
-    reasoning_tokens: 0,
+    reasoning_tokens: ctx.usage.reasoningTokens,
     audio_tokens: 0,
     accepted_prediction_tokens: 0,
     rejected_prediction_tokens: 0,
   },
 });
+
+/**
+ * xAI: completion_tokens counts the answer only; reasoning_tokens come on top (billed at the completion
+ * rate) and total_tokens adds all three.
+ */
+const xaiUsageJson = (ctx: ReplyContext) => {
+  const completion = ctx.usage.outputTokens - ctx.usage.reasoningTokens;
+  return {
+    prompt_tokens: ctx.usage.inputTokens,
+    completion_tokens: completion,
+    total_tokens: ctx.usage.inputTokens + completion + ctx.usage.reasoningTokens,
+    prompt_tokens_details: {
+      text_tokens: ctx.usage.inputTokens,
+      audio_tokens: 0,
+      image_tokens: 0,
+      cached_tokens: ctx.usage.cachedInputTokens,
+    },
+    completion_tokens_details: {
+      reasoning_tokens: ctx.usage.reasoningTokens,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
+    num_sources_used: 0,
+  };
+};
 
 const includeUsage = (body: any): boolean => body?.stream_options?.include_usage === true;
 
@@ -42,9 +69,9 @@ function chunk(ctx: ReplyContext, choices: unknown[], usage?: unknown) {
   };
 }
 
-/** OpenAI Chat Completions wire format (also what xAI and Perplexity speak). */
-export const openAIWire: WireFormat = {
-  name: 'openai',
+/** Chat Completions wire format, with the usage report of the provider it imitates. */
+const compatibleWire = (name: string, usageJson: (ctx: ReplyContext) => unknown): WireFormat => ({
+  name,
   idPrefix: 'chatcmpl-fake',
   route(method, path) {
     const p = path.replace(/^\/v1(?=\/)/, '');
@@ -145,7 +172,13 @@ export const openAIWire: WireFormat = {
       },
     }),
   ],
-};
+});
+
+/** OpenAI Chat Completions wire format (also what Perplexity speaks). */
+export const openAIWire = compatibleWire('openai', usageJson);
+
+/** xAI's Chat Completions: OpenAI's format, but reasoning tokens reported beside completion_tokens. */
+export const xaiWire = compatibleWire('xai', xaiUsageJson);
 
 /**
  * Fake OpenAI-compatible API. `url` ends in `/v1` (use it as OPENAI_BASE_URL); the same server also
@@ -153,4 +186,9 @@ export const openAIWire: WireFormat = {
  */
 export function startOpenAIFake(opts: FakeServerOptions = {}): Promise<FakeProviderServer> {
   return FakeProviderServer.start(openAIWire, opts, '/v1');
+}
+
+/** Fake xAI API (`url` ends in `/v1`, as XAI_BASE_URL does). */
+export function startXAIFake(opts: FakeServerOptions = {}): Promise<FakeProviderServer> {
+  return FakeProviderServer.start(xaiWire, opts, '/v1');
 }

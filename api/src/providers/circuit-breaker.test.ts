@@ -12,7 +12,7 @@ describe('CircuitBreaker', () => {
     const { cb, clock } = breaker();
     cb.recordFailure('p');
     cb.recordFailure('p');
-    expect(cb.tryAcquire('p')).toBe(true);
+    expect(cb.tryAcquire('p')).toBe('call');
     cb.recordFailure('p');
     expect(cb.state('p')).toBe('open');
     clock.now += 4_999;
@@ -39,24 +39,36 @@ describe('CircuitBreaker', () => {
     cb.recordFailure('p');
     clock.now += 5_000;
     expect(cb.state('p')).toBe('half_open');
-    expect(cb.tryAcquire('p')).toBe(true);
+    expect(cb.tryAcquire('p')).toBe('probe');
     expect(cb.tryAcquire('p')).toBe(false); // probe in flight
     cb.recordSuccess('p');
     expect(cb.state('p')).toBe('closed');
-    expect(cb.tryAcquire('p')).toBe(true);
+    expect(cb.tryAcquire('p')).toBe('call');
   });
 
   it('re-opens when the probe fails, and frees the probe slot on release', () => {
     const { cb, clock } = breaker(1);
     cb.recordFailure('p');
     clock.now += 5_000;
-    expect(cb.tryAcquire('p')).toBe(true);
+    expect(cb.tryAcquire('p')).toBe('probe');
     cb.recordFailure('p');
     expect(cb.state('p')).toBe('open');
     expect(cb.tryAcquire('p')).toBe(false);
     clock.now += 5_000;
-    expect(cb.tryAcquire('p')).toBe(true);
-    cb.release('p'); // e.g. the probe was aborted: no verdict
-    expect(cb.tryAcquire('p')).toBe(true);
+    expect(cb.tryAcquire('p')).toBe('probe');
+    cb.release('p', 'probe'); // e.g. the probe was aborted: no verdict
+    expect(cb.tryAcquire('p')).toBe('probe');
+  });
+
+  it('keeps one probe at a time when a call granted before the circuit opened ends without a verdict', () => {
+    const { cb, clock } = breaker(1);
+    expect(cb.tryAcquire('p')).toBe('call'); // a long stream, granted while the circuit was closed
+    cb.recordFailure('p'); // another call fails: open
+    clock.now += 5_000;
+    expect(cb.tryAcquire('p')).toBe('probe');
+    cb.release('p', 'call'); // the long stream is cancelled; it was not the probe
+    expect(cb.tryAcquire('p')).toBe(false);
+    cb.release('p', 'probe');
+    expect(cb.tryAcquire('p')).toBe('probe');
   });
 });

@@ -11,6 +11,9 @@ export interface CircuitBreakerOptions {
   now?: () => number;
 }
 
+/** What tryAcquire granted: a call through a closed circuit, or the half-open circuit's one probe. */
+export type CircuitPermit = 'call' | 'probe';
+
 interface Circuit {
   state: CircuitState;
   failures: number;
@@ -42,17 +45,17 @@ export class CircuitBreaker {
     return c.state;
   }
 
-  /** May a call go to `key` now? In half-open state only one caller gets `true` until it settles. */
-  tryAcquire(key: string): boolean {
+  /** May a call go to `key` now? In half-open state only one caller gets the 'probe' until it settles. */
+  tryAcquire(key: string): CircuitPermit | false {
     const c = this.circuits.get(key);
-    if (!c || c.state === 'closed') return true;
+    if (!c || c.state === 'closed') return 'call';
     if (c.state === 'open') {
       if (this.now() - c.openedAt < this.opts.cooldownMs) return false;
       c.state = 'half_open';
     }
     if (c.probeInFlight) return false;
     c.probeInFlight = true;
-    return true;
+    return 'probe';
   }
 
   recordSuccess(key: string): void {
@@ -73,10 +76,13 @@ export class CircuitBreaker {
     if (c.failures >= this.opts.failureThreshold) this.open(c, now);
   }
 
-  /** The call ended without a verdict on the provider's health (aborted, or a request-specific 4xx). */
-  release(key: string): void {
+  /**
+   * The call ended without a verdict on the provider's health (aborted, or a request-specific 4xx). Only
+   * the probe frees the probe slot: a call granted before the circuit opened may end while a probe is out.
+   */
+  release(key: string, permit: CircuitPermit): void {
     const c = this.circuits.get(key);
-    if (c?.state === 'half_open') c.probeInFlight = false;
+    if (permit === 'probe' && c?.state === 'half_open') c.probeInFlight = false;
   }
 
   private open(c: Circuit, now: number): void {

@@ -258,7 +258,8 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
 
     for (let attemptForEntry = 1; attemptForEntry <= retry.maxAttempts; attemptForEntry++) {
       if (signal?.aborted) throw withAttempts(abortedError(provider, signal.reason), attempts);
-      if (breaker && !breaker.tryAcquire(provider)) {
+      const permit = breaker?.tryAcquire(provider);
+      if (permit === false) {
         lastSkipError = new ProviderError({
           kind: 'circuit_open',
           provider,
@@ -287,7 +288,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       try {
         await opts.onAttemptStart?.(info);
       } catch (err) {
-        breaker?.release(provider);
+        if (permit) breaker?.release(provider, permit);
         throw err;
       }
       // Aborted while it waited for admission (near a budget's limit that can take about a second), by a
@@ -366,7 +367,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
 
       if (status === 'succeeded') breaker?.recordSuccess(provider);
       else if (error?.kind === 'retryable') breaker?.recordFailure(provider);
-      else breaker?.release(provider);
+      else if (permit) breaker?.release(provider, permit);
 
       await opts.onAttemptEnd?.(info, outcome);
 

@@ -66,7 +66,7 @@ export async function lapsedAttempts(db: Pick<Database, 'prisma'>, run: LapsedRu
         .map((e) => String(payload(e).text ?? ''))
         .join('')
     : '';
-  const usage = cutShortUsage(estimateInputTokens(runPrompt(run.input, agent)), text, agent.maxOutputTokens);
+  const usage = cutShortUsage({ provider, model }, estimateInputTokens(runPrompt(run.input, agent)), text, agent.maxOutputTokens);
   return [
     {
       organizationId: run.organizationId,

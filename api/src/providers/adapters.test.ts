@@ -162,6 +162,16 @@ describe('OpenAI adapter (real openai SDK against the fake)', () => {
   });
 });
 
+describe('usage bound without a report', () => {
+  it("bounds a reasoning model's output at maxOutputTokens, not at its text: its reasoning never shows", async () => {
+    openai.enqueue({ kind: 'reply', text: 'Four.', omitUsage: true }, { kind: 'reply', text: 'Four.', omitUsage: true });
+    const reasoning = await collect(registry.get('XAI').stream(request('grok-4')));
+    expect(reasoning.usage[0]?.outputTokens).toBe(64);
+    const plain = await collect(registry.get('XAI').stream(request('grok-4-fast-non-reasoning')));
+    expect(plain.usage[0]?.outputTokens).toBe(Buffer.byteLength('Four.'));
+  });
+});
+
 describe('Anthropic adapter (real @anthropic-ai/sdk against the fake)', () => {
   it('streams deltas and usage from message_start + message_delta, cache reads counted as cached input', async () => {
     anthropic.enqueue({

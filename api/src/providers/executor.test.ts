@@ -363,6 +363,30 @@ describe('abort and hooks', () => {
     ]);
   });
 
+  it("settles a reasoning model's attempt cut short at its whole output bound: its reasoning tokens never show as text", async () => {
+    // gpt-5-mini reasons before it answers; OpenAI bills those tokens as output but never streams them.
+    const chain = [{ provider: 'OPENAI' as const, model: 'gpt-5-mini' }];
+    const bound = { inputTokens: estimateInputTokens(REQUEST), cachedInputTokens: 0, outputTokens: REQUEST.maxOutputTokens };
+
+    // The connection drops after the first words of the answer.
+    openai.enqueue({ kind: 'reply', text: 'one two three four', dropAfterChunks: 1 });
+    const dropped: AttemptOutcome[] = [];
+    expect(await rejection(run({ chain, onAttemptEnd: async (_a, o) => void dropped.push(o) }))).toMatchObject({ partial: true });
+    expect(dropped).toMatchObject([{ status: 'failed', emittedText: true, usageReported: false, usage: bound }]);
+    expect(dropped[0]!.costMicros).toBe(maxCostMicros('OPENAI', 'gpt-5-mini', bound.inputTokens, REQUEST.maxOutputTokens));
+
+    // Cancelled while it reasons, before any text.
+    openai.reset();
+    openai.enqueue({ kind: 'hang' });
+    const controller = new AbortController();
+    const cancelled: AttemptOutcome[] = [];
+    const pending = run({ chain, request: { ...REQUEST, signal: controller.signal }, onAttemptEnd: async (_a, o) => void cancelled.push(o) });
+    await openai.waitForRequests(1, 5_000);
+    controller.abort();
+    await rejection(pending);
+    expect(cancelled).toMatchObject([{ status: 'aborted', emittedText: false, usage: bound }]);
+  });
+
   it('settles nothing for an attempt aborted while it waited for admission: its request was never sent', async () => {
     // Near a budget's limit, admission can wait about a second; a cancel (or a shutdown) arrives meanwhile.
     for (const prepare of [false, true]) {

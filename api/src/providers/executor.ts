@@ -1,7 +1,7 @@
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { abortedError, classifyError, ProviderError, unconfiguredError, type ProviderErrorKind } from './errors.js';
 import { sleep as abortableSleep } from './guard.js';
-import { costMicros, estimateInputTokens, estimateTextTokens, hasPrice, maxCostMicros } from './pricing.js';
+import { costMicros, estimateInputTokens, hasPrice, maxCostMicros, outputTokensBound } from './pricing.js';
 import type { CompletionRequest, ProviderId, ProviderRegistry, StreamChunk, TokenUsage } from './types.js';
 
 export interface ChainEntry {
@@ -163,11 +163,16 @@ async function* continueFrom<T>(first: Promise<IteratorResult<T>>, iterator: Asy
 
 /**
  * What an attempt cut short without a usage report may have been billed, at most: the prompt's bound (what
- * its hold reserved) and the text it streamed, capped at maxOutputTokens. Also how the recovery sweep
- * estimates the attempt of a worker that died (from the text its run stored).
+ * its hold reserved) and the text it streamed, capped at maxOutputTokens (all of maxOutputTokens for a model
+ * that reasons unseen, see outputTokensBound). Also how the recovery sweep estimates the attempt of a worker
+ * that died (from the text its run stored).
  */
-export function cutShortUsage(inputTokensEstimate: number, text: string, maxOutputTokens: number): TokenUsage {
-  return { inputTokens: inputTokensEstimate, cachedInputTokens: 0, outputTokens: Math.min(estimateTextTokens(text), maxOutputTokens) };
+export function cutShortUsage(entry: ChainEntry, inputTokensEstimate: number, text: string, maxOutputTokens: number): TokenUsage {
+  return {
+    inputTokens: inputTokensEstimate,
+    cachedInputTokens: 0,
+    outputTokens: outputTokensBound(entry.provider, entry.model, text, maxOutputTokens),
+  };
 }
 
 export const RESTART_MARKER = '\n\n[response interrupted; restarting]\n\n';
@@ -339,7 +344,7 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       const mayBeBilled = !unsent && (emittedText || status === 'aborted' || error?.code === 'timeout');
       const settledUsage =
         usage ??
-        (mayBeBilled ? cutShortUsage(inputTokensEstimate, text, request.maxOutputTokens) : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
+        (mayBeBilled ? cutShortUsage(entry, inputTokensEstimate, text, request.maxOutputTokens) : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
       const cost = hasPrice(provider, model) ? costMicros(provider, model, settledUsage) : null;
       const outcome: AttemptOutcome = {
         status,

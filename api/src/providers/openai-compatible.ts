@@ -3,7 +3,7 @@ import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } 
 import { ProviderError, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
 import { gateOptions, providerFetch } from './http-fetch.js';
-import { estimateInputTokens, estimateTextTokens } from './pricing.js';
+import { estimateInputTokens, outputTokensBound } from './pricing.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, ProviderId, StreamChunk, TokenUsage } from './types.js';
 
 export interface OpenAICompatibleOptions {
@@ -109,7 +109,7 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
         usage = {
           inputTokens: estimateInputTokens(req),
           cachedInputTokens: 0,
-          outputTokens: Math.min(estimateTextTokens(text), req.maxOutputTokens),
+          outputTokens: outputTokensBound(id, req.model, text, req.maxOutputTokens),
         };
       }
       yield { type: 'usage', usage, ...(reported ? {} : { estimated: true }) };

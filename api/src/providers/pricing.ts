@@ -132,6 +132,25 @@ export function estimateTextTokens(text: string): number {
   return Buffer.byteLength(text, 'utf8');
 }
 
+/**
+ * Models that spend output tokens reasoning before they answer without streaming that reasoning as text
+ * (OpenAI's gpt-5 family; xAI's reasoning Groks, whose reasoning_content we do not keep). Their text says
+ * nothing about the reasoning they were billed for, which can be anything up to maxOutputTokens.
+ */
+const UNSEEN_REASONING: Readonly<Partial<Record<ProviderId, ReadonlySet<string>>>> = {
+  OPENAI: new Set(['gpt-5', 'gpt-5-mini', 'gpt-5-nano']),
+  XAI: new Set(['grok-4', 'grok-3-mini', 'grok-code-fast-1']),
+};
+
+/**
+ * A bound on the output tokens a provider billed for a response whose visible text was `text`, for when it sent
+ * no usage report: the text's bound, or for a model with unseen reasoning the whole maxOutputTokens.
+ */
+export function outputTokensBound(provider: ProviderId, model: string, text: string, maxOutputTokens: number): number {
+  if (UNSEEN_REASONING[provider]?.has(model)) return maxOutputTokens;
+  return Math.min(estimateTextTokens(text), maxOutputTokens);
+}
+
 /** Safe over-estimate of a request's input tokens (for reservations before the provider reports usage). */
 export function estimateInputTokens(req: Pick<CompletionRequest, 'system' | 'messages'>): number {
   let total = PER_REQUEST_OVERHEAD;

@@ -4,7 +4,7 @@ import type {
   MessageParam,
   RawMessageStreamEvent,
 } from '@anthropic-ai/sdk/resources/messages';
-import { ProviderError, unconfiguredError } from './errors.js';
+import { ProviderError, startedResponse, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
 import { gateOptions, providerFetch } from './http-fetch.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, StreamChunk } from './types.js';
@@ -104,16 +104,19 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
           guard.touch();
         }
       } catch (err) {
-        throw guard.toError(err);
+        throw startedResponse(guard.toError(err));
       }
-      guard.throwIfStopped();
+      // SDK stream iterators end silently when aborted.
+      if (guard.signal.aborted) throw startedResponse(guard.toError(undefined));
       if (!stopped) {
-        throw new ProviderError({
-          kind: 'retryable',
-          provider: 'ANTHROPIC',
-          message: 'Stream ended before message_stop',
-          code: 'incomplete_stream',
-        });
+        throw startedResponse(
+          new ProviderError({
+            kind: 'retryable',
+            provider: 'ANTHROPIC',
+            message: 'Stream ended before message_stop',
+            code: 'incomplete_stream',
+          }),
+        );
       }
       yield {
         type: 'usage',

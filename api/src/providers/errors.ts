@@ -26,6 +26,11 @@ export class ProviderError extends Error {
   readonly code: string | undefined;
   /** Set by the executor when text had already been delivered to the caller before the failure. */
   partial = false;
+  /**
+   * Set by an adapter when the failure came after the provider had started its response (the stream was open):
+   * it was at work on the request and may bill it although it never sent a usage report.
+   */
+  responseStarted = false;
   /** Set by the executor on the error it finally throws: every attempt it made or skipped. */
   attempts: AttemptRecord[] | undefined;
 
@@ -57,6 +62,12 @@ export function isAbortError(err: unknown): boolean {
 export function abortedError(provider: ProviderId, reason?: unknown): ProviderError {
   const detail = reason instanceof Error ? `: ${reason.message}` : typeof reason === 'string' ? `: ${reason}` : '';
   return new ProviderError({ kind: 'aborted', provider, message: `Request aborted${detail}`, code: 'aborted' });
+}
+
+/** Marks a failure that came once the provider's response had started (see ProviderError.responseStarted). */
+export function startedResponse(err: ProviderError): ProviderError {
+  err.responseStarted = true;
+  return err;
 }
 
 /** `label`: the provider's name as people know it ("OpenAI"); the message says which variable to set. */

@@ -363,6 +363,23 @@ describe('abort and hooks', () => {
     ]);
   });
 
+  it('settles the prompt of an attempt whose stream started and then failed before any text: the provider was at work on it', async () => {
+    const input = { inputTokens: estimateInputTokens(REQUEST), cachedInputTokens: 0, outputTokens: 0 };
+    // OpenAI: the connection drops after the stream's first (role) chunk; Anthropic: message_start, then an overloaded error.
+    openai.enqueue({ kind: 'reply', text: 'one two', dropAfterChunks: 0 });
+    anthropic.enqueue({ kind: 'reply', text: 'one two', errorAfterChunks: 0 });
+    for (const entry of [
+      { provider: 'OPENAI' as const, model: 'gpt-4o-mini' },
+      { provider: 'ANTHROPIC' as const, model: 'claude-haiku-4-5' },
+    ]) {
+      const ended: AttemptOutcome[] = [];
+      const result = await run({ chain: [entry], onAttemptEnd: async (_a, o) => void ended.push(o) });
+      expect(result.attempts).toHaveLength(2);
+      expect(ended[0]).toMatchObject({ status: 'failed', emittedText: false, usageReported: false, usage: input });
+      expect(ended[0]!.error?.kind).toBe('retryable');
+    }
+  });
+
   it("settles a reasoning model's attempt cut short at its whole output bound: its reasoning tokens never show as text", async () => {
     // gpt-5-mini reasons before it answers; OpenAI bills those tokens as output but never streams them.
     const chain = [{ provider: 'OPENAI' as const, model: 'gpt-5-mini' }];

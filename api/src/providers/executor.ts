@@ -37,9 +37,9 @@ export interface AttemptOutcome {
   status: AttemptStatus;
   /**
    * Usage to settle. The provider's report when it sent one; otherwise, if the provider may have billed
-   * (text streamed, the attempt was aborted or timed out), our bounds (the prompt's, and the streamed text's
-   * capped at maxOutputTokens); otherwise zero (an error the provider answered with, or an attempt aborted
-   * before its request was sent, while onAttemptStart waited).
+   * (text streamed, the attempt was aborted, timed out or failed after its response started), our bounds (the
+   * prompt's, and the streamed text's capped at maxOutputTokens: see cutShortUsage); otherwise zero (an error
+   * the provider answered with, or an attempt aborted before its request was sent, while onAttemptStart waited).
    */
   usage: TokenUsage;
   /** False when `usage` is our bound: no report, or the adapter's own in place of a missing one. */
@@ -338,10 +338,11 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
 
       const emittedText = text.length > 0;
       const status: AttemptStatus = consumerFailure || error?.kind === 'aborted' ? 'aborted' : error ? 'failed' : 'succeeded';
-      // Without a usage report, an attempt that streamed text, was cut off by us (cancel, a failed consumer) or
-      // timed out may have been billed for its prompt: settled at the bounds it was reserved at. An error the
-      // provider answered with (4xx, 5xx), or a request never sent, costs nothing.
-      const mayBeBilled = !unsent && (emittedText || status === 'aborted' || error?.code === 'timeout');
+      // Without a usage report, an attempt that streamed text, was cut off by us (cancel, a failed consumer), timed
+      // out, or failed once its response had started (a dropped stream, an error event) may have been billed for
+      // its prompt: settled at the bounds it was reserved at. An error the provider answered with instead of a
+      // response (4xx, 5xx), or a request never sent, costs nothing.
+      const mayBeBilled = !unsent && (emittedText || status === 'aborted' || error?.code === 'timeout' || error?.responseStarted === true);
       const settledUsage =
         usage ??
         (mayBeBilled ? cutShortUsage(entry, inputTokensEstimate, text, request.maxOutputTokens) : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });

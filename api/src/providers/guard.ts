@@ -50,11 +50,6 @@ export class RequestGuard {
     this.timer = undefined;
   }
 
-  /** Throw if the attempt was cut (SDK stream iterators end silently when aborted). */
-  throwIfStopped(): void {
-    if (this.signal.aborted) throw this.toError(undefined);
-  }
-
   /** Map an error (or a silent stop when `err` is undefined) to the right ProviderError. */
   toError(err: unknown): ProviderError {
     if (this.callerAborted) return abortedError(this.provider, this.callerSignal?.reason);

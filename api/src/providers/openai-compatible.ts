@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { ProviderError, unconfiguredError } from './errors.js';
+import { ProviderError, startedResponse, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
 import { gateOptions, providerFetch } from './http-fetch.js';
 import { estimateInputTokens, outputTokensBound } from './pricing.js';
@@ -90,19 +90,22 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
           guard.touch();
         }
       } catch (err) {
-        throw guard.toError(err);
+        throw startedResponse(guard.toError(err));
       }
-      guard.throwIfStopped();
+      // SDK stream iterators end silently when aborted.
+      if (guard.signal.aborted) throw startedResponse(guard.toError(undefined));
 
       const reported = usage !== undefined;
       if (!usage) {
         if (!finished) {
-          throw new ProviderError({
-            kind: 'retryable',
-            provider: id,
-            message: 'Stream ended before the response was complete',
-            code: 'incomplete_stream',
-          });
+          throw startedResponse(
+            new ProviderError({
+              kind: 'retryable',
+              provider: id,
+              message: 'Stream ended before the response was complete',
+              code: 'incomplete_stream',
+            }),
+          );
         }
         // A complete response without a usage report (some compatible servers ignore include_usage):
         // bill by our conservative estimate rather than for nothing.

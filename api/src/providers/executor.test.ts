@@ -380,6 +380,33 @@ describe('abort and hooks', () => {
     }
   });
 
+  it("charges Perplexity's per-request fee only for a request it served: not for an error answer, nor for one never sent", async () => {
+    const pplx = createProviders({ perplexity: { apiKey: 'sk-o', baseUrl: openai.origin }, timeouts: { requestTimeoutMs: 300, idleTimeoutMs: 300 } });
+    const chain = [{ provider: 'PERPLEXITY' as const, model: 'sonar' }];
+    const ended: AttemptOutcome[] = [];
+    const onAttemptEnd = async (_a: AttemptInfo, o: AttemptOutcome) => void ended.push(o);
+
+    // Rate limited, then served: the 429 costs nothing, the answer its tokens and the fee.
+    openai.enqueue({ kind: 'error', status: 429 }, { kind: 'reply', text: 'Sunny.', usage: { inputTokens: 10, outputTokens: 2 } });
+    const result = await run({ chain, registry: pplx, onAttemptEnd });
+    expect(ended.map((o) => o.costMicros)).toEqual([0n, costMicros('PERPLEXITY', 'sonar', result.usage)]);
+    expect(result.costMicros).toBe(5_012n);
+
+    // Cancelled while it waited for admission: never sent, so no fee either.
+    ended.length = 0;
+    const controller = new AbortController();
+    await rejection(
+      run({
+        chain,
+        registry: pplx,
+        request: { ...REQUEST, signal: controller.signal },
+        onAttemptStart: async () => controller.abort(),
+        onAttemptEnd,
+      }),
+    );
+    expect(ended).toMatchObject([{ status: 'aborted', costMicros: 0n }]);
+  });
+
   it("settles a reasoning model's attempt cut short at its whole output bound: its reasoning tokens never show as text", async () => {
     // gpt-5-mini reasons before it answers; OpenAI bills those tokens as output but never streams them.
     const chain = [{ provider: 'OPENAI' as const, model: 'gpt-5-mini' }];

@@ -343,10 +343,11 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       // its prompt: settled at the bounds it was reserved at. An error the provider answered with instead of a
       // response (4xx, 5xx), or a request never sent, costs nothing.
       const mayBeBilled = !unsent && (emittedText || status === 'aborted' || error?.code === 'timeout' || error?.responseStarted === true);
+      const billed = usage !== undefined || mayBeBilled;
       const settledUsage =
-        usage ??
-        (mayBeBilled ? cutShortUsage(entry, inputTokensEstimate, text, request.maxOutputTokens) : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
-      const cost = hasPrice(provider, model) ? costMicros(provider, model, settledUsage) : null;
+        usage ?? (billed ? cutShortUsage(entry, inputTokensEstimate, text, request.maxOutputTokens) : { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 });
+      // A request the provider did not serve costs nothing, not even a per-request fee (Perplexity's).
+      const cost = !hasPrice(provider, model) ? null : billed ? costMicros(provider, model, settledUsage) : 0n;
       const outcome: AttemptOutcome = {
         status,
         usage: settledUsage,

@@ -162,6 +162,26 @@ describe('OpenAI adapter (real openai SDK against the fake)', () => {
   });
 });
 
+describe('waiting for the first event', () => {
+  it('gives a response whose headers came the idle timeout, not the request timeout, to send its first event', async () => {
+    // gpt-5 answers with headers at once, then says nothing while it reasons.
+    const patient = createProviders({
+      openai: { apiKey: OPENAI_KEY, baseUrl: openai.url },
+      timeouts: { requestTimeoutMs: 150, idleTimeoutMs: 2_000 },
+    });
+    openai.enqueue({ kind: 'reply', text: 'Forty-two.', firstEventDelayMs: 400 });
+    const { deltas } = await collect(patient.get('OPENAI').stream(request('gpt-5')));
+    expect(deltas.join('')).toBe('Forty-two.');
+
+    // Headers that never come are still the request timeout's.
+    openai.enqueue({ kind: 'hang' });
+    const started = performance.now();
+    const { error } = await failure(patient.get('OPENAI').stream(request('gpt-5')));
+    expect(error).toMatchObject({ kind: 'retryable', code: 'timeout' });
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
 describe('usage bound without a report', () => {
   it("bounds a reasoning model's output at maxOutputTokens, not at its text: its reasoning never shows", async () => {
     openai.enqueue({ kind: 'reply', text: 'Four.', omitUsage: true }, { kind: 'reply', text: 'Four.', omitUsage: true });

@@ -64,6 +64,9 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
       } catch (err) {
         throw guard.toError(err);
       }
+      // The response has started: from here the idle timeout applies, to the first event too (a reasoning
+      // model streams nothing while it thinks).
+      guard.touch();
 
       let uncachedInput = 0;
       let cacheRead = 0;

@@ -2,9 +2,9 @@ import { abortedError, classifyError, timeoutError, type ProviderError } from '.
 import type { ProviderId } from './types.js';
 
 export interface StreamTimeouts {
-  /** Max wait for the response to start (headers and the first event). */
+  /** Max wait for the response to start (its status and headers). */
   requestTimeoutMs: number;
-  /** Max silence between two stream events once the response has started. */
+  /** Max silence once the response has started: until the first stream event, and between two events. */
   idleTimeoutMs: number;
 }
 
@@ -39,7 +39,7 @@ export class RequestGuard {
     return this.callerSignal?.aborted ?? false;
   }
 
-  /** (Re)start the inactivity timer; call on every event received. */
+  /** (Re)start the inactivity timer; call when the response starts and on every event received. */
   touch(): void {
     this.arm(this.timeouts.idleTimeoutMs);
   }

@@ -62,6 +62,9 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
       } catch (err) {
         throw guard.toError(err);
       }
+      // The response has started: from here the idle timeout applies, to the first event too (a reasoning
+      // model streams nothing while it thinks).
+      guard.touch();
 
       let usage: TokenUsage | undefined;
       let finished = false;

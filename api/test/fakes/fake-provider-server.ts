@@ -24,6 +24,11 @@ export interface ReplyBehavior {
   chunkDelayMs?: number;
   /** Pause before sending the status line and headers. */
   firstByteDelayMs?: number;
+  /**
+   * Pause after the headers, before the first event: a reasoning model at work (OpenAI's Chat Completions
+   * stream sends nothing while it reasons).
+   */
+  firstEventDelayMs?: number;
   usage?: ScriptedUsage;
   /** Destroy the socket after this many text chunks (connection drop mid-stream). */
   dropAfterChunks?: number;
@@ -384,6 +389,8 @@ export class FakeProviderServer {
     const write = (frames: string[]) => {
       for (const frame of frames) if (!closed()) res.write(frame);
     };
+    if (behavior.firstEventDelayMs) await delay(behavior.firstEventDelayMs);
+    if (closed()) return;
     write(this.wire.streamStart(ctx));
 
     for (const piece of pieces) {

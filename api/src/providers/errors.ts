@@ -145,6 +145,10 @@ const RETRYABLE_BODY_TYPES = new Set([
   'service_unavailable',
 ]);
 
+// Error codes a provider may send with a retryable status that no retry can fix: OpenAI's 429 for an account
+// out of credit.
+const FATAL_BODY_TYPES = new Set(['insufficient_quota']);
+
 function socketCode(err: unknown): string | undefined {
   // undici wraps the real socket error: TypeError('fetch failed' | 'terminated', { cause }).
   for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 6; depth++) {
@@ -189,7 +193,10 @@ export function classifyError(provider: ProviderId, err: unknown, now: number = 
     if (status !== undefined) {
       const headers = err.headers as Headers | undefined;
       const shouldRetry = readHeader(headers, 'x-should-retry');
-      const retryable = shouldRetry === 'true' || (shouldRetry !== 'false' && isRetryableStatus(status));
+      const code = bodyType(err);
+      const retryable =
+        shouldRetry === 'true' ||
+        (shouldRetry !== 'false' && isRetryableStatus(status) && !(code !== undefined && FATAL_BODY_TYPES.has(code)));
       const retryAfterMs = parseRetryAfterMs(headers, now);
       return new ProviderError({
         kind: retryable ? 'retryable' : 'fatal',
@@ -198,7 +205,7 @@ export function classifyError(provider: ProviderId, err: unknown, now: number = 
         message: providerMessage(err),
         cause: err,
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-        ...(bodyType(err) !== undefined ? { code: bodyType(err) } : {}),
+        ...(code !== undefined ? { code } : {}),
       });
     }
     // No status: a connection failure, or an error event inside an already-open stream.

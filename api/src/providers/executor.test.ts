@@ -225,6 +225,25 @@ describe('fallback', () => {
     expect(openai.requests).toHaveLength(1);
   });
 
+  it("falls back at once on OpenAI's 429 insufficient_quota: out of credit, no retry can succeed", async () => {
+    openai.enqueue({
+      kind: 'error',
+      status: 429,
+      type: 'insufficient_quota',
+      message: 'You exceeded your current quota, please check your plan and billing details.',
+    });
+    anthropic.enqueue({ kind: 'reply', text: 'fallback' });
+    const result = await run({
+      chain: [
+        { provider: 'OPENAI', model: 'gpt-4o-mini' },
+        { provider: 'ANTHROPIC', model: 'claude-haiku-4-5' },
+      ],
+    });
+    expect(result.provider).toBe('ANTHROPIC');
+    expect(openai.requests).toHaveLength(1);
+    expect(result.attempts[0]?.error).toMatchObject({ kind: 'fatal', status: 429, code: 'insufficient_quota' });
+  });
+
   it('skips unconfigured providers and lands on the offline provider', async () => {
     const deltas: string[] = [];
     const result = await run({

@@ -113,8 +113,17 @@ const compatibleWire = (name: string, usageJson: (ctx: ReplyContext) => unknown)
     }
   },
   errorBody(status, type, message) {
+    // A 429 is a rate limit, or (type and code insufficient_quota) an account out of credit.
     const code =
-      status === 401 ? 'invalid_api_key' : status === 404 ? 'model_not_found' : status === 429 ? 'rate_limit_exceeded' : null;
+      status === 401
+        ? 'invalid_api_key'
+        : status === 404
+          ? 'model_not_found'
+          : status === 429
+            ? type === 'insufficient_quota'
+              ? 'insufficient_quota'
+              : 'rate_limit_exceeded'
+            : null;
     return { error: { message, type, param: null, code } };
   },
   responseHeaders: () => ({

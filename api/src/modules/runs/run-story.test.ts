@@ -144,3 +144,28 @@ describe('retrying a run of an archived agent', () => {
     });
   });
 });
+
+describe('retrying a run', () => {
+  it('starts one retry, however often and however concurrently it is asked for, and answers that retry each time', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small', maxOutputTokens: 20 });
+    const runId = await startRun(agentId, 'Once more');
+    await expect.poll(async () => (await getRun(runId)).status, { timeout: 10_000, interval: 20 }).toBe('SUCCEEDED');
+    // A caller's own idempotency key never stands for a retry, whatever it says.
+    const own = await owner.gql(START, { input: { agentId, input: 'Something else', idempotencyKey: `retry of ${fromGlobalId(runId, 'Run')}` } });
+    expect(own.data!.startRun.__typename).toBe('StartRunPayload');
+
+    // A double click, or an integrator repeating a retry whose answer got lost: one paid run, not two.
+    const retries = await Promise.all([owner.gql(RETRY, { id: runId }), owner.gql(RETRY, { id: runId })]);
+    const ids = retries.map((r) => r.data!.retryRun.run?.id);
+    expect(ids[0]).toBeTruthy();
+    expect(ids[1]).toBe(ids[0]);
+    expect((await owner.gql(RETRY, { id: runId })).data!.retryRun).toEqual({ __typename: 'RetryRunPayload', run: { id: ids[0] } });
+    expect(await app.rt.prisma.agentRun.count({ where: { parentRunId: fromGlobalId(runId, 'Run') } })).toBe(1);
+
+    // The retry itself can be retried, once, as any run.
+    await expect.poll(async () => (await getRun(ids[0])).status, { timeout: 10_000, interval: 20 }).toBe('SUCCEEDED');
+    const again = (await owner.gql(RETRY, { id: ids[0] })).data!.retryRun.run.id;
+    expect(again).not.toBe(ids[0]);
+    expect(await app.rt.prisma.agentRun.count({ where: { parentRunId: fromGlobalId(ids[0], 'Run') } })).toBe(1);
+  });
+});

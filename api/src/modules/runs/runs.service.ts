@@ -110,7 +110,7 @@ const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archive
  * organization, the agent and its project not archived, the organization's run rate limit, then the run, its first
  * event and, with a free worker here, its claim.
  */
-export async function startRun(ctx: Context, agentId: string, raw: unknown, extra: { parentRunId?: string } = {}) {
+export async function startRun(ctx: Context, agentId: string, raw: unknown, extra: { parentRunId?: string; idempotencyKey?: string } = {}) {
   const viewer = requireViewer(ctx);
   const placement = isUuid(agentId) ? await placeAgent(ctx, agentId) : null;
   if (!placement) throw new NotFoundError('Agent');
@@ -122,9 +122,10 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     parseInput(StartRun, raw);
   }
   const input = parsed.data!;
-  if (input.idempotencyKey) {
+  const idempotencyKey = extra.idempotencyKey ?? input.idempotencyKey ?? null;
+  if (idempotencyKey) {
     const existing = await ctx.prisma.agentRun.findUnique({
-      where: { organizationId_idempotencyKey: { organizationId, idempotencyKey: input.idempotencyKey } },
+      where: { organizationId_idempotencyKey: { organizationId, idempotencyKey } },
     });
     if (existing) {
       await authorize(ctx, organizationId, 'run.start', 'Agent');
@@ -151,7 +152,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     agentId,
     createdById: viewer.userId,
     input: input.input,
-    idempotencyKey: input.idempotencyKey ?? null,
+    idempotencyKey,
     parentRunId: extra.parentRunId ?? null,
     lastSeq: 1,
     createdAt: now,
@@ -227,7 +228,7 @@ export async function startRun(ctx: Context, agentId: string, raw: unknown, extr
     if (charged) await ctx.limits.refund('runsOrg', organizationId);
     // Two concurrent starts with one key: the loser returns the winner's run.
     const winner = await ctx.prisma.agentRun.findUniqueOrThrow({
-      where: { organizationId_idempotencyKey: { organizationId, idempotencyKey: input.idempotencyKey! } },
+      where: { organizationId_idempotencyKey: { organizationId, idempotencyKey: idempotencyKey! } },
     });
     return sameStart(winner, agentId, input.input);
   }
@@ -291,13 +292,23 @@ export async function cancelRun(ctx: Context, runId: string) {
   return ctx.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });
 }
 
-/** Starts a new run of the same agent with the same input, linked to the original. */
+/**
+ * The idempotency key of a run's retry. Callers' keys are trimmed, so one that starts with a space is
+ * never theirs: no startRun can take it, nor be taken for the retry.
+ */
+const retryKey = (runId: string) => ` retry of ${runId}`;
+
+/**
+ * Starts a new run of the same agent with the same input, linked to the original. A run is retried once:
+ * asking again (a double click, a request repeated after its answer got lost, two at once) returns that
+ * retry instead of paying for another; to try again after it, retry the retry.
+ */
 export async function retryRun(ctx: Context, runId: string) {
   const run = await loadRun(ctx, runId);
   await authorize(ctx, run.organizationId, 'run.retry', 'Run');
   if (!TERMINAL.includes(run.status)) throw new ValidationError([{ path: ['id'], message: 'Only a finished run can be retried' }]);
   try {
-    return await startRun(ctx, run.agentId, { input: run.input }, { parentRunId: run.id });
+    return await startRun(ctx, run.agentId, { input: run.input }, { parentRunId: run.id, idempotencyKey: retryKey(run.id) });
   } catch (err) {
     // startRun's refusal names its own input's agentId; a retry's input is only the run's id.
     if (err instanceof ValidationError && err.issues.some((i) => i.path[0] === 'agentId')) {

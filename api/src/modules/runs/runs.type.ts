@@ -261,6 +261,8 @@ builder.mutationField('cancelRun', (t) =>
 builder.mutationField('retryRun', (t) =>
   t.field({
     type: runPayload('RetryRunPayload'),
+    description:
+      'Starts a finished run again: a new run of the same agent and input, whose parentRun is this one. A run is retried once: asking again returns that retry (safe to repeat after a lost answer); to try again after it, retry the retry.',
     errors: {},
     authScopes: { loggedIn: true },
     args: { input: t.arg({ type: RunIdInput, required: true }) },

@@ -76,8 +76,8 @@ function checkChain(primary: ModelChoice, chain: ModelChoice[]) {
   if (issues.length) throw new ValidationError(issues);
 }
 
-const projectArchived = async (ctx: Context, projectId: string) =>
-  Boolean((await ctx.prisma.project.findUnique({ where: { id: projectId }, select: { archivedAt: true } }))?.archivedAt);
+const projectArchived = async (db: Pick<Context['prisma'], 'project'>, projectId: string) =>
+  Boolean((await db.project.findUnique({ where: { id: projectId }, select: { archivedAt: true } }))?.archivedAt);
 
 export async function loadAgent(ctx: Context, agentId: string) {
   const viewer = requireViewer(ctx);
@@ -127,43 +127,47 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
 }
 
 export async function updateAgent(ctx: Context, agentId: string, raw: unknown) {
-  const agent = await loadAgent(ctx, agentId);
-  await authorize(ctx, agent.organizationId, 'agent.update', 'Agent');
-  // Archived means retired as it was: its runs keep showing the settings they ran with.
-  if (agent.archivedAt) throw new ValidationError([{ path: ['id'], message: 'This agent is archived: restore it to edit it' }]);
-  if (await projectArchived(ctx, agent.projectId)) throw ValidationError.field('id', ARCHIVED_PROJECT.editAgent);
-  const f = fields(ctx.providers);
-  const partial = (raw ?? {}) as { primary?: { provider?: string; model?: string } };
-  // Changing only the model keeps the provider (and vice versa); the pair is validated together.
-  if (partial.primary) partial.primary = { provider: partial.primary.provider ?? agent.provider, model: partial.primary.model ?? agent.model };
-  const input = parseAgentInput(
-    z.object({
-      name: f.name.nullish(),
-      description: f.description.nullish(),
-      systemPrompt: f.systemPrompt.nullish(),
-      temperature: f.temperature.optional(),
-      maxOutputTokens: f.maxOutputTokens.nullish(),
-      fallbackChain: f.fallbackChain.nullish(),
-      primary: modelRef(ctx.providers).nullish(),
-    }),
-    raw,
-  );
-  const next = {
-    name: input.name ?? agent.name,
-    description: input.description ?? agent.description,
-    provider: input.primary?.provider ?? agent.provider,
-    model: input.primary?.model ?? agent.model,
-    systemPrompt: input.systemPrompt ?? agent.systemPrompt,
-    temperature: input.temperature !== undefined ? input.temperature : agent.temperature,
-    maxOutputTokens: input.maxOutputTokens ?? agent.maxOutputTokens,
-    fallbackChain: input.fallbackChain ?? (agent.fallbackChain as ModelChoice[]),
-  };
-  // Checked when the model or the chain is set (a stored chain is not re-judged on a rename).
-  if (input.primary || input.fallbackChain) checkChain(next, next.fallbackChain);
-  const changes = agentChanges(agent, next);
-  if (Object.keys(changes).length === 0) return agent;
+  const found = await loadAgent(ctx, agentId);
+  await authorize(ctx, found.organizationId, 'agent.update', 'Agent');
   return ctx.prisma.$transaction(async (tx) => {
-    // Only what changed is written, so a concurrent edit of another setting is not undone.
+    // Judged against the agent as stored, under its row lock: two saves that each pass alone (one moves the
+    // agent onto a model, the other makes that model its fallback) must not both land, and the audit row's
+    // `from` is what this save replaced, not what another save changed meanwhile.
+    await tx.$executeRaw`SELECT 1 FROM "Agent" WHERE id = ${found.id}::uuid FOR UPDATE`;
+    const agent = await tx.agent.findUniqueOrThrow({ where: { id: found.id } });
+    // Archived means retired as it was: its runs keep showing the settings they ran with.
+    if (agent.archivedAt) throw new ValidationError([{ path: ['id'], message: 'This agent is archived: restore it to edit it' }]);
+    if (await projectArchived(tx, agent.projectId)) throw ValidationError.field('id', ARCHIVED_PROJECT.editAgent);
+    const f = fields(ctx.providers);
+    const partial = (raw ?? {}) as { primary?: { provider?: string; model?: string } };
+    // Changing only the model keeps the provider (and vice versa); the pair is validated together.
+    if (partial.primary) partial.primary = { provider: partial.primary.provider ?? agent.provider, model: partial.primary.model ?? agent.model };
+    const input = parseAgentInput(
+      z.object({
+        name: f.name.nullish(),
+        description: f.description.nullish(),
+        systemPrompt: f.systemPrompt.nullish(),
+        temperature: f.temperature.optional(),
+        maxOutputTokens: f.maxOutputTokens.nullish(),
+        fallbackChain: f.fallbackChain.nullish(),
+        primary: modelRef(ctx.providers).nullish(),
+      }),
+      raw,
+    );
+    const next = {
+      name: input.name ?? agent.name,
+      description: input.description ?? agent.description,
+      provider: input.primary?.provider ?? agent.provider,
+      model: input.primary?.model ?? agent.model,
+      systemPrompt: input.systemPrompt ?? agent.systemPrompt,
+      temperature: input.temperature !== undefined ? input.temperature : agent.temperature,
+      maxOutputTokens: input.maxOutputTokens ?? agent.maxOutputTokens,
+      fallbackChain: input.fallbackChain ?? (agent.fallbackChain as ModelChoice[]),
+    };
+    // Checked when the model or the chain is set (a stored chain is not re-judged on a rename).
+    if (input.primary || input.fallbackChain) checkChain(next, next.fallbackChain);
+    const changes = agentChanges(agent, next);
+    if (Object.keys(changes).length === 0) return agent;
     const data = Object.fromEntries(Object.keys(changes).map((key) => [key, next[key as keyof typeof next]])) as Prisma.AgentUpdateInput;
     const updated = await tx.agent.update({ where: { id: agent.id }, data });
     await audit(tx, { organizationId: agent.organizationId, actorId: ctx.viewer!.userId, action: 'agent.updated', targetType: 'Agent', targetId: agent.id, metadata: { name: updated.name, changes }, ip: ctx.ip });

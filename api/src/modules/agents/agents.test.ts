@@ -150,6 +150,30 @@ describe('fallback chains', () => {
   });
 });
 
+describe('concurrent edits', () => {
+  it('are judged against each other: two saves that each pass alone cannot together break the fallback rule', async () => {
+    for (let i = 0; i < 5; i++) {
+      const id = await anAgent(`Contended ${i}`);
+      // One person moves the agent onto offline-large while another makes offline-large its fallback.
+      const [moved, chained] = await Promise.all([
+        owner.gql(UPDATE, { input: { id, model: 'offline-large' } }),
+        owner.gql(UPDATE, { input: { id, fallbackChain: [{ provider: 'OFFLINE', model: 'offline-large' }] } }),
+      ]);
+      const outcomes = [moved.data!.updateAgent.__typename, chained.data!.updateAgent.__typename].sort();
+      expect(outcomes).toEqual(['UpdateAgentPayload', 'ValidationError']);
+      const stored = await app.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(id, 'Agent') } });
+      expect((stored.fallbackChain as { model: string }[]).map((f) => f.model)).not.toContain(stored.model);
+      // The audit row of the save that won says what it changed from, as stored before it.
+      const rows = await app.rt.prisma.auditLog.findMany({ where: { targetId: stored.id, action: 'agent.updated' } });
+      expect(rows.map((r) => r.metadata)).toEqual([
+        moved.data!.updateAgent.__typename === 'UpdateAgentPayload'
+          ? { name: `Contended ${i}`, changes: { model: { from: 'offline-small', to: 'offline-large' } } }
+          : { name: `Contended ${i}`, changes: { fallbackChain: { from: [], to: [{ provider: 'OFFLINE', model: 'offline-large' }] } } },
+      ]);
+    }
+  });
+});
+
 describe('restoring an archived agent', () => {
   const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
   const RESTORE = `mutation($id: ID!) { restoreAgent(input: { id: $id }) {

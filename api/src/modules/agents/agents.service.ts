@@ -205,7 +205,10 @@ export async function restoreAgent(ctx: Context, agentId: string) {
   await authorize(ctx, agent.organizationId, 'agent.archive', 'Agent');
   if (!agent.archivedAt) return agent;
   return ctx.prisma.$transaction(async (tx) => {
-    const restored = await tx.agent.update({ where: { id: agent.id }, data: { archivedAt: null } });
+    // Only while still archived: of two restores at once, the second changes and audits nothing.
+    const { count } = await tx.agent.updateMany({ where: { id: agent.id, archivedAt: { not: null } }, data: { archivedAt: null } });
+    const restored = await tx.agent.findUniqueOrThrow({ where: { id: agent.id } });
+    if (count === 0) return restored;
     await audit(tx, { organizationId: agent.organizationId, actorId: ctx.viewer!.userId, action: 'agent.restored', targetType: 'Agent', targetId: agent.id, metadata: { name: agent.name }, ip: ctx.ip });
     return restored;
   });
@@ -217,7 +220,10 @@ export async function archiveAgent(ctx: Context, agentId: string) {
   // Archiving an archived agent changes nothing and audits nothing (as restoring one that is not).
   if (agent.archivedAt) return agent;
   return ctx.prisma.$transaction(async (tx) => {
-    const archived = await tx.agent.update({ where: { id: agent.id }, data: { archivedAt: new Date() } });
+    // Only while not archived yet: of two archives at once, the second changes and audits nothing.
+    const { count } = await tx.agent.updateMany({ where: { id: agent.id, archivedAt: null }, data: { archivedAt: new Date() } });
+    const archived = await tx.agent.findUniqueOrThrow({ where: { id: agent.id } });
+    if (count === 0) return archived;
     await audit(tx, { organizationId: agent.organizationId, actorId: ctx.viewer!.userId, action: 'agent.archived', targetType: 'Agent', targetId: agent.id, metadata: { name: agent.name }, ip: ctx.ip });
     return archived;
   });

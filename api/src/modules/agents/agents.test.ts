@@ -174,6 +174,23 @@ describe('concurrent edits', () => {
   });
 });
 
+describe('archiving and restoring at once', () => {
+  it('two archives (or two restores) of one agent at once change it once and audit it once', async () => {
+    const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
+    const RESTORE = `mutation($id: ID!) { restoreAgent(input: { id: $id }) { __typename } }`;
+    for (let i = 0; i < 3; i++) {
+      const id = await anAgent(`Twice ${i}`);
+      const targetId = fromGlobalId(id, 'Agent');
+      const archived = await Promise.all([owner.gql(ARCHIVE, { id }), owner.gql(ARCHIVE, { id })]);
+      expect(archived.map((r) => r.data!.archiveAgent.__typename)).toEqual(['ArchiveAgentPayload', 'ArchiveAgentPayload']);
+      expect(await app.rt.prisma.auditLog.count({ where: { targetId, action: 'agent.archived' } })).toBe(1);
+      const restored = await Promise.all([owner.gql(RESTORE, { id }), owner.gql(RESTORE, { id })]);
+      expect(restored.map((r) => r.data!.restoreAgent.__typename)).toEqual(['RestoreAgentPayload', 'RestoreAgentPayload']);
+      expect(await app.rt.prisma.auditLog.count({ where: { targetId, action: 'agent.restored' } })).toBe(1);
+    }
+  });
+});
+
 describe('restoring an archived agent', () => {
   const ARCHIVE = `mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`;
   const RESTORE = `mutation($id: ID!) { restoreAgent(input: { id: $id }) {

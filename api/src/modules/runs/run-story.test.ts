@@ -145,6 +145,24 @@ describe('retrying a run of an archived agent', () => {
   });
 });
 
+describe('retrying a run of an archived project', () => {
+  it('is not offered while the project is archived, as the retry mutation refuses it', async () => {
+    const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small', maxOutputTokens: 20 });
+    const runId = await startRun(agentId, 'Before the archive');
+    await expect.poll(async () => (await getRun(runId)).status, { timeout: 10_000, interval: 20 }).toBe('SUCCEEDED');
+    const PROJECT = `mutation($id: ID!) { archiveProject(input: { id: $id }) { __typename } }`;
+    expect((await owner.gql(PROJECT, { id: project.gid })).data!.archiveProject.__typename).toBe('ArchiveProjectPayload');
+    try {
+      const retry = (await owner.gql(RETRY, { id: runId })).data!.retryRun;
+      expect(retry).toMatchObject({ __typename: 'ValidationError', issues: [{ path: ['id'] }] });
+      expect((await getRun(runId)).viewerCanRetry).toBe(false);
+    } finally {
+      await owner.gql(`mutation($id: ID!) { restoreProject(input: { id: $id }) { __typename } }`, { id: project.gid });
+    }
+    expect((await getRun(runId)).viewerCanRetry).toBe(true);
+  });
+});
+
 describe('retrying a run', () => {
   it('starts one retry, however often and however concurrently it is asked for, and answers that retry each time', async () => {
     const agentId = await createAgent({ provider: 'OFFLINE', model: 'offline-small', maxOutputTokens: 20 });

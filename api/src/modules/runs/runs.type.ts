@@ -129,10 +129,10 @@ export const RunRef = builder.prismaNode('AgentRun', {
       resolve: async (r, _a, ctx) => !runs.TERMINAL.includes(r.status) && can(await ctx.roleIn(r.organizationId), 'run.cancel'),
     }),
     viewerCanRetry: t.boolean({
-      description: 'The run is finished, its agent is not archived, and the viewer may start runs.',
-      select: { agent: { select: { archivedAt: true } } },
+      description: 'The run is finished, its agent and its project are not archived, and the viewer may start runs.',
+      select: { agent: { select: { archivedAt: true } }, project: { select: { archivedAt: true } } },
       resolve: async (r, _a, ctx) =>
-        runs.TERMINAL.includes(r.status) && !r.agent.archivedAt && can(await ctx.roleIn(r.organizationId), 'run.retry'),
+        runs.TERMINAL.includes(r.status) && !r.agent.archivedAt && !r.project.archivedAt && can(await ctx.roleIn(r.organizationId), 'run.retry'),
     }),
   }),
 });

@@ -71,18 +71,28 @@ const PLACEMENTS_KEPT = 10_000;
 const placements = new WeakMap<object, Map<string, Placement>>();
 
 /**
- * The agent's organization and project, from this process's memory after the first look-up. Only a
- * belief: hub_start_run finds the agent only where it says, and checks the caller's role there.
+ * The agent's organization and project, for a viewer who is a member there; from this process's memory
+ * after their first look-up. Only a belief: hub_start_run finds the agent only where it says, and checks
+ * the caller's role there. Remembered per viewer and read with their membership, so an agent of another
+ * organization is not found by the same single statement as an id that exists nowhere: whoever holds such
+ * an id learns nothing from the answer or from the time it takes.
  */
-async function placeAgent(ctx: Context, agentId: string): Promise<Placement | null> {
+async function placeAgent(ctx: Context, agentId: string, userId: string): Promise<Placement | null> {
   let known = placements.get(ctx.db);
   if (!known) placements.set(ctx.db, (known = new Map()));
-  const hit = known.get(agentId);
+  const key = `${userId} ${agentId}`;
+  const hit = known.get(key);
   if (hit) return hit;
-  const [row] = await ctx.db.query<Placement>('SELECT "organizationId", "projectId" FROM "Agent" WHERE id = $1::uuid', [agentId]);
+  const [row] = await ctx.db.query<Placement & { role: Role }>(
+    `SELECT a."organizationId", a."projectId", m.role FROM "Agent" a
+       JOIN "Membership" m ON m."organizationId" = a."organizationId" AND m."userId" = $2::uuid
+      WHERE a.id = $1::uuid`,
+    [agentId, userId],
+  );
   if (!row) return null;
+  ctx.knowRole(row.organizationId, row.role);
   if (known.size >= PLACEMENTS_KEPT) known.delete(known.keys().next().value!);
-  known.set(agentId, row);
+  known.set(key, { organizationId: row.organizationId, projectId: row.projectId });
   return row;
 }
 
@@ -112,7 +122,7 @@ const START_REFUSALS = { HB002: 'not found', HB003: 'forbidden', HB004: 'archive
  */
 export async function startRun(ctx: Context, agentId: string, raw: unknown, extra: { parentRunId?: string; idempotencyKey?: string } = {}) {
   const viewer = requireViewer(ctx);
-  const placement = isUuid(agentId) ? await placeAgent(ctx, agentId) : null;
+  const placement = isUuid(agentId) ? await placeAgent(ctx, agentId, viewer.userId) : null;
   if (!placement) throw new NotFoundError('Agent');
   const { organizationId, projectId } = placement;
   const parsed = StartRun.safeParse(raw);

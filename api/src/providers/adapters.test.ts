@@ -192,6 +192,30 @@ describe('usage bound without a report', () => {
   });
 });
 
+describe('a usage report missing a count (an OpenAI-compatible server)', () => {
+  it('bounds the missing count as if unreported, keeps the counts it has, and says the usage is estimated', async () => {
+    openai.enqueue(
+      { kind: 'reply', text: 'Four.', rawUsage: { prompt_tokens: null, completion_tokens: 3, total_tokens: null } },
+      { kind: 'reply', text: 'Four.', rawUsage: { prompt_tokens: 21, prompt_tokens_details: { cached_tokens: 'many' } } },
+      { kind: 'reply', text: 'Four.', rawUsage: { prompt_tokens: 21, completion_tokens: 2.5 } },
+    );
+    const chunks = async () => {
+      const got: StreamChunk[] = [];
+      for await (const chunk of registry.get('OPENAI').stream(request('gpt-4o-mini'))) if (chunk.type === 'usage') got.push(chunk);
+      return got;
+    };
+    const prompt = (await chunks())[0]!;
+    expect(prompt).toEqual({ type: 'usage', usage: { inputTokens: expect.any(Number), cachedInputTokens: 0, outputTokens: 3 }, estimated: true });
+    expect(prompt.type === 'usage' && prompt.usage.inputTokens).toBeGreaterThan(0);
+    expect(await chunks()).toEqual([
+      { type: 'usage', usage: { inputTokens: 21, cachedInputTokens: 0, outputTokens: Buffer.byteLength('Four.') }, estimated: true },
+    ]);
+    expect(await chunks()).toEqual([
+      { type: 'usage', usage: { inputTokens: 21, cachedInputTokens: 0, outputTokens: Buffer.byteLength('Four.') }, estimated: true },
+    ]);
+  });
+});
+
 describe('Anthropic adapter (real @anthropic-ai/sdk against the fake)', () => {
   it('streams deltas and usage from message_start + message_delta, cache reads counted as cached input', async () => {
     anthropic.enqueue({

@@ -22,6 +22,9 @@ export interface OpenAICompatibleOptions {
   reasoningTokens: 'in_completion' | 'separate';
 }
 
+/** A token count as reported, if it is one (a compatible server may send null, a fraction or a string). */
+const tokenCount = (n: unknown): number | undefined => (Number.isSafeInteger(n) && (n as number) >= 0 ? (n as number) : undefined);
+
 /** Chat Completions streaming through the official `openai` SDK; serves OpenAI, xAI and Perplexity. */
 export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): ProviderAdapter {
   const { id, apiKey, timeouts } = opts;
@@ -66,22 +69,14 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
       // model streams nothing while it thinks).
       guard.touch();
 
-      let usage: TokenUsage | undefined;
+      let report: OpenAI.CompletionUsage | undefined;
       let finished = false;
       let text = '';
       try {
         for await (const chunk of sdkStream) {
           // Providers differ on where usage goes (OpenAI: a last chunk with no choices; some send it on
           // every chunk); the last one reported wins either way.
-          if (chunk.usage) {
-            usage = {
-              inputTokens: chunk.usage.prompt_tokens,
-              cachedInputTokens: chunk.usage.prompt_tokens_details?.cached_tokens ?? 0,
-              outputTokens:
-                chunk.usage.completion_tokens +
-                (opts.reasoningTokens === 'separate' ? (chunk.usage.completion_tokens_details?.reasoning_tokens ?? 0) : 0),
-            };
-          }
+          if (chunk.usage) report = chunk.usage;
           const choice = chunk.choices[0];
           if (choice?.finish_reason) finished = true;
           const delta = choice?.delta?.content;
@@ -98,8 +93,7 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
       // SDK stream iterators end silently when aborted.
       if (guard.signal.aborted) throw startedResponse(guard.toError(undefined));
 
-      const reported = usage !== undefined;
-      if (!usage) {
+      if (!report) {
         if (!finished) {
           throw startedResponse(
             new ProviderError({
@@ -110,15 +104,20 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
             }),
           );
         }
-        // A complete response without a usage report (some compatible servers ignore include_usage):
-        // bill by our conservative estimate rather than for nothing.
-        usage = {
-          inputTokens: estimateInputTokens(req),
-          cachedInputTokens: 0,
-          outputTokens: outputTokensBound(id, req.model, text, req.maxOutputTokens),
-        };
       }
-      yield { type: 'usage', usage, ...(reported ? {} : { estimated: true }) };
+      // A complete response without a usage report (some compatible servers ignore include_usage), or with one
+      // missing a count (null, a fraction, a string): each missing count is billed at our conservative bound
+      // rather than for nothing, and the usage is marked as estimated.
+      const inputTokens = tokenCount(report?.prompt_tokens);
+      const completionTokens = tokenCount(report?.completion_tokens);
+      const reasoningTokens = opts.reasoningTokens === 'separate' ? (tokenCount(report?.completion_tokens_details?.reasoning_tokens) ?? 0) : 0;
+      const usage: TokenUsage = {
+        inputTokens: inputTokens ?? estimateInputTokens(req),
+        cachedInputTokens: tokenCount(report?.prompt_tokens_details?.cached_tokens) ?? 0,
+        outputTokens: completionTokens !== undefined ? completionTokens + reasoningTokens : outputTokensBound(id, req.model, text, req.maxOutputTokens),
+      };
+      const estimated = inputTokens === undefined || completionTokens === undefined;
+      yield { type: 'usage', usage, ...(estimated ? { estimated: true } : {}) };
     } finally {
       guard.dispose();
     }

@@ -43,6 +43,8 @@ export interface ReplyBehavior {
   omitTerminalEvents?: boolean;
   /** Send no usage report although asked for one, as some OpenAI-compatible servers do (OpenAI format). */
   omitUsage?: boolean;
+  /** Send this usage object as it is in place of the provider's own report (OpenAI format): a compatible server's odd one. */
+  rawUsage?: Record<string, unknown>;
   headers?: Record<string, string>;
 }
 
@@ -106,6 +108,8 @@ export interface ReplyContext {
   requestBody: any;
   /** The scripted reply sends no usage report (see ReplyBehavior.omitUsage). */
   omitUsage?: boolean;
+  /** See ReplyBehavior.rawUsage. */
+  rawUsage?: Record<string, unknown>;
 }
 
 export interface WireFormat {
@@ -367,6 +371,7 @@ export class FakeProviderServer {
       },
       requestBody: body,
       omitUsage: behavior.omitUsage,
+      rawUsage: behavior.rawUsage,
     };
 
     if (behavior.firstByteDelayMs) await delay(behavior.firstByteDelayMs);

@@ -144,7 +144,7 @@ const compatibleWire = (name: string, usageJson: (ctx: ReplyContext) => unknown)
         finish_reason: 'stop',
       },
     ],
-    usage: usageJson(ctx),
+    usage: ctx.rawUsage ?? usageJson(ctx),
     service_tier: 'default',
     system_fingerprint: 'fp_fake0001',
   }),
@@ -167,7 +167,7 @@ const compatibleWire = (name: string, usageJson: (ctx: ReplyContext) => unknown)
   ],
   streamEnd(ctx) {
     const frames = [sseFrame(chunk(ctx, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]))];
-    if (includeUsage(ctx.requestBody) && !ctx.omitUsage) frames.push(sseFrame(chunk(ctx, [], usageJson(ctx))));
+    if (includeUsage(ctx.requestBody) && !ctx.omitUsage) frames.push(sseFrame(chunk(ctx, [], ctx.rawUsage ?? usageJson(ctx))));
     frames.push(sseFrame('[DONE]'));
     return frames;
   },

@@ -192,6 +192,21 @@ describe('usage bound without a report', () => {
   });
 });
 
+describe.each(['OPENAI', 'ANTHROPIC'] as const)('%s: a connection lost after the response was whole', (id) => {
+  it('keeps the response when only the closing event ([DONE] / message_stop) was lost, and still fails one cut before its usage', async () => {
+    fakeFor(id).enqueue(
+      { kind: 'reply', text: 'All of it.', chunks: 3, usage: { inputTokens: 30, outputTokens: 4 }, dropBeforeLastEvent: true },
+      { kind: 'reply', text: 'Half of', chunks: 2, dropAfterChunks: 2 },
+    );
+    const whole = await collect(registry.get(id).stream(request(modelFor[id])));
+    expect(whole.deltas.join('')).toBe('All of it.');
+    expect(whole.usage).toEqual([{ inputTokens: 30, cachedInputTokens: 0, outputTokens: 4 }]);
+    const cut = await failure(registry.get(id).stream(request(modelFor[id])));
+    expect(cut.deltas.join('')).toBe('Half of');
+    expect(cut.error).toMatchObject({ kind: 'retryable' });
+  });
+});
+
 describe('a usage report missing a count (an OpenAI-compatible server)', () => {
   it('bounds the missing count as if unreported, keeps the counts it has, and says the usage is estimated', async () => {
     openai.enqueue(

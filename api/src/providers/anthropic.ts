@@ -73,6 +73,7 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
       let cacheWrite = 0;
       let output = 0;
       let stopped = false;
+      let complete = false;
       try {
         for await (const event of sdkStream) {
           switch (event.type) {
@@ -91,6 +92,8 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
               }
               break;
             case 'message_delta': {
+              // The last message_delta carries the stop reason and the final usage: all that message_stop adds is the end.
+              if (event.delta.stop_reason) complete = true;
               const u = event.usage;
               output = u.output_tokens;
               if (u.input_tokens != null) uncachedInput = u.input_tokens;
@@ -107,11 +110,13 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
           guard.touch();
         }
       } catch (err) {
-        throw startedResponse(guard.toError(err));
+        // Lost after the stop reason and the final usage, only message_stop missing: the response is whole, and
+        // billed; failing it would pay for it again in a retry.
+        if (!complete || guard.signal.aborted) throw startedResponse(guard.toError(err));
       }
       // SDK stream iterators end silently when aborted.
       if (guard.signal.aborted) throw startedResponse(guard.toError(undefined));
-      if (!stopped) {
+      if (!stopped && !complete) {
         throw startedResponse(
           new ProviderError({
             kind: 'retryable',

@@ -88,7 +88,9 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
           guard.touch();
         }
       } catch (err) {
-        throw startedResponse(guard.toError(err));
+        // Lost after the finish reason and the usage report, only [DONE] missing: the response is whole, and
+        // billed; failing it would pay for it again in a retry.
+        if (!finished || !report || guard.signal.aborted) throw startedResponse(guard.toError(err));
       }
       // SDK stream iterators end silently when aborted.
       if (guard.signal.aborted) throw startedResponse(guard.toError(undefined));

@@ -41,6 +41,8 @@ export interface ReplyBehavior {
   errorAfterChunks?: number;
   /** End the response cleanly after the text, without the closing events (usage, [DONE] / message_stop). */
   omitTerminalEvents?: boolean;
+  /** Send the closing events but the very last ([DONE] / message_stop), then cut the connection. */
+  dropBeforeLastEvent?: boolean;
   /** Send no usage report although asked for one, as some OpenAI-compatible servers do (OpenAI format). */
   omitUsage?: boolean;
   /** Send this usage object as it is in place of the provider's own report (OpenAI format): a compatible server's odd one. */
@@ -427,6 +429,12 @@ export class FakeProviderServer {
     if (behavior.errorAfterChunks !== undefined) {
       write(this.wire.streamError(ctx));
       res.end();
+      return;
+    }
+    if (behavior.dropBeforeLastEvent) {
+      write(this.wire.streamEnd(ctx).slice(0, -1));
+      dropped = true;
+      await dropConnection(res);
       return;
     }
     if (!behavior.omitTerminalEvents) write(this.wire.streamEnd(ctx));

@@ -174,6 +174,28 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     }
   });
 
+  it('Create agent pressed twice before the first answer creates one agent, not two', async () => {
+    const { page } = browser;
+    await page.goto('/agents/new');
+    const main = page.getByRole('main');
+    await main.getByLabel('Name', { exact: true }).fill('Pressed twice');
+    // A slow network: the second press lands while the first request is still on its way.
+    await page.route('**/graphql', async (route) => {
+      if (!route.request().postData()?.includes('AgentsPageCreate')) return route.continue();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return route.continue();
+    });
+    try {
+      await main.getByRole('button', { name: 'Create agent' }).dblclick();
+      await page.waitForURL((url) => url.pathname.startsWith('/agents/') && url.pathname !== '/agents/new');
+      // Let a second request, had one been sent, be answered.
+      await page.waitForTimeout(1_000);
+    } finally {
+      await page.unroute('**/graphql');
+    }
+    expect(await server.rt.prisma.agent.count({ where: { projectId, name: 'Pressed twice' } })).toBe(1);
+  });
+
   it('has logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });

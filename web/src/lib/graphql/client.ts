@@ -82,8 +82,12 @@ export function createHubClient(options: HubClientOptions = {}): Client {
   const exchanges: Exchange[] = [cacheExchange, fetchExchange];
   // Lazy: the socket opens with the first subscription and closes after the last one ends.
   // The hub_session cookie rides along on the same-origin upgrade request.
+  // A browser reports a refused connection (the server restarting) as an error event, which graphql-ws's
+  // default shouldRetry treats as fatal; retry it like a dropped socket (fatal close codes still end it).
   const ws =
-    typeof window === 'undefined' ? undefined : createWsClient({ url: () => sameOriginWsUrl(url), lazy: true, retryAttempts: 5 });
+    typeof window === 'undefined'
+      ? undefined
+      : createWsClient({ url: () => sameOriginWsUrl(url), lazy: true, retryAttempts: 5, shouldRetry: () => true });
   if (ws) exchanges.push(wsExchange(ws));
   const client = new Client({
     url,

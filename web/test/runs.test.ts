@@ -423,8 +423,9 @@ describe('agents, runs and live streaming', () => {
 
   it('fits a phone: the agent page with a one-word 100-character name and a long run title scrolls only downwards', async () => {
     const id = await agentGid();
+    const description = 'Runbook: https://wiki.example.com/teams/platform/agents/summarizer/runbooks/2026-q4-release-checklist-and-escalations';
     const renamed = await api(`mutation ($input: UpdateAgentInput!) { updateAgent(input: $input) { __typename } }`, {
-      input: { id, name: 'Summarizer'.repeat(10) },
+      input: { id, name: 'Summarizer'.repeat(10), description },
     });
     expect(renamed.updateAgent.__typename).toBe('UpdateAgentPayload');
     const started = await api(START_RUN, { input: { agentId: id, input: 'Unbreakable'.repeat(40) } });
@@ -438,8 +439,16 @@ describe('agents, runs and live streaming', () => {
       await phone.page.goto(`/agents/${encodeURIComponent(id)}`);
       await phone.page.getByRole('heading', { level: 1, name: 'Summarizer'.repeat(10) }).waitFor();
       await phone.page.getByText('UnbreakableUnbreakable').first().waitFor();
+      await phone.page.getByText(description).waitFor();
       expect(await overflow(phone.page)).toBe(0);
       await screenshot(phone.page, `${SCREENSHOTS}/hub-agent-phone.png`);
+      // The name again, in the run page's description and details, and in the Runs page's when filtered by the agent.
+      await phone.page.goto(`/runs/${encodeURIComponent(started.startRun.run.id as string)}`);
+      await phone.page.getByTestId('run-status').getByText('Succeeded').waitFor();
+      expect(await overflow(phone.page)).toBe(0);
+      await phone.page.goto(`/runs?agent=${encodeURIComponent(id)}`);
+      await phone.page.getByTestId('run-row').first().waitFor();
+      expect(await overflow(phone.page)).toBe(0);
 
       // The runs table, wider than a phone, scrolls in its own box; a shadow at an edge says there is more that way.
       await phone.page.goto('/runs');

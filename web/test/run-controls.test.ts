@@ -66,6 +66,17 @@ describe('the Run page controls', { timeout: 60_000 }, () => {
     expect(retries).toBe(1);
   });
 
+  it("tells a screen reader the run's status as it changes: the status sits in a live region from the start", async () => {
+    const { page } = browser;
+    const started = await api(START_RUN, { input: { agentId, input: 'Tell me when you are done' } });
+    await page.goto(`/runs/${encodeURIComponent(started.startRun.run.id as string)}`);
+    const status = page.getByTestId('run-status');
+    await status.waitFor();
+    // The region is there before the change it announces (a live region added with its text says nothing).
+    expect(await status.getAttribute('role')).toBe('status');
+    await page.getByRole('status').filter({ hasText: 'Succeeded' }).waitFor({ timeout: 20_000 });
+  });
+
   it('logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });

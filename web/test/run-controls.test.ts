@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 // Callbacks given to page.evaluate and waitForFunction run in the browser.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromGlobalId } from '../../api/src/lib/ids.js';
+import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { signedInBrowser, signUp, type Account } from './accounts.js';
 import type { BrowserSession } from './browser.js';
@@ -64,6 +64,20 @@ describe('the Run page controls', { timeout: 60_000 }, () => {
     await page.waitForTimeout(500);
     const retries = await server.rt.prisma.agentRun.count({ where: { parentRunId: fromGlobalId(runId, 'Run') } });
     expect(retries).toBe(1);
+  });
+
+  it('Cancel run pressed from the keyboard hands focus to Retry, which takes its place, rather than dropping it on the page', async () => {
+    const { page } = browser;
+    // A run without a queue job: no worker picks it up, so it waits to be cancelled.
+    const agent = await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(agentId, 'Agent') } });
+    const run = await server.rt.prisma.agentRun.create({
+      data: { organizationId: agent.organizationId, projectId: agent.projectId, agentId: agent.id, status: 'QUEUED', input: 'Cancel me' },
+    });
+    await page.goto(`/runs/${encodeURIComponent(toGlobalId('Run', run.id))}`);
+    await page.getByRole('button', { name: 'Cancel run' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('run-status').getByText('Cancelled').waitFor();
+    await expect.poll(() => page.evaluate(() => (document.activeElement as HTMLElement | null)?.innerText.trim().slice(0, 40))).toBe('Retry');
   });
 
   it("tells a screen reader the run's status as it changes: the status sits in a live region from the start", async () => {

@@ -70,4 +70,22 @@ describe('web shell', () => {
     await page.getByRole('heading', { name: 'Page not found' }).waitFor();
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
   });
+
+  it("says a page whose code could not be fetched (the server out of reach) could not be loaded, not 'Internal Error', and reloads it", async () => {
+    const { page } = browser;
+    await page.goto('/health');
+    await page.getByRole('heading', { level: 1, name: 'Health' }).waitFor();
+    // The server stops answering before the Agents page's code was ever fetched.
+    await page.route('**/_app/immutable/nodes/**', (route) => route.abort('connectionrefused'));
+    try {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Agents' }).click();
+      await page.getByText('This page could not be loaded: the server did not answer.', { exact: false }).waitFor();
+      expect(await page.getByText('Internal Error').count()).toBe(0);
+    } finally {
+      await page.unroute('**/_app/immutable/nodes/**');
+    }
+    // Back: trying again loads the page.
+    await page.getByRole('link', { name: 'Try again' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
+  });
 });

@@ -129,6 +129,26 @@ describe("an agent's runs on the Runs page", { timeout: 60_000 }, () => {
     await page.getByText('Showing 1 of 1 run').waitFor();
   });
 
+  it("says when the agent page's recent runs could not be loaded, rather than that the agent has not run, and loads them on Try again", async () => {
+    const { page } = browser;
+    const recent = page.getByRole('region', { name: 'Recent runs' });
+    // The API answers the runs query with an error (as when its database is out of reach).
+    await page.route('**/graphql', (route) =>
+      route.request().postData()?.includes('RunsPage')
+        ? route.fulfill({ contentType: 'application/json', body: JSON.stringify({ errors: [{ message: 'The database did not answer' }] }) })
+        : route.continue(),
+    );
+    try {
+      await page.goto(`/agents/${encodeURIComponent(scout)}`);
+      await recent.getByRole('alert').getByText('Its runs could not be loaded.').waitFor();
+      expect(await recent.getByText('This agent has not run yet.').count()).toBe(0);
+    } finally {
+      await page.unroute('**/graphql');
+    }
+    await recent.getByRole('button', { name: 'Try again' }).click();
+    await recent.getByRole('link', { name: /^All \d+ runs$/ }).waitFor();
+  });
+
   it('an archived agent still lists its runs, marked as archived', async () => {
     const { page } = browser;
     await account.api(`mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`, { id: editor });

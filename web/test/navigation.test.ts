@@ -133,6 +133,25 @@ describe('navigation: the current project, the switchers and the members page', 
     }
   });
 
+  it('Escape closes the navigation drawer on a phone and gives focus back to its button, rather than dropping it on the page', async () => {
+    const phone = await anotherContext(browser, { baseURL: server.url, viewport: { width: 390, height: 844 } });
+    try {
+      const { page } = phone;
+      await signIn(phone, server, owner.session);
+      await page.goto('/members');
+      await page.getByRole('button', { name: 'Open navigation' }).click();
+      const drawer = page.getByRole('navigation', { name: 'Main' });
+      await drawer.getByRole('link', { name: 'Agents' }).focus();
+      await page.keyboard.press('Escape');
+      await page.getByRole('button', { name: 'Open navigation' }).waitFor();
+      expect(await drawer.isVisible()).toBe(false);
+      expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Open navigation');
+      expect(phone.errors).toEqual([]);
+    } finally {
+      await phone.close();
+    }
+  });
+
   it('has logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });

@@ -174,6 +174,21 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     }
   });
 
+  it('Add fallback offers a model not yet in the chain each time, so fallbacks added one after another save as they are', async () => {
+    const { page } = browser;
+    await page.goto('/agents/new');
+    const main = page.getByRole('main');
+    await main.getByLabel('Name', { exact: true }).fill('Three deep');
+    for (let i = 0; i < 3; i++) await main.getByRole('button', { name: 'Add fallback' }).click();
+    await main.getByRole('button', { name: 'Create agent' }).click();
+    await page.waitForURL((url) => url.pathname.startsWith('/agents/') && url.pathname !== '/agents/new');
+    const stored = await server.rt.prisma.agent.findFirstOrThrow({ where: { projectId, name: 'Three deep' } });
+    const chain = stored.fallbackChain as { provider: string; model: string }[];
+    expect(chain).toHaveLength(3);
+    const tried = [`${stored.provider} ${stored.model}`, ...chain.map((c) => `${c.provider} ${c.model}`)];
+    expect(new Set(tried).size).toBe(4);
+  });
+
   it('Create agent pressed twice before the first answer creates one agent, not two', async () => {
     const { page } = browser;
     await page.goto('/agents/new');

@@ -22,6 +22,8 @@ export class LiveSubscription<Data, Variables extends AnyVariables> {
   live = $state(false);
   /** Why the subscription ended: the connection could not be restored, or the API refused it. */
   error = $state<CombinedError | undefined>();
+  /** Counts restarts: the effect below subscribes again whenever it changes. */
+  #restarts = $state(0);
 
   constructor(
     client: Client,
@@ -30,6 +32,8 @@ export class LiveSubscription<Data, Variables extends AnyVariables> {
     handlers: LiveSubscriptionHandlers<Data>,
   ) {
     $effect(() => {
+      // A restart comes after events were missed while ended: re-read once the new subscription is sent.
+      const restarted = this.#restarts > 0;
       const socket = subscriptionSocket(client);
       let ended = false;
       const stopConnected = socket?.onConnected(() => {
@@ -52,7 +56,9 @@ export class LiveSubscription<Data, Variables extends AnyVariables> {
       // urql and graphql-ws send the subscription a few microtasks from now, on the open connection
       // or on a new one (then `onConnected` reports it); an open one may also be closing, unused until now.
       const check = setTimeout(() => {
-        if (!ended && socket?.connected) this.live = true;
+        if (ended || !socket?.connected) return;
+        this.live = true;
+        if (restarted) handlers.resync?.();
       }, 0);
       return () => {
         ended = true;
@@ -62,5 +68,11 @@ export class LiveSubscription<Data, Variables extends AnyVariables> {
         unsubscribe();
       };
     });
+  }
+
+  /** Subscribes again after the subscription ended (see `error`), e.g. from a Reconnect button. */
+  restart() {
+    this.error = undefined;
+    this.#restarts++;
   }
 }

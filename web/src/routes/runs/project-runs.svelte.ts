@@ -90,6 +90,16 @@ export class ProjectRuns {
     return this.#updates.live;
   }
 
+  /** Updates ended for good (the connection could not be restored): what is shown may be out of date. */
+  get liveEnded(): boolean {
+    return this.#updates.error !== undefined;
+  }
+
+  /** Subscribes to updates again after they ended, re-reading what they would have changed. */
+  reconnectLive() {
+    this.#updates.restart();
+  }
+
   /** Reads the first page again, replacing what is shown. */
   reload(): Promise<void> {
     return this.#read(async () => {

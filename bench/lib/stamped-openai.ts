@@ -69,7 +69,7 @@ export async function startStampedOpenAI(opts: { apiKey: string; chunks: number;
         model: body.model,
         created: Math.floor(Date.now() / 1000),
         text: '',
-        usage: { inputTokens: 20, cachedInputTokens: 0, outputTokens: chunks },
+        usage: { inputTokens: 20, cachedInputTokens: 0, outputTokens: chunks, reasoningTokens: 0 },
         requestBody: body,
       };
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });

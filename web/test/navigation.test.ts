@@ -133,7 +133,7 @@ describe('navigation: the current project, the switchers and the members page', 
     }
   });
 
-  it('Escape closes the navigation drawer on a phone and gives focus back to its button, rather than dropping it on the page', async () => {
+  it('the navigation drawer on a phone keeps Tab out of the dimmed page, and Escape closes it and gives focus back to its button', async () => {
     const phone = await anotherContext(browser, { baseURL: server.url, viewport: { width: 390, height: 844 } });
     try {
       const { page } = phone;
@@ -141,11 +141,18 @@ describe('navigation: the current project, the switchers and the members page', 
       await page.goto('/members');
       await page.getByRole('button', { name: 'Open navigation' }).click();
       const drawer = page.getByRole('navigation', { name: 'Main' });
+      // Tab never leaves the drawer for the dimmed page behind it.
+      const lastLink = drawer.getByRole('link').last();
+      await lastLink.focus();
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.closest('main') ?? null)).toBeNull();
+      expect(await page.locator('#main').getAttribute('inert')).not.toBeNull();
       await drawer.getByRole('link', { name: 'Agents' }).focus();
       await page.keyboard.press('Escape');
       await page.getByRole('button', { name: 'Open navigation' }).waitFor();
       expect(await drawer.isVisible()).toBe(false);
       expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Open navigation');
+      expect(await page.locator('#main').getAttribute('inert')).toBeNull();
       expect(phone.errors).toEqual([]);
     } finally {
       await phone.close();

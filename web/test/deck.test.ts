@@ -3,7 +3,7 @@ import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { type Account, signedInBrowser, signUp } from './accounts.js';
 import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
-import { type BrowserSession, type Page } from './browser.js';
+import { anotherContext, type BrowserSession, type Page } from './browser.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 const TIME_ZONE = 'America/New_York';
@@ -131,6 +131,29 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
     expect(await spendStat().innerText()).toMatch(/^Spend\s+80 %\s+\$24\.00 of \$30\.00 today, org-wide$/);
     expect(await spend().getByText('Spending is unlimited').count()).toBe(0);
     await screenshot(page, 'spend');
+  });
+
+  it('offers Run an agent on an empty deck only to whoever may start runs: a viewer is told they can watch them', async () => {
+    await browser.page.goto('/');
+    const empty = main().getByText('No runs yet');
+    await empty.waitFor();
+    expect(await main().getByRole('link', { name: 'Run an agent' }).count()).toBe(1);
+
+    const watcher = await signUp(server, 'Wes Watcher');
+    const user = await server.rt.prisma.user.findUniqueOrThrow({ where: { email: watcher.email } });
+    await server.rt.prisma.membership.create({ data: { organizationId: org.id, userId: user.id, role: 'VIEWER' } });
+    const session = await anotherContext(browser, { baseURL: server.url });
+    try {
+      await session.page.context().addCookies([{ name: 'hub_session', value: watcher.session, url: server.url, httpOnly: true }]);
+      await session.page.goto('/');
+      const theirs = session.page.getByRole('main');
+      await theirs.getByText('Your role can watch them but not start them.').waitFor();
+      expect(await theirs.getByText('No runs yet').count()).toBe(1);
+      expect(await theirs.getByRole('link', { name: 'Run an agent' }).count()).toBe(0);
+      expect(session.errors).toEqual([]);
+    } finally {
+      await session.close();
+    }
   });
 
   it('refreshes with the deck when a run finishes', async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { signedInBrowser, signUp, type Account } from './accounts.js';
-import type { BrowserSession } from './browser.js';
+import { anotherContext, type BrowserSession } from './browser.js';
 import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
 
 // The Run page's own controls, as an impatient person uses them.
@@ -89,6 +89,32 @@ describe('the Run page controls', { timeout: 60_000 }, () => {
     // The region is there before the change it announces (a live region added with its text says nothing).
     expect(await status.getAttribute('role')).toBe('status');
     await page.getByRole('status').filter({ hasText: 'Succeeded' }).waitFor({ timeout: 20_000 });
+  });
+
+  it('Copy says when the browser offers no clipboard (a page served over plain http), instead of failing silently', async () => {
+    const runId = await finishedRun('Copy me');
+    const session = await anotherContext(browser, { baseURL: server.url });
+    try {
+      const { page } = session;
+      await page.context().addCookies([{ name: 'hub_session', value: account.session, url: server.url, httpOnly: true }]);
+      // Outside a secure context (http on another host than localhost) browsers have no navigator.clipboard.
+      await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined }));
+      await page.goto(`/runs/${encodeURIComponent(runId)}`);
+      await page.getByRole('button', { name: 'Copy' }).click();
+      await page.getByRole('alert').getByText('Your browser blocked the clipboard').waitFor();
+      expect(session.errors).toEqual([]);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('says "Output copied" to a screen reader when Copy worked', async () => {
+    const { page } = browser;
+    const runId = await finishedRun('Copy me too');
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
+    await page.goto(`/runs/${encodeURIComponent(runId)}`);
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.getByRole('status').getByText('Output copied').waitFor();
   });
 
   it('logged no console errors, hydration warnings or page errors', () => {

@@ -80,6 +80,24 @@ describe('the Run page controls', { timeout: 60_000 }, () => {
     await expect.poll(() => page.evaluate(() => (document.activeElement as HTMLElement | null)?.innerText.trim().slice(0, 40))).toBe('Retry');
   });
 
+  it('names who started a run, and once it is cancelled, who cancelled it', async () => {
+    const { page } = browser;
+    const agent = await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(agentId, 'Agent') } });
+    const colleague = await signUp(server, 'Quinn Queuer');
+    const starter = await server.rt.prisma.user.findUniqueOrThrow({ where: { email: colleague.email } });
+    const run = await server.rt.prisma.agentRun.create({
+      data: { organizationId: agent.organizationId, projectId: agent.projectId, agentId: agent.id, status: 'QUEUED', input: 'Who?', createdById: starter.id },
+    });
+    await page.goto(`/runs/${encodeURIComponent(toGlobalId('Run', run.id))}`);
+    const details = page.getByRole('region', { name: 'Details' });
+    const value = (label: string) => details.locator('div', { has: page.locator('dt', { hasText: label }) }).locator('dd');
+    await value('Started by').getByText('Quinn Queuer').waitFor();
+    expect(await details.getByText('Cancelled by').count()).toBe(0);
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    await page.getByTestId('run-status').getByText('Cancelled').waitFor();
+    await value('Cancelled by').getByText('Ivy Impatient').waitFor();
+  });
+
   it("tells a screen reader the run's status as it changes: the status sits in a live region from the start", async () => {
     const { page } = browser;
     const started = await api(START_RUN, { input: { agentId, input: 'Tell me when you are done' } });

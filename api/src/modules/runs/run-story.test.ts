@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { given, type TestProject, type TestUser } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
 import { collectRunEvents } from '../../../test/subscribe.js';
-import { fromGlobalId } from '../../lib/ids.js';
+import { fromGlobalId, toGlobalId } from '../../lib/ids.js';
 
 // What a run tells about itself: which provider each attempt ran on and why an entry was skipped, what it
 // used when it was cut short, and whether it can be retried. The server has no provider keys: only the
@@ -185,5 +185,41 @@ describe('retrying a run', () => {
     const again = (await owner.gql(RETRY, { id: ids[0] })).data!.retryRun.run.id;
     expect(again).not.toBe(ids[0]);
     expect(await app.rt.prisma.agentRun.count({ where: { parentRunId: fromGlobalId(ids[0], 'Run') } })).toBe(1);
+  });
+});
+
+describe('who started and who cancelled a run', () => {
+  const WHO = `query($id: ID!) { run(id: $id) { status startedBy { id name } cancelledBy { id name } } }`;
+
+  it('names the member who started it, the first who cancelled it (queued or running), and who retried it', async () => {
+    const member = await given(app).aMemberOf(project.org, 'MEMBER', 'Cass Canceller');
+    const agentId = await withOfflineFallback();
+    const me = { id: toGlobalId('User', owner.id), name: expect.any(String) };
+    const them = { id: toGlobalId('User', member.id), name: 'Cass Canceller' };
+
+    // Running: the owner starts it, the member cancels it first, the owner's later cancel changes nothing.
+    const running = await startRun(agentId, 'Write a long plan with many steps');
+    await collectRunEvents(app.wsUrl, owner.token, running, { stopAfter: (e) => e.type === 'TOKEN' });
+    expect((await member.gql(CANCEL, { id: running })).data!.cancelRun.__typename).toBe('CancelRunPayload');
+    expect((await owner.gql(CANCEL, { id: running })).data!.cancelRun.__typename).toBe('CancelRunPayload');
+    await expect.poll(async () => (await owner.gql(WHO, { id: running })).data!.run.status, { timeout: 10_000, interval: 20 }).toBe('CANCELLED');
+    expect((await owner.gql(WHO, { id: running })).data!.run).toEqual({ status: 'CANCELLED', startedBy: me, cancelledBy: them });
+
+    // Queued: cancelled at once, by whoever asked.
+    const row = await app.rt.prisma.agentRun.create({
+      data: { organizationId: project.org.id, projectId: project.id, agentId: fromGlobalId(agentId, 'Agent'), createdById: member.id, input: 'Queued' },
+    });
+    const queued = toGlobalId('Run', row.id);
+    expect((await owner.gql(CANCEL, { id: queued })).data!.cancelRun.__typename).toBe('CancelRunPayload');
+    expect((await owner.gql(WHO, { id: queued })).data!.run).toEqual({ status: 'CANCELLED', startedBy: them, cancelledBy: me });
+
+    // A retry was started by whoever retried it, and is nobody's cancel.
+    const retried = (await member.gql(RETRY, { id: running })).data!.retryRun.run.id as string;
+    expect((await member.gql(WHO, { id: retried })).data!.run).toMatchObject({ startedBy: them, cancelledBy: null });
+
+    // A deleted account leaves the run, unnamed.
+    await app.rt.prisma.user.delete({ where: { id: member.id } });
+    expect((await owner.gql(WHO, { id: running })).data!.run).toMatchObject({ cancelledBy: null });
+    expect((await owner.gql(WHO, { id: queued })).data!.run).toMatchObject({ startedBy: null });
   });
 });

@@ -267,6 +267,7 @@ const RUN_DEFAULTS: Omit<
   leaseOwner: null,
   leaseExpiresAt: null,
   cancelRequested: false,
+  cancelledById: null,
   startedAt: null,
   firstTokenAt: null,
   finishedAt: null,
@@ -279,13 +280,14 @@ export async function cancelRun(ctx: Context, runId: string) {
   const run = await loadRun(ctx, runId);
   await authorize(ctx, run.organizationId, 'run.cancel', 'Run');
   if (TERMINAL.includes(run.status)) return run;
+  const viewerId = ctx.viewer!.userId;
   const now = new Date();
   const writer = new RunEventWriter(ctx.events, run.id, run.lastSeq);
   const fromQueue = await writer.finish(
     'STATUS',
     { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' },
     (p, seq) => `UPDATE "AgentRun"
-        SET status = 'CANCELLED', "cancelRequested" = true, "finishedAt" = ${p.add(utcWall(now))}::timestamp(3),
+        SET status = 'CANCELLED', "cancelRequested" = true, "cancelledById" = ${p.add(viewerId)}::uuid, "finishedAt" = ${p.add(utcWall(now))}::timestamp(3),
             error = 'Cancelled by a user', "errorCode" = 'CANCELLED', "lastSeq" = ${p.add(seq)}
         WHERE id = ${p.add(run.id)}::uuid AND status = 'QUEUED' AND "lastSeq" = ${p.add(run.lastSeq)}
         RETURNING id`,
@@ -294,7 +296,8 @@ export async function cancelRun(ctx: Context, runId: string) {
   if (!fromQueue) {
     // Its worker has CANCEL_GRACE_MS to end it; should that worker be dead, the recovery sweep ends it then.
     const graceOver = utcWall(new Date(now.getTime() + CANCEL_GRACE_MS));
-    await ctx.prisma.$executeRaw`UPDATE "AgentRun" SET "cancelRequested" = true,
+    // The first to ask is the one who cancelled it.
+    await ctx.prisma.$executeRaw`UPDATE "AgentRun" SET "cancelRequested" = true, "cancelledById" = COALESCE("cancelledById", ${viewerId}::uuid),
         "leaseExpiresAt" = CASE WHEN status = 'RUNNING' THEN least("leaseExpiresAt", ${graceOver}::timestamp(3)) ELSE "leaseExpiresAt" END
       WHERE id = ${run.id}::uuid`;
     await ctx.orchestrator.requestCancel(run.id);

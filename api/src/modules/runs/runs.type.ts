@@ -103,6 +103,14 @@ export const RunRef = builder.prismaNode('AgentRun', {
     agent: t.relation('agent'),
     project: t.relation('project'),
     parentRun: t.relation('parentRun', { nullable: true }),
+    startedBy: t.relation('createdBy', {
+      nullable: true,
+      description: 'Who started the run (for a retry, who retried it); null once their account is deleted.',
+    }),
+    cancelledBy: t.relation('cancelledBy', {
+      nullable: true,
+      description: 'Who cancelled the run (the first to ask, for a running one); null if nobody did, or once their account is deleted.',
+    }),
     events: t.field({
       type: [RunEventRef],
       description: `Stored events after \`afterSeq\`, oldest first (at most ${EVENTS_PAGE} per call); only those of \`types\` when given.`,

@@ -149,6 +149,19 @@ describe("an agent's runs on the Runs page", { timeout: 60_000 }, () => {
     await recent.getByRole('link', { name: /^All \d+ runs$/ }).waitFor();
   });
 
+  it("keeps the agent page's recent runs live: a run of it started now shows up, another agent's does not", async () => {
+    const { page } = browser;
+    const recent = page.getByRole('region', { name: 'Recent runs' });
+    const fresh = await agent('Fresh eyes');
+    await page.goto(`/agents/${encodeURIComponent(fresh)}`);
+    await recent.getByText('This agent has not run yet.').waitFor();
+    await recent.getByText('Live', { exact: true }).waitFor();
+    await account.api(START_RUN, { input: { agentId: scout, input: 'Scouting now: the south pass' } });
+    await account.api(START_RUN, { input: { agentId: fresh, input: 'Looking now: the field guide' } });
+    await recent.getByRole('link', { name: 'Looking now: the field guide' }).waitFor();
+    expect(await recent.getByText('Scouting now').count()).toBe(0);
+  });
+
   it('an archived agent still lists its runs, marked as archived', async () => {
     const { page } = browser;
     await account.api(`mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`, { id: editor });

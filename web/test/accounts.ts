@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import { gql, type TestServer } from '../../api/test/harness.js';
 import { openBrowser, type BrowserSession, type OpenOptions } from './browser.js';
-import { SIGN_UP } from './operations.js';
+import { CREATE_AGENT, CREATE_ORG, CREATE_PROJECT, SIGN_UP } from './operations.js';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -49,4 +49,33 @@ export async function signedInBrowser(server: TestServer, session: string, optio
   browser.page.setDefaultTimeout(10_000);
   await signIn(browser, server, session);
   return browser;
+}
+
+/** Names (and extra input) of what `aTeamWithAnAgent` creates. */
+export interface TeamNames {
+  person: string;
+  org: string;
+  project: string;
+  agent: string;
+  /** More `createOrganization` input, e.g. `{ timeZone: 'UTC' }`. */
+  orgInput?: Record<string, unknown>;
+  /** More `createAgent` input; the offline provider's small model unless it says otherwise. */
+  agentInput?: Record<string, unknown>;
+}
+
+/** Someone who signed up, owning an organization with a project and an agent in it, all made through the API. */
+export async function aTeamWithAnAgent(
+  server: TestServer,
+  names: TeamNames,
+): Promise<{ account: Account; organizationId: string; projectId: string; agentId: string }> {
+  const account = await signUp(server, names.person);
+  const org = await account.api(CREATE_ORG, { input: { name: names.org, ...names.orgInput } });
+  const organizationId = org.createOrganization.organization.id as string;
+  const project = await account.api(CREATE_PROJECT, { input: { organizationId, name: names.project } });
+  const projectId = project.createProject.project.id as string;
+  const agent = await account.api(CREATE_AGENT, {
+    input: { projectId, name: names.agent, provider: 'OFFLINE', model: 'offline-small', ...names.agentInput },
+  });
+  expect(agent.createAgent.__typename).toBe('CreateAgentPayload');
+  return { account, organizationId, projectId, agentId: agent.createAgent.agent.id };
 }

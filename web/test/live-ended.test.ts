@@ -2,18 +2,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocketRoute } from 'playwright-core';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signedInBrowser, signUp, type Account } from './accounts.js';
+import { aTeamWithAnAgent, signedInBrowser, type Account } from './accounts.js';
 import type { BrowserSession } from './browser.js';
-import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
+import { START_RUN } from './operations.js';
 
 // When live updates end for good (graphql-ws gives up: here the socket is closed with a code it never retries),
 // the Runs page and the Command Deck say so and offer Reconnect, which brings them back up to date and live.
-
-const CREATE_AGENT = /* GraphQL */ `
-  mutation ($input: CreateAgentInput!) {
-    createAgent(input: $input) { __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } }
-  }
-`;
 
 describe('live updates that ended for good', { timeout: 90_000 }, () => {
   let server: TestServer;
@@ -27,13 +21,7 @@ describe('live updates that ended for good', { timeout: 90_000 }, () => {
 
   beforeAll(async () => {
     server = await startTestServer({ web: true });
-    account = await signUp(server, 'Lena Live');
-    const org = await api(CREATE_ORG, { input: { name: 'Signal Crew' } });
-    const project = await api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Pipelines' } });
-    const agent = await api(CREATE_AGENT, {
-      input: { projectId: project.createProject.project.id, name: 'Relay', provider: 'OFFLINE', model: 'offline-small' },
-    });
-    agentId = agent.createAgent.agent.id;
+    ({ account, agentId } = await aTeamWithAnAgent(server, { person: 'Lena Live', org: 'Signal Crew', project: 'Pipelines', agent: 'Relay' }));
     browser = await signedInBrowser(server, account.session);
     await browser.page.routeWebSocket(/\/graphql$/, (ws) => {
       socket = ws;

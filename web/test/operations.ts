@@ -15,6 +15,11 @@ export const CREATE_PROJECT = /* GraphQL */ `
     createProject(input: $input) { __typename ... on CreateProjectPayload { project { id } } ... on Error { message } }
   }
 `;
+export const CREATE_AGENT = /* GraphQL */ `
+  mutation ($input: CreateAgentInput!) {
+    createAgent(input: $input) { __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } }
+  }
+`;
 export const START_RUN = /* GraphQL */ `
   mutation ($input: StartRunInput!) {
     startRun(input: $input) { __typename ... on StartRunPayload { run { id } } ... on Error { message } }

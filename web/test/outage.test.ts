@@ -3,17 +3,11 @@
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signedInBrowser, signUp, type Account } from './accounts.js';
+import { aTeamWithAnAgent, signedInBrowser, type Account } from './accounts.js';
 import type { BrowserSession } from './browser.js';
-import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
+import { START_RUN } from './operations.js';
 
 // The live pages while the server is out of reach for a few seconds (a restart, a deploy), then back.
-
-const CREATE_AGENT = /* GraphQL */ `
-  mutation ($input: CreateAgentInput!) {
-    createAgent(input: $input) { __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } }
-  }
-`;
 
 /** Letters only: compares streamed text with the final output whatever Markdown did to it in between. */
 const letters = (text: string) => text.replace(/[^\p{L}]/gu, '');
@@ -47,13 +41,7 @@ describe('the live pages through a server outage', { timeout: 90_000 }, () => {
   beforeAll(async () => {
     server = await startTestServer({ web: true, env: { OFFLINE_TOKEN_DELAY_MS: '80' } });
     server.server.httpServer.on('upgrade', (_req, socket: Socket) => upgrades.add(socket));
-    account = await signUp(server, 'Otto Outage');
-    const org = await api(CREATE_ORG, { input: { name: 'Restart Crew' } });
-    const project = await api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Deploys' } });
-    const agent = await api(CREATE_AGENT, {
-      input: { projectId: project.createProject.project.id, name: 'Steady', provider: 'OFFLINE', model: 'offline-small' },
-    });
-    agentId = agent.createAgent.agent.id;
+    ({ account, agentId } = await aTeamWithAnAgent(server, { person: 'Otto Outage', org: 'Restart Crew', project: 'Deploys', agent: 'Steady' }));
     browser = await signedInBrowser(server, account.session);
   }, 120_000);
 

@@ -3,17 +3,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signedInBrowser, signUp, type Account } from './accounts.js';
+import { aTeamWithAnAgent, signedInBrowser, signUp, type Account } from './accounts.js';
 import { anotherContext, type BrowserSession } from './browser.js';
-import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
+import { START_RUN } from './operations.js';
 
 // The Run page's own controls, as an impatient person uses them.
 
-const CREATE_AGENT = /* GraphQL */ `
-  mutation ($input: CreateAgentInput!) {
-    createAgent(input: $input) { __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } }
-  }
-`;
 const RUN_STATUS = /* GraphQL */ `
   query ($id: ID!) { run(id: $id) { status } }
 `;
@@ -35,13 +30,7 @@ describe('the Run page controls', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     server = await startTestServer({ web: true, env: { OFFLINE_TOKEN_DELAY_MS: '5' } });
-    account = await signUp(server, 'Ivy Impatient');
-    const org = await api(CREATE_ORG, { input: { name: 'Impatient Crew' } });
-    const project = await api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Clicks' } });
-    const agent = await api(CREATE_AGENT, {
-      input: { projectId: project.createProject.project.id, name: 'Clicker', provider: 'OFFLINE', model: 'offline-small' },
-    });
-    agentId = agent.createAgent.agent.id;
+    ({ account, agentId } = await aTeamWithAnAgent(server, { person: 'Ivy Impatient', org: 'Impatient Crew', project: 'Clicks', agent: 'Clicker' }));
     browser = await signedInBrowser(server, account.session);
   }, 120_000);
 

@@ -1,15 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { type Account, signedInBrowser, signUp } from './accounts.js';
+import { aTeamWithAnAgent, type Account, signedInBrowser, signUp } from './accounts.js';
 import { anotherContext, type BrowserSession } from './browser.js';
-import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
-
-const CREATE_AGENT = /* GraphQL */ `
-  mutation ($input: CreateAgentInput!) {
-    createAgent(input: $input) { __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } }
-  }
-`;
+import { START_RUN } from './operations.js';
 
 describe("the Run dialog and the API's refusals", { timeout: 60_000 }, () => {
   let server: TestServer;
@@ -23,14 +17,9 @@ describe("the Run dialog and the API's refusals", { timeout: 60_000 }, () => {
   beforeAll(async () => {
     // No worker: a started run stays queued, which is all these tests need.
     server = await startTestServer({ web: true, worker: false });
-    owner = await signUp(server, 'Rhea Runner');
-    const org = await owner.api(CREATE_ORG, { input: { name: 'Run Works', timeZone: 'UTC' } });
-    organizationId = fromGlobalId(org.createOrganization.organization.id, 'Organization');
-    const project = await owner.api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Yard' } });
-    const agent = await owner.api(CREATE_AGENT, {
-      input: { projectId: project.createProject.project.id, name: 'Summarizer', provider: 'OFFLINE', model: 'offline-small' },
-    });
-    agentId = agent.createAgent.agent.id;
+    const team = await aTeamWithAnAgent(server, { person: 'Rhea Runner', org: 'Run Works', orgInput: { timeZone: 'UTC' }, project: 'Yard', agent: 'Summarizer' });
+    ({ account: owner, agentId } = team);
+    organizationId = fromGlobalId(team.organizationId, 'Organization');
     browser = await signedInBrowser(server, owner.session);
     browser.page.on('request', (request) => {
       if (request.url().endsWith('/graphql') && request.postData()?.includes('AgentsPageStartRun')) startsSent++;

@@ -2,20 +2,15 @@
 // Callbacks given to page.evaluate and waitForFunction run in the browser.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { signIn, signUp, type Account } from './accounts.js';
+import { aTeamWithAnAgent, signIn, type Account } from './accounts.js';
 import { openBrowser, type BrowserSession, type Page } from './browser.js';
-import { CREATE_ORG, CREATE_PROJECT, START_RUN } from './operations.js';
+import { START_RUN } from './operations.js';
 
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? '/tmp';
 
 // What the Run page tells about how a run went: the provider that actually streams (a fallback when the
 // agent's own provider has no key), what it used when it was cancelled, and why it cannot be retried.
 
-const CREATE_AGENT = /* GraphQL */ `
-  mutation ($input: CreateAgentInput!) {
-    createAgent(input: $input) { __typename ... on CreateAgentPayload { agent { id } } ... on Error { message } }
-  }
-`;
 const ARCHIVE_AGENT = /* GraphQL */ `
   mutation ($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }
 `;
@@ -41,21 +36,13 @@ describe('the Run page tells how a run went', () => {
   beforeAll(async () => {
     // No provider keys: OpenAI is unconfigured. Tokens slow enough to watch a run stream and to cancel it.
     server = await startTestServer({ web: true, env: { OFFLINE_TOKEN_DELAY_MS: '60' } });
-    account = await signUp(server, 'Fay Fallback');
-    const org = await api(CREATE_ORG, { input: { name: 'Fallback Crew' } });
-    const project = await api(CREATE_PROJECT, { input: { organizationId: org.createOrganization.organization.id, name: 'Fallbacks' } });
-    const agent = await api(CREATE_AGENT, {
-      input: {
-        projectId: project.createProject.project.id,
-        name: 'Fallback planner',
-        provider: 'OPENAI',
-        model: 'gpt-5',
-        maxOutputTokens: 400,
-        fallbackChain: [{ provider: 'OFFLINE', model: 'offline-large' }],
-      },
-    });
-    expect(agent.createAgent.__typename).toBe('CreateAgentPayload');
-    agentId = agent.createAgent.agent.id;
+    ({ account, agentId } = await aTeamWithAnAgent(server, {
+      person: 'Fay Fallback',
+      org: 'Fallback Crew',
+      project: 'Fallbacks',
+      agent: 'Fallback planner',
+      agentInput: { provider: 'OPENAI', model: 'gpt-5', maxOutputTokens: 400, fallbackChain: [{ provider: 'OFFLINE', model: 'offline-large' }] },
+    }));
     browser = await openBrowser({ baseURL: server.url });
     await signIn(browser, server, account.session);
   }, 120_000);

@@ -212,8 +212,15 @@ describe('fallback', () => {
     expect(anthropic.requests[0]?.body.model).toBe('claude-haiku-4-5');
   });
 
-  it('falls back immediately on a fatal error', async () => {
-    openai.enqueue({ kind: 'error', status: 403 });
+  it.each([
+    ['a fatal error', { kind: 'error', status: 403 }, { kind: 'fatal', status: 403 }],
+    [
+      "OpenAI's 429 insufficient_quota: out of credit, no retry can succeed",
+      { kind: 'error', status: 429, type: 'insufficient_quota', message: 'You exceeded your current quota, please check your plan and billing details.' },
+      { kind: 'fatal', status: 429, code: 'insufficient_quota' },
+    ],
+  ] as const)('falls back at once on %s', async (_case, failure, error) => {
+    openai.enqueue(failure);
     anthropic.enqueue({ kind: 'reply', text: 'fallback' });
     const result = await run({
       chain: [
@@ -223,25 +230,7 @@ describe('fallback', () => {
     });
     expect(result.provider).toBe('ANTHROPIC');
     expect(openai.requests).toHaveLength(1);
-  });
-
-  it("falls back at once on OpenAI's 429 insufficient_quota: out of credit, no retry can succeed", async () => {
-    openai.enqueue({
-      kind: 'error',
-      status: 429,
-      type: 'insufficient_quota',
-      message: 'You exceeded your current quota, please check your plan and billing details.',
-    });
-    anthropic.enqueue({ kind: 'reply', text: 'fallback' });
-    const result = await run({
-      chain: [
-        { provider: 'OPENAI', model: 'gpt-4o-mini' },
-        { provider: 'ANTHROPIC', model: 'claude-haiku-4-5' },
-      ],
-    });
-    expect(result.provider).toBe('ANTHROPIC');
-    expect(openai.requests).toHaveLength(1);
-    expect(result.attempts[0]?.error).toMatchObject({ kind: 'fatal', status: 429, code: 'insufficient_quota' });
+    expect(result.attempts[0]?.error).toMatchObject(error);
   });
 
   it('skips unconfigured providers and lands on the offline provider', async () => {

@@ -139,8 +139,15 @@ describe('navigation: the current project, the switchers and the members page', 
       const { page } = phone;
       await signIn(phone, server, owner.session);
       await page.goto('/members');
-      await page.getByRole('button', { name: 'Open navigation' }).click();
       const drawer = page.getByRole('navigation', { name: 'Main' });
+      // A press before the page's script has taken over opens nothing: press again until the drawer is open.
+      const open = page.getByRole('button', { name: 'Open navigation' });
+      await expect
+        .poll(async () => {
+          if ((await open.count()) > 0) await open.click();
+          return drawer.getByRole('link', { name: 'Agents' }).isVisible();
+        })
+        .toBe(true);
       // Tab never leaves the drawer for the dimmed page behind it.
       const lastLink = drawer.getByRole('link').last();
       await lastLink.focus();

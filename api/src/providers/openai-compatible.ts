@@ -23,7 +23,7 @@ export interface OpenAICompatibleOptions {
 }
 
 /** A token count as reported, if it is one (a compatible server may send null, a fraction or a string). */
-const tokenCount = (n: unknown): number | undefined => (Number.isSafeInteger(n) && (n as number) >= 0 ? (n as number) : undefined);
+const reportedCount = (n: unknown): number | undefined => (Number.isSafeInteger(n) && (n as number) >= 0 ? (n as number) : undefined);
 
 /** Chat Completions streaming through the official `openai` SDK; serves OpenAI, xAI and Perplexity. */
 export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): ProviderAdapter {
@@ -110,12 +110,12 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
       // A complete response without a usage report (some compatible servers ignore include_usage), or with one
       // missing a count (null, a fraction, a string): each missing count is billed at our conservative bound
       // rather than for nothing, and the usage is marked as estimated.
-      const inputTokens = tokenCount(report?.prompt_tokens);
-      const completionTokens = tokenCount(report?.completion_tokens);
-      const reasoningTokens = opts.reasoningTokens === 'separate' ? (tokenCount(report?.completion_tokens_details?.reasoning_tokens) ?? 0) : 0;
+      const inputTokens = reportedCount(report?.prompt_tokens);
+      const completionTokens = reportedCount(report?.completion_tokens);
+      const reasoningTokens = opts.reasoningTokens === 'separate' ? (reportedCount(report?.completion_tokens_details?.reasoning_tokens) ?? 0) : 0;
       const usage: TokenUsage = {
         inputTokens: inputTokens ?? estimateInputTokens(req),
-        cachedInputTokens: tokenCount(report?.prompt_tokens_details?.cached_tokens) ?? 0,
+        cachedInputTokens: reportedCount(report?.prompt_tokens_details?.cached_tokens) ?? 0,
         outputTokens: completionTokens !== undefined ? completionTokens + reasoningTokens : outputTokensBound(id, req.model, text, req.maxOutputTokens),
       };
       const estimated = inputTokens === undefined || completionTokens === undefined;

@@ -70,9 +70,15 @@ export class LiveSubscription<Data, Variables extends AnyVariables> {
     });
   }
 
-  /** Subscribes again after the subscription ended (see `error`), e.g. from a Reconnect button. */
-  restart() {
-    this.error = undefined;
-    this.#restarts++;
+  /**
+   * Once the subscription has ended (see `error`), what subscribes again, for a Reconnect button (LiveBadge's
+   * `onreconnect`); undefined while it is live or still trying.
+   */
+  get reconnect(): (() => void) | undefined {
+    if (!this.error) return undefined;
+    return () => {
+      this.error = undefined;
+      this.#restarts++;
+    };
   }
 }

@@ -90,14 +90,9 @@ export class ProjectRuns {
     return this.#updates.live;
   }
 
-  /** Updates ended for good (the connection could not be restored): what is shown may be out of date. */
-  get liveEnded(): boolean {
-    return this.#updates.error !== undefined;
-  }
-
-  /** Subscribes to updates again after they ended, re-reading what they would have changed. */
-  reconnectLive() {
-    this.#updates.restart();
+  /** Once updates ended for good (what is shown may be out of date), what subscribes again; see LiveSubscription. */
+  get reconnect(): (() => void) | undefined {
+    return this.#updates.reconnect;
   }
 
   /** Reads the first page again, replacing what is shown. */

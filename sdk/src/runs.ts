@@ -270,8 +270,9 @@ export function runsApi(t: Transport) {
       return unwrap((await t.request(CancelRunDocument, { input: { id } }, options)).cancelRun).run;
     },
     /**
-     * Starts a new run of the same agent and input; the new run's `parentRun` is the original. A run is retried
-     * once: calling this again (say after a lost answer) returns that same retry; to try again after it, retry it.
+     * Starts a new run of the same agent and input; the new run's `retryOf` is the original, and the original's
+     * `retriedAs` the new run. A run is retried once: calling this again (say after a lost answer) returns that
+     * same retry; to try again after it, retry it.
      */
     async retry(id: string, options?: RequestOptions): Promise<Run> {
       return unwrap((await t.request(RetryRunDocument, { input: { id } }, options)).retryRun).run;

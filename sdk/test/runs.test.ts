@@ -196,8 +196,9 @@ describe('starting and streaming a run', () => {
 
     const retried = await client.runs.retry(run.id);
     expect(retried.id).not.toBe(run.id);
-    expect(retried).toMatchObject({ input: 'A very long plan', parentRun: { id: run.id } });
+    expect(retried).toMatchObject({ input: 'A very long plan', retryOf: { id: run.id, status: 'CANCELLED' }, retriedAs: null });
     expect((await client.runs.wait(retried.id)).status).toBe('SUCCEEDED');
+    expect((await client.runs.get(run.id)).retriedAs).toEqual({ __typename: 'Run', id: retried.id, status: 'SUCCEEDED' });
   });
 
   it('startsOver() marks where a run taken over by another claim streams its output again from the start', async () => {

@@ -309,7 +309,8 @@ export async function cancelRun(ctx: Context, runId: string) {
  * The idempotency key of a run's retry. Callers' keys are trimmed, so one that starts with a space is
  * never theirs: no startRun can take it, nor be taken for the retry.
  */
-const retryKey = (runId: string) => ` retry of ${runId}`;
+export const RETRY_KEY_PREFIX = ' retry of ';
+const retryKey = (runId: string) => `${RETRY_KEY_PREFIX}${runId}`;
 
 /**
  * Starts a new run of the same agent with the same input, linked to the original. A run is retried once:

@@ -102,7 +102,7 @@ export const RunRef = builder.prismaNode('AgentRun', {
     }),
     agent: t.relation('agent'),
     project: t.relation('project'),
-    parentRun: t.relation('parentRun', { nullable: true }),
+    parentRun: t.relation('parentRun', { nullable: true, deprecationReason: 'Use retryOf.' }),
     startedBy: t.relation('createdBy', {
       nullable: true,
       description: 'Who started the run (for a retry, who retried it); null once their account is deleted.',
@@ -144,6 +144,27 @@ export const RunRef = builder.prismaNode('AgentRun', {
     }),
   }),
 });
+
+// The retry lineage: read with the run itself, also for every run of a list. A retry is always in its
+// original's organization (retryRun starts it with the same agent); a link elsewhere is never shown.
+builder.prismaObjectFields(RunRef, (t) => ({
+  retryOf: t.field({
+    type: RunRef,
+    nullable: true,
+    description: 'The run this one is a retry of (retryRun started it); null if it is none.',
+    select: (_a, _c, nestedSelection) => ({ parentRun: nestedSelection(true) }),
+    resolve: (r) => (r.parentRun?.organizationId === r.organizationId ? r.parentRun : null),
+  }),
+  retriedAs: t.field({
+    type: RunRef,
+    nullable: true,
+    description:
+      'The retry of this run: the run retryRun returns for it (a run is retried once); null until it is retried. (Retries started before retryRun was idempotent, 7 December 2026, are not anyone\'s retriedAs; their retryOf is set.)',
+    // The child run under retryRun's own idempotency key, which is unique in the organization: at most one.
+    select: (_a, _c, nestedSelection) => ({ childRuns: nestedSelection({ where: { idempotencyKey: { startsWith: runs.RETRY_KEY_PREFIX } } }) }),
+    resolve: (r) => r.childRuns.find((c) => c.organizationId === r.organizationId) ?? null,
+  }),
+}));
 
 const RunFilter = builder.inputType('RunFilter', {
   fields: (t) => ({
@@ -270,7 +291,7 @@ builder.mutationField('retryRun', (t) =>
   t.field({
     type: runPayload('RetryRunPayload'),
     description:
-      'Starts a finished run again: a new run of the same agent and input, whose parentRun is this one. A run is retried once: asking again returns that retry (safe to repeat after a lost answer); to try again after it, retry the retry.',
+      'Starts a finished run again: a new run of the same agent and input, whose retryOf is this one (and this run\'s retriedAs, the new one). A run is retried once: asking again returns that retry (safe to repeat after a lost answer); to try again after it, retry the retry.',
     errors: {},
     authScopes: { loggedIn: true },
     args: { input: t.arg({ type: RunIdInput, required: true }) },

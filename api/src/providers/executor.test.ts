@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAnthropicFake } from '../../test/fakes/anthropic-server.js';
 import type { FakeProviderServer } from '../../test/fakes/fake-provider-server.js';
-import { startOpenAIFake } from '../../test/fakes/openai-server.js';
+import { startOpenAIFake, startXAIFake } from '../../test/fakes/openai-server.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { ProviderError } from './errors.js';
 import {
@@ -510,6 +510,38 @@ describe('abort and hooks', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['aborted']);
     expect((await openai.whenClosed(0)).disconnectedByClient).toBe(true);
     expect(openai.requests).toHaveLength(1);
+  });
+});
+
+describe('long-context pricing (real openai SDK against the fake xAI)', () => {
+  it('holds a long prompt at the tier and settles its usage report at the tier, never above the hold', async () => {
+    const xaiFake = await startXAIFake({ apiKey: 'sk-x' });
+    try {
+      const xai = createProviders({ xai: { apiKey: 'sk-x', baseUrl: xaiFake.url } });
+      // About 140K tokens at our one-token-per-byte bound; grok-4 reports 130K, 30K of them cached, and 2K output
+      // (1.5K of it reasoning, reported beside completion_tokens).
+      const request = { messages: [{ role: 'user' as const, content: 'a '.repeat(70_000) }], maxOutputTokens: 4_000 };
+      xaiFake.enqueue({ kind: 'reply', text: 'Done.', usage: { inputTokens: 130_000, cachedInputTokens: 30_000, outputTokens: 2_000, reasoningTokens: 1_500 } });
+      const held: AttemptInfo[] = [];
+      const settled: AttemptOutcome[] = [];
+      const result = await run({
+        chain: [{ provider: 'XAI', model: 'grok-4' }],
+        registry: xai,
+        request,
+        onAttemptStart: async (info) => void held.push(info),
+        onAttemptEnd: async (_info, outcome) => void settled.push(outcome),
+      });
+      expect(result.usage).toEqual({ inputTokens: 130_000, cachedInputTokens: 30_000, outputTokens: 2_000 });
+      // $6 / $1.50 / $30 per 1M on every token: 100,000 * 6 + 30,000 * 1.5 + 2,000 * 30, not the $3 / $0.75 / $15 of a short request (352,500).
+      expect(result.costMicros).toBe(600_000n + 45_000n + 60_000n);
+      expect(settled[0]!.costMicros).toBe(result.costMicros);
+      // The hold: the prompt's bound and all of maxOutputTokens, at the tier.
+      const bound = estimateInputTokens(request);
+      expect(held[0]!.maxCostMicros).toBe((BigInt(bound) * 6_000_000n + 4_000n * 30_000_000n + 999_999n) / 1_000_000n);
+      expect(held[0]!.maxCostMicros! >= result.costMicros!).toBe(true);
+    } finally {
+      await xaiFake.close();
+    }
   });
 });
 

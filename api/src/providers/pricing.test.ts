@@ -66,6 +66,65 @@ describe('costMicros', () => {
   });
 });
 
+describe('long-context tiers', () => {
+  const usage = (inputTokens: number, cachedInputTokens: number, outputTokens: number) => ({ inputTokens, cachedInputTokens, outputTokens });
+
+  it("bills a claude-sonnet-4-6 request whose prompt is over 200K tokens at the tier, all of it, cache reads counted in the prompt", () => {
+    // At 200,000: $3 in, $0.30 cache read, $15 out. 190,000 * 3 + 10,000 * 0.3 + 1,000 * 15 = 570,000 + 3,000 + 15,000.
+    expect(costMicros('ANTHROPIC', 'claude-sonnet-4-6', usage(200_000, 10_000, 1_000))).toBe(588_000n);
+    // One more token: $6 in, $0.60 cache read, $22.50 out on every token. 190,001 * 6 + 10,000 * 0.6 + 1,000 * 22.5.
+    expect(costMicros('ANTHROPIC', 'claude-sonnet-4-6', usage(200_001, 10_000, 1_000))).toBe(1_140_006n + 6_000n + 22_500n);
+    // The cached tokens count toward the threshold: a prompt mostly read from the cache is still a long one.
+    expect(costMicros('ANTHROPIC', 'claude-sonnet-4-6', usage(250_000, 240_000, 0))).toBe(60_000n + 144_000n);
+    // The output does not: a long answer to a short prompt stays at the usual rates.
+    expect(costMicros('ANTHROPIC', 'claude-sonnet-4-6', usage(1_000, 0, 300_000))).toBe(3_000n + 4_500_000n);
+  });
+
+  it('bills an xAI request from 128,000 tokens at the tier, the output counted too', () => {
+    // grok-4 below: $3 in, $0.75 cached, $15 out.
+    expect(costMicros('XAI', 'grok-4', usage(127_000, 0, 999))).toBe(381_000n + 14_985n);
+    // 127,000 + 1,000 = 128,000 reached: $6 in, $1.50 cached, $30 out.
+    expect(costMicros('XAI', 'grok-4', usage(127_000, 0, 1_000))).toBe(762_000n + 30_000n);
+    expect(costMicros('XAI', 'grok-4', usage(130_000, 30_000, 2_000))).toBe(600_000n + 45_000n + 60_000n);
+    // grok-4-fast-non-reasoning: $0.20 / $0.05 / $0.50, and $0.40 / $0.10 / $1.00 from 128,000 tokens.
+    expect(costMicros('XAI', 'grok-4-fast-non-reasoning', usage(100_000, 20_000, 1_000))).toBe(16_000n + 1_000n + 500n);
+    expect(costMicros('XAI', 'grok-4-fast-non-reasoning', usage(200_000, 20_000, 1_000))).toBe(72_000n + 2_000n + 1_000n);
+  });
+
+  it('leaves models without a tier at their flat price however long the prompt', () => {
+    expect(costMicros('ANTHROPIC', 'claude-haiku-4-5', usage(500_000, 0, 0))).toBe(500_000n);
+    expect(PRICE_TABLE.OPENAI['gpt-4.1']!.longContext).toBeUndefined();
+  });
+
+  it('holds an attempt whose prompt bound could reach the threshold at the tier, never below what it settles at', () => {
+    const tier = PRICE_TABLE.ANTHROPIC['claude-sonnet-4-6']!.longContext!;
+    // A prompt bound just over 200K: held at the tier, and so is any usage within it that crosses.
+    const held = maxCostMicros('ANTHROPIC', 'claude-sonnet-4-6', 200_010, 4_000);
+    expect(held).toBe(ceil(200_010n * tier.inputPerMTok + 4_000n * tier.outputPerMTok));
+    expect(held >= costMicros('ANTHROPIC', 'claude-sonnet-4-6', usage(200_005, 0, 4_000))).toBe(true);
+    // xAI counts the output: a 126K prompt bound with room for 4K output tokens is held at the tier.
+    expect(maxCostMicros('XAI', 'grok-4', 126_000, 4_000)).toBe(756_000n + 120_000n);
+    expect(maxCostMicros('XAI', 'grok-4', 126_000, 1_000)).toBe(378_000n + 15_000n);
+    // No usage within the bounds settles above the hold, whichever side of the threshold it lands on.
+    for (const [provider, model] of [['ANTHROPIC', 'claude-sonnet-4-6'], ['XAI', 'grok-4'], ['XAI', 'grok-4-fast-non-reasoning']] as const) {
+      for (const bound of [120_000, 127_500, 199_999, 200_001, 260_000]) {
+        const hold = maxCostMicros(provider, model, bound, 2_000);
+        for (const input of [bound - 3_000, bound - 1, bound]) {
+          for (const output of [0, 1_999, 2_000]) {
+            for (const cached of [0, Math.floor(input / 2)]) {
+              expect(costMicros(provider, model, usage(input, cached, output)) <= hold).toBe(true);
+            }
+          }
+        }
+      }
+    }
+  });
+});
+
+function ceil(scaled: bigint): bigint {
+  return (scaled + 999_999n) / 1_000_000n;
+}
+
 describe('reservations', () => {
   it('maxCostMicros is the uncached, full-output cost', () => {
     expect(maxCostMicros('ANTHROPIC', 'claude-haiku-4-5', 1_000, 2_000)).toBe(11_000n); // 1000*1 + 2000*5

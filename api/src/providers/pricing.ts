@@ -12,22 +12,60 @@ export interface ModelPrice {
   cachedInputPerMTok: bigint;
   outputPerMTok: bigint;
   perRequestMicros: bigint;
+  /** Higher rates for a long request, where the provider has them. */
+  longContext?: LongContextPrice;
+}
+
+/**
+ * A long-context tier: once a request's counted tokens reach `fromTokens`, ALL of its tokens (not only those
+ * past the threshold) are billed at these rates instead of the model's usual ones.
+ */
+export interface LongContextPrice {
+  /** The smallest count the tier applies at. */
+  fromTokens: number;
+  /** What is counted: the prompt (input, cached included), or the prompt and the output together. */
+  counts: 'prompt' | 'prompt_and_output';
+  inputPerMTok: bigint;
+  cachedInputPerMTok: bigint;
+  outputPerMTok: bigint;
 }
 
 const TOKENS_PER_MILLION = 1_000_000n;
 
-function price(input: number, cachedInput: number, output: number, perRequestMicros = 0): ModelPrice {
+function micros(...values: number[]): bigint[] {
   // Arguments are in micro-dollars per 1M tokens already, written as integers to avoid float input.
-  for (const v of [input, cachedInput, output, perRequestMicros]) {
+  for (const v of values) {
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`invalid price component ${v}`);
   }
+  return values.map(BigInt);
+}
+
+function price(input: number, cachedInput: number, output: number, perRequestMicros = 0, longContext?: LongContextPrice): ModelPrice {
+  const [inputPerMTok, cachedInputPerMTok, outputPerMTok, perRequest] = micros(input, cachedInput, output, perRequestMicros);
   return {
-    inputPerMTok: BigInt(input),
-    cachedInputPerMTok: BigInt(cachedInput),
-    outputPerMTok: BigInt(output),
-    perRequestMicros: BigInt(perRequestMicros),
+    inputPerMTok: inputPerMTok!,
+    cachedInputPerMTok: cachedInputPerMTok!,
+    outputPerMTok: outputPerMTok!,
+    perRequestMicros: perRequest!,
+    ...(longContext ? { longContext } : {}),
   };
 }
+
+function longContext(fromTokens: number, counts: LongContextPrice['counts'], input: number, cachedInput: number, output: number): LongContextPrice {
+  if (!Number.isSafeInteger(fromTokens) || fromTokens < 1) throw new Error(`invalid long-context threshold ${fromTokens}`);
+  const [inputPerMTok, cachedInputPerMTok, outputPerMTok] = micros(input, cachedInput, output);
+  return { fromTokens, counts, inputPerMTok: inputPerMTok!, cachedInputPerMTok: cachedInputPerMTok!, outputPerMTok: outputPerMTok! };
+}
+
+/**
+ * xAI's long-context tier. xAI's API reference gives each model a `long_context_threshold`, the count "at or
+ * above which the long context prices apply", without saying what is counted; OpenRouter's page for grok-4
+ * says "once the total tokens in a given request is greater than 128k". Both readings are covered: from 128,000
+ * tokens (not 131,072), counting the output too. grok-4's $6 input and $30 output match third-party listings
+ * (2026-12); its $1.50 cached input and grok-4-fast-non-reasoning's whole tier ($0.40 / $0.10 / $1.00) are
+ * figures we could not confirm against a published source.
+ */
+const XAI_LONG_CONTEXT_FROM = 128_000;
 
 export const PRICE_TABLE: Readonly<Record<ProviderId, Readonly<Record<string, ModelPrice>>>> = {
   OPENAI: {
@@ -41,12 +79,16 @@ export const PRICE_TABLE: Readonly<Record<ProviderId, Readonly<Record<string, Mo
   },
   ANTHROPIC: {
     'claude-opus-4-5': price(5_000_000, 500_000, 25_000_000),
-    'claude-sonnet-4-6': price(3_000_000, 300_000, 15_000_000),
+    // More than 200K input tokens (cache reads included): the whole request at $6 input, $0.60 cache read, $22.50
+    // output. $6 / $22.50 match third-party copies of Anthropic's pricing page (2026-02); $0.60 is unconfirmed,
+    // and one later listing says the 4.6 models dropped the surcharge, which we could not confirm either: we keep
+    // the tier, as charging it on a request that was not is the safe error.
+    'claude-sonnet-4-6': price(3_000_000, 300_000, 15_000_000, 0, longContext(200_001, 'prompt', 6_000_000, 600_000, 22_500_000)),
     'claude-haiku-4-5': price(1_000_000, 100_000, 5_000_000),
   },
   XAI: {
-    'grok-4': price(3_000_000, 750_000, 15_000_000),
-    'grok-4-fast-non-reasoning': price(200_000, 50_000, 500_000),
+    'grok-4': price(3_000_000, 750_000, 15_000_000, 0, longContext(XAI_LONG_CONTEXT_FROM, 'prompt_and_output', 6_000_000, 1_500_000, 30_000_000)),
+    'grok-4-fast-non-reasoning': price(200_000, 50_000, 500_000, 0, longContext(XAI_LONG_CONTEXT_FROM, 'prompt_and_output', 400_000, 100_000, 1_000_000)),
     'grok-3-mini': price(300_000, 75_000, 500_000),
     'grok-code-fast-1': price(200_000, 20_000, 1_500_000),
   },
@@ -93,18 +135,32 @@ function ceilDiv(a: bigint, b: bigint): bigint {
   return (a + b - 1n) / b;
 }
 
-/** Exact cost of a reported usage in integer micro-dollars, rounded up. */
+/**
+ * Exact cost of a reported usage in integer micro-dollars, rounded up. A request that reaches its model's
+ * long-context threshold is billed at the long-context rates throughout. The cost never falls when a count
+ * grows (the tier only raises rates), which is what makes maxCostMicros a bound.
+ */
 export function costMicros(provider: ProviderId, model: string, usage: TokenUsage): bigint {
   const p = priceFor(provider, model);
   const input = tokenCount('inputTokens', usage.inputTokens);
   const cachedRaw = tokenCount('cachedInputTokens', usage.cachedInputTokens);
   const output = tokenCount('outputTokens', usage.outputTokens);
   const cached = cachedRaw > input ? input : cachedRaw;
-  const scaled = (input - cached) * p.inputPerMTok + cached * p.cachedInputPerMTok + output * p.outputPerMTok;
+  const rates = p.longContext && inLongContext(p.longContext, input, output) ? p.longContext : p;
+  const scaled = (input - cached) * rates.inputPerMTok + cached * rates.cachedInputPerMTok + output * rates.outputPerMTok;
   return ceilDiv(scaled, TOKENS_PER_MILLION) + p.perRequestMicros;
 }
 
-/** Upper bound for one attempt, for budget reservations: no cache discount, every output token used. */
+function inLongContext(tier: LongContextPrice, input: bigint, output: bigint): boolean {
+  const counted = tier.counts === 'prompt' ? input : input + output;
+  return counted >= BigInt(tier.fromTokens);
+}
+
+/**
+ * Upper bound for one attempt, for budget reservations: no cache discount, every output token used, and so
+ * the long-context rates whenever the prompt's bound (with maxOutputTokens, where the output counts) reaches the
+ * threshold: an attempt whose prompt might cross it is held at the tier, never below what it can settle at.
+ */
 export function maxCostMicros(
   provider: ProviderId,
   model: string,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker } from './circuit-breaker.js';
+import { CircuitBreaker, type CircuitPermit } from './circuit-breaker.js';
 
 function breaker(threshold = 3) {
   const clock = { now: 0 };
@@ -7,13 +7,23 @@ function breaker(threshold = 3) {
   return { cb, clock };
 }
 
+function granted(cb: CircuitBreaker, key = 'p'): CircuitPermit {
+  const permit = cb.tryAcquire(key);
+  if (!permit) throw new Error(`no permit for ${key}`);
+  return permit;
+}
+
+/** A call granted now that fails / succeeds at once. */
+const fail = (cb: CircuitBreaker) => cb.recordFailure('p', granted(cb));
+const succeed = (cb: CircuitBreaker) => cb.recordSuccess('p', granted(cb));
+
 describe('CircuitBreaker', () => {
   it('opens after N consecutive failures and rejects during the cool-down', () => {
     const { cb, clock } = breaker();
-    cb.recordFailure('p');
-    cb.recordFailure('p');
-    expect(cb.tryAcquire('p')).toBe('call');
-    cb.recordFailure('p');
+    fail(cb);
+    fail(cb);
+    expect(cb.tryAcquire('p')).toMatchObject({ kind: 'call' });
+    fail(cb);
     expect(cb.state('p')).toBe('open');
     clock.now += 4_999;
     expect(cb.tryAcquire('p')).toBe(false);
@@ -22,53 +32,101 @@ describe('CircuitBreaker', () => {
 
   it('only counts failures inside the window, and a success resets the count', () => {
     const { cb, clock } = breaker();
-    cb.recordFailure('p');
-    cb.recordFailure('p');
+    fail(cb);
+    fail(cb);
     clock.now += 10_001;
-    cb.recordFailure('p');
+    fail(cb);
     expect(cb.state('p')).toBe('closed');
-    cb.recordFailure('p');
-    cb.recordSuccess('p');
-    cb.recordFailure('p');
-    cb.recordFailure('p');
+    fail(cb);
+    succeed(cb);
+    fail(cb);
+    fail(cb);
     expect(cb.state('p')).toBe('closed');
   });
 
   it('half-opens after the cool-down with exactly one probe', () => {
     const { cb, clock } = breaker(1);
-    cb.recordFailure('p');
+    fail(cb);
     clock.now += 5_000;
     expect(cb.state('p')).toBe('half_open');
-    expect(cb.tryAcquire('p')).toBe('probe');
+    const probe = granted(cb);
+    expect(probe.kind).toBe('probe');
     expect(cb.tryAcquire('p')).toBe(false); // probe in flight
-    cb.recordSuccess('p');
+    cb.recordSuccess('p', probe);
     expect(cb.state('p')).toBe('closed');
-    expect(cb.tryAcquire('p')).toBe('call');
+    expect(cb.tryAcquire('p')).toMatchObject({ kind: 'call' });
   });
 
   it('re-opens when the probe fails, and frees the probe slot on release', () => {
     const { cb, clock } = breaker(1);
-    cb.recordFailure('p');
+    fail(cb);
     clock.now += 5_000;
-    expect(cb.tryAcquire('p')).toBe('probe');
-    cb.recordFailure('p');
+    const failed = granted(cb);
+    expect(failed.kind).toBe('probe');
+    cb.recordFailure('p', failed);
     expect(cb.state('p')).toBe('open');
     expect(cb.tryAcquire('p')).toBe(false);
     clock.now += 5_000;
-    expect(cb.tryAcquire('p')).toBe('probe');
-    cb.release('p', 'probe'); // e.g. the probe was aborted: no verdict
-    expect(cb.tryAcquire('p')).toBe('probe');
+    const probe = granted(cb);
+    expect(probe.kind).toBe('probe');
+    cb.release('p', probe); // e.g. the probe was aborted: no verdict
+    expect(cb.tryAcquire('p')).toMatchObject({ kind: 'probe' });
   });
 
   it('keeps one probe at a time when a call granted before the circuit opened ends without a verdict', () => {
     const { cb, clock } = breaker(1);
-    expect(cb.tryAcquire('p')).toBe('call'); // a long stream, granted while the circuit was closed
-    cb.recordFailure('p'); // another call fails: open
+    const early = granted(cb); // a long stream, granted while the circuit was closed
+    fail(cb); // another call fails: open
     clock.now += 5_000;
-    expect(cb.tryAcquire('p')).toBe('probe');
-    cb.release('p', 'call'); // the long stream is cancelled; it was not the probe
+    const probe = granted(cb);
+    expect(probe.kind).toBe('probe');
+    cb.release('p', early); // the long stream is cancelled; it was not the probe
     expect(cb.tryAcquire('p')).toBe(false);
-    cb.release('p', 'probe');
-    expect(cb.tryAcquire('p')).toBe('probe');
+    cb.release('p', probe);
+    expect(cb.tryAcquire('p')).toMatchObject({ kind: 'probe' });
+  });
+
+  it('stays open when a call granted before it opened succeeds after: only the probe closes it', () => {
+    const { cb, clock } = breaker(1);
+    const early = cb.tryAcquire('p'); // a long stream, granted while the circuit was closed
+    const failing = cb.tryAcquire('p');
+    if (!early || !failing) throw new Error('closed: both granted');
+    cb.recordFailure('p', failing); // another call fails: open
+    cb.recordSuccess('p', early); // the long stream ends well, but says nothing of the provider since
+    expect(cb.state('p')).toBe('open');
+    expect(cb.tryAcquire('p')).toBe(false);
+
+    clock.now += 5_000;
+    const probe = cb.tryAcquire('p');
+    if (!probe) throw new Error('half-open: the probe is granted');
+    const late = cb.tryAcquire('p'); // refused: the probe is out
+    expect(late).toBe(false);
+    cb.recordSuccess('p', early); // settled twice by mistake, or another early call: still not the probe
+    cb.recordFailure('p', early); // nor is a failure of a call granted before the circuit opened
+    expect(cb.state('p')).toBe('half_open');
+    expect(cb.tryAcquire('p')).toBe(false);
+    cb.recordSuccess('p', probe);
+    expect(cb.state('p')).toBe('closed');
+  });
+
+  it('lets a call granted after the circuit closed again count, and not one granted before it opened', () => {
+    const { cb, clock } = breaker(2);
+    const early = cb.tryAcquire('p');
+    const [a, b] = [cb.tryAcquire('p'), cb.tryAcquire('p')];
+    if (!early || !a || !b) throw new Error('closed: all granted');
+    cb.recordFailure('p', a);
+    cb.recordFailure('p', b); // open
+    clock.now += 5_000;
+    const probe = cb.tryAcquire('p');
+    if (!probe) throw new Error('half-open: the probe is granted');
+    cb.recordSuccess('p', probe); // closed again
+    const current = cb.tryAcquire('p');
+    if (!current) throw new Error('closed: granted');
+    cb.recordFailure('p', current);
+    cb.recordSuccess('p', early); // from before the circuit opened: does not reset the new count
+    const next = cb.tryAcquire('p');
+    if (!next) throw new Error('closed: granted');
+    cb.recordFailure('p', next);
+    expect(cb.state('p')).toBe('open');
   });
 });

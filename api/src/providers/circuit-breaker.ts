@@ -11,11 +11,20 @@ export interface CircuitBreakerOptions {
   now?: () => number;
 }
 
-/** What tryAcquire granted: a call through a closed circuit, or the half-open circuit's one probe. */
-export type CircuitPermit = 'call' | 'probe';
+/**
+ * What tryAcquire granted: a call through a closed circuit, or the half-open circuit's one probe, and the epoch
+ * of the state it was granted in. Its verdict counts only while that state lasts: a call granted before the
+ * circuit opened that succeeds after says nothing about the provider since.
+ */
+export interface CircuitPermit {
+  readonly kind: 'call' | 'probe';
+  readonly epoch: number;
+}
 
 interface Circuit {
   state: CircuitState;
+  /** Changes with every state change (closed, open, half-open, closed), never to a value used before. */
+  epoch: number;
   failures: number;
   firstFailureAt: number;
   openedAt: number;
@@ -26,11 +35,14 @@ interface Circuit {
  * Per-key (per-provider) circuit breaker. Closed: everything passes. Open: everything is rejected
  * until `cooldownMs` has passed, then half-open: exactly one probe is let through; its success
  * closes the circuit, its failure re-opens it for another cool-down.
- * Callers must settle every granted `tryAcquire` with recordSuccess, recordFailure or release.
+ * Callers must settle every granted `tryAcquire` with recordSuccess, recordFailure or release, passing its
+ * permit: a verdict counts only if the state it was granted in still holds (see CircuitPermit).
  */
 export class CircuitBreaker {
   private readonly circuits = new Map<string, Circuit>();
   private readonly now: () => number;
+  /** The last epoch handed out, across keys: a closed circuit's entry is dropped, its successor's epochs are new. */
+  private epochs = 0;
 
   constructor(private readonly opts: CircuitBreakerOptions) {
     if (opts.failureThreshold < 1) throw new RangeError('failureThreshold must be >= 1');
@@ -48,23 +60,33 @@ export class CircuitBreaker {
   /** May a call go to `key` now? In half-open state only one caller gets the 'probe' until it settles. */
   tryAcquire(key: string): CircuitPermit | false {
     const c = this.circuits.get(key);
-    if (!c || c.state === 'closed') return 'call';
+    // A closed circuit without an entry is in the epoch current when it closed (or began): one that failures
+    // create takes that same epoch, so calls granted before them still count.
+    if (!c) return { kind: 'call', epoch: this.epochs };
+    if (c.state === 'closed') return { kind: 'call', epoch: c.epoch };
     if (c.state === 'open') {
       if (this.now() - c.openedAt < this.opts.cooldownMs) return false;
       c.state = 'half_open';
+      c.epoch = ++this.epochs;
     }
     if (c.probeInFlight) return false;
     c.probeInFlight = true;
-    return 'probe';
+    return { kind: 'probe', epoch: c.epoch };
   }
 
-  recordSuccess(key: string): void {
+  /** Closes the circuit (or resets its failure count), if the call was granted in the current state. */
+  recordSuccess(key: string, permit: CircuitPermit): void {
+    const c = this.circuits.get(key);
+    if (!c || permit.epoch !== c.epoch) return;
+    if (c.state === 'half_open') this.epochs++; // closed again: calls granted before count no more
     this.circuits.delete(key);
   }
 
-  recordFailure(key: string): void {
+  recordFailure(key: string, permit: CircuitPermit): void {
     const now = this.now();
     const c = this.circuit(key);
+    // Granted before the current state began (say, before the circuit opened): it tells of the provider then.
+    if (permit.epoch !== c.epoch) return;
     if (c.state === 'half_open') {
       this.open(c, now);
       return;
@@ -82,11 +104,12 @@ export class CircuitBreaker {
    */
   release(key: string, permit: CircuitPermit): void {
     const c = this.circuits.get(key);
-    if (permit === 'probe' && c?.state === 'half_open') c.probeInFlight = false;
+    if (permit.kind === 'probe' && c?.state === 'half_open' && c.epoch === permit.epoch) c.probeInFlight = false;
   }
 
   private open(c: Circuit, now: number): void {
     c.state = 'open';
+    c.epoch = ++this.epochs;
     c.openedAt = now;
     c.probeInFlight = false;
     c.failures = 0;
@@ -95,7 +118,7 @@ export class CircuitBreaker {
   private circuit(key: string): Circuit {
     let c = this.circuits.get(key);
     if (!c) {
-      c = { state: 'closed', failures: 0, firstFailureAt: 0, openedAt: 0, probeInFlight: false };
+      c = { state: 'closed', epoch: this.epochs, failures: 0, firstFailureAt: 0, openedAt: 0, probeInFlight: false };
       this.circuits.set(key, c);
     }
     return c;

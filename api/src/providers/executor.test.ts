@@ -16,7 +16,7 @@ import {
 } from './executor.js';
 import { costMicros, estimateInputTokens, maxCostMicros } from './pricing.js';
 import { createProviders } from './registry.js';
-import type { ProviderRegistry } from './types.js';
+import type { ProviderId, ProviderRegistry } from './types.js';
 
 let openai: FakeProviderServer;
 let anthropic: FakeProviderServer;
@@ -64,6 +64,13 @@ function run(overrides: Partial<ExecuteOptions> & { deltas?: string[] } = {}) {
     },
     ...overrides,
   });
+}
+
+/** A call through the closed circuit fails: with a threshold of 1, it opens. */
+function openCircuit(breaker: CircuitBreaker, provider: ProviderId) {
+  const permit = breaker.tryAcquire(provider);
+  if (!permit) throw new Error('the circuit is already open');
+  breaker.recordFailure(provider, permit);
 }
 
 async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
@@ -296,10 +303,22 @@ describe('circuit breaker', () => {
 
   it('fails with kind circuit_open when every provider in the chain is open', async () => {
     const breaker = new CircuitBreaker({ failureThreshold: 1, windowMs: 1_000, cooldownMs: 60_000 });
-    breaker.recordFailure('OPENAI');
+    openCircuit(breaker, 'OPENAI');
     const error = await rejection(run({ breaker }));
     expect(error).toMatchObject({ kind: 'circuit_open', provider: 'OPENAI' });
     expect(openai.requests).toHaveLength(0);
+  });
+
+  it('keeps the circuit open when a stream that started before it opened ends well', async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 1, windowMs: 60_000, cooldownMs: 60_000 });
+    // A slow answer, granted while the circuit was closed; meanwhile another run's request fails and opens it.
+    openai.enqueue({ kind: 'reply', text: 'one two three four', chunkDelayMs: 40 }, { kind: 'error', status: 500 });
+    const slow = run({ breaker, retry: { ...RETRY, maxAttempts: 1 } });
+    await openai.waitForRequests(1);
+    await rejection(run({ breaker, retry: { ...RETRY, maxAttempts: 1 } }));
+    expect(breaker.state('OPENAI')).toBe('open');
+    expect((await slow).text).toBe('one two three four');
+    expect(breaker.state('OPENAI')).toBe('open');
   });
 
   it('does not count fatal 4xx errors as provider failures', async () => {
@@ -632,7 +651,7 @@ describe('prepared attempts', () => {
 
   it('drops it unsent when the circuit is open and falls back', async () => {
     const breaker = new CircuitBreaker({ failureThreshold: 1, windowMs: 60_000, cooldownMs: 60_000 });
-    breaker.recordFailure('OPENAI');
+    openCircuit(breaker, 'OPENAI');
     const prepared = prepareAttempt(registry, MINI, REQUEST)!;
     const result = await run({ prepared, breaker, chain: [MINI, { provider: 'OFFLINE', model: 'offline-small' }] });
     expect(result.provider).toBe('OFFLINE');

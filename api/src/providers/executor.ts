@@ -372,9 +372,11 @@ async function execute(opts: ExecuteOptions): Promise<ExecuteResult> {
       };
       attempts.push(record);
 
-      if (status === 'succeeded') breaker?.recordSuccess(provider);
-      else if (error?.kind === 'retryable') breaker?.recordFailure(provider);
-      else if (permit) breaker?.release(provider, permit);
+      if (permit) {
+        if (status === 'succeeded') breaker?.recordSuccess(provider, permit);
+        else if (error?.kind === 'retryable') breaker?.recordFailure(provider, permit);
+        else breaker?.release(provider, permit);
+      }
 
       await opts.onAttemptEnd?.(info, outcome);
 

@@ -56,11 +56,11 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
       ...(req.system ? { system: req.system } : {}),
     };
 
-    const guard = new RequestGuard('ANTHROPIC', req.signal, timeouts);
+    const guard = new RequestGuard('ANTHROPIC', req.signal, timeouts, req.sendAfter);
     try {
       let sdkStream: AsyncIterable<RawMessageStreamEvent>;
       try {
-        sdkStream = await client.messages.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter) });
+        sdkStream = await client.messages.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter, timeouts.requestTimeoutMs) });
       } catch (err) {
         throw guard.toError(err);
       }

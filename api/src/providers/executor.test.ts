@@ -625,6 +625,40 @@ describe('prepared attempts', () => {
     expect(openai.requests[0]!.body).toMatchObject({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Summarise the plan.' }] });
   });
 
+  it.each([MINI, { provider: 'ANTHROPIC' as const, model: 'claude-haiku-4-5' }])(
+    '$provider: times the request from when it is sent, not from when it was prepared (a long wait at the gate)',
+    async (entry) => {
+      // The registry's request timeout is 300 ms; admission (the run's start statement, a budget hold) takes longer.
+      const fake = entry.provider === 'OPENAI' ? openai : anthropic;
+      fake.enqueue({ kind: 'reply', text: 'Worth the wait.', firstByteDelayMs: 100 });
+      const prepared = prepareAttempt(registry, entry, REQUEST)!;
+      const result = await run({ prepared, chain: [entry], retry: { ...RETRY, maxAttempts: 1 }, onAttemptStart: () => new Promise((resolve) => setTimeout(resolve, 700)) });
+      expect(result).toMatchObject({ provider: entry.provider, text: 'Worth the wait.' });
+      expect(fake.requests).toHaveLength(1);
+      // The provider is told the timeout we apply (whole seconds), as for a request sent at once.
+      expect(fake.requests[0]!.headers['x-stainless-timeout']).toBe('0');
+
+      // Still timed once sent: a provider that never answers is cut off at the request timeout after the gate opens.
+      fake.enqueue({ kind: 'hang' });
+      const hung = prepareAttempt(registry, entry, REQUEST)!;
+      let allowedAt = 0;
+      const error = await rejection(
+        run({
+          prepared: hung,
+          chain: [entry],
+          retry: { ...RETRY, maxAttempts: 1 },
+          onAttemptStart: async () => {
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            allowedAt = performance.now();
+          },
+        }),
+      );
+      expect(error).toMatchObject({ kind: 'retryable', code: 'timeout' });
+      expect(performance.now() - allowedAt).toBeGreaterThanOrEqual(250);
+      expect(performance.now() - allowedAt).toBeLessThan(1_500);
+    },
+  );
+
   it('drops it unsent when the budget refuses the attempt', async () => {
     const prepared = prepareAttempt(registry, MINI, REQUEST)!;
     const refusal = new Error('over budget');

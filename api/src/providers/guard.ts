@@ -19,16 +19,33 @@ export class RequestGuard {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private timedOutAfterMs: number | undefined;
+  /** touch() was called: the response has started, the request timeout is over. */
+  private responded = false;
+  private disposed = false;
   private readonly onCallerAbort = () => this.controller.abort();
 
+  /**
+   * `sendAfter`: the request's send gate (see CompletionRequest.sendAfter). A prepared request can wait there
+   * longer than the request timeout (its run's start statement, a budget hold); it is timed from when the gate
+   * opens, when it is written, not from now.
+   */
   constructor(
     private readonly provider: ProviderId,
     private readonly callerSignal: AbortSignal | undefined,
     private readonly timeouts: StreamTimeouts,
+    sendAfter?: Promise<unknown>,
   ) {
     if (callerSignal?.aborted) this.controller.abort();
     else callerSignal?.addEventListener('abort', this.onCallerAbort, { once: true });
-    this.arm(timeouts.requestTimeoutMs);
+    if (!sendAfter) this.arm(timeouts.requestTimeoutMs);
+    else {
+      sendAfter.then(
+        () => {
+          if (!this.disposed && !this.responded) this.arm(timeouts.requestTimeoutMs);
+        },
+        () => {}, // dropped at the gate: never sent, nothing to time (the fetch fails with the reason)
+      );
+    }
   }
 
   get signal(): AbortSignal {
@@ -41,6 +58,7 @@ export class RequestGuard {
 
   /** (Re)start the inactivity timer; call when the response starts and on every event received. */
   touch(): void {
+    this.responded = true;
     this.arm(this.timeouts.idleTimeoutMs);
   }
 
@@ -60,6 +78,7 @@ export class RequestGuard {
   }
 
   dispose(): void {
+    this.disposed = true;
     clearTimeout(this.timer);
     this.callerSignal?.removeEventListener('abort', this.onCallerAbort);
   }

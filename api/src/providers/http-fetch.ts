@@ -173,12 +173,26 @@ export const SEND_AFTER = Symbol('sendAfter');
 export type GatedRequestInit = RequestInit & { [SEND_AFTER]?: Promise<unknown> };
 
 /**
- * The provider SDKs' per-request `fetchOptions` that carry a send gate to this fetch (none without one).
- * Typed `never` because each SDK declares its own RequestInit; they pass the object on to fetch as is.
+ * The provider SDKs' per-request options for a request behind a send gate (none without one): `fetchOptions`
+ * carry the gate to this fetch (typed `never` because each SDK declares its own RequestInit; they pass the
+ * object on to fetch as is). The SDK's own timeout is lifted: it starts before fetch is called, so it would
+ * count the wait at the gate, and the caller's RequestGuard times the request from when the gate opens
+ * instead. The SDK still tells the provider the timeout we apply (`X-Stainless-Timeout`, in seconds).
  */
-export function gateOptions(gate: Promise<unknown> | undefined): { fetchOptions?: never } {
-  return gate ? { fetchOptions: { [SEND_AFTER]: gate } as GatedRequestInit as never } : {};
+export function gateOptions(
+  gate: Promise<unknown> | undefined,
+  requestTimeoutMs: number,
+): { fetchOptions?: never; timeout?: number; headers?: Record<string, string> } {
+  if (!gate) return {};
+  return {
+    fetchOptions: { [SEND_AFTER]: gate } as GatedRequestInit as never,
+    timeout: MAX_TIMER_MS,
+    headers: { 'X-Stainless-Timeout': String(Math.trunc(requestTimeoutMs / 1000)) },
+  };
 }
+
+/** The longest delay setTimeout takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A process-wide instance, so every provider client shares one connection pool per origin. */
 export const providerFetch = createHttpFetch();

@@ -57,11 +57,11 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
       ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
     };
 
-    const guard = new RequestGuard(id, req.signal, timeouts);
+    const guard = new RequestGuard(id, req.signal, timeouts, req.sendAfter);
     try {
       let sdkStream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>;
       try {
-        sdkStream = await client.chat.completions.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter) });
+        sdkStream = await client.chat.completions.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter, timeouts.requestTimeoutMs) });
       } catch (err) {
         throw guard.toError(err);
       }

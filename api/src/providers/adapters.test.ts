@@ -182,6 +182,26 @@ describe('waiting for the first event', () => {
   });
 });
 
+describe.each(['ANTHROPIC', 'OPENAI'] as const)('%s: keep-alives during a long wait', (id) => {
+  it('keeps a stream that pings more often than the idle timeout, however long before its text', async () => {
+    // Idle timeout 250 ms; the model thinks for 900 ms after message_start, with Anthropic's ping (a keep-alive
+    // comment in the OpenAI format) every 100 ms: events the SDKs drop before our loop sees them.
+    fakeFor(id).enqueue({ kind: 'reply', text: 'Thought it through.', chunks: 2, pauseAfterChunks: 0, pauseMs: 900, pingEveryMs: 100 });
+    const { deltas } = await collect(registry.get(id).stream(request(modelFor[id])));
+    expect(deltas.join('')).toBe('Thought it through.');
+    expect(fakeFor(id).requests[0]!.pingsSent).toBeGreaterThanOrEqual(5);
+    expect(fakeFor(id).requests).toHaveLength(1);
+  });
+
+  it('still times out the same wait without keep-alives', async () => {
+    fakeFor(id).enqueue({ kind: 'reply', text: 'Thought it through.', chunks: 2, pauseAfterChunks: 0, pauseMs: 900 });
+    const { error, deltas } = await failure(registry.get(id).stream(request(modelFor[id])));
+    expect(deltas).toEqual([]);
+    expect(error).toMatchObject({ kind: 'retryable', code: 'timeout' });
+    expect((await fakeFor(id).whenClosed(0)).disconnectedByClient).toBe(true);
+  });
+});
+
 describe('usage bound without a report', () => {
   it("bounds a reasoning model's output at maxOutputTokens, not at its text: its reasoning never shows", async () => {
     openai.enqueue({ kind: 'reply', text: 'Four.', omitUsage: true }, { kind: 'reply', text: 'Four.', omitUsage: true });

@@ -6,7 +6,7 @@ import type {
 } from '@anthropic-ai/sdk/resources/messages';
 import { ProviderError, startedResponse, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
-import { gateOptions, providerFetch } from './http-fetch.js';
+import { providerFetch, sdkRequestOptions } from './http-fetch.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, StreamChunk } from './types.js';
 
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
@@ -60,7 +60,9 @@ export function createAnthropicAdapter(opts: AnthropicAdapterOptions): ProviderA
     try {
       let sdkStream: AsyncIterable<RawMessageStreamEvent>;
       try {
-        sdkStream = await client.messages.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter, timeouts.requestTimeoutMs) });
+        // guard.alive: the pings Anthropic sends while a model thinks never reach the loop below (the SDK drops
+        // them), so the bytes that carry them restart the idle timer.
+        sdkStream = await client.messages.create(params, { signal: guard.signal, maxRetries: 0, ...sdkRequestOptions(req.sendAfter, timeouts.requestTimeoutMs, guard.alive) });
       } catch (err) {
         throw guard.toError(err);
       }

@@ -21,6 +21,8 @@ export class RequestGuard {
   private timedOutAfterMs: number | undefined;
   /** touch() was called: the response has started, the request timeout is over. */
   private responded = false;
+  /** Between pause() and the next touch(): the consumer has a chunk. */
+  private paused = false;
   private disposed = false;
   private readonly onCallerAbort = () => this.controller.abort();
 
@@ -59,11 +61,22 @@ export class RequestGuard {
   /** (Re)start the inactivity timer; call when the response starts and on every event received. */
   touch(): void {
     this.responded = true;
+    this.paused = false;
     this.arm(this.timeouts.idleTimeoutMs);
   }
 
+  /**
+   * Bytes of the response arrived, maybe only a keep-alive the SDK drops (Anthropic's `ping` during a long
+   * think): the connection is alive, so the idle timer restarts, as for an event. Not while paused (the
+   * consumer's own time; touch() restarts it after) nor before the response has started.
+   */
+  readonly alive = (): void => {
+    if (this.responded && !this.paused && !this.disposed) this.arm(this.timeouts.idleTimeoutMs);
+  };
+
   /** Stop timing while the consumer handles a chunk, so a slow consumer isn't taken for a stalled server. */
   pause(): void {
+    this.paused = true;
     clearTimeout(this.timer);
     this.timer = undefined;
   }

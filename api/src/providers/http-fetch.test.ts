@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeProviderServer } from '../../test/fakes/fake-provider-server.js';
 import { startOpenAIFake } from '../../test/fakes/openai-server.js';
-import { createHttpFetch, providerFetch, SEND_AFTER, type GatedRequestInit } from './http-fetch.js';
+import { createHttpFetch, ON_BODY_DATA, providerFetch, SEND_AFTER, type GatedRequestInit } from './http-fetch.js';
 
 const httpFetch = createHttpFetch();
 const servers: http.Server[] = [];
@@ -335,6 +335,22 @@ describe('providerFetch under the openai SDK', () => {
     const recorded = await fake.whenClosed(0, 1_000);
     expect(recorded.disconnectedByClient).toBe(true);
     expect(recorded.chunksSent).toBeLessThan(100);
+  });
+});
+
+describe('the body-data callback', () => {
+  it('is called as each piece of the body arrives, before the reader asks for it, keep-alives included', async () => {
+    const { url } = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': keep-alive\n\n');
+      setTimeout(() => res.write('event: ping\ndata: {"type":"ping"}\n\n'), 30);
+      setTimeout(() => res.end('data: done\n\n'), 60);
+    });
+    const arrivals: number[] = [];
+    const response = await httpFetch(url, { [ON_BODY_DATA]: () => arrivals.push(performance.now()) } as GatedRequestInit);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // nobody reads meanwhile
+    expect(arrivals).toHaveLength(3);
+    expect(await response.text()).toBe(': keep-alive\n\nevent: ping\ndata: {"type":"ping"}\n\ndata: done\n\n');
   });
 });
 

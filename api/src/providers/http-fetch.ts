@@ -16,7 +16,7 @@ import zlib from 'node:zlib';
  * connection errors and TypeError('terminated') for a body cut short, `redirect: 'follow'` semantics,
  * and gzip / deflate / brotli decoding. Anything else goes to the built-in fetch (see `httpFetch`).
  *
- * One option of its own, `[SEND_AFTER]`: see there.
+ * Two options of its own, `[SEND_AFTER]` and `[ON_BODY_DATA]`: see there.
  */
 export function createHttpFetch(): typeof fetch {
   // Captured now, so installing this function as globalThis.fetch cannot make it call itself.
@@ -30,6 +30,7 @@ export function createHttpFetch(): typeof fetch {
 
   async function httpFetch(input: string | URL | Request, init: GatedRequestInit = {}): Promise<Response> {
     let gate = init[SEND_AFTER];
+    const onBodyData = init[ON_BODY_DATA];
     // What node:http cannot send exactly as fetch would goes to the built-in fetch: Request objects,
     // stream / Blob / FormData bodies, data: and other non-http URLs, URLs with credentials,
     // redirect modes other than follow, and an undici dispatcher (e.g. a proxy) in fetchOptions.
@@ -63,7 +64,7 @@ export function createHttpFetch(): typeof fetch {
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
       if (location === undefined || !REDIRECT_STATUSES.has(status)) {
-        return toResponse(res, url, redirects > 0, method, signal);
+        return toResponse(res, url, redirects > 0, method, signal, onBodyData);
       }
       res.resume(); // drain, so the connection goes back to the pool
       if (redirects === 20) throw new TypeError('fetch failed', { cause: new Error('redirect count exceeded') });
@@ -170,22 +171,32 @@ export function createHttpFetch(): typeof fetch {
  * request ready while it waits for the permission to send it.
  */
 export const SEND_AFTER = Symbol('sendAfter');
-export type GatedRequestInit = RequestInit & { [SEND_AFTER]?: Promise<unknown> };
 
 /**
- * The provider SDKs' per-request options for a request behind a send gate (none without one): `fetchOptions`
- * carry the gate to this fetch (typed `never` because each SDK declares its own RequestInit; they pass the
- * object on to fetch as is). The SDK's own timeout is lifted: it starts before fetch is called, so it would
- * count the wait at the gate, and the caller's RequestGuard times the request from when the gate opens
- * instead. The SDK still tells the provider the timeout we apply (`X-Stainless-Timeout`, in seconds).
+ * A fetch option of this fetch only (`init[ON_BODY_DATA]`, a function): called each time a piece of the response
+ * body arrives, whatever it holds. The SDKs drop some stream events before their caller sees them (Anthropic's
+ * `ping`, SSE comments), and these are what shows a connection alive while a model thinks. Not called for a
+ * request handed to the built-in fetch.
  */
-export function gateOptions(
+export const ON_BODY_DATA = Symbol('onBodyData');
+export type GatedRequestInit = RequestInit & { [SEND_AFTER]?: Promise<unknown>; [ON_BODY_DATA]?: () => void };
+
+/**
+ * The provider SDKs' per-request options for this fetch. `fetchOptions` carry the send gate and the body-data
+ * callback (typed `never` because each SDK declares its own RequestInit; they pass the object on to fetch as
+ * is). Behind a gate, the SDK's own timeout is lifted: it starts before fetch is called, so it would count the
+ * wait at the gate, and the caller's RequestGuard times the request from when the gate opens instead. The SDK
+ * still tells the provider the timeout we apply (`X-Stainless-Timeout`, in seconds).
+ */
+export function sdkRequestOptions(
   gate: Promise<unknown> | undefined,
   requestTimeoutMs: number,
-): { fetchOptions?: never; timeout?: number; headers?: Record<string, string> } {
-  if (!gate) return {};
+  onBodyData: () => void,
+): { fetchOptions: never; timeout?: number; headers?: Record<string, string> } {
+  const fetchOptions: GatedRequestInit = { [ON_BODY_DATA]: onBodyData, ...(gate ? { [SEND_AFTER]: gate } : {}) };
+  if (!gate) return { fetchOptions: fetchOptions as never };
   return {
-    fetchOptions: { [SEND_AFTER]: gate } as GatedRequestInit as never,
+    fetchOptions: fetchOptions as never,
     timeout: MAX_TIMER_MS,
     headers: { 'X-Stainless-Timeout': String(Math.trunc(requestTimeoutMs / 1000)) },
   };
@@ -228,6 +239,7 @@ function toResponse(
   redirected: boolean,
   method: string,
   signal: AbortSignal | undefined,
+  onBodyData: (() => void) | undefined,
 ): Response {
   const headers = new Headers();
   for (let i = 0; i < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
@@ -236,7 +248,7 @@ function toResponse(
   if (nullBody) res.resume();
   let response: Response;
   try {
-    const body = nullBody ? null : webBody(res, signal);
+    const body = nullBody ? null : webBody(res, signal, onBodyData);
     response = new Response(body, { status, statusText: res.statusMessage ?? '', headers });
   } catch (cause) {
     // A status outside 200-599 cannot be a Response; fetch treats it as a network error.
@@ -254,7 +266,7 @@ function toResponse(
  * signal's reason when aborted and with TypeError('terminated') when the connection drops, and frees
  * the socket when it does not end cleanly (error, abort, cancel).
  */
-function webBody(res: http.IncomingMessage, signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
+function webBody(res: http.IncomingMessage, signal: AbortSignal | undefined, onData: (() => void) | undefined): ReadableStream<Uint8Array> {
   const source = decode(res);
   let settled = false;
   let onAbort = () => {};
@@ -279,6 +291,7 @@ function webBody(res: http.IncomingMessage, signal: AbortSignal | undefined): Re
         signal?.addEventListener('abort', onAbort, { once: true });
         source.on('data', (chunk: Buffer) => {
           if (settled) return;
+          onData?.();
           controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
           if ((controller.desiredSize ?? 0) <= 0) source.pause(); // resumed by pull()
         });

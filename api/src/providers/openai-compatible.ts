@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { ProviderError, startedResponse, unconfiguredError } from './errors.js';
 import { RequestGuard, type StreamTimeouts } from './guard.js';
-import { gateOptions, providerFetch } from './http-fetch.js';
+import { providerFetch, sdkRequestOptions } from './http-fetch.js';
 import { estimateInputTokens, outputTokensBound } from './pricing.js';
 import type { CompletionRequest, ModelInfo, ProviderAdapter, ProviderId, StreamChunk, TokenUsage } from './types.js';
 
@@ -61,7 +61,7 @@ export function createOpenAICompatibleAdapter(opts: OpenAICompatibleOptions): Pr
     try {
       let sdkStream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>;
       try {
-        sdkStream = await client.chat.completions.create(params, { signal: guard.signal, maxRetries: 0, ...gateOptions(req.sendAfter, timeouts.requestTimeoutMs) });
+        sdkStream = await client.chat.completions.create(params, { signal: guard.signal, maxRetries: 0, ...sdkRequestOptions(req.sendAfter, timeouts.requestTimeoutMs, guard.alive) });
       } catch (err) {
         throw guard.toError(err);
       }

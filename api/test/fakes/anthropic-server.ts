@@ -116,6 +116,7 @@ export const anthropicWire: WireFormat = {
     ),
     sseFrame({ type: 'message_stop' }, 'message_stop'),
   ],
+  streamPing: () => sseFrame({ type: 'ping' }, 'ping'),
   streamError: () => [
     sseFrame({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' }, request_id: requestId() }, 'error'),
   ],

@@ -37,6 +37,11 @@ export interface ReplyBehavior {
   /** Pause for `pauseMs` after this many text chunks, then go on (a stream that stalls for a while). */
   pauseAfterChunks?: number;
   pauseMs?: number;
+  /**
+   * While it waits once the headers are out (firstEventDelayMs, pauseMs), send the provider's keep-alive this
+   * often: Anthropic's `ping` event (which its SDK drops), an SSE comment in the OpenAI format.
+   */
+  pingEveryMs?: number;
   /** Send the provider's in-stream error event after this many text chunks, then end. */
   errorAfterChunks?: number;
   /** End the response cleanly after the text, without the closing events (usage, [DONE] / message_stop). */
@@ -95,6 +100,8 @@ export interface RecordedRequest {
   /** Time from the request's arrival to the first response byte (status line + headers). */
   ttfbMs: number | null;
   chunksSent: number;
+  /** Keep-alives sent (see ReplyBehavior.pingEveryMs). */
+  pingsSent: number;
   /** True when the client went away before the response was complete. */
   disconnectedByClient: boolean;
   completed: boolean;
@@ -133,6 +140,8 @@ export interface WireFormat {
   streamDelta(ctx: ReplyContext, piece: string): string[];
   streamEnd(ctx: ReplyContext): string[];
   streamError(ctx: ReplyContext): string[];
+  /** A keep-alive frame, sent while the model is at work. */
+  streamPing(): string;
   idPrefix: string;
 }
 
@@ -291,6 +300,7 @@ export class FakeProviderServer {
       closedAt: null,
       ttfbMs: null,
       chunksSent: 0,
+      pingsSent: 0,
       disconnectedByClient: false,
       completed: false,
     };
@@ -396,7 +406,20 @@ export class FakeProviderServer {
     const write = (frames: string[]) => {
       for (const frame of frames) if (!closed()) res.write(frame);
     };
-    if (behavior.firstEventDelayMs) await delay(behavior.firstEventDelayMs);
+    /** A wait with the model at work: silence, or keep-alives every pingEveryMs. */
+    const wait = async (ms: number) => {
+      const every = behavior.pingEveryMs;
+      if (!every) return delay(ms);
+      for (let left = ms; left > 0 && !closed(); ) {
+        await delay(Math.min(every, left));
+        left -= every;
+        if (left > 0 && !closed()) {
+          write([this.wire.streamPing()]);
+          record.pingsSent++;
+        }
+      }
+    };
+    if (behavior.firstEventDelayMs) await wait(behavior.firstEventDelayMs);
     if (closed()) return;
     write(this.wire.streamStart(ctx));
 
@@ -412,7 +435,7 @@ export class FakeProviderServer {
         res.end();
         return;
       }
-      if (behavior.pauseAfterChunks === record.chunksSent && behavior.pauseMs) await delay(behavior.pauseMs);
+      if (behavior.pauseAfterChunks === record.chunksSent && behavior.pauseMs) await wait(behavior.pauseMs);
       if (behavior.chunkDelayMs) await delay(behavior.chunkDelayMs);
       if (closed()) return;
       write(this.wire.streamDelta(ctx, piece));

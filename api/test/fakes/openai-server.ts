@@ -171,6 +171,8 @@ const compatibleWire = (name: string, usageJson: (ctx: ReplyContext) => unknown)
     frames.push(sseFrame('[DONE]'));
     return frames;
   },
+  // OpenAI sends none that we know of; compatible servers keep a connection alive with a comment line.
+  streamPing: () => ': keep-alive\n\n',
   streamError: () => [
     sseFrame({
       error: {

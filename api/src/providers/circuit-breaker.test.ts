@@ -129,4 +129,29 @@ describe('CircuitBreaker', () => {
     cb.recordFailure('p', next);
     expect(cb.state('p')).toBe('open');
   });
+
+  it("counts a provider's verdicts whatever another provider's circuit does meanwhile", () => {
+    const { cb, clock } = breaker(2);
+    const [a1, a2] = [granted(cb, 'a'), granted(cb, 'a')];
+    // Provider b fails, opens, half-opens and closes while a's two calls are out.
+    cb.recordFailure('b', granted(cb, 'b'));
+    cb.recordFailure('b', granted(cb, 'b'));
+    expect(cb.state('b')).toBe('open');
+    clock.now += 5_000;
+    cb.recordSuccess('b', granted(cb, 'b'));
+    expect(cb.state('b')).toBe('closed');
+    cb.recordFailure('a', a1);
+    cb.recordFailure('a', a2);
+    expect(cb.state('a')).toBe('open');
+
+    // And a success granted before b changed state still resets a's count.
+    const c = breaker(2).cb;
+    const early = granted(c, 'a');
+    c.recordFailure('a', granted(c, 'a'));
+    c.recordFailure('b', granted(c, 'b'));
+    c.recordFailure('b', granted(c, 'b'));
+    c.recordSuccess('a', early);
+    c.recordFailure('a', granted(c, 'a'));
+    expect(c.state('a')).toBe('closed');
+  });
 });

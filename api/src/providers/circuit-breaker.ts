@@ -23,7 +23,7 @@ export interface CircuitPermit {
 
 interface Circuit {
   state: CircuitState;
-  /** Changes with every state change (closed, open, half-open, closed), never to a value used before. */
+  /** This circuit's own count of state changes (closed, open, half-open, closed): never a value used before. */
   epoch: number;
   failures: number;
   firstFailureAt: number;
@@ -39,10 +39,12 @@ interface Circuit {
  * permit: a verdict counts only if the state it was granted in still holds (see CircuitPermit).
  */
 export class CircuitBreaker {
+  /**
+   * One per key ever called, kept when closed: its epoch must outlive the state, so a permit granted in one
+   * closed spell never matches the next. Keys are providers, a handful.
+   */
   private readonly circuits = new Map<string, Circuit>();
   private readonly now: () => number;
-  /** The last epoch handed out, across keys: a closed circuit's entry is dropped, its successor's epochs are new. */
-  private epochs = 0;
 
   constructor(private readonly opts: CircuitBreakerOptions) {
     if (opts.failureThreshold < 1) throw new RangeError('failureThreshold must be >= 1');
@@ -59,15 +61,12 @@ export class CircuitBreaker {
 
   /** May a call go to `key` now? In half-open state only one caller gets the 'probe' until it settles. */
   tryAcquire(key: string): CircuitPermit | false {
-    const c = this.circuits.get(key);
-    // A closed circuit without an entry is in the epoch current when it closed (or began): one that failures
-    // create takes that same epoch, so calls granted before them still count.
-    if (!c) return { kind: 'call', epoch: this.epochs };
+    const c = this.circuit(key);
     if (c.state === 'closed') return { kind: 'call', epoch: c.epoch };
     if (c.state === 'open') {
       if (this.now() - c.openedAt < this.opts.cooldownMs) return false;
       c.state = 'half_open';
-      c.epoch = ++this.epochs;
+      c.epoch++;
     }
     if (c.probeInFlight) return false;
     c.probeInFlight = true;
@@ -78,8 +77,13 @@ export class CircuitBreaker {
   recordSuccess(key: string, permit: CircuitPermit): void {
     const c = this.circuits.get(key);
     if (!c || permit.epoch !== c.epoch) return;
-    if (c.state === 'half_open') this.epochs++; // closed again: calls granted before count no more
-    this.circuits.delete(key);
+    if (c.state === 'half_open') {
+      // Closed again: calls granted before count no more.
+      c.state = 'closed';
+      c.epoch++;
+      c.probeInFlight = false;
+    }
+    c.failures = 0;
   }
 
   recordFailure(key: string, permit: CircuitPermit): void {
@@ -109,7 +113,7 @@ export class CircuitBreaker {
 
   private open(c: Circuit, now: number): void {
     c.state = 'open';
-    c.epoch = ++this.epochs;
+    c.epoch++;
     c.openedAt = now;
     c.probeInFlight = false;
     c.failures = 0;
@@ -118,7 +122,7 @@ export class CircuitBreaker {
   private circuit(key: string): Circuit {
     let c = this.circuits.get(key);
     if (!c) {
-      c = { state: 'closed', epoch: this.epochs, failures: 0, firstFailureAt: 0, openedAt: 0, probeInFlight: false };
+      c = { state: 'closed', epoch: 0, failures: 0, firstFailureAt: 0, openedAt: 0, probeInFlight: false };
       this.circuits.set(key, c);
     }
     return c;

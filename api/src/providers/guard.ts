@@ -18,6 +18,8 @@ export const DEFAULT_TIMEOUTS: StreamTimeouts = { requestTimeoutMs: 60_000, idle
 export class RequestGuard {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  /** The delay `timer` was set with. */
+  private armedMs = 0;
   private timedOutAfterMs: number | undefined;
   /** touch() was called: the response has started, the request timeout is over. */
   private responded = false;
@@ -93,13 +95,22 @@ export class RequestGuard {
   dispose(): void {
     this.disposed = true;
     clearTimeout(this.timer);
+    this.timer = undefined;
     this.callerSignal?.removeEventListener('abort', this.onCallerAbort);
   }
 
   private arm(ms: number): void {
+    // Restarted for every event and every piece of body: moving the pending timer costs no allocation.
+    if (this.timer && this.armedMs === ms) {
+      this.timer.refresh();
+      return;
+    }
     clearTimeout(this.timer);
+    this.timer = undefined;
     if (!Number.isFinite(ms) || ms <= 0) return;
+    this.armedMs = ms;
     this.timer = setTimeout(() => {
+      this.timer = undefined;
       this.timedOutAfterMs = ms;
       this.controller.abort();
     }, ms);

@@ -12,18 +12,22 @@ const ANTHROPIC_KEY = 'sk-ant-test-0001';
 let openai: FakeProviderServer;
 let anthropic: FakeProviderServer;
 let registry: ProviderRegistry;
+/** The same providers with short timeouts, for the tests of timing out. */
+let timing: ProviderRegistry;
 
 beforeAll(async () => {
   openai = await startOpenAIFake({ apiKey: OPENAI_KEY });
   anthropic = await startAnthropicFake({ apiKey: ANTHROPIC_KEY });
-  registry = createProviders({
+  const providers = {
     openai: { apiKey: OPENAI_KEY, baseUrl: openai.url },
     anthropic: { apiKey: ANTHROPIC_KEY, baseUrl: anthropic.url },
     // xAI and Perplexity speak the OpenAI format: point both at the OpenAI fake.
     xai: { apiKey: OPENAI_KEY, baseUrl: openai.url },
     perplexity: { apiKey: OPENAI_KEY, baseUrl: openai.origin },
-    timeouts: { requestTimeoutMs: 250, idleTimeoutMs: 250 },
-  });
+  };
+  // Long enough that a test about something else never times out on a loaded machine.
+  registry = createProviders({ ...providers, timeouts: { requestTimeoutMs: 10_000, idleTimeoutMs: 10_000 } });
+  timing = createProviders({ ...providers, timeouts: { requestTimeoutMs: 250, idleTimeoutMs: 250 } });
 });
 
 afterEach(() => {
@@ -184,18 +188,23 @@ describe('waiting for the first event', () => {
 
 describe.each(['ANTHROPIC', 'OPENAI'] as const)('%s: keep-alives during a long wait', (id) => {
   it('keeps a stream that pings more often than the idle timeout, however long before its text', async () => {
-    // Idle timeout 250 ms; the model thinks for 900 ms after message_start, with Anthropic's ping (a keep-alive
-    // comment in the OpenAI format) every 100 ms: events the SDKs drop before our loop sees them.
-    fakeFor(id).enqueue({ kind: 'reply', text: 'Thought it through.', chunks: 2, pauseAfterChunks: 0, pauseMs: 900, pingEveryMs: 100 });
-    const { deltas } = await collect(registry.get(id).stream(request(modelFor[id])));
+    // Idle timeout 600 ms; the model thinks for 1.8 s after message_start, with Anthropic's ping (a keep-alive
+    // comment in the OpenAI format) every 60 ms: events the SDKs drop before our loop sees them.
+    const patient = createProviders({
+      openai: { apiKey: OPENAI_KEY, baseUrl: openai.url },
+      anthropic: { apiKey: ANTHROPIC_KEY, baseUrl: anthropic.url },
+      timeouts: { requestTimeoutMs: 10_000, idleTimeoutMs: 600 },
+    });
+    fakeFor(id).enqueue({ kind: 'reply', text: 'Thought it through.', chunks: 2, pauseAfterChunks: 0, pauseMs: 1_800, pingEveryMs: 60 });
+    const { deltas } = await collect(patient.get(id).stream(request(modelFor[id])));
     expect(deltas.join('')).toBe('Thought it through.');
-    expect(fakeFor(id).requests[0]!.pingsSent).toBeGreaterThanOrEqual(5);
+    expect(fakeFor(id).requests[0]!.pingsSent).toBeGreaterThanOrEqual(10);
     expect(fakeFor(id).requests).toHaveLength(1);
   });
 
   it('still times out the same wait without keep-alives', async () => {
     fakeFor(id).enqueue({ kind: 'reply', text: 'Thought it through.', chunks: 2, pauseAfterChunks: 0, pauseMs: 900 });
-    const { error, deltas } = await failure(registry.get(id).stream(request(modelFor[id])));
+    const { error, deltas } = await failure(timing.get(id).stream(request(modelFor[id])));
     expect(deltas).toEqual([]);
     expect(error).toMatchObject({ kind: 'retryable', code: 'timeout' });
     expect((await fakeFor(id).whenClosed(0)).disconnectedByClient).toBe(true);
@@ -329,7 +338,7 @@ describe.each(['OPENAI', 'ANTHROPIC'] as const)('%s: failures, timeouts and abor
   it('times out a server that never answers, and hangs up on it', async () => {
     fakeFor(id).enqueue({ kind: 'hang' });
     const started = performance.now();
-    const { error } = await failure(registry.get(id).stream(request(modelFor[id])));
+    const { error } = await failure(timing.get(id).stream(request(modelFor[id])));
     expect(performance.now() - started).toBeLessThan(1_500);
     expect(error).toMatchObject({ kind: 'retryable', code: 'timeout' });
     expect((await fakeFor(id).whenClosed(0)).disconnectedByClient).toBe(true);
@@ -337,7 +346,7 @@ describe.each(['OPENAI', 'ANTHROPIC'] as const)('%s: failures, timeouts and abor
 
   it('times out a stream that stalls mid-way (idle timeout)', async () => {
     fakeFor(id).enqueue({ kind: 'reply', text: 'one two three four', stallAfterChunks: 2 });
-    const { error, deltas } = await failure(registry.get(id).stream(request(modelFor[id])));
+    const { error, deltas } = await failure(timing.get(id).stream(request(modelFor[id])));
     expect(deltas.join('')).toBe('one two ');
     expect(error).toMatchObject({ kind: 'retryable', code: 'timeout' });
     expect((await fakeFor(id).whenClosed(0)).disconnectedByClient).toBe(true);

@@ -115,6 +115,9 @@ ${accountTable()}
   a wrong slug is a \`ValidationError\` and deletes nothing.
 - **API tokens are personal.** \`revokeApiToken\` only finds the caller's own tokens; another person's token
   is a \`NotFoundError\`.
+- **A cancel is audited once.** The \`cancelRun\` that changes the run (it ends a queued run, or is the first to
+  ask a running one to stop, the run's \`cancelledBy\`) writes one \`run.cancelled\` row, with the run, its agent
+  and the status it was in; asking again, several people at once, or cancelling a finished run writes none.
 `;
 }
 

@@ -22,6 +22,7 @@ export const AUDIT_ACTIONS = {
     'agent.updated',
     'agent.archived',
     'agent.restored',
+    'run.cancelled',
     'budget.created',
     'budget.updated',
     'budget.removed',

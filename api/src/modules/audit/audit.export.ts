@@ -43,11 +43,17 @@ type AuditRow = Prisma.AuditLogGetPayload<{ include: { actor: { select: { email:
 export const auditTarget = (log: { targetType: string | null; targetId: string | null }) =>
   log.targetType && log.targetId ? { type: log.targetType, id: toGlobalId(log.targetType, log.targetId) } : null;
 
-/** Metadata as stored, with user references turned into public global ids. */
+/** Metadata keys that hold a database id, and the type of their public global id. */
+const METADATA_IDS: Record<string, string> = { userId: 'User', runId: 'Run', agentId: 'Agent' };
+
+/** Metadata as stored, with references to users, runs and agents turned into public global ids. */
 export function publicMetadata(metadata: Prisma.JsonValue): Prisma.JsonValue {
   if (!metadata || typeof metadata !== 'object' || Array.isArray(metadata)) return metadata;
   return Object.fromEntries(
-    Object.entries(metadata).map(([key, value]) => [key, key === 'userId' && typeof value === 'string' ? toGlobalId('User', value) : value]),
+    Object.entries(metadata).map(([key, value]) => {
+      const type = Object.hasOwn(METADATA_IDS, key) ? METADATA_IDS[key] : undefined;
+      return [key, type && typeof value === 'string' ? toGlobalId(type, value) : value];
+    }),
   );
 }
 

@@ -76,7 +76,7 @@ export async function labelTargets(db: Db, rows: Row[]): Promise<(string | null)
       case 'Agent':
         return byAgent.get(key)?.name ?? text(meta.name) ?? null;
       case 'Run': {
-        const agent = byRun.get(key)?.agent.name;
+        const agent = byRun.get(key)?.agent.name ?? text(meta.agentName);
         return agent ? `Run of ${agent}` : null;
       }
       case 'Budget': {

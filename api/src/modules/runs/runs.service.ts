@@ -13,6 +13,7 @@ import { CANCEL_GRACE_MS, statusAnnouncement } from '../../orchestrator/run-exec
 import type { StartOutcome } from '../../orchestrator/orchestrator.js';
 import { statementNotifications } from '../../lib/pubsub.js';
 import { SqlParams, utcWall } from '../../lib/sql.js';
+import { auditWithin } from '../audit/audit.service.js';
 import { authorize, authorizeRole, requireViewer } from '../authorize.js';
 import { can, type Action } from '../permissions.js';
 import { ROLE_RANK } from '../../schema/auth.js';
@@ -275,32 +276,66 @@ const RUN_DEFAULTS: Omit<
   workflowStepIndex: null,
 };
 
-/** Cancels a queued run at once; asks the worker of a running one to stop (it records what was produced). */
+/**
+ * Cancels a queued run at once; asks the worker of a running one to stop (it records what was produced). The
+ * cancel that changes the run (it ends a queued one, or is the first to ask a running one to stop) writes one
+ * `run.cancelled` audit row with that change; a repeated cancel, or one of a run that has ended, writes none.
+ */
 export async function cancelRun(ctx: Context, runId: string) {
   const run = await loadRun(ctx, runId);
   await authorize(ctx, run.organizationId, 'run.cancel', 'Run');
   if (TERMINAL.includes(run.status)) return run;
   const viewerId = ctx.viewer!.userId;
   const now = new Date();
+  const agent = await ctx.prisma.agent.findUniqueOrThrow({ where: { id: run.agentId }, select: { name: true } });
+  const audited = (status: RunStatus) => ({
+    organizationId: run.organizationId,
+    actorId: viewerId,
+    action: 'run.cancelled',
+    targetType: 'Run',
+    targetId: run.id,
+    metadata: { runId: run.id, agentId: run.agentId, agentName: agent.name, status },
+    ip: ctx.ip,
+  }) as const;
   const writer = new RunEventWriter(ctx.events, run.id, run.lastSeq);
-  const fromQueue = await writer.finish(
-    'STATUS',
-    { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' },
-    (p, seq) => `UPDATE "AgentRun"
-        SET status = 'CANCELLED', "cancelRequested" = true, "cancelledById" = ${p.add(viewerId)}::uuid, "finishedAt" = ${p.add(utcWall(now))}::timestamp(3),
-            error = 'Cancelled by a user', "errorCode" = 'CANCELLED', "lastSeq" = ${p.add(seq)}
-        WHERE id = ${p.add(run.id)}::uuid AND status = 'QUEUED' AND "lastSeq" = ${p.add(run.lastSeq)}
-        RETURNING id`,
-    [statusAnnouncement(run.projectId, run.id, 'CANCELLED')],
-  );
-  if (!fromQueue) {
+  let publish = async () => {};
+  const fromQueue = await ctx.db.transaction(async (query) => {
+    const done = await writer.finishWithin(
+      query,
+      'STATUS',
+      { status: 'CANCELLED', error: 'Cancelled by a user', errorCode: 'CANCELLED' },
+      (p, seq) => `UPDATE "AgentRun"
+          SET status = 'CANCELLED', "cancelRequested" = true, "cancelledById" = ${p.add(viewerId)}::uuid, "finishedAt" = ${p.add(utcWall(now))}::timestamp(3),
+              error = 'Cancelled by a user', "errorCode" = 'CANCELLED', "lastSeq" = ${p.add(seq)}
+          WHERE id = ${p.add(run.id)}::uuid AND status = 'QUEUED' AND "lastSeq" = ${p.add(run.lastSeq)}
+          RETURNING id`,
+      [statusAnnouncement(run.projectId, run.id, 'CANCELLED')],
+    );
+    if (done.applied) await auditWithin(query, audited('QUEUED'));
+    publish = done.publish;
+    return done.applied;
+  });
+  if (fromQueue) await publish();
+  else {
     // Its worker has CANCEL_GRACE_MS to end it; should that worker be dead, the recovery sweep ends it then.
     const graceOver = utcWall(new Date(now.getTime() + CANCEL_GRACE_MS));
-    // The first to ask is the one who cancelled it.
-    await ctx.prisma.$executeRaw`UPDATE "AgentRun" SET "cancelRequested" = true, "cancelledById" = COALESCE("cancelledById", ${viewerId}::uuid),
-        "leaseExpiresAt" = CASE WHEN status = 'RUNNING' THEN least("leaseExpiresAt", ${graceOver}::timestamp(3)) ELSE "leaseExpiresAt" END
-      WHERE id = ${run.id}::uuid`;
-    await ctx.orchestrator.requestCancel(run.id);
+    const asked = await ctx.db.transaction(async (query) => {
+      // Under the run's row lock: of cancels at once, the first to ask is the one who cancelled it (and audited).
+      const [row] = await query<{ status: RunStatus; cancelledById: string | null }>(
+        `SELECT status, "cancelledById" FROM "AgentRun" WHERE id = $1::uuid FOR NO KEY UPDATE`,
+        [run.id],
+      );
+      if (!row || TERMINAL.includes(row.status)) return false;
+      await query(
+        `UPDATE "AgentRun" SET "cancelRequested" = true, "cancelledById" = COALESCE("cancelledById", $2::uuid),
+            "leaseExpiresAt" = CASE WHEN status = 'RUNNING' THEN least("leaseExpiresAt", $3::timestamp(3)) ELSE "leaseExpiresAt" END
+          WHERE id = $1::uuid`,
+        [run.id, viewerId, graceOver],
+      );
+      if (row.cancelledById === null) await auditWithin(query, audited(row.status));
+      return true;
+    });
+    if (asked) await ctx.orchestrator.requestCancel(run.id);
   }
   return ctx.prisma.agentRun.findUniqueOrThrow({ where: { id: run.id } });
 }

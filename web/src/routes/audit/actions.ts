@@ -37,6 +37,12 @@ export const actionGroups: { label: string; actions: Record<string, string> }[] 
     },
   },
   {
+    label: 'Runs',
+    actions: {
+      'run.cancelled': 'Run cancelled',
+    },
+  },
+  {
     label: 'Budgets',
     actions: {
       'budget.created': 'Budget created',

@@ -84,6 +84,9 @@ ${accountTable()}
 - Signed in but not a member of the organization the input points into: \`NotFoundError\`, exactly as if
   the id or slug did not exist (same type, same message), so ids cannot be probed across organizations.
   Malformed ids and ids of another type are \`NotFoundError\` too; queries such as \`project(id)\` return null.
+  A list's filter is the exception: a malformed id there (\`project.runs(filter: { agentId })\`,
+  \`auditLogs(filter: { actorId })\`) is a \`ValidationError\` naming \`filter.<field>\`, and a well-formed id of
+  something missing or of another organization matches nothing (an empty page), alike.
 - A member whose role is too low: \`ForbiddenError\`, and an \`access.denied\` row in the organization's audit
   log naming the attempted action and the role.
 - Subscriptions (\`runEvents\`, \`projectRunUpdates\`) need \`run.read\` and answer a non-member's or a

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import { ValidationError } from './errors.js';
+import { NotFoundError, ValidationError } from './errors.js';
+import { fromGlobalId } from './ids.js';
 
 export const NUL_MESSAGE = 'Remove the NUL characters (U+0000): text cannot hold them';
 export const SURROGATE_MESSAGE = 'Remove the broken characters (a lone UTF-16 surrogate, e.g. half an emoji): text must be valid Unicode';
@@ -36,4 +37,21 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   const issues = result.success ? [] : result.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
   const seen = new Set(issues.map((i) => i.path.join('.')));
   throw new ValidationError([...issues, ...nul.filter((i) => !seen.has(i.path.join('.')))]);
+}
+
+/** How a filter's id field is described when it holds no id of the right type: "an agent’s id (Agent.id)". */
+const ID_NOUNS: Record<string, string> = { Agent: 'an agent’s id', User: 'a person’s id' };
+
+/**
+ * The database id a list filter's global id names. A malformed id, or one of another type, is the caller's
+ * mistake in that field (a VALIDATION_FAILED naming `path`), not a reason to hide the whole list; a
+ * well-formed id that names nothing the caller can see simply matches nothing.
+ */
+export function filterId(globalId: string, typename: string, path: string[]): string {
+  try {
+    return fromGlobalId(globalId, typename);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+    throw new ValidationError([{ path, message: `Use ${ID_NOUNS[typename] ?? `a ${typename} id`} (${typename}.id)` }]);
+  }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { given, type TestOrg, type TestUser } from '../../../test/factories.js';
 import { gql, startTestServer, type GqlResult, type TestServer } from '../../../test/harness.js';
@@ -110,9 +111,19 @@ describe('organization.auditLogs', () => {
 
   it('rejects a bad filter with a clear error', async () => {
     const backwards = await admin.gql(LOGS, { slug: org.slug, filter: { from: minute(5).toISOString(), to: minute(2).toISOString() } });
-    expect(backwards.errors?.[0]?.extensions).toMatchObject({ code: 'VALIDATION_FAILED', issues: [{ path: ['to'], message: 'Must be later than `from`' }] });
-    const badActor = await admin.gql(LOGS, { slug: org.slug, filter: { actorId: 'nobody' } });
-    expect(badActor.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    expect(backwards.errors?.[0]?.extensions).toMatchObject({ code: 'VALIDATION_FAILED', issues: [{ path: ['filter', 'to'], message: 'Must be later than `from`' }] });
+    // A malformed actor id is a mistake in the filter, not an organization or log that is not there.
+    for (const actorId of ['nobody', org.gid]) {
+      const badActor = await admin.gql(LOGS, { slug: org.slug, filter: { actorId } });
+      expect(badActor.errors?.[0]?.extensions).toMatchObject({ code: 'VALIDATION_FAILED', issues: [{ path: ['filter', 'actorId'], message: 'Use a person’s id (User.id)' }] });
+    }
+    // A person of another organization, or nobody, acted nowhere here: an empty log, alike.
+    const stranger = await given(app).aUser();
+    for (const actorId of [stranger.gid, toGlobalId('User', randomUUID())]) {
+      const none = await admin.gql(LOGS, { slug: org.slug, filter: { actorId } });
+      expect(none.errors).toBeUndefined();
+      expect(nodes(none)).toEqual([]);
+    }
     const badDate = await admin.gql(LOGS, { slug: org.slug, filter: { from: 'last tuesday' } });
     expect(badDate.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });

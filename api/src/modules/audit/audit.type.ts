@@ -1,8 +1,8 @@
 import type { AuditLog } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
 import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
-import { fromGlobalId } from '../../lib/ids.js';
-import { parseInput } from '../../lib/validate.js';
+import { ValidationError } from '../../lib/errors.js';
+import { filterId, parseInput } from '../../lib/validate.js';
 import { ViewerRef } from '../auth/auth.type.js';
 import { AuditFilter, auditLogWhere, auditTarget, publicMetadata } from './audit.export.js';
 import { TargetLabels } from './audit.labels.js';
@@ -60,11 +60,24 @@ export const AuditLogRef = builder.prismaNode('AuditLog', {
 const AuditLogFilter = builder.inputType('AuditLogFilter', {
   fields: (t) => ({
     actions: t.stringList({ description: 'Only these actions (exact names, at most 50).' }),
-    actorId: t.id({ description: 'Only actions by this user.' }),
+    actorId: t.id({ description: 'Only actions by this user (a User.id; a malformed one is a VALIDATION_FAILED on filter.actorId).' }),
     from: t.field({ type: 'DateTime', description: 'Only actions at or after this instant.' }),
     to: t.field({ type: 'DateTime', description: 'Only actions before this instant.' }),
   }),
 });
+
+/**
+ * The connection's filter, validated; its problems name `filter.<field>`. A malformed actor id is one of them
+ * (the log is there, the filter is wrong); a person's id that acted nowhere here just matches nothing.
+ */
+function auditLogFilter(filter: { actions?: string[] | null; actorId?: string | number | null; from?: Date | null; to?: Date | null } | null | undefined) {
+  try {
+    return parseInput(AuditFilter, { ...filter, actorId: filter?.actorId != null ? filterId(String(filter.actorId), 'User', ['actorId']) : null });
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    throw new ValidationError(err.issues.map((i) => ({ ...i, path: ['filter', ...i.path] })));
+  }
+}
 
 builder.prismaObjectField('Organization', 'auditLogs', (t) =>
   t.prismaConnection({
@@ -78,10 +91,7 @@ builder.prismaObjectField('Organization', 'auditLogs', (t) =>
     authScopes: (org) => ({ orgRole: { organizationId: org.id, role: 'ADMIN' } }),
     args: { filter: t.arg({ type: AuditLogFilter }) },
     resolve: (query, org, { filter }, ctx) => {
-      const parsed = parseInput(AuditFilter, {
-        ...filter,
-        actorId: filter?.actorId ? fromGlobalId(String(filter.actorId), 'User') : null,
-      });
+      const parsed = auditLogFilter(filter);
       return ctx.prisma.auditLog.findMany({
         ...query,
         // Prisma looks a cursor up by id alone and lists what follows its place: scoped, another organization's

@@ -3,6 +3,7 @@ import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { resumeRelatedCursor } from '../../schema/resume-cursor.js';
 import { ConflictError, ValidationError } from '../../lib/errors.js';
 import { fromGlobalId } from '../../lib/ids.js';
+import { filterId } from '../../lib/validate.js';
 import { channelMessages } from '../../lib/pubsub.js';
 import { streamRunEvents, withReadSlot } from '../../orchestrator/event-stream.js';
 import { projectChannel, type RunEventRecord } from '../../orchestrator/events.js';
@@ -169,7 +170,7 @@ builder.prismaObjectFields(RunRef, (t) => ({
 const RunFilter = builder.inputType('RunFilter', {
   fields: (t) => ({
     status: t.field({ type: [RunStatusEnum], description: 'Only runs in one of these states.' }),
-    agentId: t.id(),
+    agentId: t.id({ description: 'Only runs of this agent (an Agent.id; a malformed one is a VALIDATION_FAILED on filter.agentId).' }),
   }),
 });
 
@@ -185,7 +186,8 @@ builder.prismaObjectField('Project', 'runs', (t) =>
     query: async ({ filter, ...page }, ctx) => {
       const where = {
         ...(filter?.status?.length ? { status: { in: filter.status } } : {}),
-        ...(filter?.agentId ? { agentId: fromGlobalId(String(filter.agentId), 'Agent') } : {}),
+        // Within the project anyway: another organization's agent matches nothing, exactly like a missing one.
+        ...(filter?.agentId != null ? { agentId: filterId(String(filter.agentId), 'Agent', ['filter', 'agentId']) } : {}),
       };
       const orderBy = [{ createdAt: 'desc' as const }, { id: 'desc' as const }];
       // A run changes status (a queued run starts), never agent: only a status filter can lose a listed run.

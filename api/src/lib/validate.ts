@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { NotFoundError, ValidationError } from './errors.js';
 import { fromGlobalId } from './ids.js';
 
@@ -54,4 +54,23 @@ export function filterId(globalId: string, typename: string, path: string[]): st
     if (!(err instanceof NotFoundError)) throw err;
     throw new ValidationError([{ path, message: `Use ${ID_NOUNS[typename] ?? `a ${typename} id`} (${typename}.id)` }]);
   }
+}
+
+/**
+ * Characters that show nothing on their own: whitespace of every script, format characters (zero-width space,
+ * ZWNJ, ZWJ, word joiner, BOM, soft hyphen…), other default-ignorable code points (Hangul fillers, variation
+ * selectors), controls, and the blank Braille pattern, which every font draws empty.
+ */
+const INVISIBLE_ONLY = /^[\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Z}\u2800]*$/u;
+
+/** True when a person can see something of `text` (a joiner between visible characters, as in 👩‍💻, is fine). */
+export const hasVisibleText = (text: string) => !INVISIBLE_ONLY.test(text);
+
+/**
+ * Every name the API takes (organizations, projects, agents, people, API tokens): trimmed, at most `max`
+ * characters, and refused like a blank one (`blank`) when nothing of it would show.
+ */
+export function nameText({ blank, max, tooLong }: { blank: string; max: number; tooLong: string }) {
+  // One problem at a time: a name too long is told so, not also that it shows nothing.
+  return z.string().trim().max(max, { message: tooLong, abort: true }).refine(hasVisibleText, blank);
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Agent, Prisma } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
 import { NotFoundError, ValidationError } from '../../lib/errors.js';
-import { parseInput } from '../../lib/validate.js';
+import { nameText, parseInput } from '../../lib/validate.js';
 import { PROVIDER_IDS, type ProviderId, type ProviderRegistry } from '../../providers/index.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
@@ -34,7 +34,7 @@ function modelRef(registry: ProviderRegistry) {
 }
 
 const fields = (registry: ProviderRegistry) => ({
-  name: z.string().trim().min(1, 'Enter a name').max(AGENT_LIMITS.name, 'Keep the name to 100 characters'),
+  name: nameText({ blank: 'Enter a name', max: AGENT_LIMITS.name, tooLong: 'Keep the name to 100 characters' }),
   description: z.string().trim().max(AGENT_LIMITS.description, 'Keep the description to 2,000 characters'),
   systemPrompt: z.string().max(AGENT_LIMITS.systemPrompt, 'Keep the system prompt to 50,000 characters'),
   temperature: z.number().min(AGENT_LIMITS.temperature.min, TEMPERATURE_RANGE).max(AGENT_LIMITS.temperature.max, TEMPERATURE_RANGE).nullable(),

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Context } from '../../context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.js';
 import { newApiToken, randomToken, sha256 } from '../../lib/tokens.js';
-import { parseInput } from '../../lib/validate.js';
+import { nameText, parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { requireViewer } from '../authorize.js';
 import { hashPassword, timingDummyHash, verifyPassword } from './password.js';
@@ -11,10 +11,10 @@ import { ACCESS_CHANNEL, SESSION_COOKIE, SESSION_IDLE_MS, type AccessChange } fr
 export const email = z.string().trim().toLowerCase().email('Enter a valid email address').max(254, 'Keep the email address to 254 characters');
 const password = z.string().min(10, 'Use at least 10 characters').max(200, 'Use at most 200 characters');
 
-const SignUpInput = z.object({ email, password, name: z.string().trim().min(1, 'Enter your name').max(100, 'Keep the name to 100 characters') });
+const SignUpInput = z.object({ email, password, name: nameText({ blank: 'Enter your name', max: 100, tooLong: 'Keep the name to 100 characters' }) });
 const SignInInput = z.object({ email, password: z.string().min(1, 'Enter your password').max(200, 'Use at most 200 characters') });
 const CreateTokenInput = z.object({
-  name: z.string().trim().min(1, 'Name the token').max(100, 'Keep the name to 100 characters'),
+  name: nameText({ blank: 'Name the token', max: 100, tooLong: 'Keep the name to 100 characters' }),
   expiresAt: z
     .date()
     .refine((d) => d.getTime() > Date.now(), 'Expiry must be in the future')

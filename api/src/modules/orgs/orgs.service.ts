@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Role } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.js';
-import { parseInput } from '../../lib/validate.js';
+import { nameText, parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, deny, requireViewer } from '../authorize.js';
 import { canAssignRole } from '../permissions.js';
@@ -59,7 +59,7 @@ export async function withUniqueSlug<T>(wanted: string, explicit: boolean, taken
 }
 
 const role = z.enum(['OWNER', 'ADMIN', 'MEMBER', 'VIEWER']);
-const name = z.string().trim().min(1, 'Enter a name').max(100, 'Use at most 100 characters');
+const name = nameText({ blank: 'Enter a name', max: 100, tooLong: 'Use at most 100 characters' });
 
 const CreateOrg = z.object({ name, slug: slug.nullish(), timeZone: timeZone.nullish() });
 const UpdateOrg = z.object({ name: name.nullish(), timeZone: timeZone.nullish() });

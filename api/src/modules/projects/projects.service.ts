@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { Context } from '../../context.js';
 import { NotFoundError } from '../../lib/errors.js';
-import { parseInput } from '../../lib/validate.js';
+import { nameText, parseInput } from '../../lib/validate.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
 import { slug, slugify, withUniqueSlug } from '../orgs/orgs.service.js';
 
-const name = z.string().trim().min(1, 'Enter a name').max(100, 'Keep the name to 100 characters');
+const name = nameText({ blank: 'Enter a name', max: 100, tooLong: 'Keep the name to 100 characters' });
 const description = z.string().trim().max(2000, 'Keep the description to 2,000 characters');
 const CreateProject = z.object({ name, slug: slug.nullish(), description: description.nullish() });
 const UpdateProject = z.object({ name: name.nullish(), description: description.nullish() });

@@ -76,8 +76,14 @@ function checkChain(primary: ModelChoice, chain: ModelChoice[]) {
   if (issues.length) throw new ValidationError(issues);
 }
 
-const projectArchived = async (db: Pick<Context['prisma'], 'project'>, projectId: string) =>
-  Boolean((await db.project.findUnique({ where: { id: projectId }, select: { archivedAt: true } }))?.archivedAt);
+/**
+ * Whether the project is archived, read in the caller's transaction under a share lock on its row: an archive
+ * (or restore) of the project waits for that transaction, so what was judged still holds when its write commits.
+ */
+async function projectArchived(tx: Prisma.TransactionClient, projectId: string) {
+  const [row] = await tx.$queryRaw<{ archivedAt: Date | null }[]>`SELECT "archivedAt" FROM "Project" WHERE id = ${projectId}::uuid FOR SHARE`;
+  return Boolean(row?.archivedAt);
+}
 
 export async function loadAgent(ctx: Context, agentId: string) {
   const viewer = requireViewer(ctx);
@@ -91,7 +97,6 @@ export async function loadAgent(ctx: Context, agentId: string) {
 export async function createAgent(ctx: Context, projectId: string, raw: unknown) {
   const project = await loadProject(ctx, projectId);
   await authorize(ctx, project.organizationId, 'agent.create', 'Project');
-  if (project.archivedAt) throw ValidationError.field('projectId', ARCHIVED_PROJECT.addAgent);
   const f = fields(ctx.providers);
   const input = parseAgentInput(
     z.object({
@@ -107,6 +112,8 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
   );
   checkChain(input.primary, input.fallbackChain ?? []);
   return ctx.prisma.$transaction(async (tx) => {
+    // Judged with the write: a project archived since it was loaded (or at this moment) gets no new agent.
+    if (await projectArchived(tx, project.id)) throw ValidationError.field('projectId', ARCHIVED_PROJECT.addAgent);
     const agent = await tx.agent.create({
       data: {
         organizationId: project.organizationId,

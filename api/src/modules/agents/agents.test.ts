@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getTestDatabase, usingPostgres } from '../../../test/db.js';
 import { given, type TestProject, type TestUser } from '../../../test/factories.js';
 import { startTestServer, type TestServer } from '../../../test/harness.js';
 import { fromGlobalId } from '../../lib/ids.js';
@@ -295,6 +296,53 @@ describe('the providers query', () => {
       ]);
     } finally {
       await proxied.close();
+    }
+  });
+});
+
+describe('adding an agent while its project is being archived', () => {
+  const ARCHIVE = `mutation($id: ID!) { archiveProject(input: { id: $id }) { __typename } }`;
+
+  // On PostgreSQL, with a second connection: the test holds the Agent table so the creation stops right before its
+  // write, archives the project meanwhile, then lets the creation go on.
+  it.runIf(usingPostgres())('the archive waits for a creation that found the project open, or the creation is refused: never both', async () => {
+    const db = await getTestDatabase();
+    const shelf = await given(app).aProject(project.org);
+    const waiting = async () => Number((await db.pool!.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())`)).rows[0]!.n);
+    const until = async (done: () => Promise<boolean> | boolean) => {
+      for (const end = Date.now() + 5000; !(await done()); ) {
+        if (Date.now() > end) throw new Error('timed out');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const blocker = await db.pool!.connect();
+    const order: string[] = [];
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE "Agent" IN SHARE MODE');
+      const create = owner
+        .gql(CREATE, { input: { projectId: shelf.gid, name: 'Late', provider: 'OFFLINE', model: 'offline-small' } })
+        .finally(() => order.push('create answered'));
+      await until(async () => (await waiting()) >= 1);
+      const archive = owner.gql(ARCHIVE, { id: shelf.gid }).finally(() => order.push('archive answered'));
+      // The archive either completes now, or waits for the creation (a second lock waiting).
+      await until(async () => order.includes('archive answered') || (await waiting()) >= 2);
+      const archivedWhileCreating = order.includes('archive answered');
+      await blocker.query('COMMIT');
+      const [created, archived] = await Promise.all([create, archive]);
+      expect(archived.data!.archiveProject.__typename).toBe('ArchiveProjectPayload');
+      const agents = await app.rt.prisma.agent.count({ where: { projectId: shelf.id } });
+      if (created.data!.createAgent.__typename === 'CreateAgentPayload') {
+        // Created on a project that was open: the archive waited for the creation to commit.
+        expect(archivedWhileCreating).toBe(false);
+        expect(agents).toBe(1);
+      } else {
+        expect(issuesOf(created, 'createAgent')).toEqual([{ path: ['projectId'], message: 'This project is archived: restore it to add agents' }]);
+        expect(agents).toBe(0);
+      }
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+      blocker.release();
     }
   });
 });

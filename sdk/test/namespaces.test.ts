@@ -199,6 +199,8 @@ describe('projects, providers and agents', () => {
     expect(offline!.models.map((m) => m.id)).toContain('offline-small');
     // Money is a string of micro-dollars, never a float.
     expect(offline!.models[0]!.inputPricePerMillionTokens).toBe('0');
+    // Each model says how many output tokens an agent on it may ask for.
+    expect(offline!.models.find((m) => m.id === 'offline-small')!.maxOutputTokens).toBe(8_192);
   });
 
   it('creates, reads, updates, lists, archives and restores an agent', async () => {

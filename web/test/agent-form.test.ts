@@ -211,6 +211,40 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     expect(await server.rt.prisma.agent.count({ where: { projectId, name: 'Pressed twice' } })).toBe(1);
   });
 
+  it("bounds max output tokens by the selected model's limit, says it, and refuses more before sending, in the API's words", async () => {
+    const agent = await anAgent('Bounded');
+    await openAgent(agent.id);
+    const sentBefore = updatesSent;
+    const tokens = form().getByLabel('Max output tokens');
+    // Offline small writes at most 8,192 tokens: the field says so and is bounded by it.
+    expect(await tokens.getAttribute('max')).toBe('8192');
+    await form().getByText('1 to 8,192 per run, Offline small (echo + outline)’s limit').waitFor();
+    await form().getByLabel('Model', { exact: true }).selectOption('offline-large');
+    expect(await tokens.getAttribute('max')).toBe('32768');
+    await form().getByText('1 to 32,768 per run, Offline large (echo + outline + risks)’s limit').waitFor();
+
+    // A fallback that writes less bounds the agent too, as the API says.
+    await tokens.fill('20000');
+    await form().getByRole('button', { name: 'Add fallback' }).click();
+    await form().getByLabel('Fallback 1 provider').selectOption('OFFLINE');
+    await form().getByLabel('Fallback 1 model').selectOption('offline-small');
+    await form().getByRole('button', { name: 'Save changes' }).click();
+    const message = 'Fallback 1, Offline small (echo + outline), writes at most 8,192 output tokens: set max output tokens to 8,192 or less, or choose another fallback';
+    await form().getByText(message).waitFor();
+    expect(await tokens.getAttribute('aria-invalid')).toBe('true');
+    expect(await focusedLabel()).toBe('Max output tokens');
+    expect(updatesSent).toBe(sentBefore);
+    const refused = await owner.api(UPDATE_AGENT, {
+      input: { id: agent.id, model: 'offline-large', maxOutputTokens: 20_000, fallbackChain: [{ provider: 'OFFLINE', model: 'offline-small' }] },
+    });
+    expect(refused.updateAgent.issues).toEqual([{ path: ['maxOutputTokens'], message }]);
+
+    await tokens.fill('8192');
+    await form().getByRole('button', { name: 'Save changes' }).click();
+    await form().getByRole('status').getByText('Saved').waitFor();
+    expect(await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).toMatchObject({ model: 'offline-large', maxOutputTokens: 8192 });
+  });
+
   it('has logged no console errors, hydration warnings or page errors', () => {
     expect(browser.errors).toEqual([]);
   });

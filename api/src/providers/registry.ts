@@ -49,6 +49,56 @@ export const PERPLEXITY_MODELS: ModelInfo[] = [
   { id: 'sonar-reasoning-pro', label: 'Sonar Reasoning Pro', contextWindow: 128_000 },
 ];
 
+/**
+ * Each model's own ceiling on the output of one request (max_completion_tokens / max_tokens), by provider and
+ * model id: what an agent's maxOutputTokens may ask of it. A model missing here (a test's stub) is bounded by the
+ * hub's own ceiling only (AGENT_LIMITS in agents.service.ts, which also caps every figure here).
+ */
+export const MAX_OUTPUT_TOKENS: Record<ProviderId, Record<string, number>> = {
+  // platform.openai.com/docs/models: GPT-5 family 128,000; GPT-4.1 family 32,768; GPT-4o family 16,384.
+  OPENAI: {
+    'gpt-5': 128_000,
+    'gpt-5-mini': 128_000,
+    'gpt-5-nano': 128_000,
+    'gpt-4.1': 32_768,
+    'gpt-4.1-mini': 32_768,
+    'gpt-4o': 16_384,
+    'gpt-4o-mini': 16_384,
+  },
+  // docs.anthropic.com/en/docs/about-claude/models/overview ("Max output"): 64K for each of these.
+  ANTHROPIC: {
+    'claude-opus-4-5': 64_000,
+    'claude-sonnet-4-6': 64_000,
+    'claude-haiku-4-5': 64_000,
+  },
+  // docs.x.ai/docs/models publishes no output cap apart from the context window, which prompt and output share:
+  // the window is the documented bound (the hub's ceiling caps the larger ones).
+  XAI: {
+    'grok-4': 256_000,
+    'grok-4-fast-non-reasoning': 2_000_000,
+    'grok-3-mini': 131_072,
+    'grok-code-fast-1': 256_000,
+  },
+  // Perplexity's model pages give Sonar Pro and Sonar Reasoning Pro an 8K output cap (as the catalogs that list
+  // them, e.g. OpenRouter's, say); Sonar's page gives only its 128K context, the bound taken for it.
+  PERPLEXITY: {
+    sonar: 128_000,
+    'sonar-pro': 8_000,
+    'sonar-reasoning-pro': 8_000,
+  },
+  // Ours: the offline provider writes at most this much, like a small and a large model.
+  OFFLINE: {
+    'offline-small': 8_192,
+    'offline-large': 32_768,
+  },
+};
+
+/** The model's own output ceiling per request, if the catalog knows it (see MAX_OUTPUT_TOKENS). */
+export function modelMaxOutputTokens(provider: ProviderId, model: string): number | undefined {
+  const byModel = MAX_OUTPUT_TOKENS[provider];
+  return byModel && Object.hasOwn(byModel, model) ? byModel[model] : undefined;
+}
+
 /** Empty strings count as unset, so `OPENAI_API_KEY=` in a .env file means "not configured". */
 function nonEmpty(value: string | undefined): string | undefined {
   const trimmed = value?.trim();

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { Agent, Prisma } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
-import { NotFoundError, ValidationError } from '../../lib/errors.js';
+import { NotFoundError, ValidationError, type FieldIssue } from '../../lib/errors.js';
 import { nameText, parseInput } from '../../lib/validate.js';
 import { PROVIDER_IDS, type ProviderId, type ProviderRegistry } from '../../providers/index.js';
+import { modelMaxOutputTokens } from '../../providers/registry.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
 import { ARCHIVED_PROJECT, loadProject } from '../projects/projects.service.js';
@@ -63,7 +64,7 @@ function parseAgentInput<S extends z.ZodType>(schema: S, raw: unknown): z.output
  * A fallback that repeats the agent's own model or an earlier fallback would only retry what just
  * failed, with its retries and its cost again: each entry of the chain must be a model not tried before it.
  */
-function checkChain(primary: ModelChoice, chain: ModelChoice[]) {
+function chainIssues(primary: ModelChoice, chain: ModelChoice[]): FieldIssue[] {
   const tried = [`${primary.provider} ${primary.model}`];
   const issues = chain.flatMap(({ provider, model }, i) => {
     const name = `${provider} ${model}`;
@@ -73,6 +74,42 @@ function checkChain(primary: ModelChoice, chain: ModelChoice[]) {
     const message = earlier === 0 ? `${name} is the agent's own model: a fallback must be another model` : `${name} is already earlier in the fallback chain`;
     return [{ path: ['fallbackChain', String(i)], message }];
   });
+  return issues;
+}
+
+/** The most output tokens an agent may ask of this model: the model's own ceiling, within the hub's. */
+export function outputLimitOf(provider: ProviderId, model: string): number {
+  const ceiling = AGENT_LIMITS.maxOutputTokens.max;
+  return Math.min(modelMaxOutputTokens(provider, model) ?? ceiling, ceiling);
+}
+
+/**
+ * maxOutputTokens must fit every model a run may ask: the agent's own and each fallback, which is asked for as
+ * many (a provider refuses a request above its model's limit, so the fallback would fail just when needed). The
+ * tightest limit exceeded is the one named.
+ */
+function outputLimitIssues(registry: ProviderRegistry, maxOutputTokens: number, primary: ModelChoice, chain: ModelChoice[]): FieldIssue[] {
+  let worst: (ModelChoice & { fallback: number; limit: number }) | undefined;
+  [primary, ...chain].forEach((choice, fallback) => {
+    const limit = outputLimitOf(choice.provider as ProviderId, choice.model);
+    if (maxOutputTokens > limit && (!worst || limit < worst.limit)) worst = { ...choice, fallback, limit };
+  });
+  if (!worst) return [];
+  // Named as the form and the providers query name it (GPT-4o, Claude Haiku 4.5, Offline small…).
+  const model = registry.get(worst.provider as ProviderId).models.find((m) => m.id === worst!.model)?.label ?? worst.model;
+  const n = worst.limit.toLocaleString('en-US');
+  const message = worst.fallback
+    ? `Fallback ${worst.fallback}, ${model}, writes at most ${n} output tokens: set max output tokens to ${n} or less, or choose another fallback`
+    : `${model} writes at most ${n} output tokens: set max output tokens to ${n} or less`;
+  return [{ path: ['maxOutputTokens'], message }];
+}
+
+/** The chain and output-limit rules together, so a save that breaks both hears of both at once. */
+function checkModels(registry: ProviderRegistry, settings: { maxOutputTokens: number; primary: ModelChoice; chain: ModelChoice[] }, judge: { chain: boolean; limit: boolean }) {
+  const issues = [
+    ...(judge.chain ? chainIssues(settings.primary, settings.chain) : []),
+    ...(judge.limit ? outputLimitIssues(registry, settings.maxOutputTokens, settings.primary, settings.chain) : []),
+  ];
   if (issues.length) throw new ValidationError(issues);
 }
 
@@ -110,7 +147,7 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
     }),
     raw,
   );
-  checkChain(input.primary, input.fallbackChain ?? []);
+  checkModels(ctx.providers, { maxOutputTokens: input.maxOutputTokens ?? 1024, primary: input.primary, chain: input.fallbackChain ?? [] }, { chain: true, limit: true });
   return ctx.prisma.$transaction(async (tx) => {
     // Judged with the write: a project archived since it was loaded (or at this moment) gets no new agent.
     if (await projectArchived(tx, project.id)) throw ValidationError.field('projectId', ARCHIVED_PROJECT.addAgent);
@@ -171,9 +208,11 @@ export async function updateAgent(ctx: Context, agentId: string, raw: unknown) {
       maxOutputTokens: input.maxOutputTokens ?? agent.maxOutputTokens,
       fallbackChain: input.fallbackChain ?? (agent.fallbackChain as ModelChoice[]),
     };
-    // Checked when the model or the chain is set (a stored chain is not re-judged on a rename).
-    if (input.primary || input.fallbackChain) checkChain(next, next.fallbackChain);
     const changes = agentChanges(agent, next);
+    // Checked when the model or the chain is set, the output limit when it or a model it must fit changes (a
+    // stored agent is not re-judged on a rename, nor when the form sends its settings unchanged).
+    const limitMoved = ['maxOutputTokens', 'provider', 'model', 'fallbackChain'].some((key) => key in changes);
+    checkModels(ctx.providers, { maxOutputTokens: next.maxOutputTokens, primary: next, chain: next.fallbackChain }, { chain: Boolean(input.primary || input.fallbackChain), limit: limitMoved });
     if (Object.keys(changes).length === 0) return agent;
     const data = Object.fromEntries(Object.keys(changes).map((key) => [key, next[key as keyof typeof next]])) as Prisma.AgentUpdateInput;
     const updated = await tx.agent.update({ where: { id: agent.id }, data });

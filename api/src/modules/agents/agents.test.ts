@@ -346,3 +346,79 @@ describe('adding an agent while its project is being archived', () => {
     }
   });
 });
+
+describe("each model's own output limit", () => {
+  const PROVIDERS = `{ providers { id label models { id label maxOutputTokens } } }`;
+  const gpt = (input: Record<string, unknown>) =>
+    owner.gql(CREATE, { input: { projectId: project.gid, name: 'Writer', provider: 'OPENAI', model: 'gpt-4o', ...input } });
+
+  it('is in the providers query for every model, offline ones included', async () => {
+    const res = await owner.gql(PROVIDERS);
+    const limits = Object.fromEntries(
+      res.data!.providers.flatMap((p: { models: { id: string; maxOutputTokens: number }[] }) => p.models.map((m) => [m.id, m.maxOutputTokens])),
+    );
+    expect(limits).toMatchObject({
+      'gpt-5': 128_000,
+      'gpt-5-mini': 128_000,
+      'gpt-4.1': 32_768,
+      'gpt-4o': 16_384,
+      'gpt-4o-mini': 16_384,
+      'claude-opus-4-5': 64_000,
+      'claude-sonnet-4-6': 64_000,
+      'claude-haiku-4-5': 64_000,
+      'sonar-pro': 8_000,
+      'offline-small': 8_192,
+      'offline-large': 32_768,
+    });
+    // None above the hub's own ceiling, which also bounds a model whose provider publishes no separate cap.
+    for (const [id, limit] of Object.entries(limits)) expect(limit, id).toBeGreaterThan(0);
+    for (const [id, limit] of Object.entries(limits)) expect(limit, id).toBeLessThanOrEqual(200_000);
+  });
+
+  it("refuses max output tokens above the agent's model's limit, naming the model and its limit", async () => {
+    expect(issuesOf(await gpt({ maxOutputTokens: 16_385 }), 'createAgent')).toEqual([
+      { path: ['maxOutputTokens'], message: 'GPT-4o writes at most 16,384 output tokens: set max output tokens to 16,384 or less' },
+    ]);
+    expect((await gpt({ maxOutputTokens: 16_384 })).data!.createAgent.__typename).toBe('CreateAgentPayload');
+  });
+
+  it('refuses them above a fallback’s limit too, as the fallback is asked for as many', async () => {
+    const res = await gpt({
+      model: 'gpt-5',
+      maxOutputTokens: 40_000,
+      fallbackChain: [
+        { provider: 'ANTHROPIC', model: 'claude-haiku-4-5' },
+        { provider: 'OPENAI', model: 'gpt-4.1' },
+        { provider: 'OPENAI', model: 'gpt-4o' },
+      ],
+    });
+    // The tightest limit is the one to meet.
+    expect(issuesOf(res, 'createAgent')).toEqual([
+      {
+        path: ['maxOutputTokens'],
+        message: 'Fallback 3, GPT-4o, writes at most 16,384 output tokens: set max output tokens to 16,384 or less, or choose another fallback',
+      },
+    ]);
+  });
+
+  it('is checked on update when the model, the chain or the number changes, and not on a rename', async () => {
+    const created = await gpt({ model: 'gpt-5', maxOutputTokens: 50_000 });
+    const id = created.data!.createAgent.agent.id as string;
+    expect(issuesOf(await owner.gql(UPDATE, { input: { id, model: 'gpt-4.1' } }), 'updateAgent')).toEqual([
+      { path: ['maxOutputTokens'], message: 'GPT-4.1 writes at most 32,768 output tokens: set max output tokens to 32,768 or less' },
+    ]);
+    expect(issuesOf(await owner.gql(UPDATE, { input: { id, maxOutputTokens: 128_001 } }), 'updateAgent')).toEqual([
+      { path: ['maxOutputTokens'], message: 'GPT-5 writes at most 128,000 output tokens: set max output tokens to 128,000 or less' },
+    ]);
+    expect(issuesOf(await owner.gql(UPDATE, { input: { id, fallbackChain: [{ provider: 'OPENAI', model: 'gpt-4o-mini' }] } }), 'updateAgent')).toEqual([
+      {
+        path: ['maxOutputTokens'],
+        message: 'Fallback 1, GPT-4o mini, writes at most 16,384 output tokens: set max output tokens to 16,384 or less, or choose another fallback',
+      },
+    ]);
+    expect((await owner.gql(UPDATE, { input: { id, model: 'gpt-4.1', maxOutputTokens: 32_768 } })).data!.updateAgent.agent).toMatchObject({ model: 'gpt-4.1', maxOutputTokens: 32_768 });
+    // An agent stored above its model's limit (saved before limits were per model) can still be renamed.
+    await app.rt.prisma.agent.update({ where: { id: fromGlobalId(id, 'Agent') }, data: { maxOutputTokens: 100_000 } });
+    expect((await owner.gql(UPDATE, { input: { id, name: 'Renamed' } })).data!.updateAgent.__typename).toBe('UpdateAgentPayload');
+  });
+});

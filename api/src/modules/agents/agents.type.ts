@@ -16,6 +16,10 @@ const ModelRef = builder.objectRef<ModelInfo & { provider: ProviderId }>('Model'
     id: t.exposeString('id'),
     label: t.exposeString('label'),
     contextWindow: t.exposeInt('contextWindow'),
+    maxOutputTokens: t.int({
+      description: "The most output tokens an agent on this model may ask for (its provider's limit per request, within the hub's 200,000). An agent's maxOutputTokens must fit its model and each of its fallbacks.",
+      resolve: (m) => agents.outputLimitOf(m.provider, m.id),
+    }),
     inputPricePerMillionTokens: t.field({
       type: 'Money',
       nullable: true,

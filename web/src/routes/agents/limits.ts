@@ -1,5 +1,5 @@
 import { checkRange } from '$lib/forms';
-import type { Provider } from '$lib/graphql/_generated/graphql';
+import type { AgentsPageProviderFragment, Provider } from '$lib/graphql/_generated/graphql';
 
 /** The API's limits on an agent's settings (AGENT_LIMITS in api/src/modules/agents/agents.service.ts). */
 export const AGENT_LIMITS = {
@@ -39,4 +39,37 @@ export function checkFallbackChain(
     else if (earlier > 0) problems[`fallbackChain.${i}`] = `${name} is already earlier in the fallback chain`;
   });
   return problems;
+}
+
+type ModelChoice = { provider: Provider; model: string };
+
+/** The most output tokens an agent may ask of a model (Model.maxOutputTokens); the hub's ceiling for one not listed. */
+export function outputLimitOf(providers: AgentsPageProviderFragment[], choice: ModelChoice): { limit: number; label: string } {
+  const model = providers.find((p) => p.id === choice.provider)?.models.find((m) => m.id === choice.model);
+  return { limit: model?.maxOutputTokens ?? AGENT_LIMITS.maxOutputTokens.max, label: model?.label ?? choice.model };
+}
+
+/**
+ * Max output tokens above the agent's model's limit or a fallback's (a fallback is asked for as many), in the
+ * API's words (outputLimitIssues in agents.service.ts): the tightest limit exceeded is named.
+ */
+export function checkOutputLimit(
+  providers: AgentsPageProviderFragment[],
+  maxOutputTokens: number | null,
+  primary: ModelChoice,
+  chain: ModelChoice[],
+): Record<string, string> {
+  if (maxOutputTokens === null || !Number.isFinite(maxOutputTokens)) return {};
+  let worst: { limit: number; label: string; fallback: number } | undefined;
+  [primary, ...chain].forEach((choice, fallback) => {
+    const { limit, label } = outputLimitOf(providers, choice);
+    if (maxOutputTokens > limit && (!worst || limit < worst.limit)) worst = { limit, label, fallback };
+  });
+  if (!worst) return {};
+  const n = worst.limit.toLocaleString('en-US');
+  return {
+    maxOutputTokens: worst.fallback
+      ? `Fallback ${worst.fallback}, ${worst.label}, writes at most ${n} output tokens: set max output tokens to ${n} or less, or choose another fallback`
+      : `${worst.label} writes at most ${n} output tokens: set max output tokens to ${n} or less`,
+  };
 }

@@ -129,8 +129,8 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     }
     await form().getByRole('button', { name: 'Save changes' }).click();
     const rows = form().getByTestId('fallback-row');
-    await rows.nth(0).getByText("OFFLINE offline-small is the agent's own model: a fallback must be another model").waitFor();
-    await rows.nth(2).getByText('OFFLINE offline-large is already earlier in the fallback chain').waitFor();
+    await rows.nth(0).getByText("Offline small (echo + outline) is the agent's own model: a fallback must be another model").waitFor();
+    await rows.nth(2).getByText('Offline large (echo + outline + risks) is already earlier in the fallback chain').waitFor();
     expect(await rows.nth(1).locator('.text-error').count()).toBe(0);
     expect(await form().getByLabel('Fallback 1 model').getAttribute('aria-invalid')).toBe('true');
     expect(await form().getByLabel('Fallback 3 model').getAttribute('aria-invalid')).toBe('true');
@@ -143,8 +143,8 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
       input: { id: agent.id, fallbackChain: [1, 2, 3].map((i) => ({ provider: 'OFFLINE', model: i === 1 ? 'offline-small' : 'offline-large' })) },
     });
     expect(refused.updateAgent.issues).toEqual([
-      { path: ['fallbackChain', '0'], message: "OFFLINE offline-small is the agent's own model: a fallback must be another model" },
-      { path: ['fallbackChain', '2'], message: 'OFFLINE offline-large is already earlier in the fallback chain' },
+      { path: ['fallbackChain', '0'], message: "Offline small (echo + outline) is the agent's own model: a fallback must be another model" },
+      { path: ['fallbackChain', '2'], message: 'Offline large (echo + outline + risks) is already earlier in the fallback chain' },
     ]);
 
     // Changing the chain clears what was said about it; a chain of other models saves.
@@ -166,7 +166,7 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     try {
       await form().getByRole('button', { name: 'Add fallback' }).click();
       await form().getByRole('button', { name: 'Save changes' }).click();
-      await rows.nth(1).getByText('OFFLINE offline-large is already earlier in the fallback chain').waitFor();
+      await rows.nth(1).getByText('Offline large (echo + outline + risks) is already earlier in the fallback chain').waitFor();
       expect(await focusedLabel()).toBe('Fallback 2 model');
       expect(await page.getByRole('main').getByRole('alert').count()).toBe(0);
     } finally {
@@ -243,6 +243,42 @@ describe("the agent form and the API's refusals", { timeout: 60_000 }, () => {
     await form().getByRole('button', { name: 'Save changes' }).click();
     await form().getByRole('status').getByText('Saved').waitFor();
     expect(await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } })).toMatchObject({ model: 'offline-large', maxOutputTokens: 8192 });
+  });
+
+  it('finds every problem it can before sending and shows them all at once: an invisible name, too many tokens, a repeated fallback', async () => {
+    const agent = await anAgent('One pass');
+    await openAgent(agent.id);
+    const sentBefore = updatesSent;
+    // A zero-width space and a joiner: nothing a person can see, refused like a blank name.
+    await form().getByLabel('Name', { exact: true }).fill('\u200B\u200D');
+    await form().getByLabel('Max output tokens').fill('9000');
+    await form().getByRole('button', { name: 'Add fallback' }).click();
+    await form().getByLabel('Fallback 1 provider').selectOption('OFFLINE');
+    await form().getByLabel('Fallback 1 model').selectOption('offline-small');
+    await form().getByRole('button', { name: 'Save changes' }).click();
+
+    await form().getByText('Enter a name').waitFor();
+    await form().getByText('Offline small (echo + outline) writes at most 8,192 output tokens: set max output tokens to 8,192 or less').waitFor();
+    // Providers and models by the names the pickers show, not the API's enum names.
+    const repeat = "Offline small (echo + outline) is the agent's own model: a fallback must be another model";
+    await form().getByTestId('fallback-row').nth(0).getByText(repeat).waitFor();
+    expect(await form().getByText(/OFFLINE/).count()).toBe(0);
+    for (const label of ['Name', 'Max output tokens', 'Fallback 1 model']) {
+      expect(await form().getByLabel(label, { exact: true }).getAttribute('aria-invalid'), label).toBe('true');
+    }
+    expect(await focusedLabel()).toBe('Name');
+    expect(updatesSent).toBe(sentBefore);
+
+    // The API says the same of each, in the same words.
+    const invisible = await owner.api(UPDATE_AGENT, { input: { id: agent.id, name: '\u200B\u200D' } });
+    expect(invisible.updateAgent.issues).toEqual([{ path: ['name'], message: 'Enter a name' }]);
+    const refused = await owner.api(UPDATE_AGENT, {
+      input: { id: agent.id, maxOutputTokens: 9000, fallbackChain: [{ provider: 'OFFLINE', model: 'offline-small' }] },
+    });
+    expect(refused.updateAgent.issues).toEqual([
+      { path: ['fallbackChain', '0'], message: repeat },
+      { path: ['maxOutputTokens'], message: 'Offline small (echo + outline) writes at most 8,192 output tokens: set max output tokens to 8,192 or less' },
+    ]);
   });
 
   it('has logged no console errors, hydration warnings or page errors', () => {

@@ -64,17 +64,23 @@ function parseAgentInput<S extends z.ZodType>(schema: S, raw: unknown): z.output
  * A fallback that repeats the agent's own model or an earlier fallback would only retry what just
  * failed, with its retries and its cost again: each entry of the chain must be a model not tried before it.
  */
-function chainIssues(primary: ModelChoice, chain: ModelChoice[]): FieldIssue[] {
+function chainIssues(registry: ProviderRegistry, primary: ModelChoice, chain: ModelChoice[]): FieldIssue[] {
   const tried = [`${primary.provider} ${primary.model}`];
   const issues = chain.flatMap(({ provider, model }, i) => {
-    const name = `${provider} ${model}`;
-    const earlier = tried.indexOf(name);
-    tried.push(name);
+    const key = `${provider} ${model}`;
+    const earlier = tried.indexOf(key);
+    tried.push(key);
     if (earlier < 0) return [];
+    const name = modelName(registry, { provider, model });
     const message = earlier === 0 ? `${name} is the agent's own model: a fallback must be another model` : `${name} is already earlier in the fallback chain`;
     return [{ path: ['fallbackChain', String(i)], message }];
   });
   return issues;
+}
+
+/** A model as people see it named (GPT-4o, Claude Haiku 4.5, Offline small…, as the form's pickers): its label, else its id. */
+function modelName(registry: ProviderRegistry, { provider, model }: ModelChoice): string {
+  return registry.get(provider as ProviderId).models.find((m) => m.id === model)?.label ?? model;
 }
 
 /** The most output tokens an agent may ask of this model: the model's own ceiling, within the hub's. */
@@ -95,8 +101,7 @@ function outputLimitIssues(registry: ProviderRegistry, maxOutputTokens: number, 
     if (maxOutputTokens > limit && (!worst || limit < worst.limit)) worst = { ...choice, fallback, limit };
   });
   if (!worst) return [];
-  // Named as the form and the providers query name it (GPT-4o, Claude Haiku 4.5, Offline small…).
-  const model = registry.get(worst.provider as ProviderId).models.find((m) => m.id === worst!.model)?.label ?? worst.model;
+  const model = modelName(registry, worst);
   const n = worst.limit.toLocaleString('en-US');
   const message = worst.fallback
     ? `Fallback ${worst.fallback}, ${model}, writes at most ${n} output tokens: set max output tokens to ${n} or less, or choose another fallback`
@@ -107,7 +112,7 @@ function outputLimitIssues(registry: ProviderRegistry, maxOutputTokens: number, 
 /** The chain and output-limit rules together, so a save that breaks both hears of both at once. */
 function checkModels(registry: ProviderRegistry, settings: { maxOutputTokens: number; primary: ModelChoice; chain: ModelChoice[] }, judge: { chain: boolean; limit: boolean }) {
   const issues = [
-    ...(judge.chain ? chainIssues(settings.primary, settings.chain) : []),
+    ...(judge.chain ? chainIssues(registry, settings.primary, settings.chain) : []),
     ...(judge.limit ? outputLimitIssues(registry, settings.maxOutputTokens, settings.primary, settings.chain) : []),
   ];
   if (issues.length) throw new ValidationError(issues);

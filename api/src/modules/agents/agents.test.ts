@@ -134,10 +134,10 @@ describe('fallback chains', () => {
       owner.gql(CREATE, { input: { projectId: project.gid, name: 'Chained', provider: 'OFFLINE', model: 'offline-small', fallbackChain } });
     const agentsBefore = await app.rt.prisma.agent.count();
     expect(issuesOf(await create([{ provider: 'OFFLINE', model: 'offline-small' }]), 'createAgent')).toEqual([
-      { path: ['fallbackChain', '0'], message: "OFFLINE offline-small is the agent's own model: a fallback must be another model" },
+      { path: ['fallbackChain', '0'], message: "Offline small (echo + outline) is the agent's own model: a fallback must be another model" },
     ]);
     expect(issuesOf(await create([{ provider: 'OFFLINE', model: 'offline-large' }, { provider: 'OFFLINE', model: 'offline-large' }]), 'createAgent')).toEqual([
-      { path: ['fallbackChain', '1'], message: 'OFFLINE offline-large is already earlier in the fallback chain' },
+      { path: ['fallbackChain', '1'], message: 'Offline large (echo + outline + risks) is already earlier in the fallback chain' },
     ]);
     expect(await app.rt.prisma.agent.count()).toBe(agentsBefore);
 
@@ -145,7 +145,7 @@ describe('fallback chains', () => {
     const created = await create([{ provider: 'OFFLINE', model: 'offline-large' }]);
     const id = created.data!.createAgent.agent.id as string;
     expect(issuesOf(await owner.gql(UPDATE, { input: { id, model: 'offline-large' } }), 'updateAgent')).toEqual([
-      { path: ['fallbackChain', '0'], message: "OFFLINE offline-large is the agent's own model: a fallback must be another model" },
+      { path: ['fallbackChain', '0'], message: "Offline large (echo + outline + risks) is the agent's own model: a fallback must be another model" },
     ]);
     expect((await app.rt.prisma.agent.findUniqueOrThrow({ where: { id: fromGlobalId(id, 'Agent') } })).model).toBe('offline-small');
   });

@@ -23,22 +23,36 @@ export function checkAgentNumbers(values: { temperature: number | null; maxOutpu
 
 /**
  * Fallbacks that repeat the agent's own model or an earlier fallback, by `fallbackChain.<i>`, in the API's words
- * (checkChain in agents.service.ts): such a fallback would only retry what just failed.
+ * (chainIssues in agents.service.ts), models named as the pickers name them: such a fallback would only retry
+ * what just failed.
  */
 export function checkFallbackChain(
+  providers: AgentsPageProviderFragment[],
   primary: { provider: Provider; model: string },
   chain: { provider: Provider; model: string }[],
 ): Record<string, string> {
   const problems: Record<string, string> = {};
   const tried = [`${primary.provider} ${primary.model}`];
-  chain.forEach(({ provider, model }, i) => {
-    const name = `${provider} ${model}`;
-    const earlier = tried.indexOf(name);
-    tried.push(name);
+  chain.forEach((choice, i) => {
+    const key = `${choice.provider} ${choice.model}`;
+    const earlier = tried.indexOf(key);
+    tried.push(key);
+    const { label: name } = outputLimitOf(providers, choice);
     if (earlier === 0) problems[`fallbackChain.${i}`] = `${name} is the agent's own model: a fallback must be another model`;
     else if (earlier > 0) problems[`fallbackChain.${i}`] = `${name} is already earlier in the fallback chain`;
   });
   return problems;
+}
+
+/**
+ * Characters that show nothing on their own (the API's INVISIBLE_ONLY in api/src/lib/validate.ts): a name of
+ * only these is refused like a blank one; a joiner between visible characters (👩‍💻) is fine.
+ */
+const INVISIBLE_ONLY = /^[\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}\p{Z}\u2800]*$/u;
+
+/** The name's problem, in the API's words: blank, or nothing of it would show. */
+export function checkName(name: string): Record<string, string> {
+  return INVISIBLE_ONLY.test(name.trim()) ? { name: 'Enter a name' } : {};
 }
 
 type ModelChoice = { provider: Provider; model: string };

@@ -1,6 +1,7 @@
 import { CombinedError } from '@urql/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_LIMITS, outputLimitOf } from '../../api/src/modules/agents/agents.service.js';
+import { OFFLINE_MODELS } from '../../api/src/providers/offline.js';
 import { gql, startTestServer, type TestServer } from '../../api/test/harness.js';
 import { checkRange, fieldLabel, formErrors, invalidVariable } from '../src/lib/forms.js';
 import { type Account, signedInBrowser, signUp } from './accounts.js';
@@ -166,7 +167,7 @@ describe('forms in the browser: limits checked before sending, and in words', { 
     // The form's limits are the API's (a copy in web/src/routes/agents/limits.ts, kept in step by this test).
     expect(await tokens.getAttribute('min')).toBe(String(AGENT_LIMITS.maxOutputTokens.min));
     // At most what the agent's model writes (offline-small: 8,192), the API's limit for it.
-    expect(await tokens.getAttribute('max')).toBe(String(outputLimitOf('OFFLINE', 'offline-small')));
+    expect(await tokens.getAttribute('max')).toBe(String(outputLimitOf(OFFLINE_MODELS.find((m) => m.id === 'offline-small'))));
     expect(await temperature.getAttribute('min')).toBe(String(AGENT_LIMITS.temperature.min));
     expect(await temperature.getAttribute('max')).toBe(String(AGENT_LIMITS.temperature.max));
     expect(await form().getByLabel('System prompt').getAttribute('maxlength')).toBe(String(AGENT_LIMITS.systemPrompt));

@@ -14,9 +14,10 @@ export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
 const LABEL = 'Anthropic';
 
 export const ANTHROPIC_MODELS: ModelInfo[] = [
-  { id: 'claude-opus-4-5', label: 'Claude Opus 4.5', contextWindow: 200_000 },
-  { id: 'claude-sonnet-4-6', label: 'Claude Sonnet 4.6', contextWindow: 200_000 },
-  { id: 'claude-haiku-4-5', label: 'Claude Haiku 4.5', contextWindow: 200_000 },
+  // Output limits: docs.anthropic.com/en/docs/about-claude/models/overview ("Max output"), 64K for each.
+  { id: 'claude-opus-4-5', label: 'Claude Opus 4.5', contextWindow: 200_000, maxOutputTokens: 64_000 },
+  { id: 'claude-sonnet-4-6', label: 'Claude Sonnet 4.6', contextWindow: 200_000, maxOutputTokens: 64_000 },
+  { id: 'claude-haiku-4-5', label: 'Claude Haiku 4.5', contextWindow: 200_000, maxOutputTokens: 64_000 },
 ];
 
 export interface AnthropicAdapterOptions {

@@ -5,8 +5,9 @@ import type { CompletionRequest, ModelInfo, ProviderAdapter, StreamChunk } from 
 export const OFFLINE_LABEL = 'Offline (local, deterministic)';
 
 export const OFFLINE_MODELS: ModelInfo[] = [
-  { id: 'offline-small', label: 'Offline small (echo + outline)', contextWindow: 32_768 },
-  { id: 'offline-large', label: 'Offline large (echo + outline + risks)', contextWindow: 131_072 },
+  // Ours: it writes at most this much, like a small and a large model.
+  { id: 'offline-small', label: 'Offline small (echo + outline)', contextWindow: 32_768, maxOutputTokens: 8_192 },
+  { id: 'offline-large', label: 'Offline large (echo + outline + risks)', contextWindow: 131_072, maxOutputTokens: 32_768 },
 ];
 
 export interface OfflineOptions {

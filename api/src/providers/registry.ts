@@ -26,78 +26,33 @@ export const DEFAULT_BASE_URLS = {
   PERPLEXITY: 'https://api.perplexity.ai',
 } as const satisfies Record<Exclude<ProviderId, 'OFFLINE'>, string>;
 
+// Output limits: platform.openai.com/docs/models: GPT-5 family 128,000; GPT-4.1 family 32,768; GPT-4o family 16,384.
 export const OPENAI_MODELS: ModelInfo[] = [
-  { id: 'gpt-5', label: 'GPT-5', contextWindow: 400_000 },
-  { id: 'gpt-5-mini', label: 'GPT-5 mini', contextWindow: 400_000 },
-  { id: 'gpt-5-nano', label: 'GPT-5 nano', contextWindow: 400_000 },
-  { id: 'gpt-4.1', label: 'GPT-4.1', contextWindow: 1_047_576 },
-  { id: 'gpt-4.1-mini', label: 'GPT-4.1 mini', contextWindow: 1_047_576 },
-  { id: 'gpt-4o', label: 'GPT-4o', contextWindow: 128_000 },
-  { id: 'gpt-4o-mini', label: 'GPT-4o mini', contextWindow: 128_000 },
+  { id: 'gpt-5', label: 'GPT-5', contextWindow: 400_000, maxOutputTokens: 128_000 },
+  { id: 'gpt-5-mini', label: 'GPT-5 mini', contextWindow: 400_000, maxOutputTokens: 128_000 },
+  { id: 'gpt-5-nano', label: 'GPT-5 nano', contextWindow: 400_000, maxOutputTokens: 128_000 },
+  { id: 'gpt-4.1', label: 'GPT-4.1', contextWindow: 1_047_576, maxOutputTokens: 32_768 },
+  { id: 'gpt-4.1-mini', label: 'GPT-4.1 mini', contextWindow: 1_047_576, maxOutputTokens: 32_768 },
+  { id: 'gpt-4o', label: 'GPT-4o', contextWindow: 128_000, maxOutputTokens: 16_384 },
+  { id: 'gpt-4o-mini', label: 'GPT-4o mini', contextWindow: 128_000, maxOutputTokens: 16_384 },
 ];
 
+// docs.x.ai/docs/models publishes no output cap apart from the context window, which prompt and output share:
+// the window is the documented bound (the hub's own ceiling, AGENT_LIMITS in agents.service.ts, caps the larger ones).
 export const XAI_MODELS: ModelInfo[] = [
-  { id: 'grok-4', label: 'Grok 4', contextWindow: 256_000 },
-  { id: 'grok-4-fast-non-reasoning', label: 'Grok 4 Fast', contextWindow: 2_000_000 },
-  { id: 'grok-3-mini', label: 'Grok 3 mini', contextWindow: 131_072 },
-  { id: 'grok-code-fast-1', label: 'Grok Code Fast 1', contextWindow: 256_000 },
+  { id: 'grok-4', label: 'Grok 4', contextWindow: 256_000, maxOutputTokens: 256_000 },
+  { id: 'grok-4-fast-non-reasoning', label: 'Grok 4 Fast', contextWindow: 2_000_000, maxOutputTokens: 2_000_000 },
+  { id: 'grok-3-mini', label: 'Grok 3 mini', contextWindow: 131_072, maxOutputTokens: 131_072 },
+  { id: 'grok-code-fast-1', label: 'Grok Code Fast 1', contextWindow: 256_000, maxOutputTokens: 256_000 },
 ];
 
+// Perplexity's model pages give Sonar Pro and Sonar Reasoning Pro an 8K output cap (as the catalogs that list
+// them, e.g. OpenRouter's, say); Sonar's page gives only its 128K context, the bound taken for it.
 export const PERPLEXITY_MODELS: ModelInfo[] = [
-  { id: 'sonar', label: 'Sonar', contextWindow: 128_000 },
-  { id: 'sonar-pro', label: 'Sonar Pro', contextWindow: 200_000 },
-  { id: 'sonar-reasoning-pro', label: 'Sonar Reasoning Pro', contextWindow: 128_000 },
+  { id: 'sonar', label: 'Sonar', contextWindow: 128_000, maxOutputTokens: 128_000 },
+  { id: 'sonar-pro', label: 'Sonar Pro', contextWindow: 200_000, maxOutputTokens: 8_000 },
+  { id: 'sonar-reasoning-pro', label: 'Sonar Reasoning Pro', contextWindow: 128_000, maxOutputTokens: 8_000 },
 ];
-
-/**
- * Each model's own ceiling on the output of one request (max_completion_tokens / max_tokens), by provider and
- * model id: what an agent's maxOutputTokens may ask of it. A model missing here (a test's stub) is bounded by the
- * hub's own ceiling only (AGENT_LIMITS in agents.service.ts, which also caps every figure here).
- */
-export const MAX_OUTPUT_TOKENS: Record<ProviderId, Record<string, number>> = {
-  // platform.openai.com/docs/models: GPT-5 family 128,000; GPT-4.1 family 32,768; GPT-4o family 16,384.
-  OPENAI: {
-    'gpt-5': 128_000,
-    'gpt-5-mini': 128_000,
-    'gpt-5-nano': 128_000,
-    'gpt-4.1': 32_768,
-    'gpt-4.1-mini': 32_768,
-    'gpt-4o': 16_384,
-    'gpt-4o-mini': 16_384,
-  },
-  // docs.anthropic.com/en/docs/about-claude/models/overview ("Max output"): 64K for each of these.
-  ANTHROPIC: {
-    'claude-opus-4-5': 64_000,
-    'claude-sonnet-4-6': 64_000,
-    'claude-haiku-4-5': 64_000,
-  },
-  // docs.x.ai/docs/models publishes no output cap apart from the context window, which prompt and output share:
-  // the window is the documented bound (the hub's ceiling caps the larger ones).
-  XAI: {
-    'grok-4': 256_000,
-    'grok-4-fast-non-reasoning': 2_000_000,
-    'grok-3-mini': 131_072,
-    'grok-code-fast-1': 256_000,
-  },
-  // Perplexity's model pages give Sonar Pro and Sonar Reasoning Pro an 8K output cap (as the catalogs that list
-  // them, e.g. OpenRouter's, say); Sonar's page gives only its 128K context, the bound taken for it.
-  PERPLEXITY: {
-    sonar: 128_000,
-    'sonar-pro': 8_000,
-    'sonar-reasoning-pro': 8_000,
-  },
-  // Ours: the offline provider writes at most this much, like a small and a large model.
-  OFFLINE: {
-    'offline-small': 8_192,
-    'offline-large': 32_768,
-  },
-};
-
-/** The model's own output ceiling per request, if the catalog knows it (see MAX_OUTPUT_TOKENS). */
-export function modelMaxOutputTokens(provider: ProviderId, model: string): number | undefined {
-  const byModel = MAX_OUTPUT_TOKENS[provider];
-  return byModel && Object.hasOwn(byModel, model) ? byModel[model] : undefined;
-}
 
 /** Empty strings count as unset, so `OPENAI_API_KEY=` in a .env file means "not configured". */
 function nonEmpty(value: string | undefined): string | undefined {

@@ -51,6 +51,8 @@ export interface ModelInfo {
   id: string;
   label: string;
   contextWindow: number;
+  /** The model's own ceiling on the output of one request (max_completion_tokens / max_tokens). */
+  maxOutputTokens: number;
 }
 
 /**

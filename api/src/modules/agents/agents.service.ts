@@ -3,8 +3,7 @@ import type { Agent, Prisma } from '../../_generated/prisma/client.js';
 import type { Context } from '../../context.js';
 import { NotFoundError, ValidationError, type FieldIssue } from '../../lib/errors.js';
 import { nameText, parseInput } from '../../lib/validate.js';
-import { PROVIDER_IDS, type ProviderId, type ProviderRegistry } from '../../providers/index.js';
-import { modelMaxOutputTokens } from '../../providers/registry.js';
+import { PROVIDER_IDS, type ModelInfo, type ProviderId, type ProviderRegistry } from '../../providers/index.js';
 import { audit } from '../audit/audit.service.js';
 import { authorize, requireViewer } from '../authorize.js';
 import { ARCHIVED_PROJECT, loadProject } from '../projects/projects.service.js';
@@ -78,15 +77,17 @@ function chainIssues(registry: ProviderRegistry, primary: ModelChoice, chain: Mo
   return issues;
 }
 
+const catalogEntry = (registry: ProviderRegistry, { provider, model }: ModelChoice) => registry.get(provider as ProviderId).models.find((m) => m.id === model);
+
 /** A model as people see it named (GPT-4o, Claude Haiku 4.5, Offline small…, as the form's pickers): its label, else its id. */
-function modelName(registry: ProviderRegistry, { provider, model }: ModelChoice): string {
-  return registry.get(provider as ProviderId).models.find((m) => m.id === model)?.label ?? model;
+function modelName(registry: ProviderRegistry, choice: ModelChoice): string {
+  return catalogEntry(registry, choice)?.label ?? choice.model;
 }
 
-/** The most output tokens an agent may ask of this model: the model's own ceiling, within the hub's. */
-export function outputLimitOf(provider: ProviderId, model: string): number {
+/** The most output tokens an agent may ask of a model: the model's own ceiling (ModelInfo), within the hub's. */
+export function outputLimitOf(model: Pick<ModelInfo, 'maxOutputTokens'> | undefined): number {
   const ceiling = AGENT_LIMITS.maxOutputTokens.max;
-  return Math.min(modelMaxOutputTokens(provider, model) ?? ceiling, ceiling);
+  return Math.min(model?.maxOutputTokens ?? ceiling, ceiling);
 }
 
 /**
@@ -97,7 +98,7 @@ export function outputLimitOf(provider: ProviderId, model: string): number {
 function outputLimitIssues(registry: ProviderRegistry, maxOutputTokens: number, primary: ModelChoice, chain: ModelChoice[]): FieldIssue[] {
   let worst: (ModelChoice & { fallback: number; limit: number }) | undefined;
   [primary, ...chain].forEach((choice, fallback) => {
-    const limit = outputLimitOf(choice.provider as ProviderId, choice.model);
+    const limit = outputLimitOf(catalogEntry(registry, choice));
     if (maxOutputTokens > limit && (!worst || limit < worst.limit)) worst = { ...choice, fallback, limit };
   });
   if (!worst) return [];

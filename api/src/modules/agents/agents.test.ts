@@ -375,6 +375,24 @@ describe("each model's own output limit", () => {
     for (const [id, limit] of Object.entries(limits)) expect(limit, id).toBeLessThanOrEqual(200_000);
   });
 
+  it('shows the long-context rates of the models that have them, as the settlement charges them', async () => {
+    const res = await owner.gql(
+      `{ providers { models { id longContextPricing { fromTokens countsOutput inputPricePerMillionTokens cachedInputPricePerMillionTokens outputPricePerMillionTokens } } } }`,
+    );
+    const tiers = Object.fromEntries(
+      res.data!.providers.flatMap((p: { models: { id: string; longContextPricing: unknown }[] }) => p.models.map((m) => [m.id, m.longContextPricing])),
+    );
+    expect(tiers['claude-sonnet-4-6']).toEqual({
+      fromTokens: 200_001,
+      countsOutput: false,
+      inputPricePerMillionTokens: '6000000',
+      cachedInputPricePerMillionTokens: '600000',
+      outputPricePerMillionTokens: '22500000',
+    });
+    expect(tiers['grok-4']).toMatchObject({ fromTokens: 128_000, countsOutput: true, inputPricePerMillionTokens: '6000000', outputPricePerMillionTokens: '30000000' });
+    for (const id of ['gpt-4o', 'gpt-5', 'claude-haiku-4-5', 'sonar', 'offline-small']) expect(tiers[id], id).toBeNull();
+  });
+
   it("refuses max output tokens above the agent's model's limit, naming the model and its limit", async () => {
     expect(issuesOf(await gpt({ maxOutputTokens: 16_385 }), 'createAgent')).toEqual([
       { path: ['maxOutputTokens'], message: 'GPT-4o writes at most 16,384 output tokens: set max output tokens to 16,384 or less' },

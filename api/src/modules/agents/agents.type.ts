@@ -2,6 +2,7 @@ import { builder, MAX_PAGE_SIZE } from '../../schema/builder.js';
 import { resumeRelatedCursor } from '../../schema/resume-cursor.js';
 import { fromGlobalId } from '../../lib/ids.js';
 import { PROVIDER_IDS, hasPrice, priceFor, shownEndpoint, type ModelInfo, type ProviderAdapter, type ProviderId } from '../../providers/index.js';
+import type { LongContextPrice } from '../../providers/pricing.js';
 import '../projects/projects.type.js';
 import { can } from '../permissions.js';
 import * as agents from './agents.service.js';
@@ -11,6 +12,21 @@ export const ProviderEnum = builder.enumType('Provider', {
   description: 'An AI provider. OFFLINE is the local, deterministic, zero-cost provider that always works.',
 });
 
+const LongContextPricing = builder.objectRef<LongContextPrice>('LongContextPricing').implement({
+  description:
+    "A model's higher rates for a long request: from `fromTokens` tokens on, the whole request (not only what is past the threshold) is billed at these rates.",
+  fields: (t) => ({
+    fromTokens: t.exposeInt('fromTokens', { description: 'The smallest count the rates apply at.' }),
+    countsOutput: t.boolean({
+      description: "Whether the count is the prompt and the output together (xAI); false: the prompt alone, cached tokens included (Anthropic).",
+      resolve: (p) => p.counts === 'prompt_and_output',
+    }),
+    inputPricePerMillionTokens: t.field({ type: 'Money', resolve: (p) => p.inputPerMTok }),
+    cachedInputPricePerMillionTokens: t.field({ type: 'Money', resolve: (p) => p.cachedInputPerMTok }),
+    outputPricePerMillionTokens: t.field({ type: 'Money', resolve: (p) => p.outputPerMTok }),
+  }),
+});
+
 const ModelRef = builder.objectRef<ModelInfo & { provider: ProviderId }>('Model').implement({
   fields: (t) => ({
     id: t.exposeString('id'),
@@ -18,7 +34,7 @@ const ModelRef = builder.objectRef<ModelInfo & { provider: ProviderId }>('Model'
     contextWindow: t.exposeInt('contextWindow'),
     maxOutputTokens: t.int({
       description: "The most output tokens an agent on this model may ask for (its provider's limit per request, within the hub's 200,000). An agent's maxOutputTokens must fit its model and each of its fallbacks.",
-      resolve: (m) => agents.outputLimitOf(m.provider, m.id),
+      resolve: (m) => agents.outputLimitOf(m),
     }),
     inputPricePerMillionTokens: t.field({
       type: 'Money',
@@ -29,6 +45,12 @@ const ModelRef = builder.objectRef<ModelInfo & { provider: ProviderId }>('Model'
       type: 'Money',
       nullable: true,
       resolve: (m) => (hasPrice(m.provider, m.id) ? priceFor(m.provider, m.id).outputPerMTok : null),
+    }),
+    longContextPricing: t.field({
+      type: LongContextPricing,
+      nullable: true,
+      description: 'Higher rates for a long request, where the provider has them (null: the same rates at any length).',
+      resolve: (m) => (hasPrice(m.provider, m.id) ? (priceFor(m.provider, m.id).longContext ?? null) : null),
     }),
   }),
 });

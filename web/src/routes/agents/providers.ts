@@ -14,9 +14,16 @@ const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFra
 /** `400K tokens`, `1M tokens`. */
 export const formatContextWindow = (tokens: number) => `${compact.format(tokens)} tokens`;
 
-/** `$1.25 in · $10.00 out per 1M tokens`; offline models are free. */
+/**
+ * `$1.25 in · $10.00 out per 1M tokens`, then a long-context tier where the model has one (`; from 128K tokens
+ * with output: $6.00 in · $30.00 out`); offline models are free.
+ */
 export function modelPrice(model: Model, provider: ProviderStatus): string {
   if (provider.offline) return 'free';
   if (!model.inputPricePerMillionTokens || !model.outputPricePerMillionTokens) return 'price not published';
-  return `${formatMoney(model.inputPricePerMillionTokens)} in · ${formatMoney(model.outputPricePerMillionTokens)} out per 1M tokens`;
+  const base = `${formatMoney(model.inputPricePerMillionTokens)} in · ${formatMoney(model.outputPricePerMillionTokens)} out per 1M tokens`;
+  const long = model.longContextPricing;
+  if (!long) return base;
+  const from = `${compact.format(long.fromTokens)} ${long.countsOutput ? 'tokens with output' : 'prompt tokens'}`;
+  return `${base}; above ${from}, the whole request at ${formatMoney(long.inputPricePerMillionTokens)} in · ${formatMoney(long.outputPricePerMillionTokens)} out`;
 }

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import { gql, type TestServer } from '../../api/test/harness.js';
 import { openBrowser, type BrowserSession, type OpenOptions } from './browser.js';
-import { CREATE_AGENT, CREATE_ORG, CREATE_PROJECT, SIGN_UP } from './operations.js';
+import { CREATE_AGENT, CREATE_ORG, CREATE_PROJECT, SIGN_UP, START_RUN } from './operations.js';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -78,4 +78,16 @@ export async function aTeamWithAnAgent(
   });
   expect(agent.createAgent.__typename).toBe('CreateAgentPayload');
   return { account, organizationId, projectId, agentId: agent.createAgent.agent.id };
+}
+
+const RUN_STATUS = /* GraphQL */ `
+  query ($id: ID!) { run(id: $id) { status } }
+`;
+
+/** Starts a run of `agentId` as `account` and waits until it has SUCCEEDED; returns its id. */
+export async function finishedRun(account: Account, agentId: string, input: string): Promise<string> {
+  const started = await account.api(START_RUN, { input: { agentId, input } });
+  const id = started.startRun.run.id as string;
+  await expect.poll(async () => (await account.api(RUN_STATUS, { id })).run.status, { timeout: 20_000 }).toBe('SUCCEEDED');
+  return id;
 }

@@ -3,16 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { aTeamWithAnAgent, signedInBrowser, type Account } from './accounts.js';
+import { aTeamWithAnAgent, finishedRun, signedInBrowser, type Account } from './accounts.js';
 import type { BrowserSession, Page } from './browser.js';
-import { START_RUN } from './operations.js';
 
 // A run and its retry name each other on the Run page, so whoever comes back to a run they retried finds
 // the retry (and how it went) instead of pressing Retry and being handed the same retry without a word.
-
-const RUN_STATUS = /* GraphQL */ `
-  query ($id: ID!) { run(id: $id) { status } }
-`;
 
 /** The value of a row of the Run page's Details. */
 const detail = (page: Page, label: string) =>
@@ -37,9 +32,7 @@ describe('the retry lineage on the Run page', { timeout: 60_000 }, () => {
 
   it('Retry opens the retry, which links back; the original then links to its retry, with its status, and Open retry starts nothing new', async () => {
     const { page } = browser;
-    const started = await account.api(START_RUN, { input: { agentId, input: 'Plan the offsite' } });
-    const original = started.startRun.run.id as string;
-    await expect.poll(async () => (await account.api(RUN_STATUS, { id: original })).run.status, { timeout: 20_000 }).toBe('SUCCEEDED');
+    const original = await finishedRun(account, agentId, 'Plan the offsite');
     const originalPath = `/runs/${encodeURIComponent(original)}`;
 
     await page.goto(originalPath);

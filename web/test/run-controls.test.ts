@@ -3,15 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
-import { aTeamWithAnAgent, signedInBrowser, signUp, type Account } from './accounts.js';
+import { aTeamWithAnAgent, finishedRun as finishedRunOf, signedInBrowser, signUp, type Account } from './accounts.js';
 import { anotherContext, type BrowserSession } from './browser.js';
 import { START_RUN } from './operations.js';
 
 // The Run page's own controls, as an impatient person uses them.
-
-const RUN_STATUS = /* GraphQL */ `
-  query ($id: ID!) { run(id: $id) { status } }
-`;
 
 describe('the Run page controls', { timeout: 60_000 }, () => {
   let server: TestServer;
@@ -21,12 +17,7 @@ describe('the Run page controls', { timeout: 60_000 }, () => {
 
   const api = (query: string, variables: Record<string, unknown>) => account.api(query, variables);
 
-  async function finishedRun(input: string): Promise<string> {
-    const started = await api(START_RUN, { input: { agentId, input } });
-    const id = started.startRun.run.id as string;
-    await expect.poll(async () => (await api(RUN_STATUS, { id })).run.status, { timeout: 20_000 }).toBe('SUCCEEDED');
-    return id;
-  }
+  const finishedRun = (input: string) => finishedRunOf(account, agentId, input);
 
   beforeAll(async () => {
     server = await startTestServer({ web: true, env: { OFFLINE_TOKEN_DELAY_MS: '5' } });

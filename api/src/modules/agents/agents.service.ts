@@ -20,6 +20,9 @@ export const AGENT_LIMITS = {
   fallbacks: 5,
 } as const;
 
+/** An agent created without maxOutputTokens gets this (the column's @default in schema.prisma). */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 1024;
+
 const TEMPERATURE_RANGE = `Temperature must be between ${AGENT_LIMITS.temperature.min} and ${AGENT_LIMITS.temperature.max}`;
 const MAX_OUTPUT_TOKENS_RANGE = `Max output tokens must be between ${AGENT_LIMITS.maxOutputTokens.min} and ${AGENT_LIMITS.maxOutputTokens.max.toLocaleString('en-US')}`;
 
@@ -153,7 +156,8 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
     }),
     raw,
   );
-  checkModels(ctx.providers, { maxOutputTokens: input.maxOutputTokens ?? 1024, primary: input.primary, chain: input.fallbackChain ?? [] }, { chain: true, limit: true });
+  const maxOutputTokens = input.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+  checkModels(ctx.providers, { maxOutputTokens, primary: input.primary, chain: input.fallbackChain ?? [] }, { chain: true, limit: true });
   return ctx.prisma.$transaction(async (tx) => {
     // Judged with the write: a project archived since it was loaded (or at this moment) gets no new agent.
     if (await projectArchived(tx, project.id)) throw ValidationError.field('projectId', ARCHIVED_PROJECT.addAgent);
@@ -167,7 +171,7 @@ export async function createAgent(ctx: Context, projectId: string, raw: unknown)
         model: input.primary.model,
         systemPrompt: input.systemPrompt ?? '',
         temperature: input.temperature ?? null,
-        maxOutputTokens: input.maxOutputTokens ?? 1024,
+        maxOutputTokens,
         fallbackChain: (input.fallbackChain ?? []) as Prisma.InputJsonValue,
       },
     });

@@ -175,7 +175,7 @@ const CreateAgentInput = builder.inputType('CreateAgentInput', {
     model: t.string({ required: true }),
     systemPrompt: t.string(),
     temperature: t.float(),
-    maxOutputTokens: t.int({ description: 'Upper bound on output tokens per run (default 1024); also sizes budget reservations.' }),
+    maxOutputTokens: t.int({ description: `Upper bound on output tokens per run (default ${agents.DEFAULT_MAX_OUTPUT_TOKENS}); also sizes budget reservations.` }),
     fallbackChain: t.field({ type: [ModelChoiceInput], description: 'Tried in order when the primary fails.' }),
   }),
 });

@@ -4,6 +4,7 @@ import type { AgentRun } from '../../_generated/prisma/client.js';
 import type { Role } from '../../_generated/prisma/enums.js';
 import type { RunStatus } from '../../_generated/prisma/enums.js';
 import type { Context } from '../../context.js';
+import type { SqlQuery } from '../../lib/db.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../lib/errors.js';
 import { isUuid } from '../../lib/ids.js';
 import { ARCHIVED_PROJECT } from '../projects/projects.service.js';
@@ -287,16 +288,19 @@ export async function cancelRun(ctx: Context, runId: string) {
   if (TERMINAL.includes(run.status)) return run;
   const viewerId = ctx.viewer!.userId;
   const now = new Date();
-  const agent = await ctx.prisma.agent.findUniqueOrThrow({ where: { id: run.agentId }, select: { name: true } });
-  const audited = (status: RunStatus) => ({
-    organizationId: run.organizationId,
-    actorId: viewerId,
-    action: 'run.cancelled',
-    targetType: 'Run',
-    targetId: run.id,
-    metadata: { runId: run.id, agentId: run.agentId, agentName: agent.name, status },
-    ip: ctx.ip,
-  }) as const;
+  // Only the cancel that changes the run is audited, in its transaction: the agent's name is read then.
+  const auditCancel = async (query: SqlQuery, status: RunStatus) => {
+    const [agent] = await query<{ name: string }>(`SELECT name FROM "Agent" WHERE id = $1::uuid`, [run.agentId]);
+    await auditWithin(query, {
+      organizationId: run.organizationId,
+      actorId: viewerId,
+      action: 'run.cancelled',
+      targetType: 'Run',
+      targetId: run.id,
+      metadata: { runId: run.id, agentId: run.agentId, agentName: agent?.name, status },
+      ip: ctx.ip,
+    });
+  };
   const writer = new RunEventWriter(ctx.events, run.id, run.lastSeq);
   let publish = async () => {};
   const fromQueue = await ctx.db.transaction(async (query) => {
@@ -311,7 +315,7 @@ export async function cancelRun(ctx: Context, runId: string) {
           RETURNING id`,
       [statusAnnouncement(run.projectId, run.id, 'CANCELLED')],
     );
-    if (done.applied) await auditWithin(query, audited('QUEUED'));
+    if (done.applied) await auditCancel(query, 'QUEUED');
     publish = done.publish;
     return done.applied;
   });
@@ -332,7 +336,7 @@ export async function cancelRun(ctx: Context, runId: string) {
           WHERE id = $1::uuid`,
         [run.id, viewerId, graceOver],
       );
-      if (row.cancelledById === null) await auditWithin(query, audited(row.status));
+      if (row.cancelledById === null) await auditCancel(query, row.status);
       return true;
     });
     if (asked) await ctx.orchestrator.requestCancel(run.id);

@@ -15,8 +15,8 @@ const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFra
 export const formatContextWindow = (tokens: number) => `${compact.format(tokens)} tokens`;
 
 /**
- * `$1.25 in · $10.00 out per 1M tokens`, then a long-context tier where the model has one (`; from 128K tokens
- * with output: $6.00 in · $30.00 out`); offline models are free.
+ * `$1.25 in · $10.00 out per 1M tokens`, then a long-context tier where the model has one (`; above 128K tokens
+ * with output, the whole request at $6.00 in · $30.00 out`); offline models are free.
  */
 export function modelPrice(model: Model, provider: ProviderStatus): string {
   if (provider.offline) return 'free';

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { serverAudits } from 'graphql-http';
 import type { GraphQLScalarType } from 'graphql';
@@ -153,6 +154,37 @@ describe('GraphQL over HTTP', () => {
     expect(res.headers.get('x-powered-by')).toBeNull();
     // Answers are the caller's own and POSTed: no ETag (Express would hash every response body for one).
     expect(res.headers.get('etag')).toBeNull();
+  });
+
+  it('answers a plain JSON POST (straight to Apollo) as Express answers every other request to /graphql', async () => {
+    // A gzipped body is one the direct path leaves to Express and its body parser: the two must agree.
+    const body = JSON.stringify({ query: 'query Who { viewer { user { email } } }' });
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${owner.token}`, 'x-request-id': 'same' };
+    const direct = await fetch(app.graphqlUrl, { method: 'POST', headers, body });
+    const viaExpress = await fetch(app.graphqlUrl, { method: 'POST', headers: { ...headers, 'content-encoding': 'gzip' }, body: gzipSync(body) });
+    const shown = (res: Response) => [...res.headers].filter(([name]) => !['date', 'content-length', 'keep-alive', 'connection'].includes(name));
+    expect(direct.status).toBe(200);
+    expect(viaExpress.status).toBe(200);
+    expect(shown(direct)).toEqual(shown(viaExpress));
+    expect(await direct.json()).toMatchObject({ data: { viewer: { user: { email: owner.email } } } });
+    expect(await viaExpress.json()).toMatchObject({ data: { viewer: { user: { email: owner.email } } } });
+
+    // Media type parameters: UTF-8 is read directly, anything else is Express's to refuse.
+    const utf8 = await send(app.graphqlUrl, '{"query":"{ health { ok } }"}', { 'content-type': 'application/json; charset=UTF-8' });
+    expect(utf8.json).toMatchObject({ data: { health: { ok: true } } });
+    const latin1 = await send(app.graphqlUrl, '{"query":"{ health { ok } }"}', { 'content-type': 'application/json; charset=latin1' });
+    expect(latin1.status).toBe(415);
+    // Only an object or an array is a body, as for express.json's strict mode; an empty body is an empty one.
+    const scalar = await send(app.graphqlUrl, '"{ health { ok } }"');
+    expect(scalar.status).toBe(400);
+    expect(scalar.json!.errors![0]).toMatchObject({ extensions: { code: 'BAD_REQUEST' } });
+    expect(scalar.json!.errors![0].message).toMatch(/^The request body is not valid JSON/);
+    const empty = await send(app.graphqlUrl, '');
+    const emptyViaExpress = await fetch(app.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync('') });
+    expect(empty.status).toBe(400);
+    expect(emptyViaExpress.status).toBe(400);
+    const withoutStack = ({ errors }: { errors: { message: string; extensions: { code: string } }[] }) => errors.map(({ message, extensions: { code } }) => ({ message, code }));
+    expect(withoutStack(empty.json as never)).toEqual(withoutStack((await emptyViaExpress.json()) as never));
   });
 });
 

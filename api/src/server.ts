@@ -12,6 +12,7 @@ import { GraphQLError, type ExecutionArgs, type GraphQLFormattedError } from 'gr
 import { useServer } from 'graphql-ws/use/ws';
 import helmet from 'helmet';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { graphqlOverHttp } from './graphql-http.js';
 import { contextFor, createContext, credentialsFrom, type Context } from './context.js';
 import { AppError, ForbiddenError, isUnstorableText, NotFoundError, RateLimitedError, UnauthenticatedError, ValidationError } from './lib/errors.js';
 import { NUL_MESSAGE } from './lib/validate.js';
@@ -41,6 +42,7 @@ export interface HubServer {
 }
 
 const BODY_LIMIT = '1mb';
+const BODY_LIMIT_BYTES = 1024 * 1024;
 /** The same 1 MB bound for one graphql-ws message as for one HTTP body. */
 const WS_MAX_PAYLOAD = 1024 * 1024;
 /** Bytes a socket may have waiting to be sent before a subscription waits for it to drain. */
@@ -154,7 +156,10 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   // hash every response body (the UI's static files get theirs from their own handler).
   app.set('etag', false);
   app.set('trust proxy', 'loopback');
-  const httpServer = createHttpServer(app);
+  // GraphQL's POSTs of JSON are answered before Express's router (see graphqlOverHttp); everything else goes through it.
+  const httpServer = createHttpServer((req, res) => {
+    if (!graphqlHttp(req, res)) app(req, res);
+  });
   // Outlive the idle timeouts of load balancers and HTTP clients, so a reused keep-alive socket is never
   // closed by us at the moment a client sends on it (which surfaces as ECONNRESET).
   httpServer.keepAliveTimeout = 65_000;
@@ -399,12 +404,14 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   });
   await apollo.start();
 
-  app.use((req, res, next) => {
+  const requestId: RequestHandler = (req, res, next) => {
     const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 100) || randomUUID();
     res.setHeader('x-request-id', id);
     next();
-  });
-  app.use(helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false }));
+  };
+  const securityHeaders: RequestHandler = helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false });
+  app.use(requestId);
+  app.use(securityHeaders);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -418,20 +425,14 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
   // A list (not a string) so that other origins get no Access-Control-Allow-Origin header at all.
   const appCors = cors({ origin: rt.config.APP_ORIGIN ? [new URL(rt.config.APP_ORIGIN).origin] : false, credentials: true });
 
-  app.use(
-    '/graphql',
-    appCors,
-    express.json({ limit: BODY_LIMIT }),
-    expressMiddleware(apollo, {
-      context: async ({ req, res }: { req: Request; res: Response }) => {
-        try {
-          return await httpContext(req, res);
-        } catch (err) {
-          throw edgeGraphQLError(err);
-        }
-      },
-    }),
-  );
+  const graphqlContext = async ({ req, res }: { req: Request; res: Response }) => {
+    try {
+      return await httpContext(req, res);
+    } catch (err) {
+      throw edgeGraphQLError(err);
+    }
+  };
+  app.use('/graphql', appCors, express.json({ limit: BODY_LIMIT }), expressMiddleware(apollo, { context: graphqlContext }));
 
   app.use('/api', appCors);
   // A download is a request like any other: it waits for its charge to the request budget (429 past it).
@@ -446,7 +447,7 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
 
   if (opts.webHandler) app.use(withFileStreamErrors(opts.webHandler, rt.logger));
 
-  const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
+  const answerError = (err: unknown, res: Response) => {
     if (res.headersSent) {
       // A stream that failed half-way (e.g. the client went away): nothing sensible can be appended.
       rt.logger.warn({ err }, 'response ended early');
@@ -459,7 +460,19 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
     if (err instanceof RateLimitedError) res.setHeader('retry-after', String(err.retryAfterSeconds));
     res.status(status).json({ errors: [{ message, extensions: { code, ...extra } }] });
   };
+  const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => answerError(err, res);
   app.use(errorHandler);
+
+  // The same steps as Express's for the same requests: request id, security headers, CORS, then Apollo.
+  const graphqlHttp = graphqlOverHttp({
+    apollo,
+    app,
+    path: '/graphql',
+    limitBytes: BODY_LIMIT_BYTES,
+    steps: [requestId, securityHeaders, appCors],
+    context: (req, res) => graphqlContext({ req, res }),
+    fail: (err, _req, res) => answerError(err, res),
+  });
 
   const server: HubServer = {
     httpServer,

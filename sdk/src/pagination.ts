@@ -41,18 +41,31 @@ export function toPage<T>(connection: Connection<T>): Page<T> {
   };
 }
 
-export function list<T>(iterate: () => AsyncIterator<T>): List<T> {
+/**
+ * `iterate`'s items, and once `signal` aborts none after: the next one throws the signal's reason, whether
+ * it would have come from a page already fetched or from a request still to make.
+ */
+export function list<T>(iterate: () => AsyncIterator<T>, signal?: AbortSignal): List<T> {
+  const items = signal
+    ? async function* () {
+        for await (const item of { [Symbol.asyncIterator]: iterate }) {
+          signal.throwIfAborted();
+          yield item;
+        }
+      }
+    : iterate;
   return {
-    [Symbol.asyncIterator]: iterate,
+    [Symbol.asyncIterator]: items,
     async toArray() {
-      const items: T[] = [];
-      for await (const item of { [Symbol.asyncIterator]: iterate }) items.push(item);
-      return items;
+      const all: T[] = [];
+      for await (const item of { [Symbol.asyncIterator]: items }) all.push(item);
+      return all;
     },
   };
 }
 
-export function paginate<T>(fetchPage: (args: { first: number; after: string | null }) => Promise<Page<T>>): Paginated<T> {
+/** Every page in turn; `signal` (the list's RequestOptions signal) stops it between items too, as for `list`. */
+export function paginate<T>(fetchPage: (args: { first: number; after: string | null }) => Promise<Page<T>>, signal?: AbortSignal): Paginated<T> {
   return {
     ...list(async function* () {
       let after: string | null = null;
@@ -62,7 +75,7 @@ export function paginate<T>(fetchPage: (args: { first: number; after: string | n
         if (!page.hasNextPage || !page.endCursor) return;
         after = page.endCursor;
       }
-    }),
+    }, signal),
     page: ({ first = MAX_PAGE_SIZE, after = null } = {}) => fetchPage({ first, after }),
   };
 }

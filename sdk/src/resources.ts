@@ -108,7 +108,7 @@ export function activityApi(t: Transport) {
   return (options?: RequestOptions): Paginated<AccountEvent> =>
     paginate(async (page) => {
       return toPage(signedIn((await t.request(ViewerActivityDocument, page, options)).viewer).activity);
-    });
+    }, options?.signal);
 }
 
 export function tokensApi(t: Transport) {
@@ -127,7 +127,7 @@ export function tokensApi(t: Transport) {
       return list(async function* () {
         const { viewer } = await t.request(ApiTokensDocument, {}, options);
         yield* signedIn(viewer).apiTokens;
-      });
+      }, options?.signal);
     },
   };
 }
@@ -152,7 +152,7 @@ export function organizationsApi(t: Transport) {
     list(options?: RequestOptions): Paginated<Organization> {
       return paginate(async (page) => {
         return toPage(signedIn((await t.request(ViewerOrganizationsDocument, page, options)).viewer).organizations);
-      });
+      }, options?.signal);
     },
   };
 }
@@ -182,7 +182,7 @@ export function membersApi(t: Transport) {
       return paginate(async (page) => {
         const { organization } = await t.request(OrganizationMembersDocument, { slug: organizationSlug, ...page }, options);
         return toPage(found(organization, 'Organization').members);
-      });
+      }, options?.signal);
     },
   };
 }
@@ -200,7 +200,7 @@ export function invitationsApi(t: Transport) {
         const { invitations } = found(organization, 'Organization');
         if (!invitations) throw new ForbiddenError('Your role cannot see invitations');
         return toPage(invitations);
-      });
+      }, options?.signal);
     },
     /** Withdraws a pending invitation: its link stops working. Throws ConflictError if it is no longer pending. */
     async revoke(invitationId: string, options?: RequestOptions): Promise<Invitation> {
@@ -249,7 +249,7 @@ export function projectsApi(t: Transport) {
       return paginate(async (page) => {
         const { organization } = await t.request(OrganizationProjectsDocument, { slug: organizationSlug, includeArchived, ...page }, options);
         return toPage(found(organization, 'Organization').projects);
-      });
+      }, options.signal);
     },
   };
 }
@@ -260,7 +260,7 @@ export function providersApi(t: Transport) {
     list(options?: RequestOptions): List<ProviderStatus> {
       return list(async function* () {
         yield* (await t.request(ProvidersDocument, {}, options)).providers;
-      });
+      }, options?.signal);
     },
   };
 }
@@ -292,7 +292,7 @@ export function agentsApi(t: Transport) {
       return paginate(async (page) => {
         const { project } = await t.request(ProjectAgentsDocument, { projectId, includeArchived, ...page }, options);
         return toPage(found(project, 'Project').agents);
-      });
+      }, options.signal);
     },
   };
 }

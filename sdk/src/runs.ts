@@ -284,7 +284,7 @@ export function runsApi(t: Transport) {
         const { project } = await t.request(ProjectRunsDocument, { projectId, filter, ...page }, options);
         if (!project) throw new NotFoundError('Project not found');
         return toPage(project.runs);
-      });
+      }, options?.signal);
     },
     stream,
     /**
@@ -299,7 +299,11 @@ export function runsApi(t: Transport) {
       for (let after = afterSeq; ; ) {
         const { run } = await t.request(RunEventPageDocument, { id: runId, afterSeq: after, types }, options);
         if (!run) throw new NotFoundError('Run not found');
-        yield* run.events.map(typed);
+        for (const event of run.events) {
+          // An abort stops the events of a page already read too, as it does a list's items.
+          options.signal?.throwIfAborted();
+          yield typed(event);
+        }
         if (run.events.length < EVENT_PAGE) return;
         after = run.events.at(-1)!.seq;
       }

@@ -40,8 +40,8 @@ export interface ClientOptions {
 /**
  * Options of one query or mutation: the last argument of `client.request` and of every namespace method that
  * makes a request (merged into the options object of those that have one, such as `projects.list`). A list's
- * (`List`, `Paginated`) apply to each page's request: `timeoutMs` times each page, and a signal that aborts rejects
- * the page request it finds in flight, or the next one (the iteration then throws the signal's reason).
+ * (`List`, `Paginated`) apply to each page's request: `timeoutMs` times each page. Once the signal aborts, a list
+ * yields nothing more: its next item throws the signal's reason, fetched already or not (a page request in flight is given up).
  */
 export interface RequestOptions {
   /** Stops waiting: the call then rejects with the signal's reason (an AbortError, unless you gave another). */

@@ -353,3 +353,41 @@ describe('a filtered list misses none when the last item of a page has left the 
   });
 });
 
+
+describe('an AbortSignal given to a list', () => {
+  // Each list holds three or more items in one page; the signal aborts once the first has come.
+  const lists: [string, (project: { gid: string; runId: string }, signal: AbortSignal) => AsyncIterable<unknown>][] = [
+    ['runs.list', (p, signal) => client.runs.list(p.gid, { status: ['SUCCEEDED'] }, { signal })],
+    ['runs.events', (p, signal) => client.runs.events(p.runId, { signal })],
+    ['agents.list', (p, signal) => client.agents.list(p.gid, { signal })],
+    ['projects.list', (_p, signal) => client.projects.list(org.slug, { signal })],
+    ['providers.list (one request, no pages)', (_p, signal) => client.providers.list({ signal })],
+  ];
+
+  it.each(lists)('stops %s at the next item, already fetched or not, with the signal’s reason', async (_name, iterate) => {
+    const project = await given(app).aProject(org);
+    const agents = await Promise.all([1, 2, 3].map((i) => given(app).anOfflineAgent(project, { name: `Stoppable ${i}` })));
+    const runs = await Promise.all(
+      agents.map((agent, i) =>
+        app.rt.prisma.agentRun.create({
+          data: { organizationId: org.id, projectId: project.id, agentId: agent.id, status: 'SUCCEEDED', input: `stoppable ${i}`, lastSeq: 3 },
+        }),
+      ),
+    );
+    await app.rt.prisma.runEvent.createMany({ data: [1, 2, 3].map((seq) => ({ runId: runs[0]!.id, seq, type: 'LOG' as const, payload: { n: seq } })) });
+
+    const controller = new AbortController();
+    const seen: unknown[] = [];
+    const before = requests;
+    const err = await (async () => {
+      for await (const item of iterate({ gid: project.gid, runId: toGlobalId('Run', runs[0]!.id) }, controller.signal)) {
+        seen.push(item);
+        controller.abort();
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toBe(controller.signal.reason);
+    expect(seen).toHaveLength(1);
+    // The first page's request, and none after the abort.
+    expect(requests - before).toBe(1);
+  });
+});

@@ -213,7 +213,6 @@ export function runsApi(t: Transport) {
   async function finishedBy(runId: string, seq: number, signal: AbortSignal | undefined): Promise<boolean> {
     const { run } = await t.request(RunProgressDocument, { id: runId }, { signal });
     if (!run) throw new NotFoundError('Run not found');
-    // The API keeps a subscription that starts after the terminal event open forever, so do not open one.
     return TERMINAL_RUN_STATUSES.includes(run.status) && run.lastSeq <= seq;
   }
 
@@ -223,6 +222,7 @@ export function runsApi(t: Transport) {
    */
   async function* stream(runId: string, { afterSeq = 0, signal, reconnect = {} }: StreamOptions = {}): AsyncGenerator<RunEvent> {
     const { attempts = 10, minDelayMs = 250, maxDelayMs = 5_000 } = reconnect;
+    // Resuming a finished run at or past its end: nothing is left, so no socket is opened for it.
     if (afterSeq > 0 && (await finishedBy(runId, afterSeq, signal))) return;
     // Seqs start at 1: as for the API, a negative afterSeq is the start of the log (else event 1 would look like a gap).
     let last = Math.max(0, afterSeq);
@@ -230,15 +230,22 @@ export function runsApi(t: Transport) {
     for (;;) {
       let cause: NetworkError | RateLimitedError | undefined;
       try {
+        let gap = false;
         for await (const { runEvents: event } of t.subscribe(RunEventsDocument, { runId, afterSeq: last }, { signal })) {
           if (event.seq <= last) continue;
           // The API promises no gaps; if one ever shows, resubscribing replays it from the stored log.
-          if (event.seq !== last + 1) break;
+          if (event.seq !== last + 1) {
+            gap = true;
+            break;
+          }
           last = event.seq;
           failures = 0;
           yield typed(event);
           if (isTerminalEvent(event)) return;
         }
+        // The API ended the subscription before the run's end came: it does so while shutting down, and once a
+        // run whose log ends at or before `last` finishes (an afterSeq past its end). Only the latter is over.
+        if (!gap && (await finishedBy(runId, last, signal))) return;
       } catch (err) {
         // Reconnecting spends the caller's request budget like any call: a refusal for that is waited out too.
         if (!(err instanceof NetworkError || err instanceof RateLimitedError)) throw err;

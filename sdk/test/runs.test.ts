@@ -153,6 +153,16 @@ describe('starting and streaming a run', () => {
     expect(nothingLeft).toEqual([]);
   });
 
+  it('an afterSeq past the end of a running run ends the stream when the run ends, without an error', async () => {
+    const run = await client.runs.start({ agentId: large.id, input: 'A plan resumed from a seq it never reaches' });
+    const seen: RunEvent[] = [];
+    // Quick reconnects, so that taking the API's end of the subscription for a lost connection fails fast.
+    const options = { afterSeq: 1_000_000, reconnect: { attempts: 2, minDelayMs: 10, maxDelayMs: 10 }, signal: AbortSignal.timeout(20_000) };
+    for await (const event of client.runs.stream(run.id, options)) seen.push(event);
+    expect(seen).toEqual([]);
+    expect((await client.runs.get(run.id)).status).toBe('SUCCEEDED');
+  });
+
   it('a negative afterSeq is the start of the log, as the API takes it, not a gap to reconnect over', async () => {
     const run = await client.runs.start({ agentId: small.id, input: 'From before the first event' });
     const done = await client.runs.wait(run.id);

@@ -13,9 +13,12 @@ import {
   type RunUpdate,
   type RunUsageEvent,
 } from '@hub/sdk';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromGlobalId } from '../../api/src/lib/ids.js';
+import { fromGlobalId, toGlobalId } from '../../api/src/lib/ids.js';
 import { blackHoleRelay, BOOT_TIMEOUT_MS, clientFor, given, socketCutter, startTestServer, WebSocket, type TestServer } from './support.js';
 
 let app: TestServer;
@@ -24,12 +27,14 @@ let projectId: string;
 let small: Agent;
 let large: Agent;
 let ownerToken: string;
+let org: Awaited<ReturnType<ReturnType<typeof given>['anOrganization']>>;
+const apiRequire = createRequire(new URL('../../api/package.json', import.meta.url));
 
 beforeAll(async () => {
   // A few milliseconds per token make a large run last about two seconds: long enough to cut it mid-stream
   // three times, reconnecting in between, on a machine busy with other tests (at 5 ms a run could end first).
   app = await startTestServer({ env: { OFFLINE_TOKEN_DELAY_MS: '10' } });
-  const org = await given(app).anOrganization();
+  org = await given(app).anOrganization();
   projectId = (await given(app).aProject(org)).gid;
   ownerToken = org.owner.token;
   client = clientFor(app, ownerToken);
@@ -64,12 +69,24 @@ describe('starting and streaming a run', () => {
   });
 
   it('survives dropped sockets: resumes after the last seq, every event exactly once and in order', async () => {
+    // What the client sends and yields, in order: each subscription's afterSeq, and each event's seq.
+    const timeline: ({ subscribedAfter: number } | { yielded: number })[] = [];
+    const Ws = WebSocket as new (url: string, protocols?: string | string[]) => { send(data: string): void };
+    class Recording extends Ws {
+      override send(data: string) {
+        const message = JSON.parse(data) as { type: string; payload?: { variables?: { afterSeq?: number } } };
+        if (message.type === 'subscribe') timeline.push({ subscribedAfter: message.payload!.variables!.afterSeq! });
+        super.send(data);
+      }
+    }
+    const recorded = createClient({ url: app.graphqlUrl, token: ownerToken, webSocketImpl: Recording });
     const cutter = socketCutter(app);
     const run = await client.runs.start({ agentId: large.id, input: 'Write a long plan with many steps' });
     const events: RunEvent[] = [];
     let cuts = 0;
     let nextCutAt = 3;
-    for await (const event of client.runs.stream(run.id)) {
+    for await (const event of recorded.runs.stream(run.id)) {
+      timeline.push({ yielded: event.seq });
       events.push(event);
       // Cut the live connection three times while tokens are still flowing. Events the old socket had
       // already received still arrive after a cut, so wait until the replacement socket is up.
@@ -80,10 +97,20 @@ describe('starting and streaming a run', () => {
       }
     }
     cutter.stop();
+    await recorded.close();
 
     expect(cuts).toBe(3);
     // One new connection after each cut.
     expect(cutter.opened).toBeGreaterThanOrEqual(3);
+    // Each new subscription asked for the events after the last one yielded, not for the whole log again.
+    const subscriptions: { after: number; lastYielded: number }[] = [];
+    let lastYielded = 0;
+    for (const entry of timeline) {
+      if ('yielded' in entry) lastYielded = entry.yielded;
+      else subscriptions.push({ after: entry.subscribedAfter, lastYielded });
+    }
+    expect(subscriptions.length).toBeGreaterThanOrEqual(4);
+    for (const { after, lastYielded } of subscriptions) expect(after).toBe(lastYielded);
     expect(seqs(events)).toEqual(oneTo(events.length));
     expect(events.at(-1)).toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
     const finished = await client.runs.get(run.id);
@@ -161,6 +188,56 @@ describe('starting and streaming a run', () => {
     for await (const event of client.runs.stream(run.id, options)) seen.push(event);
     expect(seen).toEqual([]);
     expect((await client.runs.get(run.id)).status).toBe('SUCCEEDED');
+  });
+
+  it('breaking out of a stream closes its WebSocket and leaves nothing running: a program that does so exits without close()', async () => {
+    // A run that stays RUNNING for the whole test (its claim's lease is far off, its worker elsewhere): the
+    // API never ends its subscription, so only the stream's own cleanup closes the socket.
+    const endless = async () => {
+      const [agent, project] = [fromGlobalId(large.id, 'Agent'), fromGlobalId(projectId, 'Project')];
+      const run = await app.rt.prisma.agentRun.create({
+        data: {
+          organizationId: org.id,
+          projectId: project,
+          agentId: agent,
+          input: 'A run streamed by a reader who stops early',
+          status: 'RUNNING',
+          attempts: 1,
+          lastSeq: 1,
+          leaseOwner: 'a-worker-elsewhere',
+          leaseExpiresAt: new Date(Date.now() + 3_600_000),
+        },
+      });
+      await app.rt.prisma.runEvent.create({ data: { runId: run.id, seq: 1, type: 'TOKEN', payload: { text: 'Hello' } } });
+      return toGlobalId('Run', run.id);
+    };
+    const sockets = socketCutter(app);
+    try {
+      for await (const event of client.runs.stream(await endless())) if (event.type === 'TOKEN') break;
+      await expect.poll(() => sockets.open).toBe(0);
+    } finally {
+      sockets.stop();
+    }
+
+    // The same as a program of its own: Node exits once nothing (socket, ping or reconnect timer) is left.
+    const program = `
+      import { createClient } from '@hub/sdk';
+      import WebSocket from '${pathToFileURL(apiRequire.resolve('ws')).href}';
+      const client = createClient({ url: process.env.HUB_URL, token: process.env.HUB_TOKEN, webSocketImpl: WebSocket });
+      for await (const event of client.runs.stream(process.env.RUN_ID)) if (event.type === 'TOKEN') break;
+      console.log('broke out');
+    `;
+    const runId = await endless();
+    const output = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', program],
+        // Run from the package's folder, where `@hub/sdk` resolves to its own build; killed if it has not exited in 15 s.
+        { cwd: fileURLToPath(new URL('..', import.meta.url)), env: { ...process.env, HUB_URL: app.graphqlUrl, HUB_TOKEN: ownerToken, RUN_ID: runId }, timeout: 15_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stdout}${stderr}`)) : resolve(stdout)),
+      ),
+    );
+    expect(output).toBe('broke out\n');
   });
 
   it('a negative afterSeq is the start of the log, as the API takes it, not a gap to reconnect over', async () => {
@@ -391,6 +468,32 @@ describe('when reconnecting is not the answer', () => {
       sockets.stop();
       await streaming.close();
       await limited.close();
+    }
+  });
+
+  it('a token revoked mid-stream ends it with an UnauthorizedError at once, without reconnecting', async () => {
+    const member = await given(app).aMemberOf(org, 'MEMBER');
+    const revoking = clientFor(app, member.token);
+    const run = await client.runs.start({ agentId: large.id, input: 'A plan for a token about to be revoked' });
+    const sockets = socketCutter(app);
+    const seen: RunEvent[] = [];
+    try {
+      const err = await (async () => {
+        for await (const event of revoking.runs.stream(run.id)) {
+          seen.push(event);
+          // The API closes the token's connections with 4401.
+          if (seen.length === 1) await revoking.tokens.revoke((await revoking.tokens.list().toArray())[0]!.id);
+        }
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnauthorizedError);
+      expect(err).toMatchObject({ code: 'UNAUTHENTICATED', message: 'API token revoked' });
+      // The stream's own connection, and none after it.
+      expect(sockets.opened).toBe(1);
+      expect(seen.at(-1)).not.toMatchObject({ type: 'STATUS', status: 'SUCCEEDED' });
+    } finally {
+      sockets.stop();
+      await revoking.close();
+      await client.runs.cancel(run.id);
     }
   });
 

@@ -35,9 +35,9 @@ const page = (connection: Connection): Page => ({
  * A project's runs, newest first, filtered by status and agent, paged with "Load more", and kept
  * current by the `projectRunUpdates` subscription (which carries every run of the project): a run
  * that changes is replaced in place, a new one that matches the filter is added on top, one that no
- * longer matches is dropped, and one of another agent is never shown. Each time the
- * subscription starts listening on a new connection, every run shown is read again, so nothing
- * that changed before it listened is lost.
+ * longer matches is dropped, and one of another agent is never shown; a retry's update links its
+ * original's row to it. Each time the subscription starts listening on a new connection, every run
+ * shown is read again, so nothing that changed before it listened is lost.
  *
  * Reads run one after another. Updates that arrive while one is in flight are applied at once and
  * again over its result, which may be older than they are.
@@ -202,6 +202,7 @@ export class ProjectRuns {
   }
 
   #upsert(run: Run): void {
+    this.#linkRetry(run);
     const matches =
       (this.statuses.length === 0 || this.statuses.includes(run.status)) && (this.agentId === null || run.agent.id === this.agentId);
     const index = this.runs.findIndex((r) => r.id === run.id);
@@ -218,5 +219,18 @@ export class ProjectRuns {
       this.runs.splice(at === -1 ? this.runs.length : at, 0, run);
       this.totalCount++;
     }
+  }
+
+  /**
+   * A retry's updates are the only news its original gets (the original itself does not change): the
+   * original's row takes the retry as its retriedAs, status included. A run is retried once, so a row
+   * that names another retry keeps it.
+   */
+  #linkRetry(run: Run): void {
+    if (!run.retryOf) return;
+    const index = this.runs.findIndex((r) => r.id === run.retryOf!.id);
+    const original = this.runs[index];
+    if (!original || (original.retriedAs && original.retriedAs.id !== run.id)) return;
+    this.runs[index] = { ...original, retriedAs: { __typename: 'Run', id: run.id, status: run.status } };
   }
 }

@@ -1,16 +1,20 @@
 import type { Client, CombinedError } from '@urql/core';
 import { isFinished } from '$lib/components/RunStatusBadge.svelte';
+import { LiveSubscription } from '$lib/graphql/live-subscription.svelte';
 import {
   RunPageDocument,
   RunPageEventsDocument,
+  RunPageRetryUpdatesDocument,
   RunPageStoryDocument,
   type RunPageEventsSubscription,
+  type RunPageRetryUpdatesSubscription,
   type Provider,
   type RunPageRunFragment,
   type RunStatus,
 } from '$lib/graphql/_generated/graphql';
 
 type RunEvent = RunPageEventsSubscription['runEvents'];
+type RunUpdate = RunPageRetryUpdatesSubscription['projectRunUpdates'];
 
 export interface LiveUsage {
   inputTokens: number;
@@ -111,7 +115,8 @@ class RestartTracker {
  * One run, kept live: loaded once, then (while it is not finished) followed through the
  * `runEvents` subscription, which replays the stored events and then streams new ones. The
  * stream text is rebuilt from TOKEN events; when the final STATUS arrives the run is re-read so
- * the authoritative output, usage and permissions replace the live figures.
+ * the authoritative output, usage and permissions replace the live figures. Once it is finished, the
+ * project's run updates tell of its retry, wherever that starts, and how the retry goes.
  *
  * Create it while a component initialises; it starts in the browser and stops on unmount.
  */
@@ -140,6 +145,14 @@ export class LiveRun {
   /** The live connection gave up (graphql-ws retries a dropped socket a few times first). */
   connectionLost = $state(false);
 
+  /**
+   * The project whose run updates may tell of this run's retry: while the run is finished and its retry, if
+   * it has one, is not (a retry may start from anywhere, and then runs on).
+   */
+  #retryProject = $derived(
+    this.run && isFinished(this.run.status) && !(this.run.retriedAs && isFinished(this.run.retriedAs.status)) ? this.run.project.id : undefined,
+  );
+
   /** Highest event seq applied; never reactive, read by the subscription on every (re)subscribe. */
   #lastSeq = 0;
   #restarts = new RestartTracker();
@@ -159,6 +172,25 @@ export class LiveRun {
         this.#unsubscribe?.();
       };
     });
+    $effect(() => {
+      const projectId = this.#retryProject;
+      if (!projectId) return;
+      // Created inside this effect, it stops with it: once the retry has finished, or when the page goes.
+      new LiveSubscription(client, RunPageRetryUpdatesDocument, { projectId }, {
+        next: ({ projectRunUpdates }) => this.#retryUpdated(projectRunUpdates),
+        // A retry that started or changed while the connection was down sent nothing this page saw.
+        resync: () => void this.load(),
+      });
+    });
+  }
+
+  /** A run of the project changed: if it is this run's retry, its link takes the retry's status (or appears). */
+  #retryUpdated({ status, run: updated }: RunUpdate): void {
+    const run = this.run;
+    if (!run || !updated) return;
+    const ours = run.retriedAs ? run.retriedAs.id === updated.id : updated.retryOf?.id === run.id;
+    if (!ours) return;
+    this.run = { ...run, retriedAs: { __typename: 'Run', id: updated.id, status } };
   }
 
   get status(): RunStatus | undefined {

@@ -25,6 +25,11 @@ export const START_RUN = /* GraphQL */ `
     startRun(input: $input) { __typename ... on StartRunPayload { run { id } } ... on Error { message } }
   }
 `;
+export const RETRY_RUN = /* GraphQL */ `
+  mutation ($id: ID!) {
+    retryRun(input: { id: $id }) { __typename ... on RetryRunPayload { run { id } } ... on Error { message } }
+  }
+`;
 export const INVITE_MEMBER = /* GraphQL */ `
   mutation ($input: InviteMemberInput!) {
     inviteMember(input: $input) { __typename ... on InviteMemberPayload { token } ... on Error { message } }

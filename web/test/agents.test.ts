@@ -174,7 +174,7 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
   it('offers New agent to roles that may create one, and not to a viewer', async () => {
     await server.rt.prisma.agent.create({ data: { organizationId, projectId, name: 'Visible', provider: 'OFFLINE', model: 'offline-small' } });
     await browser.page.goto('/agents');
-    await browser.page.getByRole('link', { name: 'Visible' }).waitFor();
+    await browser.page.getByRole('link', { name: 'Visible', exact: true }).waitFor();
     expect(await browser.page.getByRole('main').getByRole('link', { name: 'New agent' }).count()).toBe(1);
 
     const viewer = await signUp(server, 'Vera Viewer');
@@ -184,7 +184,7 @@ describe('archived agents and projects come back', { timeout: 60_000 }, () => {
     try {
       await session.page.context().addCookies([{ name: 'hub_session', value: viewer.session, url: server.url, httpOnly: true }]);
       await session.page.goto('/agents');
-      await session.page.getByRole('link', { name: 'Visible' }).waitFor();
+      await session.page.getByRole('link', { name: 'Visible', exact: true }).waitFor();
       expect(await session.page.getByRole('link', { name: 'New agent' }).count()).toBe(0);
       expect(session.errors).toEqual([]);
     } finally {

@@ -2,19 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromGlobalId } from '../../api/src/lib/ids.js';
 import { startTestServer, type TestServer } from '../../api/test/harness.js';
 import { aTeamWithAnAgent, signedInBrowser, type Account } from './accounts.js';
-import type { BrowserSession } from './browser.js';
+import { anotherContext, type BrowserSession } from './browser.js';
 
-describe('the agents list with many agents', { timeout: 60_000 }, () => {
+describe('the agents list with many agents, and an agent on a phone', { timeout: 60_000 }, () => {
   let server: TestServer;
   let browser: BrowserSession;
   let account: Account;
+  let agentId = '';
   let organizationId = '';
   let projectId = '';
 
   beforeAll(async () => {
     server = await startTestServer({ web: true, worker: false });
     const team = await aTeamWithAnAgent(server, { person: 'Lena Lister', org: 'Many Hands', project: 'Fleet', agent: 'Aardvark' });
-    ({ account } = team);
+    ({ account, agentId } = team);
     organizationId = fromGlobalId(team.organizationId, 'Organization');
     projectId = fromGlobalId(team.projectId, 'Project');
     browser = await signedInBrowser(server, account.session);
@@ -72,6 +73,41 @@ describe('the agents list with many agents', { timeout: 60_000 }, () => {
     await page.getByRole('dialog', { name: 'Archive Worker 127?' }).getByRole('button', { name: 'Archive', exact: true }).click();
     await page.getByRole('link', { name: 'Worker 127', exact: true }).waitFor({ state: 'detached' });
     expect(await page.getByTestId('agent-row').count()).toBe(128);
+    expect(browser.errors).toEqual([]);
+  });
+
+  it("on a phone, Run this agent at the top of the agent's page takes the reader to the prompt, below the whole form", async () => {
+    const phone = await anotherContext(browser, { baseURL: server.url, viewport: { width: 390, height: 844 } });
+    try {
+      const { page } = phone;
+      await page.context().addCookies([{ name: 'hub_session', value: account.session, url: server.url, httpOnly: true }]);
+      await page.goto(`/agents/${encodeURIComponent(agentId)}`);
+      const prompt = page.getByRole('region', { name: 'Run this agent' }).getByLabel('Prompt');
+      await prompt.waitFor();
+      // The form to edit the agent comes first: the prompt is screens below.
+      expect(await prompt.evaluate((el) => el.getBoundingClientRect().top)).toBeGreaterThan(844 * 2);
+      const button = page.getByRole('button', { name: 'Run this agent' });
+      expect(await button.evaluate((el) => el.getBoundingClientRect().bottom)).toBeLessThan(844);
+      await button.click();
+      await expect.poll(() => prompt.evaluate((el) => el === document.activeElement)).toBe(true);
+      // In view, whole.
+      const box = await prompt.evaluate((el) => el.getBoundingClientRect());
+      expect(box.top).toBeGreaterThan(0);
+      expect(box.bottom).toBeLessThan(844);
+      await page.keyboard.type('Count the fleet');
+      expect(await prompt.inputValue()).toBe('Count the fleet');
+      expect(phone.errors).toEqual([]);
+    } finally {
+      await phone.close();
+    }
+  });
+
+  it('on a wide screen the run form sits beside the agent form, with no button to jump to it', async () => {
+    const { page } = browser;
+    await page.setViewportSize({ width: 1360, height: 900 });
+    await page.goto(`/agents/${encodeURIComponent(agentId)}`);
+    await page.getByRole('region', { name: 'Run this agent' }).getByLabel('Prompt').waitFor();
+    expect(await page.getByRole('button', { name: 'Run this agent' }).count()).toBe(0);
     expect(browser.errors).toEqual([]);
   });
 });

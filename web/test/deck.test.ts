@@ -28,6 +28,8 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
   /** Global ids by name; "Website relaunch" is created first, and a browser with no project remembered opens the oldest. */
   const projects: Record<string, string> = {};
   let agentGid: string;
+  /** Dee's session cookie. */
+  let deckerSession = '';
 
   /** Sets a budget through the API, as the budgets page does. */
   async function setBudget(period: 'DAILY' | 'MONTHLY', limit: bigint, project?: string) {
@@ -48,6 +50,7 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
     server = await startTestServer({ web: true });
     const account = await signUp(server, 'Dee Decker');
     api = account.api;
+    deckerSession = account.session;
 
     const created = (await api(CREATE_ORG, { input: { name: 'Spend Labs', timeZone: TIME_ZONE } })).createOrganization.organization;
     org = { gid: created.id, id: fromGlobalId(created.id, 'Organization') };
@@ -183,6 +186,30 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
     expect(await spendStat().innerText()).toMatch(/^Spend\s+103 %\s+\$31\.00 of \$30\.00 today, org-wide$/);
     expect(await spendStat().locator('dd').first().getAttribute('class')).toContain('text-error');
     await screenshot(page, 'spend-over');
+  });
+
+  it('sets the four stats two by two on a phone, so the runs start on the first screen', async () => {
+    const phone = await anotherContext(browser, { baseURL: server.url, viewport: { width: 390, height: 844 } });
+    try {
+      const { page } = phone;
+      await page.context().addCookies([{ name: 'hub_session', value: deckerSession, url: server.url, httpOnly: true }]);
+      await page.goto('/');
+      const stats = page.getByRole('main').getByTestId('deck-stat');
+      await stats.first().waitFor();
+      const boxes = await stats.evaluateAll((els) => els.map((el) => el.getBoundingClientRect()).map((r) => ({ top: r.top, left: r.left, right: r.right })));
+      expect(boxes).toHaveLength(4);
+      // Running beside Queued, Agents beside Spend, nothing wider than the screen.
+      expect(boxes[0]!.top).toBe(boxes[1]!.top);
+      expect(boxes[2]!.top).toBe(boxes[3]!.top);
+      expect(boxes[1]!.left).toBeGreaterThan(boxes[0]!.right);
+      expect(Math.max(...boxes.map((b) => b.right))).toBeLessThanOrEqual(390);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      const runs = page.getByRole('main').getByTestId('run-row').first();
+      expect(await runs.evaluate((el) => el.getBoundingClientRect().top)).toBeLessThan(844);
+      expect(phone.errors).toEqual([]);
+    } finally {
+      await phone.close();
+    }
   });
 
   it('logged no console errors, hydration warnings or page errors', () => {

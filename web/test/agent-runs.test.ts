@@ -162,6 +162,21 @@ describe("an agent's runs on the Runs page", { timeout: 60_000 }, () => {
     expect(await recent.getByText('Scouting now').count()).toBe(0);
   });
 
+  it("counts the agent page's recent runs' ages up as the page stays open", async () => {
+    const { page } = browser;
+    const watcher = await agent('Clockwatcher');
+    await server.rt.prisma.agentRun.create({
+      data: { organizationId, projectId, agentId: fromGlobalId(watcher, 'Agent'), status: 'SUCCEEDED', input: 'Tick check', output: 'Done.', createdAt: new Date(Date.now() - 5_000) },
+    });
+    await page.goto(`/agents/${encodeURIComponent(watcher)}`);
+    const age = page.getByRole('region', { name: 'Recent runs' }).getByRole('listitem').filter({ hasText: 'Tick check' }).locator('time');
+    const first = await age.innerText();
+    expect(first).toMatch(/^\d+s ago$/);
+    // Nothing happens to the run meanwhile: only the clock moves on.
+    await expect.poll(() => age.innerText(), { timeout: 20_000 }).not.toBe(first);
+    expect(Number.parseInt(await age.innerText(), 10)).toBeGreaterThan(Number.parseInt(first, 10));
+  });
+
   it('an archived agent still lists its runs, marked as archived', async () => {
     const { page } = browser;
     await account.api(`mutation($id: ID!) { archiveAgent(input: { id: $id }) { __typename } }`, { id: editor });

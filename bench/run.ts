@@ -11,8 +11,9 @@ import { machineInfo, renderTable, renderTargets, type BenchContext, type Benchm
 import { fanout } from './fanout.js';
 import { orchestration } from './orchestration.js';
 import { budget } from './budget.js';
+import { http } from './http.js';
 
-const benchmarks: Benchmark[] = [orchestration, fanout, budget];
+const benchmarks: Benchmark[] = [orchestration, fanout, budget, http];
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick') || process.env.BENCH_QUICK === '1';

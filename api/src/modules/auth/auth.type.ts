@@ -5,6 +5,8 @@ import * as auth from './auth.service.js';
 
 export const UserRef = builder.prismaNode('User', {
   id: { field: 'id' },
+  // Only the columns a query asks for: a read of users (a viewer, every member of a list) never loads a password hash.
+  select: { id: true },
   description: 'A person with an account.',
   fields: (t) => ({
     name: t.exposeString('name'),

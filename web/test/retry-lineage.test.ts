@@ -220,4 +220,40 @@ describe('the retry lineage, live', { timeout: 60_000 }, () => {
     expect(await page.getByTestId('run-status').innerText()).toBe('Failed');
     expect(browser.errors).toEqual([]);
   });
+
+  it('hands focus from Retry to the Open retry that replaces it when a retry started elsewhere arrives, and takes it from nothing else', async () => {
+    const { page } = browser;
+    /** The focused element's text, or BODY when focus was dropped. */
+    const focused = () =>
+      page.evaluate(() => (!document.activeElement || document.activeElement === document.body ? 'BODY' : (document.activeElement as HTMLElement).innerText.trim()));
+    /** The original's page, listening for its retry (as the test above makes sure). */
+    async function openListening(input: string) {
+      const original = await failedRun(input);
+      subscribed.length = 0;
+      await page.goto(path(original));
+      await page.getByRole('button', { name: 'Retry', exact: true }).waitFor();
+      await expect.poll(() => subscribed.includes('RunPageRetryUpdates')).toBe(true);
+      const probe = (await account.api(START_RUN, { input: { agentId, input: 'A run to show the page listens' } })).startRun.run.id as string;
+      await expect.poll(() => received.some((text) => text.includes(probe))).toBe(true);
+      return original;
+    }
+
+    const original = await openListening('Sort the inbox');
+    await page.getByRole('button', { name: 'Retry', exact: true }).focus();
+    const retry = await retryThroughTheApi(original);
+    const open = page.getByRole('link', { name: 'Open retry' });
+    await open.waitFor();
+    expect(await open.getAttribute('href')).toBe(path(retry));
+    await expect.poll(focused).toBe('Open retry');
+
+    // Focus somewhere else on the page stays where it is.
+    const other = await openListening('Sort the outbox');
+    const runsCrumb = page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Runs' });
+    await runsCrumb.focus();
+    await retryThroughTheApi(other);
+    await open.waitFor();
+    await page.waitForTimeout(300);
+    expect(await runsCrumb.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(browser.errors).toEqual([]);
+  });
 });

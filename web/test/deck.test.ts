@@ -206,6 +206,11 @@ describe('spend against budgets on the Command Deck', { timeout: 60_000 }, () =>
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
       const runs = page.getByRole('main').getByTestId('run-row').first();
       expect(await runs.evaluate((el) => el.getBoundingClientRect().top)).toBeLessThan(844);
+      // The recent runs fit too: nothing to scroll sideways for, each run's cost read beside its title.
+      const table = page.getByRole('main').locator('.scroll-x', { has: page.getByTestId('run-row') });
+      expect(await table.evaluate((el) => el.scrollWidth - el.clientWidth)).toBeLessThanOrEqual(0);
+      expect(await runs.getByTestId('run-figures').innerText()).toMatch(/\$[\d.,]+/);
+      expect(await runs.getByTestId('run-figures').evaluate((el) => el.getBoundingClientRect().right)).toBeLessThanOrEqual(390);
       expect(phone.errors).toEqual([]);
     } finally {
       await phone.close();

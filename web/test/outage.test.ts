@@ -55,8 +55,10 @@ describe('the live pages through a server outage', { timeout: 90_000 }, () => {
     const subscribes: { afterSeq: number }[] = [];
     page.on('websocket', (ws) => {
       ws.on('framesent', ({ payload }) => {
-        const message = JSON.parse(String(payload)) as { type: string; payload?: { variables?: { afterSeq: number } } };
-        if (message.type === 'subscribe' && message.payload?.variables) subscribes.push(message.payload.variables);
+        const message = JSON.parse(String(payload)) as { type: string; payload?: { variables?: { afterSeq?: number } } };
+        // The run's event stream only: once finished, the page also listens to the project's updates (for its retry).
+        const afterSeq = message.payload?.variables?.afterSeq;
+        if (message.type === 'subscribe' && afterSeq !== undefined) subscribes.push({ afterSeq });
       });
     });
     const started = await api(START_RUN, { input: { agentId, input: 'Outage check: list the launch tasks and their owners' } });

@@ -112,6 +112,22 @@ describe('the agent page', { timeout: 60_000 }, () => {
     expect(dialogs).toEqual([]);
   });
 
+  it('leaves for the list without asking once the agent is archived from its page, unsaved edits or not', async () => {
+    const { page } = browser;
+    const agent = await anAgent('Pruner');
+    await page.goto(agent.path);
+    await name().fill('Pruner, edited');
+    dialogs.length = 0;
+    answer = 'dismiss';
+    await page.getByRole('button', { name: 'Archive' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Archive' }).click();
+    await page.waitForURL((url) => url.pathname === '/agents');
+    expect(dialogs).toEqual([]);
+    const stored = await server.rt.prisma.agent.findUniqueOrThrow({ where: { id: agent.dbId } });
+    expect(stored.archivedAt).not.toBeNull();
+    expect(stored.name).toBe('Pruner');
+  });
+
   it("asks before reloading or closing the tab discards unsaved edits, with the browser's own prompt", async () => {
     const { page } = browser;
     const agent = await anAgent('Pruner');

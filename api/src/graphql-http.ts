@@ -3,7 +3,7 @@ import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import type { Express, Request, Response } from 'express';
 
 /** Why a body was refused, with its HTTP status: described to the client like Express's body-parser errors. */
-class BodyError extends Error {
+export class BodyError extends Error {
   constructor(
     readonly type: 'entity.parse.failed' | 'entity.too.large',
     readonly status: number,
@@ -21,7 +21,7 @@ export interface GraphQLHttpOptions<C extends BaseContext> {
   /** Where GraphQL is served, e.g. `/graphql`. */
   path: string;
   limitBytes: number;
-  /** The steps every response of the server goes through first (request id, security headers, CORS), in order. */
+  /** The headers every response of the server carries, in order; each must call `next` before returning. */
   steps: HeaderStep[];
   /**
    * The Express application whose request and response prototypes (`app.request`, `app.response`) the

@@ -41,11 +41,10 @@ export interface HubServer {
   close(): Promise<void>;
 }
 
-/** One bound for an HTTP body (on either GraphQL path) and a graphql-ws message. */
+const BODY_LIMIT = '1mb';
 const BODY_LIMIT_BYTES = 1024 * 1024;
-const BODY_LIMIT = `${BODY_LIMIT_BYTES / 1024 / 1024}mb`;
 /** The same 1 MB bound for one graphql-ws message as for one HTTP body. */
-const WS_MAX_PAYLOAD = BODY_LIMIT_BYTES;
+const WS_MAX_PAYLOAD = 1024 * 1024;
 /** Bytes a socket may have waiting to be sent before a subscription waits for it to drain. */
 const WS_HIGH_WATER = 64 * 1024;
 const SUGGESTION = / ?Did you mean(.+?)\?$/;
@@ -433,7 +432,7 @@ export async function createServer(rt: Runtime, opts: { webHandler?: RequestHand
       throw edgeGraphQLError(err);
     }
   };
-  app.use('/graphql', appCors, express.json({ limit: BODY_LIMIT_BYTES }), expressMiddleware(apollo, { context: graphqlContext }));
+  app.use('/graphql', appCors, express.json({ limit: BODY_LIMIT }), expressMiddleware(apollo, { context: graphqlContext }));
 
   app.use('/api', appCors);
   // A download is a request like any other: it waits for its charge to the request budget (429 past it).

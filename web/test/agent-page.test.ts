@@ -41,30 +41,17 @@ describe('the agent page', { timeout: 60_000 }, () => {
 
   const form = () => browser.page.getByRole('main').locator('form').filter({ has: browser.page.getByRole('button', { name: 'Save changes' }) });
   const breadcrumb = () => browser.page.getByRole('navigation', { name: 'Breadcrumb' });
-  /** Follows the Runs link of the app's navigation: a navigation inside the app. */
-  const toRuns = () => browser.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs' }).click();
-  const name = () => form().getByLabel('Name', { exact: true });
-
-  /** A new agent's page with its name edited and not saved; no dialog seen yet, and the next one dismissed. */
-  async function anEditedAgent(agentName: string) {
-    const agent = await anAgent(agentName);
-    await browser.page.goto(agent.path);
-    await name().fill(`${agentName}, edited`);
-    dialogs.length = 0;
-    answer = 'dismiss';
-    return agent;
-  }
 
   it('its breadcrumb names the agent, after a link back to Agents, and follows a rename', async () => {
     const { page } = browser;
     const agent = await anAgent('Pollinator');
     await page.goto(agent.path);
-    await name().waitFor();
+    await form().getByLabel('Name', { exact: true }).waitFor();
     expect((await breadcrumb().innerText()).replace(/\s+/g, ' ').trim()).toBe('Agents / Pollinator');
     expect(await breadcrumb().getByText('Greenhouse').count()).toBe(0);
     expect(await breadcrumb().locator('[aria-current="page"]').innerText()).toBe('Pollinator');
 
-    await name().fill('Pollinator II');
+    await form().getByLabel('Name', { exact: true }).fill('Pollinator II');
     await form().getByRole('button', { name: 'Save changes' }).click();
     await form().getByRole('status').getByText('Saved').waitFor();
     expect((await breadcrumb().innerText()).replace(/\s+/g, ' ').trim()).toBe('Agents / Pollinator II');
@@ -73,9 +60,17 @@ describe('the agent page', { timeout: 60_000 }, () => {
     await page.waitForURL((url) => url.pathname === '/agents');
   });
 
+  /** Follows the Runs link of the app's navigation: a navigation inside the app. */
+  const toRuns = () => browser.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs' }).click();
+  const name = () => form().getByLabel('Name', { exact: true });
+
   it('asks before a link inside the app discards unsaved edits: dismissed, the page and the edit stay; accepted, it leaves', async () => {
     const { page } = browser;
-    const agent = await anEditedAgent('Gardener');
+    const agent = await anAgent('Gardener');
+    await page.goto(agent.path);
+    await name().fill('Gardener, edited');
+    dialogs.length = 0;
+    answer = 'dismiss';
     await toRuns();
     await expect.poll(() => dialogs).toEqual(['confirm']);
     // Give a navigation that was not stopped the time to happen.
@@ -119,7 +114,11 @@ describe('the agent page', { timeout: 60_000 }, () => {
 
   it('leaves for the list without asking once the agent is archived from its page, unsaved edits or not', async () => {
     const { page } = browser;
-    const agent = await anEditedAgent('Pruner');
+    const agent = await anAgent('Pruner');
+    await page.goto(agent.path);
+    await name().fill('Pruner, edited');
+    dialogs.length = 0;
+    answer = 'dismiss';
     await page.getByRole('button', { name: 'Archive' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Archive' }).click();
     await page.waitForURL((url) => url.pathname === '/agents');
@@ -131,7 +130,11 @@ describe('the agent page', { timeout: 60_000 }, () => {
 
   it("asks before reloading or closing the tab discards unsaved edits, with the browser's own prompt", async () => {
     const { page } = browser;
-    const agent = await anEditedAgent('Pruner');
+    const agent = await anAgent('Pruner');
+    await page.goto(agent.path);
+    await name().fill('Pruner, edited');
+    dialogs.length = 0;
+    answer = 'dismiss';
     // Not awaited as a navigation: dismissed, there is none.
     await page.evaluate(() => location.reload());
     await expect.poll(() => dialogs).toEqual(['beforeunload']);
